@@ -1,6 +1,184 @@
 //! rubric-compiler: the policy language's front end and lowering. Pure: it reads no files and
-//! touches no network; callers hand it names and texts (and, for imports, a [`ModuleProvider`]).
+//! touches no network; callers hand it names and texts, and for imports a [`ModuleProvider`].
+//!
+//! The passes hand each other phase-typed results: [`syntax`] (text → tree with spans),
+//! [`resolve`] (modules, scopes, types of declarations), [`check`] (expressions, ranges, weights,
+//! grades, rules, examples, pipelines). [`check_source`] runs them all.
 
+pub mod check;
 pub mod diagnostics;
+pub mod resolve;
 pub mod source;
+pub mod stdlib;
 pub mod syntax;
+
+pub use check::PolicyInfo;
+pub use diagnostics::{Code, Diagnostic, Diagnostics, ErrorFormat, Severity};
+pub use resolve::{LoadError, LoadedSource, MemoryModules, ModuleProvider, NoModules, Program};
+pub use source::{FileId, Sources, Span};
+pub use syntax::Limits;
+
+use check::pipeline::{PolicyOutline, check_pipeline};
+use resolve::{Resolver, ScopeId};
+use syntax::ast::{PipelineDecl, PolicyDecl, SourceTree, TopItem};
+
+/// How to check.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub limits: Limits,
+}
+
+/// Everything one check produced: the files read, the diagnostics (sorted), and what was
+/// learned, for lowering and tools.
+#[derive(Debug)]
+pub struct Checked {
+    pub sources: Sources,
+    pub root: FileId,
+    pub diagnostics: Vec<Diagnostic>,
+    pub tree: Option<SourceTree>,
+    pub program: Program,
+    pub policy: Option<PolicyInfo>,
+    pub policy_scope: Option<ScopeId>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn warning_count(&self) -> usize {
+        self.diagnostics.len() - self.error_count()
+    }
+
+    /// The policy declared in the checked file, if any.
+    pub fn policy_decl(&self) -> Option<&PolicyDecl> {
+        self.tree.as_ref()?.items.iter().find_map(|i| match i {
+            TopItem::Policy(p) => Some(p),
+            _ => None,
+        })
+    }
+}
+
+/// Parses, resolves and checks one file. Never panics: every problem is a diagnostic.
+pub fn check_source(
+    name: &str,
+    text: &str,
+    provider: &mut dyn ModuleProvider,
+    options: &Options,
+) -> Checked {
+    let mut sources = Sources::new();
+    let root = sources.add(name, text);
+    let mut diagnostics = Diagnostics::new();
+    let parsed = syntax::parse(root, text, &options.limits);
+    diagnostics.extend(parsed.diagnostics);
+    let Some(tree) = parsed.tree else {
+        return Checked {
+            sources,
+            root,
+            diagnostics: diagnostics.into_sorted(),
+            tree: None,
+            program: Program::default(),
+            policy: None,
+            policy_scope: None,
+        };
+    };
+
+    let mut resolver = Resolver::new(&mut sources, &mut diagnostics, provider, options.limits);
+    let mut main: Option<(ScopeId, Option<&PolicyDecl>)> = None;
+    let mut pipelines: Vec<&PipelineDecl> = Vec::new();
+    for item in &tree.items {
+        match item {
+            TopItem::Pipeline(p) => pipelines.push(p),
+            TopItem::Policy(_) | TopItem::Module(_) if main.is_some() => {
+                let span = match item {
+                    TopItem::Policy(p) => p.name.span,
+                    TopItem::Module(m) => m.path.span,
+                    TopItem::Pipeline(p) => p.name.span,
+                };
+                resolver.diagnostics.push(
+                    Diagnostic::new(Code::MisplacedItem, "a file holds one policy or one module")
+                        .at(span, "a second one")
+                        .help("move it into a file of its own"),
+                );
+            }
+            TopItem::Policy(p) => {
+                let scope = resolver.scope_for(root, None, &p.items);
+                main = Some((scope, Some(p)));
+            }
+            TopItem::Module(m) => {
+                resolver.misplaced_in_module(&m.items);
+                let scope = resolver.scope_for(root, Some(m.path.raw.clone()), &m.items);
+                main = Some((scope, None));
+            }
+        }
+    }
+    // A pipeline in its own file checks against the policy it names, beside it.
+    let mut outside: Option<(String, PolicyDecl, ScopeId)> = None;
+    if main.is_none() {
+        if let Some(first) = pipelines.first() {
+            let wanted = first.policy.name.clone();
+            match resolver.load_policy(&first.policy) {
+                Some((decl, scope)) => outside = Some((wanted, decl, scope)),
+                None => {}
+            }
+        }
+    }
+    let program = std::mem::take(&mut resolver.program);
+    drop(resolver);
+
+    check::check_definitions(&program, &mut diagnostics);
+    let mut policy = None;
+    let mut policy_scope = None;
+    if let Some((scope, Some(decl))) = main {
+        policy = Some(check::check_policy(&program, scope, decl, &mut diagnostics));
+        policy_scope = Some(scope);
+    } else if let Some((_, decl, scope)) = &outside {
+        // Its own problems are reported when it is checked itself; here only its outline counts.
+        let mut quiet = Diagnostics::new();
+        policy = Some(check::check_policy(&program, *scope, decl, &mut quiet));
+        policy_scope = Some(*scope);
+    }
+    for p in pipelines {
+        match &policy {
+            Some(info) => {
+                let outline = PolicyOutline {
+                    name: &info.name,
+                    dimensions: info.dimensions.iter().map(|d| d.name.as_str()).collect(),
+                };
+                check_pipeline(p, Some(&outline), &mut diagnostics);
+            }
+            None => {
+                if main.is_some() || outside.is_none() {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::PipelinePolicy,
+                            format!(
+                                "no policy named `{}` is beside this pipeline",
+                                p.policy.name
+                            ),
+                        )
+                        .at(p.policy.span, "not found")
+                        .help(format!(
+                            "put the pipeline in `{0}.policy`, or beside it in the same folder",
+                            p.policy.name
+                        )),
+                    );
+                }
+                check_pipeline(p, None, &mut diagnostics);
+            }
+        }
+    }
+    Checked {
+        sources,
+        root,
+        diagnostics: diagnostics.into_sorted(),
+        tree: Some(tree),
+        program,
+        policy,
+        policy_scope,
+    }
+}

@@ -1,1 +1,4 @@
+//! rubric-runtime: everything that touches files, data and models. For now: loading policy
+//! projects from disk for the pure compiler; labeling, data, training and serving join it.
 
+pub mod project;

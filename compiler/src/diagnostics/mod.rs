@@ -124,9 +124,8 @@ impl Diagnostics {
 
     /// Sorted by file and position, then code; duplicates (same code at the same span) dropped.
     pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.items.sort_by(|a, b| {
-            (a.span(), a.code, &a.message).cmp(&(b.span(), b.code, &b.message))
-        });
+        self.items
+            .sort_by(|a, b| (a.span(), a.code, &a.message).cmp(&(b.span(), b.code, &b.message)));
         self.items
             .dedup_by(|a, b| a.code == b.code && a.span() == b.span() && a.message == b.message);
         self.items
@@ -143,7 +142,10 @@ impl IntoIterator for Diagnostics {
 
 /// "Did you mean": the candidate closest to `name`, when it is close enough to be a likely typo.
 /// The one fuzzy-match helper every diagnostic uses.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = name.to_lowercase();
     candidates
         .into_iter()
@@ -173,7 +175,10 @@ pub fn suggestion_help<'a>(
         0 => None,
         1..=8 => Some(format!(
             "the {what} here are {}",
-            all.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+            all.iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         _ => None,
     }

@@ -340,7 +340,11 @@ pub enum Expectation {
         span: Span,
     },
     /// `expect rule onsite_needs_presence fires` / `does not fire`.
-    Rule { rule: Ident, fires: bool, span: Span },
+    Rule {
+        rule: Ident,
+        fires: bool,
+        span: Span,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

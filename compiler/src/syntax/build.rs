@@ -62,7 +62,11 @@ impl Builder {
 
     fn docs(&self, pair: &Pair<'_, Rule>) -> Docs {
         let mut docs = Docs::default();
-        for p in pair.clone().into_inner().filter(|p| p.as_rule() == Rule::doc) {
+        for p in pair
+            .clone()
+            .into_inner()
+            .filter(|p| p.as_rule() == Rule::doc)
+        {
             let text = p.as_str().trim_start_matches("///");
             let text = text.strip_prefix(' ').unwrap_or(text).trim_end();
             docs.lines.push(text.to_string());
@@ -220,7 +224,9 @@ impl Builder {
     fn entity(&mut self, pair: Pair<'_, Rule>) -> EntityDecl {
         let span = self.span(&pair);
         let docs = self.docs(&pair);
-        let name = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
+        let name = self
+            .first_name(&pair)
+            .unwrap_or_else(|| missing_ident(span));
         let fields = pair
             .into_inner()
             .filter(|p| p.as_rule() == Rule::field_decl)
@@ -277,7 +283,9 @@ impl Builder {
     fn enum_decl(&mut self, pair: Pair<'_, Rule>) -> EnumDecl {
         let span = self.span(&pair);
         let docs = self.docs(&pair);
-        let name = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
+        let name = self
+            .first_name(&pair)
+            .unwrap_or_else(|| missing_ident(span));
         let mut variants = Vec::new();
         let mut commas = None;
         let mut angles = None;
@@ -318,13 +326,16 @@ impl Builder {
     fn pair_decl(&mut self, pair: Pair<'_, Rule>) -> PairDecl {
         let span = self.span(&pair);
         let docs = self.docs(&pair);
-        let mut roles = pair.into_inner().filter(|p| p.as_rule() == Rule::role).map(|r| {
-            let names = self.names(&r);
-            let mut it = names.into_iter();
-            let name = it.next().unwrap_or_else(|| missing_ident(span));
-            let entity = it.next().unwrap_or_else(|| missing_ident(span));
-            Role { name, entity }
-        });
+        let mut roles = pair
+            .into_inner()
+            .filter(|p| p.as_rule() == Rule::role)
+            .map(|r| {
+                let names = self.names(&r);
+                let mut it = names.into_iter();
+                let name = it.next().unwrap_or_else(|| missing_ident(span));
+                let entity = it.next().unwrap_or_else(|| missing_ident(span));
+                Role { name, entity }
+            });
         let query = roles.next().unwrap_or_else(|| missing_role(span));
         let candidate = roles.next().unwrap_or_else(|| missing_role(span));
         PairDecl {
@@ -338,7 +349,9 @@ impl Builder {
     fn table(&mut self, pair: Pair<'_, Rule>) -> TableDecl {
         let span = self.span(&pair);
         let docs = self.docs(&pair);
-        let name = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
+        let name = self
+            .first_name(&pair)
+            .unwrap_or_else(|| missing_ident(span));
         let mut keys = Vec::new();
         let mut value = None;
         let mut default = None;
@@ -360,10 +373,7 @@ impl Builder {
                     for e in p.into_inner() {
                         match e.as_rule() {
                             Rule::table_key => {
-                                ekeys = e
-                                    .into_inner()
-                                    .filter_map(|k| self.literal(k))
-                                    .collect();
+                                ekeys = e.into_inner().filter_map(|k| self.literal(k)).collect();
                             }
                             _ => {
                                 if let Some(l) = self.literal(e) {
@@ -406,11 +416,9 @@ impl Builder {
             Rule::boolean => LiteralKind::Bool(pair.as_str() == "true"),
             Rule::abstain => LiteralKind::Abstain,
             Rule::path | Rule::enum_value => LiteralKind::Name(self.names(&pair)),
-            Rule::value_list => LiteralKind::List(
-                pair.into_inner()
-                    .filter_map(|p| self.literal(p))
-                    .collect(),
-            ),
+            Rule::value_list => {
+                LiteralKind::List(pair.into_inner().filter_map(|p| self.literal(p)).collect())
+            }
             _ => return None,
         };
         Some(Literal { kind, span })
@@ -419,7 +427,9 @@ impl Builder {
     fn fn_decl(&mut self, pair: Pair<'_, Rule>) -> FnDecl {
         let span = self.span(&pair);
         let docs = self.docs(&pair);
-        let name = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
+        let name = self
+            .first_name(&pair)
+            .unwrap_or_else(|| missing_ident(span));
         let mut params = Vec::new();
         let mut result = None;
         let mut declared_range = None;
@@ -444,7 +454,11 @@ impl Builder {
                         .map(|n| self.number(&n))
                         .collect();
                     if let [lo, hi] = bounds[..] {
-                        declared_range = Some(DeclaredRange { lo, hi, span: rspan });
+                        declared_range = Some(DeclaredRange {
+                            lo,
+                            hi,
+                            span: rspan,
+                        });
                     }
                 }
                 Rule::expr => body = Some(self.expr(p)),
@@ -465,7 +479,9 @@ impl Builder {
     fn dimension(&mut self, pair: Pair<'_, Rule>) -> DimensionDecl {
         let span = self.span(&pair);
         let docs = self.docs(&pair);
-        let name = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
+        let name = self
+            .first_name(&pair)
+            .unwrap_or_else(|| missing_ident(span));
         let mut weight = 0.0;
         let mut weight_span = span;
         let mut lets = Vec::new();
@@ -572,7 +588,9 @@ impl Builder {
     fn rule(&mut self, pair: Pair<'_, Rule>) -> RuleDecl {
         let span = self.span(&pair);
         let docs = self.docs(&pair);
-        let name = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
+        let name = self
+            .first_name(&pair)
+            .unwrap_or_else(|| missing_ident(span));
         let mut condition = None;
         let mut action = RuleAction::Exclude;
         let mut action_span = span;
@@ -647,7 +665,10 @@ impl Builder {
                     let role = self.first_name(&p).unwrap_or_else(|| missing_ident(rspan));
                     let mut fields = Vec::new();
                     if let Some(record) = p.into_inner().find(|r| r.as_rule() == Rule::record) {
-                        for f in record.into_inner().filter(|f| f.as_rule() == Rule::record_field) {
+                        for f in record
+                            .into_inner()
+                            .filter(|f| f.as_rule() == Rule::record_field)
+                        {
                             let fspan = self.span(&f);
                             let fname = self.first_name(&f).unwrap_or_else(|| missing_ident(fspan));
                             let value = f
@@ -688,7 +709,9 @@ impl Builder {
             .into_inner()
             .find(|p| matches!(p.as_rule(), Rule::expect_rule | Rule::expect_compare))?;
         if inner.as_rule() == Rule::expect_rule {
-            let rule = self.first_name(&inner).unwrap_or_else(|| missing_ident(span));
+            let rule = self
+                .first_name(&inner)
+                .unwrap_or_else(|| missing_ident(span));
             let fires = inner.into_inner().any(|p| p.as_rule() == Rule::fires);
             return Some(Expectation::Rule { rule, fires, span });
         }
@@ -773,7 +796,9 @@ impl Builder {
             }
             Rule::teacher_block => {
                 let docs = self.docs(&pair);
-                let name = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
+                let name = self
+                    .first_name(&pair)
+                    .unwrap_or_else(|| missing_ident(span));
                 let mut teacher = TeacherDecl {
                     docs,
                     name,
@@ -816,7 +841,10 @@ impl Builder {
                         Rule::train_stmt => student.train.extend(self.settings_of(p)),
                         Rule::features_stmt => student.features.extend(self.names(&p)),
                         Rule::regularize_stmt => {
-                            for s in p.into_inner().filter(|s| s.as_rule() == Rule::numeric_setting) {
+                            for s in p
+                                .into_inner()
+                                .filter(|s| s.as_rule() == Rule::numeric_setting)
+                            {
                                 student.regularize.extend(self.setting(s));
                             }
                         }
@@ -827,9 +855,13 @@ impl Builder {
                             let mut temperature = None;
                             for d in p.into_inner() {
                                 match d.as_rule() {
-                                    Rule::name if teacher.is_none() => teacher = Some(self.ident(&d)),
+                                    Rule::name if teacher.is_none() => {
+                                        teacher = Some(self.ident(&d))
+                                    }
                                     Rule::name => loss_name = Some(self.ident(&d)),
-                                    Rule::signed_number => weight = (self.number(&d), self.span(&d)),
+                                    Rule::signed_number => {
+                                        weight = (self.number(&d), self.span(&d))
+                                    }
                                     Rule::temperature => temperature = self.temperature(d),
                                     _ => {}
                                 }
@@ -853,13 +885,18 @@ impl Builder {
                             let mut against = None;
                             for d in p.into_inner() {
                                 match d.as_rule() {
-                                    Rule::signed_number => numbers.push((self.number(&d), self.span(&d))),
-                                    Rule::integer => rebalance_every = Some((self.integer(&d), self.span(&d))),
+                                    Rule::signed_number => {
+                                        numbers.push((self.number(&d), self.span(&d)))
+                                    }
+                                    Rule::integer => {
+                                        rebalance_every = Some((self.integer(&d), self.span(&d)))
+                                    }
                                     Rule::name => against = Some(self.ident(&d)),
                                     _ => {}
                                 }
                             }
-                            let (weight, weight_span) = numbers.first().copied().unwrap_or((0.0, pspan));
+                            let (weight, weight_span) =
+                                numbers.first().copied().unwrap_or((0.0, pspan));
                             let (tolerance, tolerance_span) =
                                 numbers.get(1).copied().unwrap_or((0.0, pspan));
                             student.drift.push(DriftDecl {
@@ -894,9 +931,14 @@ impl Builder {
                 decl.students.push(student);
             }
             Rule::quantize_block => {
-                let scheme = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
+                let scheme = self
+                    .first_name(&pair)
+                    .unwrap_or_else(|| missing_ident(span));
                 let mut prune_heads_below = None;
-                for p in pair.into_inner().filter(|p| p.as_rule() == Rule::prune_stmt) {
+                for p in pair
+                    .into_inner()
+                    .filter(|p| p.as_rule() == Rule::prune_stmt)
+                {
                     if let Some(n) = p.into_inner().find(|n| n.as_rule() == Rule::signed_number) {
                         prune_heads_below = Some((self.number(&n), self.span(&n)));
                     }
@@ -909,7 +951,10 @@ impl Builder {
             }
             Rule::monitor_block => {
                 let mut alerts = Vec::new();
-                for p in pair.into_inner().filter(|p| p.as_rule() == Rule::alert_stmt) {
+                for p in pair
+                    .into_inner()
+                    .filter(|p| p.as_rule() == Rule::alert_stmt)
+                {
                     let aspan = self.span(&p);
                     let mut metric = None;
                     let mut op = CompareOp::Gt;
@@ -919,9 +964,13 @@ impl Builder {
                         match a.as_rule() {
                             Rule::metric => metric = Some(self.ident(&a)),
                             Rule::compare_op => op = compare_op(&a),
-                            Rule::duration => threshold = (Threshold::Duration(self.duration(&a)), s),
+                            Rule::duration => {
+                                threshold = (Threshold::Duration(self.duration(&a)), s)
+                            }
                             Rule::percent => threshold = (Threshold::Percent(self.percent(&a)), s),
-                            Rule::signed_number => threshold = (Threshold::Number(self.number(&a)), s),
+                            Rule::signed_number => {
+                                threshold = (Threshold::Number(self.number(&a)), s)
+                            }
                             _ => {}
                         }
                     }
@@ -943,7 +992,9 @@ impl Builder {
         let span = self.span(&pair);
         match pair.as_rule() {
             Rule::source_stmt => {
-                let name = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
+                let name = self
+                    .first_name(&pair)
+                    .unwrap_or_else(|| missing_ident(span));
                 let mut path = String::new();
                 let mut path_span = span;
                 let mut clean = Vec::new();
@@ -972,7 +1023,9 @@ impl Builder {
                 });
             }
             Rule::synthetic_stmt => {
-                let from = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
+                let from = self
+                    .first_name(&pair)
+                    .unwrap_or_else(|| missing_ident(span));
                 let settings = pair
                     .into_inner()
                     .find(|p| p.as_rule() == Rule::settings)
@@ -1029,7 +1082,9 @@ impl Builder {
         let span = self.span(&pair);
         Some(match pair.as_rule() {
             Rule::drop_when => {
-                let name = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
+                let name = self
+                    .first_name(&pair)
+                    .unwrap_or_else(|| missing_ident(span));
                 let condition = pair
                     .into_inner()
                     .find(|p| p.as_rule() == Rule::expr)
@@ -1041,10 +1096,12 @@ impl Builder {
                 }
             }
             Rule::drop_outliers => {
-                let field = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
-                let how = pair
-                    .into_inner()
-                    .find(|p| matches!(p.as_rule(), Rule::outlier_sigma | Rule::outlier_quantile))?;
+                let field = self
+                    .first_name(&pair)
+                    .unwrap_or_else(|| missing_ident(span));
+                let how = pair.into_inner().find(|p| {
+                    matches!(p.as_rule(), Rule::outlier_sigma | Rule::outlier_quantile)
+                })?;
                 let is_sigma = how.as_rule() == Rule::outlier_sigma;
                 let value = how
                     .into_inner()
@@ -1096,7 +1153,9 @@ impl Builder {
 
     fn loss(&mut self, pair: Pair<'_, Rule>) -> LossDecl {
         let span = self.span(&pair);
-        let kind = self.first_name(&pair).unwrap_or_else(|| missing_ident(span));
+        let kind = self
+            .first_name(&pair)
+            .unwrap_or_else(|| missing_ident(span));
         let temperature = pair
             .into_inner()
             .find(|p| p.as_rule() == Rule::temperature)
@@ -1175,8 +1234,11 @@ impl Builder {
             _ => {
                 let span = self.span(pair);
                 self.error(
-                    Diagnostic::new(Code::SyntaxInvalidLiteral, format!("`{text}` is not a percent"))
-                        .at(span, "this percent"),
+                    Diagnostic::new(
+                        Code::SyntaxInvalidLiteral,
+                        format!("`{text}` is not a percent"),
+                    )
+                    .at(span, "this percent"),
                 );
                 0.0
             }
@@ -1202,8 +1264,11 @@ impl Builder {
             _ => {
                 let span = self.span(pair);
                 self.error(
-                    Diagnostic::new(Code::SyntaxInvalidLiteral, format!("`{text}` is not a duration"))
-                        .at(span, "this duration"),
+                    Diagnostic::new(
+                        Code::SyntaxInvalidLiteral,
+                        format!("`{text}` is not a duration"),
+                    )
+                    .at(span, "this duration"),
                 );
                 0.0
             }
@@ -1217,8 +1282,11 @@ impl Builder {
             Err(_) => {
                 let span = self.span(pair);
                 self.error(
-                    Diagnostic::new(Code::SyntaxInvalidLiteral, format!("`{text}` is too large a whole number"))
-                        .at(span, "this number"),
+                    Diagnostic::new(
+                        Code::SyntaxInvalidLiteral,
+                        format!("`{text}` is too large a whole number"),
+                    )
+                    .at(span, "this number"),
                 );
                 0
             }

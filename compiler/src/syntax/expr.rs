@@ -100,7 +100,13 @@ impl Builder {
                 Code::SyntaxTooDeep,
                 format!("this expression nests more than {limit} levels deep"),
             )
-            .at(Span { end: span.start.saturating_add(1).min(span.end), ..span }, "the expression starts here")
+            .at(
+                Span {
+                    end: span.start.saturating_add(1).min(span.end),
+                    ..span
+                },
+                "the expression starts here",
+            )
             .help("name the inner parts with `let` or a `fn` so each expression stays shallow"),
         );
     }
@@ -168,7 +174,10 @@ impl Builder {
                 leaf(ExprKind::Path(names))
             }
             Rule::paren => {
-                let (inner, d) = self.sub_exprs(pair).pop().unwrap_or((missing_expr(span), 1));
+                let (inner, d) = self
+                    .sub_exprs(pair)
+                    .pop()
+                    .unwrap_or((missing_expr(span), 1));
                 (
                     Expr {
                         kind: ExprKind::Paren(Box::new(inner)),
@@ -303,7 +312,8 @@ impl Builder {
                             });
                         }
                         Rule::otherwise_arm => {
-                            let (body, d) = self.sub_exprs(p).pop().unwrap_or((missing_expr(aspan), 1));
+                            let (body, d) =
+                                self.sub_exprs(p).pop().unwrap_or((missing_expr(aspan), 1));
                             depth = depth.max(d + 1);
                             otherwise = Some(Box::new(body));
                         }

@@ -80,10 +80,7 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
         match PolicyParser::parse(Rule::file, text) {
             Ok(mut pairs) => {
                 let mut builder = build::Builder::new(file, 0, limits.max_depth);
-                let items = pairs
-                    .next()
-                    .map(|p| builder.file(p))
-                    .unwrap_or_default();
+                let items = pairs.next().map(|p| builder.file(p)).unwrap_or_default();
                 diagnostics.extend(builder.finish());
                 let tree = SourceTree { items, comments };
                 return Parsed {
@@ -185,7 +182,12 @@ fn token_len(text: &str, at: usize) -> usize {
 }
 
 /// The one place a pest error becomes a diagnostic, with the expected tokens in words.
-fn from_pest(file: FileId, text: &str, base: usize, error: &pest::error::Error<Rule>) -> Diagnostic {
+fn from_pest(
+    file: FileId,
+    text: &str,
+    base: usize,
+    error: &pest::error::Error<Rule>,
+) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
     let offset = scan::skip_trivia(
         text,
@@ -206,9 +208,18 @@ fn from_pest(file: FileId, text: &str, base: usize, error: &pest::error::Error<R
     if expected.iter().any(|e| *e == "`if`" || *e == "`match`") {
         // The start of an expression: say so once instead of listing every way to begin one.
         const STARTS: &[&str] = &[
-            "`(`", "`[`", "`if`", "`match`", "`when`", "`true` or `false`", "a number",
-            "a percent, like `40%`", "a string in double quotes", "a duration like `20ms`",
-            "a name", "an expression",
+            "`(`",
+            "`[`",
+            "`if`",
+            "`match`",
+            "`when`",
+            "`true` or `false`",
+            "a number",
+            "a percent, like `40%`",
+            "a string in double quotes",
+            "a duration like `20ms`",
+            "a name",
+            "an expression",
         ];
         expected.retain(|e| !STARTS.contains(e));
         expected.insert(0, "an expression");
@@ -224,8 +235,8 @@ fn from_pest(file: FileId, text: &str, base: usize, error: &pest::error::Error<R
             expected.len() - 5
         ),
     };
-    let mut diagnostic = Diagnostic::new(Code::SyntaxUnexpected, format!("unexpected {token}"))
-        .at(span, label);
+    let mut diagnostic =
+        Diagnostic::new(Code::SyntaxUnexpected, format!("unexpected {token}")).at(span, label);
     if let Some(help) = hint(&expected, &token) {
         diagnostic = diagnostic.help(help);
     }
@@ -287,7 +298,11 @@ fn describe(rule: Rule) -> Option<&'static str> {
         | R::overall_grade
         | R::example_decl
         | R::min_coverage_decl => "an item (dimension, entity, rule, ...)",
-        R::data_block | R::teacher_block | R::student_block | R::quantize_block | R::monitor_block => {
+        R::data_block
+        | R::teacher_block
+        | R::student_block
+        | R::quantize_block
+        | R::monitor_block => {
             "a pipeline block (`data`, `teacher`, `student`, `quantize`, `monitor`)"
         }
         R::module_path => "a module path like `std.text`",
@@ -350,8 +365,16 @@ fn describe(rule: Rule) -> Option<&'static str> {
         R::metric => "a metric name",
         R::settings => "`{`",
         R::setting | R::numeric_setting => "a setting like `layers 6`",
-        R::expr | R::paren | R::list | R::call | R::lookup | R::path | R::if_expr | R::match_expr
-        | R::when_expr | R::abstain => "an expression",
+        R::expr
+        | R::paren
+        | R::list
+        | R::call
+        | R::lookup
+        | R::path
+        | R::if_expr
+        | R::match_expr
+        | R::when_expr
+        | R::abstain => "an expression",
         R::not_op | R::neg => "an expression",
         R::or_op | R::and_op => "`and` or `or`",
         R::eq | R::ne | R::le | R::ge | R::lt | R::gt => "a comparison operator",

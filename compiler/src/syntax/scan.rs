@@ -54,18 +54,19 @@ impl Problem {
             )
             .at(span, "the limit is passed here")
             .help("name the inner parts with `let` or a `fn` so each expression stays shallow"),
-            ProblemKind::Unclosed => Diagnostic::new(
-                Code::SyntaxUnclosed,
-                format!("this `{ch}` is never closed"),
-            )
-            .at(span, "opened here")
-            .help(format!("add the matching `{}`", char::from(closing(self.ch)))),
-            ProblemKind::Unopened => Diagnostic::new(
-                Code::SyntaxUnclosed,
-                format!("this `{ch}` closes nothing"),
-            )
-            .at(span, "no bracket is open here")
-            .help("remove it, or add the opening bracket it was meant to close"),
+            ProblemKind::Unclosed => {
+                Diagnostic::new(Code::SyntaxUnclosed, format!("this `{ch}` is never closed"))
+                    .at(span, "opened here")
+                    .help(format!(
+                        "add the matching `{}`",
+                        char::from(closing(self.ch))
+                    ))
+            }
+            ProblemKind::Unopened => {
+                Diagnostic::new(Code::SyntaxUnclosed, format!("this `{ch}` closes nothing"))
+                    .at(span, "no bracket is open here")
+                    .help("remove it, or add the opening bracket it was meant to close")
+            }
             ProblemKind::Mismatched => {
                 let mut d = Diagnostic::new(
                     Code::SyntaxUnclosed,
@@ -74,7 +75,10 @@ impl Problem {
                 .at(span, "closes here");
                 if let Some((at, open)) = self.other {
                     d = d
-                        .with(Span::new(file, at, at + 1), format!("`{}` opened here", char::from(open)))
+                        .with(
+                            Span::new(file, at, at + 1),
+                            format!("`{}` opened here", char::from(open)),
+                        )
                         .help(format!("close it with `{}`", char::from(closing(open))));
                 }
                 d
@@ -264,7 +268,10 @@ pub fn scan(text: &str, max_depth: u32) -> Scanned {
             continue;
         }
         // Any other character: one token (a UTF-8 sequence counts as one).
-        let len = text.get(i..).and_then(|r| r.chars().next()).map_or(1, char::len_utf8);
+        let len = text
+            .get(i..)
+            .and_then(|r| r.chars().next())
+            .map_or(1, char::len_utf8);
         i += len;
         out.tokens.push(Token {
             kind: TokenKind::Other,
@@ -334,11 +341,12 @@ pub fn segments(text: &str, tokens: &[Token]) -> Vec<Segment> {
     let mut idx = 0;
     while let Some(t) = tokens.get(idx) {
         idx += 1;
-        let close = |current: &mut Option<(SegmentKind, usize)>, out: &mut Vec<Segment>, end: usize| {
-            if let Some((kind, start)) = current.take() {
-                out.push(Segment { kind, start, end });
-            }
-        };
+        let close =
+            |current: &mut Option<(SegmentKind, usize)>, out: &mut Vec<Segment>, end: usize| {
+                if let Some((kind, start)) = current.take() {
+                    out.push(Segment { kind, start, end });
+                }
+            };
         match body {
             None => {
                 if t.depth != 0 {
@@ -464,7 +472,9 @@ pub fn skip_trivia(text: &str, mut offset: usize) -> usize {
     loop {
         match bytes.get(offset) {
             Some(b' ' | b'\t' | b'\r' | b'\n') => offset += 1,
-            Some(b'/') if bytes.get(offset + 1) == Some(&b'/') && bytes.get(offset + 2) != Some(&b'/') => {
+            Some(b'/')
+                if bytes.get(offset + 1) == Some(&b'/') && bytes.get(offset + 2) != Some(&b'/') =>
+            {
                 offset = text
                     .get(offset..)
                     .and_then(|r| r.find('\n'))

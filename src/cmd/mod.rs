@@ -1,0 +1,66 @@
+//! Subcommands: each file parses its arguments (clap) and calls the libraries.
+
+mod check;
+mod explain;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+/// rubric: turn a product policy into a production recommender model.
+#[derive(Debug, Parser)]
+#[command(name = "rubric", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check policy files: syntax, names, types, score ranges, weights, grades, rules, examples
+    /// and pipelines.
+    Check(check::Args),
+    /// Print the long explanation of a diagnostic code, like `rubric::check::weights_sum`.
+    Explain(explain::Args),
+}
+
+/// How diagnostics are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ErrorFormat {
+    /// Underlined source, for people.
+    #[default]
+    Human,
+    /// Narrated text, for screen readers and logs.
+    Plain,
+    /// One JSON object a line, for tools.
+    Json,
+}
+
+impl From<ErrorFormat> for rubric_compiler::ErrorFormat {
+    fn from(f: ErrorFormat) -> Self {
+        match f {
+            ErrorFormat::Human => rubric_compiler::ErrorFormat::Human,
+            ErrorFormat::Plain => rubric_compiler::ErrorFormat::Plain,
+            ErrorFormat::Json => rubric_compiler::ErrorFormat::Json,
+        }
+    }
+}
+
+/// When to colour human output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// Exit statuses: 0 clean (warnings allowed), 1 problems in the input, 2 usage or IO errors.
+pub const EXIT_PROBLEMS: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Explain(args) => explain::run(args),
+    }
+}
