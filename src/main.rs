@@ -7,17 +7,5 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cmd::Cli::parse();
-    // Deep but legal policies recurse in the parser and checker: give them room.
-    let worker = std::thread::Builder::new()
-        .name("rubric".into())
-        .stack_size(64 * 1024 * 1024)
-        .spawn(move || cmd::run(cli));
-    match worker.map(|w| w.join()) {
-        Ok(Ok(code)) => code,
-        _ => {
-            eprintln!("rubric: internal error; please report it with the input that caused it");
-            ExitCode::from(3)
-        }
-    }
+    cmd::run(cmd::Cli::parse())
 }

@@ -70,6 +70,17 @@ pub fn check_source(
     provider: &mut dyn ModuleProvider,
     options: &Options,
 ) -> Checked {
+    stacker::maybe_grow(syntax::STACK_RED_ZONE, syntax::STACK_SIZE, || {
+        check_on_stack(name, text, provider, options)
+    })
+}
+
+fn check_on_stack(
+    name: &str,
+    text: &str,
+    provider: &mut dyn ModuleProvider,
+    options: &Options,
+) -> Checked {
     let mut sources = Sources::new();
     let root = sources.add(name, text);
     let mut diagnostics = Diagnostics::new();
@@ -118,15 +129,11 @@ pub fn check_source(
     }
     // A pipeline in its own file checks against the policy it names, beside it.
     let mut outside: Option<(String, PolicyDecl, ScopeId)> = None;
-    if main.is_none() {
-        if let Some(first) = pipelines.first() {
+    if main.is_none()
+        && let Some(first) = pipelines.first() {
             let wanted = first.policy.name.clone();
-            match resolver.load_policy(&first.policy) {
-                Some((decl, scope)) => outside = Some((wanted, decl, scope)),
-                None => {}
-            }
+            if let Some((decl, scope)) = resolver.load_policy(&first.policy) { outside = Some((wanted, decl, scope)) }
         }
-    }
     let program = std::mem::take(&mut resolver.program);
     drop(resolver);
 

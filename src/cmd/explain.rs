@@ -28,8 +28,11 @@ pub fn run(args: Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         None => {
-            let names = Code::ALL.iter().map(|c| c.as_str());
-            let hint = rubric_compiler::diagnostics::did_you_mean(&text, names)
+            // Compare last parts, so `weight_sum` finds `rubric::check::weights_sum`.
+            let short = |c: &Code| c.as_str().rsplit("::").next().unwrap_or_default();
+            let typed = text.rsplit("::").next().unwrap_or_default();
+            let hint = rubric_compiler::diagnostics::did_you_mean(typed, Code::ALL.iter().map(short))
+                .and_then(|s| Code::parse(s))
                 .map(|c| format!(" (did you mean `{c}`?)"))
                 .unwrap_or_default();
             eprintln!("error: no diagnostic code `{text}`{hint}; `rubric explain` lists them all");

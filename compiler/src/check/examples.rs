@@ -2,7 +2,7 @@
 //! every required field given), and each expectation must be about a known dimension, grade or
 //! rule. Whether an expectation holds is `rubric test`'s job, not the checker's.
 
-use super::PolicyInfo;
+use super::{EXCLUDED, PolicyInfo};
 use super::expr::{Checker, Env};
 use crate::diagnostics::{Code, Diagnostic, suggestion_help};
 use crate::resolve::Type;
@@ -225,7 +225,7 @@ fn check_value(checker: &mut Checker<'_>, value: &Literal, ty: &Type, field: &st
                 Code::ExampleValue,
                 format!("`{field}` is a `{want}`, but the example gives {got}"),
             )
-            .at(value.span, format!("{got}"))
+            .at(value.span, got.to_string())
             .help(format!("give {example}")),
         );
     }
@@ -287,7 +287,9 @@ fn check_expectation(checker: &mut Checker<'_>, e: &Expectation, info: &PolicyIn
                 match &value.kind {
                     LiteralKind::Name(names) if names.len() == 1 && equality => {
                         let Some(g) = names.first() else { return };
-                        if !grades.contains(&g.name) {
+                        // An excluded pair's overall grade is `excluded`.
+                        let excluded = target.dimension.is_none() && g.name == EXCLUDED;
+                        if !grades.contains(&g.name) && !excluded {
                             let mut d = Diagnostic::new(
                                 Code::UnknownGrade,
                                 format!("`{label}` has no grade `{}`", g.name),

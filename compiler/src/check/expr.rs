@@ -25,6 +25,8 @@ pub struct Value {
     pub key: Option<String>,
     /// For a string or enum constant: its value, so equality can be decided.
     pub constant: Option<String>,
+    /// For a `let`: the key of the expression it was bound to (`len((a & b))`).
+    pub origin: Option<String>,
 }
 
 impl Value {
@@ -41,6 +43,7 @@ impl Value {
             abstains: false,
             key: None,
             constant: None,
+            origin: None,
         }
     }
 
@@ -168,11 +171,10 @@ impl<'a> Checker<'a> {
         if self.quiet > 0 {
             return;
         }
-        if let Some(span) = diagnostic.span() {
-            if !self.reported.insert((span, diagnostic.code)) {
+        if let Some(span) = diagnostic.span()
+            && !self.reported.insert((span, diagnostic.code)) {
                 return;
             }
-        }
         self.diagnostics.push(diagnostic);
     }
 
@@ -212,21 +214,18 @@ impl<'a> Checker<'a> {
     pub fn expr_raw(&mut self, e: &Expr, env: &Env) -> Value {
         let mut v = self.expr_inner(e, env);
         if let Some(key) = &v.key {
-            if v.ty == Type::Number || v.ty == Type::Optional(Box::new(Type::Number)) {
-                if let Some(r) = env.facts.range(key) {
+            if (v.ty == Type::Number || v.ty == Type::Optional(Box::new(Type::Number)))
+                && let Some(r) = env.facts.range(key) {
                     v.range = v.range.meet(&r);
                 }
-            }
-            if matches!(v.ty, Type::Optional(_)) && env.facts.present.iter().any(|k| k == key) {
-                if let Type::Optional(inner) = v.ty.clone() {
+            if matches!(v.ty, Type::Optional(_)) && env.facts.present.iter().any(|k| k == key)
+                && let Type::Optional(inner) = v.ty.clone() {
                     v.ty = *inner;
                 }
-            }
-            if v.ty == Type::Bool {
-                if let Some(b) = env.facts.boolean(key) {
+            if v.ty == Type::Bool
+                && let Some(b) = env.facts.boolean(key) {
                     v.truth = if b { Truth::True } else { Truth::False };
                 }
-            }
         }
         v
     }
@@ -302,7 +301,7 @@ impl<'a> Checker<'a> {
                 match op {
                     UnaryOp::Not => {
                         self.expect(&v, &Type::Bool, operand.span, "`not` takes a condition");
-                        Value::boolean(v.truth.not())
+                        Value::boolean(!v.truth)
                     }
                     UnaryOp::Neg => {
                         self.expect(&v, &Type::Number, operand.span, "`-` takes a number");
@@ -466,6 +465,7 @@ impl<'a> Checker<'a> {
                         } else {
                             None
                         },
+                        origin: None,
                     }
                 }
             });
@@ -488,25 +488,23 @@ impl<'a> Checker<'a> {
         let rest = names.get(1..).unwrap_or(&[]);
         // A local (`let` or parameter).
         if let Some(local) = env.local(&first.name) {
-            if let Some(slot) = local.use_slot {
-                if self.quiet == 0 {
-                    if let Some(u) = self.let_uses.get_mut(slot) {
+            if let Some(slot) = local.use_slot
+                && self.quiet == 0
+                    && let Some(u) = self.let_uses.get_mut(slot) {
                         *u = true;
                     }
-                }
-            }
             let mut v = local.value.clone();
+            v.origin = v.origin.take().or(v.key.take());
             v.key = Some(first.name.clone());
             return self.fields(v, rest, &key, env);
         }
-        if first.name == "score" {
-            if let Some(range) = env.score {
+        if first.name == "score"
+            && let Some(range) = env.score {
                 return Value {
                     key: Some("score".to_string()),
                     ..Value::number(range)
                 };
             }
-        }
         if first.name == "overall" && env.overall {
             return Value {
                 key: Some("overall".to_string()),
@@ -602,13 +600,11 @@ impl<'a> Checker<'a> {
         let mut found: Vec<(crate::resolve::EnumId, String)> = Vec::new();
         if let Some(scope) = self.program.scope(env.scope) {
             for binding in scope.names.values() {
-                if let Symbol::Enum(id) = binding.symbol {
-                    if let Some(def) = self.program.enum_def(id) {
-                        if def.variants.contains(&first.name) {
+                if let Symbol::Enum(id) = binding.symbol
+                    && let Some(def) = self.program.enum_def(id)
+                        && def.variants.contains(&first.name) {
                             found.push((id, def.name.clone()));
                         }
-                    }
-                }
             }
         }
         found.dedup();
@@ -729,11 +725,10 @@ impl<'a> Checker<'a> {
         if let Some(scope) = self.program.scope(env.scope) {
             for (n, b) in &scope.names {
                 candidates.push(n.clone());
-                if let Symbol::Enum(id) = b.symbol {
-                    if let Some(def) = self.program.enum_def(id) {
+                if let Symbol::Enum(id) = b.symbol
+                    && let Some(def) = self.program.enum_def(id) {
                         candidates.extend(def.variants.iter().cloned());
                     }
-                }
             }
         }
         let mut d = Diagnostic::new(Code::UnknownName, format!("unknown name `{}`", name.name))
@@ -1276,6 +1271,7 @@ impl<'a> Checker<'a> {
                     abstains: a.abstains || b.abstains,
                     key: None,
                     constant: None,
+                    origin: None,
                 }
             }
             _ => {
@@ -1491,9 +1487,13 @@ impl<'a> Checker<'a> {
                                     .help(format!("guard it: `if {what} == 0 then ... else ...`; unguarded, a zero makes the dimension abstain at run time")),
                             );
                         }
+                        let mut range = a.range.div(&b.range);
+                        if part_of_whole(a, b) {
+                            range = range.meet(&Interval::UNIT);
+                        }
                         return Value {
                             abstains,
-                            ..Value::number(a.range.div(&b.range))
+                            ..Value::number(range)
                         };
                     }
                 };
@@ -1550,11 +1550,10 @@ impl<'a> Checker<'a> {
                         .help("remove the repeated pattern"),
                     );
                 }
-                if let (Some(key), LiteralKind::Number(n)) = (&s.key, &p.kind) {
-                    if arm.patterns.len() == 1 {
+                if let (Some(key), LiteralKind::Number(n)) = (&s.key, &p.kind)
+                    && arm.patterns.len() == 1 {
                         arm_facts.ranges.push((key.clone(), Interval::point(*n)));
                     }
-                }
             }
             let v = self.expr_raw(&arm.body, &env.with_facts(arm_facts));
             branches.push((v, arm.body.span));
@@ -1692,19 +1691,17 @@ impl<'a> Checker<'a> {
                         out.ranges
                             .push((k.clone(), b.range.restrict(cmp.flip(), &a.range)));
                     }
-                } else if cmp == Cmp::Eq {
-                    if let (Some(k), Some(c)) = (&a.key, &b.constant) {
+                } else if cmp == Cmp::Eq
+                    && let (Some(k), Some(c)) = (&a.key, &b.constant) {
                         out.equal.push((k.clone(), c.clone()));
                     }
-                }
             }
             _ => {
                 let v = self.quietly(|c| c.expr(cond, env));
-                if v.ty == Type::Bool {
-                    if let Some(k) = v.key {
+                if v.ty == Type::Bool
+                    && let Some(k) = v.key {
                         out.bools.push((k, polarity));
                     }
-                }
             }
         }
         out
@@ -1720,6 +1717,25 @@ fn to_cmp(op: BinaryOp) -> Cmp {
         BinaryOp::Ne => Cmp::Ne,
         _ => Cmp::Eq,
     }
+}
+
+/// Whether `a / b` is a share of a whole: `len(x & y) / len(x)` or `len(x - y) / len(x)`, at
+/// most 1 because a part of a set is no larger than the set. The one relational fact the
+/// interval analysis knows.
+fn part_of_whole(a: &Value, b: &Value) -> bool {
+    let name = |v: &Value| v.origin.clone().or_else(|| v.key.clone());
+    let (Some(part), Some(whole)) = (name(a), name(b)) else {
+        return false;
+    };
+    let Some(set) = whole.strip_prefix("len(").and_then(|w| w.strip_suffix(')')) else {
+        return false;
+    };
+    let Some(inner) = part.strip_prefix("len((").and_then(|p| p.strip_suffix("))")) else {
+        return false;
+    };
+    inner.starts_with(&format!("{set} & "))
+        || inner.ends_with(&format!(" & {set}"))
+        || inner.starts_with(&format!("{set} - "))
 }
 
 /// The name of an operand in a key: its own key, its constant, or its number.

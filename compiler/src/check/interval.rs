@@ -205,7 +205,8 @@ impl Interval {
             for (b, bo) in others {
                 // 0 × ∞ stands for 0 × (a large finite value): 0.
                 let p = if a == 0.0 || b == 0.0 { 0.0 } else { a * b };
-                let open = (ao || bo) && !((a == 0.0 && !ao) || (b == 0.0 && !bo));
+                let exact_zero = (a == 0.0 && !ao) || (b == 0.0 && !bo);
+                let open = if exact_zero { false } else { ao || bo };
                 if p < lo.0 || (p == lo.0 && !open) {
                     lo = (p, open);
                 }
@@ -429,7 +430,7 @@ impl Interval {
                     Truth::Unknown
                 }
             }
-            Cmp::Ne => self.compare(Cmp::Eq, other).not(),
+            Cmp::Ne => !self.compare(Cmp::Eq, other),
         }
     }
 
@@ -514,14 +515,19 @@ pub enum Truth {
     Unknown,
 }
 
-impl Truth {
-    pub fn not(self) -> Truth {
+impl std::ops::Not for Truth {
+    type Output = Truth;
+
+    fn not(self) -> Truth {
         match self {
             Truth::True => Truth::False,
             Truth::False => Truth::True,
             Truth::Unknown => Truth::Unknown,
         }
     }
+}
+
+impl Truth {
 
     pub fn and(self, other: Truth) -> Truth {
         match (self, other) {
@@ -532,7 +538,7 @@ impl Truth {
     }
 
     pub fn or(self, other: Truth) -> Truth {
-        self.not().and(other.not()).not()
+        !((!self).and(!other))
     }
 
     pub fn join(self, other: Truth) -> Truth {

@@ -17,6 +17,9 @@ use expr::{Checker, Env, Facts, Local, Value, expr_text};
 use interval::{Cmp, Interval, Truth};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The overall grade of a pair that an `exclude` rule removed.
+pub const EXCLUDED: &str = "excluded";
+
 /// What the checker learned about one dimension.
 #[derive(Clone, Debug)]
 pub struct DimensionInfo {
@@ -495,6 +498,13 @@ pub(crate) fn check_policy(
                 ..rule_env.clone()
             };
             info.overall_grades = check_bands(&mut checker, g, &env, "overall", Interval::UNIT);
+            if let Some(band) = g.bands.iter().find(|b| b.name.name == EXCLUDED) {
+                checker.report(
+                    Diagnostic::new(Code::Duplicate, format!("`{EXCLUDED}` is the grade of excluded pairs and cannot name a band"))
+                        .at(band.name.span, "reserved")
+                        .help("give the band another name; pairs removed by an `exclude` rule get the grade `excluded`"),
+                );
+            }
         }
         None => checker.report(
             Diagnostic::new(Code::IncompletePolicy, format!("policy `{}` has no `grade overall`", policy.name.name))

@@ -1,0 +1,56 @@
+//! Every policy and standard module the project ships checks with no errors and no warnings,
+//! and so does the language sketch of LANGUAGE.md in the final syntax.
+
+use rubric_compiler::diagnostics::render_all;
+use rubric_compiler::{ErrorFormat, Options};
+use std::path::{Path, PathBuf};
+
+fn policy_files(dir: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "policy"))
+        .collect();
+    out.sort();
+    out
+}
+
+fn assert_clean(path: &Path) {
+    let checked = rubric_runtime::project::check_file(path, &Options::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        checked.diagnostics.is_empty(),
+        "{} is not clean:\n{}",
+        path.display(),
+        render_all(&checked.diagnostics, &checked.sources, ErrorFormat::Human, 100, false)
+    );
+}
+
+#[test]
+fn shipped_policies_check_clean() {
+    let files = policy_files("policies");
+    assert!(!files.is_empty());
+    files.iter().for_each(|p| assert_clean(p));
+}
+
+#[test]
+fn the_standard_library_checks_clean() {
+    let files = policy_files("stdlib/std");
+    assert!(files.len() >= 3);
+    files.iter().for_each(|p| assert_clean(p));
+}
+
+#[test]
+fn the_language_sketch_checks_clean() {
+    assert_clean(Path::new("examples/language_sketch/job_match.policy"));
+}
+
+#[test]
+fn the_embedded_stdlib_is_the_stdlib_directory() {
+    for (name, pseudo, text) in rubric_compiler::stdlib::MODULES {
+        let path = pseudo.trim_start_matches('<').trim_end_matches('>');
+        let on_disk = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(&on_disk, text, "{name} differs from {path}");
+    }
+}
