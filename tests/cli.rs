@@ -47,7 +47,11 @@ fn warnings_alone_exit_zero_and_are_printed() {
     let (_dir, path) = write_policy(&CLEAN.replace("clamp(query.x, 0, 1)", "query.x"));
     let out = rubric(&["check", path.to_str().unwrap_or_default()]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(stderr(&out).contains("rubric::check::score_unproven"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("rubric::check::score_unproven"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -76,26 +80,54 @@ fn usage_errors_exit_two() {
 
 #[test]
 fn json_format_prints_one_object_per_diagnostic() {
-    let (_dir, path) = write_policy(&CLEAN.replace("weight 100%", "weight 90%").replace("x: number", "x: numbr"));
-    let out = rubric(&["check", "--error-format", "json", path.to_str().unwrap_or_default()]);
+    let (_dir, path) = write_policy(
+        &CLEAN
+            .replace("weight 100%", "weight 90%")
+            .replace("x: number", "x: numbr"),
+    );
+    let out = rubric(&[
+        "check",
+        "--error-format",
+        "json",
+        path.to_str().unwrap_or_default(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let lines: Vec<serde_json::Value> = stdout(&out)
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect();
     let codes: Vec<&str> = lines.iter().filter_map(|v| v["code"].as_str()).collect();
-    assert_eq!(codes, ["rubric::resolve::unknown_type", "rubric::check::weights_sum"]);
+    assert_eq!(
+        codes,
+        [
+            "rubric::resolve::unknown_type",
+            "rubric::check::weights_sum"
+        ]
+    );
     assert_eq!(lines[0]["severity"], "error");
-    assert!(lines[0]["filename"].as_str().unwrap_or_default().ends_with("p.policy"));
+    assert!(
+        lines[0]["filename"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("p.policy")
+    );
     assert_eq!(lines[0]["labels"][0]["span"]["length"], 5);
 }
 
 #[test]
 fn plain_format_narrates() {
     let (_dir, path) = write_policy(&CLEAN.replace("weight 100%", "weight 90%"));
-    let out = rubric(&["check", "--error-format", "plain", path.to_str().unwrap_or_default()]);
+    let out = rubric(&[
+        "check",
+        "--error-format",
+        "plain",
+        path.to_str().unwrap_or_default(),
+    ]);
     let err = stderr(&out);
-    assert!(err.contains("diagnostic code: rubric::check::weights_sum"), "{err}");
+    assert!(
+        err.contains("diagnostic code: rubric::check::weights_sum"),
+        "{err}"
+    );
     assert!(!err.contains('╭'), "{err}");
 }
 
@@ -103,9 +135,17 @@ fn plain_format_narrates() {
 fn several_files_are_all_checked() {
     let (_a, good) = write_policy(CLEAN);
     let (_b, bad) = write_policy(&CLEAN.replace("weight 100%", "weight 90%"));
-    let out = rubric(&["check", good.to_str().unwrap_or_default(), bad.to_str().unwrap_or_default()]);
+    let out = rubric(&[
+        "check",
+        good.to_str().unwrap_or_default(),
+        bad.to_str().unwrap_or_default(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("checked 2 files: 1 error, 0 warnings"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("checked 2 files: 1 error, 0 warnings"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -121,14 +161,21 @@ fn explain_prints_the_long_explanation() {
 fn explain_without_a_code_lists_every_code() {
     let out = rubric(&["explain"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(stdout(&out).lines().count(), rubric_compiler::Code::ALL.len());
+    assert_eq!(
+        stdout(&out).lines().count(),
+        rubric_compiler::Code::ALL.len()
+    );
 }
 
 #[test]
 fn explain_an_unknown_code_suggests_one() {
     let out = rubric(&["explain", "weight_sum"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("did you mean `rubric::check::weights_sum`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did you mean `rubric::check::weights_sum`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -17,7 +17,10 @@ fn expected_codes(text: &str, path: &Path) -> BTreeSet<Code> {
     line.split(',')
         .map(str::trim)
         .filter(|c| !c.is_empty())
-        .map(|c| Code::parse(c).unwrap_or_else(|| panic!("{}: unknown code `{c}` in header", path.display())))
+        .map(|c| {
+            Code::parse(c)
+                .unwrap_or_else(|| panic!("{}: unknown code `{c}` in header", path.display()))
+        })
         .collect()
 }
 
@@ -29,7 +32,8 @@ fn every_corpus_file_reports_exactly_its_codes() {
     settings.add_filter(r"/[^\s`]*/tests/corpus/", "tests/corpus/");
     settings.bind(|| {
         insta::glob!("corpus/*.policy", |path| {
-            let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let text =
+                fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let relative = Path::new("tests/corpus").join(path.file_name().unwrap_or_default());
             let checked = rubric_runtime::project::check_file(&relative, &Options::default())
                 .unwrap_or_else(|e| panic!("{}: {e}", relative.display()));
@@ -42,7 +46,13 @@ fn every_corpus_file_reports_exactly_its_codes() {
                 "{}: the codes reported differ from the header",
                 relative.display()
             );
-            let rendered = render_all(&checked.diagnostics, &checked.sources, ErrorFormat::Human, 80, false);
+            let rendered = render_all(
+                &checked.diagnostics,
+                &checked.sources,
+                ErrorFormat::Human,
+                80,
+                false,
+            );
             insta::assert_snapshot!(format!("--- SOURCE\n{text}\n--- DIAGNOSTICS\n{rendered}"));
         });
     });
@@ -58,15 +68,25 @@ fn every_registered_code_has_a_corpus_file() {
             covered.extend(expected_codes(&text, &path));
         }
     }
-    let missing: Vec<&str> = Code::ALL.iter().filter(|c| !covered.contains(c)).map(|c| c.as_str()).collect();
-    assert!(missing.is_empty(), "codes without a corpus file in tests/corpus: {missing:?}");
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .filter(|c| !covered.contains(c))
+        .map(|c| c.as_str())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "codes without a corpus file in tests/corpus: {missing:?}"
+    );
 }
 
 #[test]
 fn the_corpus_has_at_least_fifty_files() {
     let count = fs::read_dir("tests/corpus")
         .expect("tests/corpus exists")
-        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "policy")))
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "policy"))
+        })
         .count();
     assert!(count >= 50, "only {count} corpus files");
 }

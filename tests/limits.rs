@@ -36,13 +36,18 @@ fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 fn nesting_at_the_limit_checks_on_a_small_stack() {
     let parens = format!("{}0.5{}", "(".repeat(250), ")".repeat(250));
     assert_eq!(on_small_stack(move || check(&parens)), vec![]);
-    let ifs: String = (0..250).map(|i| format!("if query.x > {i} then 0.5 else ")).collect::<String>() + "0.0";
+    let ifs: String = (0..250)
+        .map(|i| format!("if query.x > {i} then 0.5 else "))
+        .collect::<String>()
+        + "0.0";
     assert_eq!(on_small_stack(move || check(&ifs)), vec![]);
     let nots = format!("if {}query.flag then 1.0 else 0.0", "not ".repeat(250));
     assert_eq!(on_small_stack(move || check(&nots)), vec![]);
     let sum = format!("clamp({}, 0, 1)", vec!["query.x"; 250].join(" + "));
     assert_eq!(on_small_stack(move || check(&sum)), vec![]);
-    let matches: String = (0..120).map(|_| "match query.x { 0 => ".to_string()).collect::<String>()
+    let matches: String = (0..120)
+        .map(|_| "match query.x { 0 => ".to_string())
+        .collect::<String>()
         + "0.5"
         + &", _ => 0.0 }".repeat(120);
     assert_eq!(on_small_stack(move || check(&matches)), vec![]);
@@ -51,17 +56,32 @@ fn nesting_at_the_limit_checks_on_a_small_stack() {
 #[test]
 fn a_hundred_thousand_nested_parentheses_are_a_diagnostic() {
     let deep = format!("{}0.5{}", "(".repeat(100_000), ")".repeat(100_000));
-    assert_eq!(on_small_stack(move || check(&deep)), vec![Code::SyntaxTooDeep]);
+    assert_eq!(
+        on_small_stack(move || check(&deep)),
+        vec![Code::SyntaxTooDeep]
+    );
 }
 
 #[test]
 fn long_chains_past_the_limit_are_a_diagnostic() {
     let nots = format!("if {}query.flag then 1.0 else 0.0", "not ".repeat(5_000));
-    assert_eq!(on_small_stack(move || check(&nots)), vec![Code::SyntaxTooDeep]);
+    assert_eq!(
+        on_small_stack(move || check(&nots)),
+        vec![Code::SyntaxTooDeep]
+    );
     let sum = format!("clamp({}, 0, 1)", vec!["query.x"; 5_000].join(" + "));
-    assert_eq!(on_small_stack(move || check(&sum)), vec![Code::SyntaxTooDeep]);
-    let ifs: String = (0..5_000).map(|i| format!("if query.x > {i} then 0.5 else ")).collect::<String>() + "0.0";
-    assert_eq!(on_small_stack(move || check(&ifs)), vec![Code::SyntaxTooDeep]);
+    assert_eq!(
+        on_small_stack(move || check(&sum)),
+        vec![Code::SyntaxTooDeep]
+    );
+    let ifs: String = (0..5_000)
+        .map(|i| format!("if query.x > {i} then 0.5 else "))
+        .collect::<String>()
+        + "0.0";
+    assert_eq!(
+        on_small_stack(move || check(&ifs)),
+        vec![Code::SyntaxTooDeep]
+    );
 }
 
 #[test]
@@ -70,14 +90,23 @@ fn a_ten_megabyte_line_is_a_diagnostic() {
     let line = format!("clamp({}, 0, 1)", vec!["query.x"; 1_300_000].join(" + "));
     assert!(line.len() > 10_000_000);
     let line2 = line.clone();
-    assert_eq!(on_small_stack(move || check(&line)), vec![Code::SyntaxTooLarge]);
+    assert_eq!(
+        on_small_stack(move || check(&line)),
+        vec![Code::SyntaxTooLarge]
+    );
     // With the size limit raised, the nesting limit still holds.
     let raised = Limits {
         max_file_bytes: 64 * 1024 * 1024,
         ..Limits::default()
     };
-    assert_eq!(on_small_stack(move || check_with(&line2, raised)), vec![Code::SyntaxTooDeep]);
+    assert_eq!(
+        on_small_stack(move || check_with(&line2, raised)),
+        vec![Code::SyntaxTooDeep]
+    );
     // A 10 MB string literal is just long.
-    let long = format!("if query.flag then 1.0 else 0.0 // {}\n", "x".repeat(10_000_000));
+    let long = format!(
+        "if query.flag then 1.0 else 0.0 // {}\n",
+        "x".repeat(10_000_000)
+    );
     assert_eq!(on_small_stack(move || check_with(&long, raised)), vec![]);
 }

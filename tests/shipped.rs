@@ -23,7 +23,13 @@ fn assert_clean(path: &Path) {
         checked.diagnostics.is_empty(),
         "{} is not clean:\n{}",
         path.display(),
-        render_all(&checked.diagnostics, &checked.sources, ErrorFormat::Human, 100, false)
+        render_all(
+            &checked.diagnostics,
+            &checked.sources,
+            ErrorFormat::Human,
+            100,
+            false
+        )
     );
 }
 

@@ -130,23 +130,34 @@ fn check_on_stack(
     // A pipeline in its own file checks against the policy it names, beside it.
     let mut outside: Option<(String, PolicyDecl, ScopeId)> = None;
     if main.is_none()
-        && let Some(first) = pipelines.first() {
-            let wanted = first.policy.name.clone();
-            if let Some((decl, scope)) = resolver.load_policy(&first.policy) { outside = Some((wanted, decl, scope)) }
+        && let Some(first) = pipelines.first()
+    {
+        let wanted = first.policy.name.clone();
+        if let Some((decl, scope)) = resolver.load_policy(&first.policy) {
+            outside = Some((wanted, decl, scope))
         }
+    }
     let program = std::mem::take(&mut resolver.program);
     drop(resolver);
 
-    check::check_definitions(&program, &mut diagnostics);
+    let used = check::check_definitions(&program, &mut diagnostics);
     let mut policy = None;
     let mut policy_scope = None;
     if let Some((scope, Some(decl))) = main {
-        policy = Some(check::check_policy(&program, scope, decl, &mut diagnostics));
+        policy = Some(check::check_policy(
+            &program,
+            scope,
+            decl,
+            &used,
+            &mut diagnostics,
+        ));
         policy_scope = Some(scope);
     } else if let Some((_, decl, scope)) = &outside {
         // Its own problems are reported when it is checked itself; here only its outline counts.
         let mut quiet = Diagnostics::new();
-        policy = Some(check::check_policy(&program, *scope, decl, &mut quiet));
+        policy = Some(check::check_policy(
+            &program, *scope, decl, &used, &mut quiet,
+        ));
         policy_scope = Some(*scope);
     }
     for p in pipelines {

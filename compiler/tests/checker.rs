@@ -28,15 +28,30 @@ fn score(s: &str) -> Vec<Code> {
 
 #[test]
 fn optionals_are_narrowed_by_missing() {
-    assert_eq!(score("if missing(query.loc) then 0.0 else if query.loc == \"x\" then 1.0 else 0.0"), []);
-    assert_eq!(score("if not missing(query.loc) and query.loc == \"x\" then 1.0 else 0.0"), []);
-    assert_eq!(score("if missing(query.loc) or query.loc == \"x\" then 1.0 else 0.0"), []);
+    assert_eq!(
+        score("if missing(query.loc) then 0.0 else if query.loc == \"x\" then 1.0 else 0.0"),
+        []
+    );
+    assert_eq!(
+        score("if not missing(query.loc) and query.loc == \"x\" then 1.0 else 0.0"),
+        []
+    );
+    assert_eq!(
+        score("if missing(query.loc) or query.loc == \"x\" then 1.0 else 0.0"),
+        []
+    );
     assert_eq!(
         score("when missing(query.loc) => abstain when query.loc == \"x\" => 1.0 otherwise => 0.0"),
         []
     );
-    assert_eq!(score("if (query.loc ?? \"x\") == \"x\" then 1.0 else 0.0"), []);
-    assert_eq!(score("if query.loc == \"x\" then 1.0 else 0.0"), [Code::UnhandledOptional]);
+    assert_eq!(
+        score("if (query.loc ?? \"x\") == \"x\" then 1.0 else 0.0"),
+        []
+    );
+    assert_eq!(
+        score("if query.loc == \"x\" then 1.0 else 0.0"),
+        [Code::UnhandledOptional]
+    );
     assert_eq!(
         score("if missing(query.loc) and query.loc == \"x\" then 1.0 else 0.0"),
         [Code::UnhandledOptional]
@@ -45,11 +60,20 @@ fn optionals_are_narrowed_by_missing() {
 
 #[test]
 fn ranges_are_proven_or_reported() {
-    assert_eq!(score("0.8 * clamp(query.x, 0, 1) + 0.2 * clamp(candidate.x, 0, 1)"), []);
-    assert_eq!(score("0.8 * clamp(query.x, 0, 1) + 0.4 * clamp(candidate.x, 0, 1)"), [Code::ScoreRange]);
+    assert_eq!(
+        score("0.8 * clamp(query.x, 0, 1) + 0.2 * clamp(candidate.x, 0, 1)"),
+        []
+    );
+    assert_eq!(
+        score("0.8 * clamp(query.x, 0, 1) + 0.4 * clamp(candidate.x, 0, 1)"),
+        [Code::ScoreRange]
+    );
     assert_eq!(score("query.x"), [Code::ScoreUnproven]);
     assert_eq!(score("min(1, max(0, query.x))"), []);
-    assert_eq!(score("match rank(query.level) { 0 => 0.2, 1 => 0.6, _ => 1.0 }"), []);
+    assert_eq!(
+        score("match rank(query.level) { 0 => 0.2, 1 => 0.6, _ => 1.0 }"),
+        []
+    );
     assert_eq!(score("1 - rank(query.level) / 2"), []);
     assert_eq!(score("rank(query.level) / 2 + 0.5"), [Code::ScoreRange]);
 }
@@ -57,7 +81,9 @@ fn ranges_are_proven_or_reported() {
 #[test]
 fn guarded_divisions_are_safe_and_parts_of_wholes_are_shares() {
     assert_eq!(
-        score("if len(query.tags) == 0 then 1.0 else len(query.tags & candidate.tags) / len(query.tags)"),
+        score(
+            "if len(query.tags) == 0 then 1.0 else len(query.tags & candidate.tags) / len(query.tags)"
+        ),
         []
     );
     assert_eq!(
@@ -65,7 +91,9 @@ fn guarded_divisions_are_safe_and_parts_of_wholes_are_shares() {
         [Code::DivisionByZero]
     );
     assert_eq!(
-        score("if len(query.tags) > 0 then len(query.tags - candidate.tags) / len(query.tags) else 0.0"),
+        score(
+            "if len(query.tags) > 0 then len(query.tags - candidate.tags) / len(query.tags) else 0.0"
+        ),
         []
     );
     assert_eq!(
@@ -76,9 +104,18 @@ fn guarded_divisions_are_safe_and_parts_of_wholes_are_shares() {
 
 #[test]
 fn numbers_are_narrowed_by_comparisons() {
-    assert_eq!(score("if query.x >= 0 and query.x <= 1 then query.x else 0.0"), []);
-    assert_eq!(score("if query.x > 1 then 1.0 else if query.x < 0 then 0.0 else query.x"), []);
-    assert_eq!(score("when missing(query.n) => 0.5 when query.n > 1 => 1.0 otherwise => max(0, query.n)"), []);
+    assert_eq!(
+        score("if query.x >= 0 and query.x <= 1 then query.x else 0.0"),
+        []
+    );
+    assert_eq!(
+        score("if query.x > 1 then 1.0 else if query.x < 0 then 0.0 else query.x"),
+        []
+    );
+    assert_eq!(
+        score("when missing(query.n) => 0.5 when query.n > 1 => 1.0 otherwise => max(0, query.n)"),
+        []
+    );
 }
 
 #[test]
@@ -93,23 +130,57 @@ fn grade_bands_are_checked_with_open_thresholds() {
 }}"#
         );
         let checked = check_source("t.policy", &text, &mut NoModules, &Options::default());
-        checked.diagnostics.iter().map(|d| d.code).collect::<Vec<_>>()
+        checked
+            .diagnostics
+            .iter()
+            .map(|d| d.code)
+            .collect::<Vec<_>>()
     };
-    assert_eq!(bands("a when score >= 0.8  b when score >= 0.5  c otherwise"), []);
-    assert_eq!(bands("a when score >= 0.5  b when score >= 0.8  c otherwise"), [Code::GradeShadowed]);
-    assert_eq!(bands("a when score >= 0.5  b when score >= 0.5  c otherwise"), [Code::GradeShadowed]);
-    assert_eq!(bands("a when score > 0.5  b when score >= 0.5  c otherwise"), []);
-    assert_eq!(bands("a when score > 1  c otherwise"), [Code::GradeShadowed]);
-    assert_eq!(bands("a when score >= 0.5  b when score >= 0.2"), [Code::MissingOtherwise]);
-    assert_eq!(bands("c otherwise  a when score >= 0.5"), [Code::GradeShadowed]);
-    assert_eq!(bands("lo when score < 0.3  hi when score >= 0.7  mid otherwise"), [Code::GradeOrder]);
+    assert_eq!(
+        bands("a when score >= 0.8  b when score >= 0.5  c otherwise"),
+        []
+    );
+    assert_eq!(
+        bands("a when score >= 0.5  b when score >= 0.8  c otherwise"),
+        [Code::GradeShadowed]
+    );
+    assert_eq!(
+        bands("a when score >= 0.5  b when score >= 0.5  c otherwise"),
+        [Code::GradeShadowed]
+    );
+    assert_eq!(
+        bands("a when score > 0.5  b when score >= 0.5  c otherwise"),
+        []
+    );
+    assert_eq!(
+        bands("a when score > 1  c otherwise"),
+        [Code::GradeShadowed]
+    );
+    assert_eq!(
+        bands("a when score >= 0.5  b when score >= 0.2"),
+        [Code::MissingOtherwise]
+    );
+    assert_eq!(
+        bands("c otherwise  a when score >= 0.5"),
+        [Code::GradeShadowed]
+    );
+    assert_eq!(
+        bands("lo when score < 0.3  hi when score >= 0.7  mid otherwise"),
+        [Code::GradeOrder]
+    );
 }
 
 #[test]
 fn rules_that_cannot_fire_or_contradict_are_found() {
     let r = |rules: &str| check("clamp(query.x, 0, 1)", rules);
-    assert_eq!(r(r#"rule a { when d < 0.2 cap overall at 0.3 because "weak" }"#), []);
-    assert_eq!(r(r#"rule a { when d > 1 cap overall at 0.3 because "never" }"#), [Code::RuleNeverFires]);
+    assert_eq!(
+        r(r#"rule a { when d < 0.2 cap overall at 0.3 because "weak" }"#),
+        []
+    );
+    assert_eq!(
+        r(r#"rule a { when d > 1 cap overall at 0.3 because "never" }"#),
+        [Code::RuleNeverFires]
+    );
     assert_eq!(
         r(r#"rule a { when query.flag and not query.flag cap overall at 0.3 because "never" }"#),
         [Code::RuleNeverFires]
@@ -124,9 +195,18 @@ fn rules_that_cannot_fire_or_contradict_are_found() {
              rule b { when d >= 0.5 floor overall at 0.6 because "strong" }"#),
         []
     );
-    assert_eq!(r(r#"rule a { when query.flag exclude }"#), [Code::MissingBecause]);
-    assert_eq!(r(r#"rule a { when query.flag set grade great because "x" }"#), [Code::UnknownGrade]);
-    assert_eq!(r(r#"rule a { when query.flag cap overall at 1.5 because "x" }"#), [Code::RuleThreshold]);
+    assert_eq!(
+        r(r#"rule a { when query.flag exclude }"#),
+        [Code::MissingBecause]
+    );
+    assert_eq!(
+        r(r#"rule a { when query.flag set grade great because "x" }"#),
+        [Code::UnknownGrade]
+    );
+    assert_eq!(
+        r(r#"rule a { when query.flag cap overall at 1.5 because "x" }"#),
+        [Code::RuleThreshold]
+    );
 }
 
 #[test]
@@ -144,30 +224,79 @@ fn enums_are_ordered_only_when_declared_so() {
 }}"#
         );
         let checked = check_source("t.policy", &text, &mut NoModules, &Options::default());
-        checked.diagnostics.iter().map(|d| d.code).collect::<Vec<_>>()
+        checked
+            .diagnostics
+            .iter()
+            .map(|d| d.code)
+            .collect::<Vec<_>>()
     };
     assert_eq!(unordered("if query.k == a then 1.0 else 0.0"), []);
-    assert_eq!(unordered("if query.k > a then 1.0 else 0.0"), [Code::NotOrdered]);
+    assert_eq!(
+        unordered("if query.k > a then 1.0 else 0.0"),
+        [Code::NotOrdered]
+    );
     assert_eq!(unordered("rank(query.k) / 2"), [Code::NotOrdered]);
-    assert_eq!(unordered("match query.k { a => 1.0, b => 0.5, c => 0.0 }"), []);
-    assert_eq!(unordered("match query.k { a => 1.0, b => 0.5 }"), [Code::MatchNotExhaustive]);
+    assert_eq!(
+        unordered("match query.k { a => 1.0, b => 0.5, c => 0.0 }"),
+        []
+    );
+    assert_eq!(
+        unordered("match query.k { a => 1.0, b => 0.5 }"),
+        [Code::MatchNotExhaustive]
+    );
 }
 
 #[test]
 fn functions_are_checked_once_and_evaluated_at_call_sites() {
     let f = |decl: &str, s: &str| check(s, decl);
-    assert_eq!(f("fn half(v: number) -> number = v / 2", "half(clamp(query.x, 0, 1))"), []);
-    assert_eq!(f("fn twice(v: number) -> number = v * 2", "twice(clamp(query.x, 0, 1))"), [Code::ScoreRange]);
-    assert_eq!(f("fn f(v: number) -> number in [0, 1] = clamp(v, 0, 1)", "f(query.x)"), []);
-    assert_eq!(f("fn f(v: number) -> number in [0, 1] = 2", "f(query.x)"), [Code::DeclaredRange]);
-    assert_eq!(f("fn f(v: number) -> number = f(v)", "clamp(f(query.x), 0, 1)"), [Code::RecursiveFunction]);
-    assert_eq!(f("fn f(v: number) -> number = v", "clamp(f(query.x, 1), 0, 1)"), [Code::Arity]);
+    assert_eq!(
+        f(
+            "fn half(v: number) -> number = v / 2",
+            "half(clamp(query.x, 0, 1))"
+        ),
+        []
+    );
+    assert_eq!(
+        f(
+            "fn twice(v: number) -> number = v * 2",
+            "twice(clamp(query.x, 0, 1))"
+        ),
+        [Code::ScoreRange]
+    );
+    assert_eq!(
+        f(
+            "fn f(v: number) -> number in [0, 1] = clamp(v, 0, 1)",
+            "f(query.x)"
+        ),
+        []
+    );
+    assert_eq!(
+        f("fn f(v: number) -> number in [0, 1] = 2", "f(query.x)"),
+        [Code::DeclaredRange]
+    );
+    assert_eq!(
+        f(
+            "fn f(v: number) -> number = f(v)",
+            "clamp(f(query.x), 0, 1)"
+        ),
+        [Code::RecursiveFunction]
+    );
+    assert_eq!(
+        f(
+            "fn f(v: number) -> number = v",
+            "clamp(f(query.x, 1), 0, 1)"
+        ),
+        [Code::Arity]
+    );
 }
 
 #[test]
 fn abstain_belongs_to_scores() {
     assert_eq!(score("if query.flag then abstain else 1.0"), []);
-    assert_eq!(check("1.0", "fn f() -> number = abstain"), [Code::AbstainMisplaced]);
+    assert_eq!(
+        check("1.0", "fn f() -> number = abstain"),
+        [Code::AbstainMisplaced]
+    );
 }
 
 #[test]

@@ -31,10 +31,11 @@ pub fn run(args: Args) -> ExitCode {
             // Compare last parts, so `weight_sum` finds `rubric::check::weights_sum`.
             let short = |c: &Code| c.as_str().rsplit("::").next().unwrap_or_default();
             let typed = text.rsplit("::").next().unwrap_or_default();
-            let hint = rubric_compiler::diagnostics::did_you_mean(typed, Code::ALL.iter().map(short))
-                .and_then(|s| Code::parse(s))
-                .map(|c| format!(" (did you mean `{c}`?)"))
-                .unwrap_or_default();
+            let hint =
+                rubric_compiler::diagnostics::did_you_mean(typed, Code::ALL.iter().map(short))
+                    .and_then(|s| Code::parse(s))
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
             eprintln!("error: no diagnostic code `{text}`{hint}; `rubric explain` lists them all");
             ExitCode::from(EXIT_USAGE)
         }

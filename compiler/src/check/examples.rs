@@ -2,8 +2,8 @@
 //! every required field given), and each expectation must be about a known dimension, grade or
 //! rule. Whether an expectation holds is `rubric test`'s job, not the checker's.
 
-use super::{EXCLUDED, PolicyInfo};
 use super::expr::{Checker, Env};
+use super::{EXCLUDED, PolicyInfo};
 use crate::diagnostics::{Code, Diagnostic, suggestion_help};
 use crate::resolve::Type;
 use crate::syntax::ast::*;
@@ -103,11 +103,23 @@ fn check_records(checker: &mut Checker<'_>, ex: &ExampleDecl, env: &Env) {
             };
             check_value(checker, &f.value, &field.ty, &f.name.name);
         }
+        // A misspelled field is reported once, as unknown, not again as missing.
+        let meant: Vec<&str> = record
+            .fields
+            .iter()
+            .filter(|f| def.field(&f.name.name).is_none())
+            .filter_map(|f| {
+                crate::diagnostics::did_you_mean(
+                    &f.name.name,
+                    def.fields.iter().map(|x| x.name.as_str()),
+                )
+            })
+            .collect();
         let missing: Vec<&str> = def
             .fields
             .iter()
             .filter(|f| !matches!(f.ty, Type::Text | Type::Optional(_) | Type::Error))
-            .filter(|f| !fields.contains_key(f.name.as_str()))
+            .filter(|f| !fields.contains_key(f.name.as_str()) && !meant.contains(&f.name.as_str()))
             .map(|f| f.name.as_str())
             .collect();
         if !missing.is_empty() {
@@ -257,7 +269,7 @@ fn check_expectation(checker: &mut Checker<'_>, e: &Expectation, info: &PolicyIn
                     Some(dim) => (d.name.clone(), Some(&dim.grades)),
                     None => {
                         let mut diag = Diagnostic::new(
-                            Code::ExampleExpectation,
+                            Code::UnknownDimension,
                             format!("the policy has no dimension `{}`", d.name),
                         )
                         .at(d.span, "no such dimension");

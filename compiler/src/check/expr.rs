@@ -31,7 +31,7 @@ pub struct Value {
 
 impl Value {
     pub fn of(ty: Type) -> Value {
-        let range = if ty == Type::Number {
+        let range = if matches!(ty, Type::Number | Type::Error) {
             Interval::TOP
         } else {
             Interval::closed(0.0, 0.0)
@@ -126,6 +126,10 @@ pub struct Env {
     /// `abstain` is allowed (a dimension's score).
     pub abstain_ok: bool,
     pub facts: Facts,
+    /// Unknown names are not reported (the pair itself failed to resolve, already reported).
+    pub silent_unknown: bool,
+    /// Names defined elsewhere and not visible here, with why: a help for "unknown name".
+    pub elsewhere: Vec<(String, String)>,
 }
 
 impl Env {
@@ -152,6 +156,9 @@ pub struct Checker<'a> {
     /// Imported names that were used, by scope and name.
     pub used_imports: HashSet<(ScopeId, String)>,
     reported: HashSet<(Span, Code)>,
+    /// While above 0, the expression is an operand (of an operator, a call, a condition), where
+    /// `abstain` cannot stand: only a score's result branches may abstain.
+    operand: u32,
 }
 
 impl<'a> Checker<'a> {
@@ -164,6 +171,7 @@ impl<'a> Checker<'a> {
             let_uses: Vec::new(),
             used_imports: HashSet::new(),
             reported: HashSet::new(),
+            operand: 0,
         }
     }
 
@@ -172,10 +180,27 @@ impl<'a> Checker<'a> {
             return;
         }
         if let Some(span) = diagnostic.span()
-            && !self.reported.insert((span, diagnostic.code)) {
-                return;
-            }
+            && !self.reported.insert((span, diagnostic.code))
+        {
+            return;
+        }
         self.diagnostics.push(diagnostic);
+    }
+
+    /// The diagnostic reported last, to refine its help.
+    fn diagnostics_last_mut(&mut self) -> Option<&mut Diagnostic> {
+        if self.quiet > 0 {
+            return None;
+        }
+        self.diagnostics.last_mut()
+    }
+
+    /// Checks an operand: `abstain` is not allowed inside it.
+    fn operand_of<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.operand += 1;
+        let out = f(self);
+        self.operand -= 1;
+        out
     }
 
     pub fn quietly<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
@@ -215,23 +240,36 @@ impl<'a> Checker<'a> {
         let mut v = self.expr_inner(e, env);
         if let Some(key) = &v.key {
             if (v.ty == Type::Number || v.ty == Type::Optional(Box::new(Type::Number)))
-                && let Some(r) = env.facts.range(key) {
-                    v.range = v.range.meet(&r);
-                }
-            if matches!(v.ty, Type::Optional(_)) && env.facts.present.iter().any(|k| k == key)
-                && let Type::Optional(inner) = v.ty.clone() {
-                    v.ty = *inner;
-                }
+                && let Some(r) = env.facts.range(key)
+            {
+                v.range = v.range.meet(&r);
+            }
+            if matches!(v.ty, Type::Optional(_))
+                && env.facts.present.iter().any(|k| k == key)
+                && let Type::Optional(inner) = v.ty.clone()
+            {
+                v.ty = *inner;
+            }
             if v.ty == Type::Bool
-                && let Some(b) = env.facts.boolean(key) {
-                    v.truth = if b { Truth::True } else { Truth::False };
-                }
+                && let Some(b) = env.facts.boolean(key)
+            {
+                v.truth = if b { Truth::True } else { Truth::False };
+            }
         }
         v
     }
 
     fn expr_inner(&mut self, e: &Expr, env: &Env) -> Value {
         match &e.kind {
+            ExprKind::List(_)
+            | ExprKind::Call { .. }
+            | ExprKind::Lookup { .. }
+            | ExprKind::Unary { .. }
+            | ExprKind::Binary { .. }
+                if self.operand == 0 =>
+            {
+                self.operand_of(|c| c.expr_inner(e, env))
+            }
             ExprKind::Number(n) => Value::number(Interval::point(*n)),
             ExprKind::Percent(p) => Value::number(Interval::point(*p)),
             ExprKind::Duration(_) => {
@@ -248,7 +286,7 @@ impl<'a> Checker<'a> {
             },
             ExprKind::Bool(b) => Value::boolean(if *b { Truth::True } else { Truth::False }),
             ExprKind::Abstain => {
-                if !env.abstain_ok {
+                if !env.abstain_ok || self.operand > 0 {
                     self.report(
                         Diagnostic::new(Code::AbstainMisplaced, "`abstain` can only be a dimension's score")
                             .at(e.span, "no dimension score is produced here")
@@ -323,7 +361,7 @@ impl<'a> Checker<'a> {
                 then,
                 otherwise,
             } => {
-                let c = self.expr(cond, env);
+                let c = self.operand_of(|s| s.expr(cond, env));
                 self.expect(&c, &Type::Bool, cond.span, "`if` needs a condition");
                 let yes = self.facts(cond, env, true);
                 let no = self.facts(cond, env, false);
@@ -340,7 +378,7 @@ impl<'a> Checker<'a> {
                 let mut before = env.clone();
                 let mut settled = false;
                 for arm in arms {
-                    let c = self.expr(&arm.condition, &before);
+                    let c = self.operand_of(|s| s.expr(&arm.condition, &before));
                     self.expect(
                         &c,
                         &Type::Bool,
@@ -425,7 +463,8 @@ impl<'a> Checker<'a> {
 
     fn join_branches(&mut self, branches: Vec<(Value, Span)>) -> Value {
         let mut out: Option<Value> = None;
-        for (v, span) in branches {
+        // A branch already in error says nothing about the others' type or range.
+        for (v, span) in branches.into_iter().filter(|(v, _)| !v.ty.is_error()) {
             out = Some(match out {
                 None => v,
                 Some(acc) => {
@@ -490,21 +529,23 @@ impl<'a> Checker<'a> {
         if let Some(local) = env.local(&first.name) {
             if let Some(slot) = local.use_slot
                 && self.quiet == 0
-                    && let Some(u) = self.let_uses.get_mut(slot) {
-                        *u = true;
-                    }
+                && let Some(u) = self.let_uses.get_mut(slot)
+            {
+                *u = true;
+            }
             let mut v = local.value.clone();
             v.origin = v.origin.take().or(v.key.take());
             v.key = Some(first.name.clone());
             return self.fields(v, rest, &key, env);
         }
         if first.name == "score"
-            && let Some(range) = env.score {
-                return Value {
-                    key: Some("score".to_string()),
-                    ..Value::number(range)
-                };
-            }
+            && let Some(range) = env.score
+        {
+            return Value {
+                key: Some("score".to_string()),
+                ..Value::number(range)
+            };
+        }
         if first.name == "overall" && env.overall {
             return Value {
                 key: Some("overall".to_string()),
@@ -581,6 +622,7 @@ impl<'a> Checker<'a> {
                     ..Value::of(Type::Enum(id))
                 };
             }
+            Some(Symbol::Unresolved) => return Value::error(),
             Some(Symbol::Entity(_)) | Some(Symbol::Table(_)) | Some(Symbol::Fn(_)) => {
                 let what = match self.lookup(env.scope, &first.name) {
                     Some(Symbol::Entity(_)) => "an entity",
@@ -602,9 +644,10 @@ impl<'a> Checker<'a> {
             for binding in scope.names.values() {
                 if let Symbol::Enum(id) = binding.symbol
                     && let Some(def) = self.program.enum_def(id)
-                        && def.variants.contains(&first.name) {
-                            found.push((id, def.name.clone()));
-                        }
+                    && def.variants.contains(&first.name)
+                {
+                    found.push((id, def.name.clone()));
+                }
             }
         }
         found.dedup();
@@ -712,6 +755,38 @@ impl<'a> Checker<'a> {
     }
 
     fn unknown_name(&mut self, name: &Ident, env: &Env) {
+        if env.silent_unknown {
+            return;
+        }
+        if let Some((_, why)) = env.elsewhere.iter().find(|(n, _)| *n == name.name) {
+            let why = why.clone();
+            self.report(
+                Diagnostic::new(
+                    Code::UnknownName,
+                    format!("`{}` is not visible here", name.name),
+                )
+                .at(name.span, "defined elsewhere")
+                .help(why),
+            );
+            return;
+        }
+        if !env.dimensions.is_empty() {
+            if let Some(best) = did_you_mean(
+                &name.name,
+                env.dimensions.iter().map(|(d, _, _)| d.as_str()),
+            ) {
+                let best = best.to_string();
+                self.report(
+                    Diagnostic::new(
+                        Code::UnknownDimension,
+                        format!("the policy has no dimension `{}`", name.name),
+                    )
+                    .at(name.span, "no such dimension")
+                    .help(format!("did you mean `{best}`?")),
+                );
+                return;
+            }
+        }
         let mut candidates: Vec<String> = Vec::new();
         candidates.extend(env.locals.iter().map(|l| l.name.clone()));
         candidates.extend(env.roles.iter().map(|(r, _)| r.clone()));
@@ -726,9 +801,10 @@ impl<'a> Checker<'a> {
             for (n, b) in &scope.names {
                 candidates.push(n.clone());
                 if let Symbol::Enum(id) = b.symbol
-                    && let Some(def) = self.program.enum_def(id) {
-                        candidates.extend(def.variants.iter().cloned());
-                    }
+                    && let Some(def) = self.program.enum_def(id)
+                {
+                    candidates.extend(def.variants.iter().cloned());
+                }
             }
         }
         let mut d = Diagnostic::new(Code::UnknownName, format!("unknown name `{}`", name.name))
@@ -763,6 +839,12 @@ impl<'a> Checker<'a> {
         }
         match self.lookup(env.scope, name) {
             Some(Symbol::Fn(id)) => self.call_user(id, func, args, span, env),
+            Some(Symbol::Unresolved) => {
+                for a in args {
+                    self.expr(a, env);
+                }
+                Value::error()
+            }
             Some(_) => {
                 self.report(
                     Diagnostic::new(Code::TypeMismatch, format!("`{name}` is not a function"))
@@ -1034,14 +1116,39 @@ impl<'a> Checker<'a> {
         };
         let values: Vec<Value> = args.iter().map(|a| self.expr(a, env)).collect();
         let want = def.params.len();
-        if !self.arity(
-            func,
-            args,
-            span,
-            &plural(want, "argument", "arguments"),
-            args.len() == want,
-        ) {
-            return Value::of(def.result.clone());
+        if args.len() != want {
+            let params: Vec<String> = def
+                .params
+                .iter()
+                .map(|(n, t)| format!("{n}: {}", self.program.type_name(t)))
+                .collect();
+            let signature = format!(
+                "{}({}) -> {}",
+                func.name,
+                params.join(", "),
+                self.program.type_name(&def.result)
+            );
+            self.report(
+                Diagnostic::new(
+                    Code::Arity,
+                    format!(
+                        "`{}` takes {}, but {} given",
+                        func.name,
+                        plural(want, "argument", "arguments"),
+                        plural(args.len(), "was", "were")
+                    ),
+                )
+                .at(
+                    span,
+                    format!("{} here", plural(args.len(), "argument", "arguments")),
+                )
+                .help(format!("the signature is `{signature}`")),
+            );
+            let mut v = Value::of(def.result.clone());
+            if let Some(r) = &def.decl.declared_range {
+                v.range = Interval::closed(r.lo, r.hi);
+            }
+            return v;
         }
         for ((v, a), (pname, pty)) in values.iter().zip(args).zip(&def.params) {
             if !v.ty.fits(pty) {
@@ -1113,6 +1220,7 @@ impl<'a> Checker<'a> {
         let values: Vec<Value> = keys.iter().map(|k| self.expr(k, env)).collect();
         let id = match self.lookup(env.scope, &table.name) {
             Some(Symbol::Table(id)) => id,
+            Some(Symbol::Unresolved) => return Value::error(),
             Some(_) => {
                 self.report(
                     Diagnostic::new(
@@ -1326,7 +1434,35 @@ impl<'a> Checker<'a> {
         };
         let same = a.ty.unify(&b.ty).is_some();
         if !same {
-            return mismatch(self, "different types");
+            let hint = match (&a.ty, &b.ty) {
+                (Type::Enum(id), Type::String) | (Type::String, Type::Enum(id)) => {
+                    let text = a
+                        .constant
+                        .clone()
+                        .or(b.constant.clone())
+                        .unwrap_or_default();
+                    self.program.enum_def(*id).map(|d| {
+                        if d.variants.contains(&text) {
+                            format!("enum values are written without quotes: `{text}`")
+                        } else {
+                            format!(
+                                "compare with one of the values of `{}`, written without quotes",
+                                d.name
+                            )
+                        }
+                    })
+                }
+                (Type::Set(_) | Type::List(_), Type::Number)
+                | (Type::Number, Type::Set(_) | Type::List(_)) => {
+                    Some("to compare the size of a set, use `len(...)`".to_string())
+                }
+                _ => None,
+            };
+            let v = mismatch(self, "different types");
+            if let (Some(h), Some(last)) = (hint, self.diagnostics_last_mut()) {
+                last.help = Some(h);
+            }
+            return v;
         }
         let ordering = matches!(cmp, Cmp::Lt | Cmp::Le | Cmp::Gt | Cmp::Ge);
         match (&a.ty, &b.ty) {
@@ -1515,10 +1651,11 @@ impl<'a> Checker<'a> {
     }
 
     fn match_expr(&mut self, scrutinee: &Expr, arms: &[MatchArm], span: Span, env: &Env) -> Value {
-        let s = self.expr(scrutinee, env);
+        let s = self.operand_of(|c| c.expr(scrutinee, env));
         self.no_text(&s, scrutinee.span);
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut wildcard: Option<Span> = None;
+        let mut bad_pattern = false;
         let mut branches = Vec::new();
         for arm in arms {
             if let Some(w) = wildcard {
@@ -1533,11 +1670,30 @@ impl<'a> Checker<'a> {
                 );
             }
             if arm.is_wildcard() {
+                let covered = match &s.ty {
+                    Type::Enum(id) => self
+                        .program
+                        .enum_def(*id)
+                        .is_some_and(|d| d.variants.iter().all(|v| seen.contains(v))),
+                    Type::Bool => seen.contains("true") && seen.contains("false"),
+                    _ => false,
+                };
+                if covered && wildcard.is_none() {
+                    self.report(
+                        Diagnostic::new(
+                            Code::UnreachableArm,
+                            "`_` can never be chosen: the arms above cover every value",
+                        )
+                        .at(arm.span, "unreachable")
+                        .help("remove `_`, or the arms it should catch"),
+                    );
+                }
                 wildcard.get_or_insert(arm.span);
             }
             let mut arm_facts = Facts::default();
             for p in &arm.patterns {
                 let Some(text) = self.pattern(p, &s, env) else {
+                    bad_pattern = true;
                     continue;
                 };
                 if !seen.insert(text.clone()) {
@@ -1551,14 +1707,15 @@ impl<'a> Checker<'a> {
                     );
                 }
                 if let (Some(key), LiteralKind::Number(n)) = (&s.key, &p.kind)
-                    && arm.patterns.len() == 1 {
-                        arm_facts.ranges.push((key.clone(), Interval::point(*n)));
-                    }
+                    && arm.patterns.len() == 1
+                {
+                    arm_facts.ranges.push((key.clone(), Interval::point(*n)));
+                }
             }
             let v = self.expr_raw(&arm.body, &env.with_facts(arm_facts));
             branches.push((v, arm.body.span));
         }
-        if wildcard.is_none() {
+        if wildcard.is_none() && !bad_pattern {
             let exhaustive = match &s.ty {
                 Type::Enum(id) => self
                     .program
@@ -1603,6 +1760,27 @@ impl<'a> Checker<'a> {
             LiteralKind::Number(n) | LiteralKind::Percent(n) => (Type::Number, format!("{n}")),
             LiteralKind::String(t) => (Type::String, format!("\"{t}\"")),
             LiteralKind::Bool(b) => (Type::Bool, b.to_string()),
+            LiteralKind::Name(names) if matches!(s.ty, Type::Enum(_)) && names.len() == 1 => {
+                let (Type::Enum(id), Some(v)) = (&s.ty, names.first()) else {
+                    return None;
+                };
+                let def = self.program.enum_def(*id)?;
+                if !def.variants.contains(&v.name) {
+                    let mut d = Diagnostic::new(
+                        Code::UnknownEnumValue,
+                        format!("enum `{}` has no value `{}`", def.name, v.name),
+                    )
+                    .at(v.span, "not one of its values");
+                    if let Some(h) =
+                        suggestion_help(&v.name, "values", def.variants.iter().map(String::as_str))
+                    {
+                        d = d.help(h);
+                    }
+                    self.report(d);
+                    return None;
+                }
+                (s.ty.clone(), v.name.clone())
+            }
             LiteralKind::Name(names) => {
                 let e = Expr {
                     kind: ExprKind::Path(names.clone()),
@@ -1692,16 +1870,18 @@ impl<'a> Checker<'a> {
                             .push((k.clone(), b.range.restrict(cmp.flip(), &a.range)));
                     }
                 } else if cmp == Cmp::Eq
-                    && let (Some(k), Some(c)) = (&a.key, &b.constant) {
-                        out.equal.push((k.clone(), c.clone()));
-                    }
+                    && let (Some(k), Some(c)) = (&a.key, &b.constant)
+                {
+                    out.equal.push((k.clone(), c.clone()));
+                }
             }
             _ => {
                 let v = self.quietly(|c| c.expr(cond, env));
                 if v.ty == Type::Bool
-                    && let Some(k) = v.key {
-                        out.bools.push((k, polarity));
-                    }
+                    && let Some(k) = v.key
+                {
+                    out.bools.push((k, polarity));
+                }
             }
         }
         out
@@ -1730,7 +1910,10 @@ fn part_of_whole(a: &Value, b: &Value) -> bool {
     let Some(set) = whole.strip_prefix("len(").and_then(|w| w.strip_suffix(')')) else {
         return false;
     };
-    let Some(inner) = part.strip_prefix("len((").and_then(|p| p.strip_suffix("))")) else {
+    let Some(inner) = part
+        .strip_prefix("len((")
+        .and_then(|p| p.strip_suffix("))"))
+    else {
         return false;
     };
     inner.starts_with(&format!("{set} & "))

@@ -528,7 +528,6 @@ impl std::ops::Not for Truth {
 }
 
 impl Truth {
-
     pub fn and(self, other: Truth) -> Truth {
         match (self, other) {
             (Truth::False, _) | (_, Truth::False) => Truth::False,

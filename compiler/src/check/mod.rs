@@ -13,7 +13,7 @@ use crate::diagnostics::{Code, Diagnostic, Diagnostics, suggestion_help};
 use crate::resolve::{EntityId, FnId, Program, ScopeId, Symbol, Type};
 use crate::source::Span;
 use crate::syntax::ast::*;
-use expr::{Checker, Env, Facts, Local, Value, expr_text};
+use expr::{Checker, Env, Facts, Local, Value};
 use interval::{Cmp, Interval, Truth};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,8 +41,12 @@ pub struct PolicyInfo {
     pub min_coverage: f64,
 }
 
-/// Checks every function and table of the program (each once, in its own scope).
-pub(crate) fn check_definitions(program: &Program, diagnostics: &mut Diagnostics) {
+/// Imported names that were used, by scope and name.
+pub(crate) type UsedImports = std::collections::HashSet<(ScopeId, String)>;
+
+/// Checks every function and table of the program (each once, in its own scope); returns the
+/// imported names they used.
+pub(crate) fn check_definitions(program: &Program, diagnostics: &mut Diagnostics) -> UsedImports {
     let mut checker = Checker::new(program, diagnostics);
     recursion(&mut checker);
     for (i, def) in program.functions.iter().enumerate() {
@@ -124,6 +128,7 @@ pub(crate) fn check_definitions(program: &Program, diagnostics: &mut Diagnostics
     for def in &program.tables {
         check_table(&mut checker, def);
     }
+    checker.used_imports
 }
 
 /// Reports functions that call themselves, directly or through others.
@@ -322,9 +327,13 @@ pub(crate) fn check_policy(
     program: &Program,
     scope: ScopeId,
     policy: &PolicyDecl,
+    used_by_definitions: &UsedImports,
     diagnostics: &mut Diagnostics,
 ) -> PolicyInfo {
     let mut checker = Checker::new(program, diagnostics);
+    checker
+        .used_imports
+        .extend(used_by_definitions.iter().cloned());
     let mut info = PolicyInfo {
         name: policy.name.name.clone(),
         min_coverage: 0.5,
@@ -396,8 +405,17 @@ pub(crate) fn check_policy(
         );
     }
 
+    let mut coverage_seen: Option<Span> = None;
     for item in &policy.items {
         if let Item::MinCoverage(m) = item {
+            if let Some(prev) = coverage_seen.replace(m.span) {
+                checker.report(
+                    Diagnostic::new(Code::Duplicate, "`min_coverage` is given twice")
+                        .at(m.span, "given again here")
+                        .with(prev, "first given here")
+                        .help("keep one `min_coverage`"),
+                );
+            }
             if !(m.value > 0.0 && m.value <= 1.0) {
                 checker.report(
                     Diagnostic::new(
@@ -413,9 +431,24 @@ pub(crate) fn check_policy(
         }
     }
 
+    // Without a resolved pair, every `query.x` would be reported again: the pair's own error says it.
+    let pair_failed = pairs.first().is_none_or(|_| info.roles.len() < 2);
+    let mut elsewhere: Vec<(String, String)> = Vec::new();
+    for item in &policy.items {
+        if let Item::Dimension(d) = item {
+            for l in &d.lets {
+                elsewhere.push((
+                    l.name.name.clone(),
+                    format!("`{}` is a `let` of dimension `{}`; a `let` is visible only inside its dimension", l.name.name, d.name.name),
+                ));
+            }
+        }
+    }
     let base = Env {
         scope,
         roles: info.roles.clone(),
+        silent_unknown: pair_failed,
+        elsewhere: elsewhere.clone(),
         ..Env::default()
     };
 
@@ -446,7 +479,20 @@ pub(crate) fn check_policy(
             continue;
         }
         seen.insert(d.name.name.clone(), d.name.span);
-        let dim = check_dimension(&mut checker, d, &base);
+        let mut env = base.clone();
+        env.elsewhere.retain(|(_, why)| {
+            !why.ends_with(&format!(
+                "dimension `{}`; a `let` is visible only inside its dimension",
+                d.name.name
+            ))
+        });
+        env.elsewhere.extend(dimensions.iter().filter(|o| o.name.name != d.name.name).map(|o| {
+            (
+                o.name.name.clone(),
+                format!("`{}` is a dimension; dimension scores are read in rules and in `grade overall`, not in other dimensions", o.name.name),
+            )
+        }));
+        let dim = check_dimension(&mut checker, d, &env);
         info.dimensions.push(dim);
     }
     if dimensions.is_empty() {
@@ -534,7 +580,9 @@ pub(crate) fn check_policy(
             }
         })
         .collect();
-    examples::check_examples(&mut checker, &examples, &base, &info);
+    if !pair_failed {
+        examples::check_examples(&mut checker, &examples, &base, &info);
+    }
 
     unused_imports(&mut checker, scope);
     info
@@ -636,14 +684,29 @@ fn check_dimension(checker: &mut Checker<'_>, d: &DimensionDecl, base: &Env) -> 
     let mut range = Interval::UNIT;
     let mut abstains = false;
     match d.score.as_slice() {
-        [] => checker.report(
-            Diagnostic::new(
-                Code::ScoreStatement,
-                format!("dimension `{}` has no `score`", d.name.name),
-            )
-            .at(d.name.span, "nothing is scored")
-            .help("add `score = ...`, a number from 0 to 1"),
-        ),
+        [] => {
+            let help = match d.lets.as_slice() {
+                [.., last] => format!(
+                    "add `score = ...`, a number from 0 to 1, such as `score = {}`",
+                    last.name.name
+                ),
+                [] => "add `score = ...`, a number from 0 to 1".to_string(),
+            };
+            checker.report(
+                Diagnostic::new(
+                    Code::ScoreStatement,
+                    format!("dimension `{}` has no `score`", d.name.name),
+                )
+                .at(d.name.span, "nothing is scored")
+                .help(help),
+            );
+            // Its lets are unread because the score is missing: that is the one problem.
+            for (slot, _) in &let_slots {
+                if let Some(u) = checker.let_uses.get_mut(*slot) {
+                    *u = true;
+                }
+            }
+        }
         [s, rest @ ..] => {
             for extra in rest {
                 checker.report(
@@ -671,6 +734,8 @@ fn check_dimension(checker: &mut Checker<'_>, d: &DimensionDecl, base: &Env) -> 
                     .at(s.value.span, "never a number")
                     .help("give a number from 0 to 1 in at least one branch"),
                 );
+            } else if v.ty.is_error() {
+                // Already reported; nothing more can be said of its range.
             } else if checker.expect(
                 &v,
                 &Type::Number,
@@ -737,7 +802,11 @@ fn score_range(checker: &mut Checker<'_>, d: &DimensionDecl, s: &ScoreStmt, v: &
                 format!("the score of `{}` can reach {}, outside [0, 1]", d.name.name, v.range),
             )
             .at(s.value.span, format!("can go {side}"))
-            .help("make the weights of the parts add up to at most 1, or wrap the score in `clamp(..., 0, 1)`"),
+            .help(if v.range.hi > 1.0 {
+                "make the weights of the parts add up to at most 1, or wrap the score in `clamp(..., 0, 1)`"
+            } else {
+                "keep it from going below 0 with `max(0, ...)` or `clamp(..., 0, 1)`"
+            }),
         );
     } else {
         checker.report(
@@ -830,6 +899,8 @@ fn check_bands(
     let mut otherwise: Option<Span> = None;
     let mut directions: Vec<(Cmp, Span)> = Vec::new();
     let mut shadowed_any = false;
+    // A band whose condition always holds: every band after it is unreachable.
+    let mut settled: Option<Span> = None;
     for band in &g.bands {
         if names.contains(&band.name.name) {
             checker.report(
@@ -891,6 +962,9 @@ fn check_bands(
             );
             shadowed_any = true;
         }
+        if v.truth == Truth::True && settled.is_none() {
+            settled = Some(cond.span);
+        }
         let no = checker.facts(cond, &before, false);
         before = before.with_facts(no);
     }
@@ -923,6 +997,26 @@ fn check_bands(
         }
     }
     names
+}
+
+/// A number between 1 and 100 compared in a condition: a threshold written in percent points.
+fn percent_points(cond: &Expr) -> Option<f64> {
+    let mut found = None;
+    visit(cond, &mut |e| {
+        if let ExprKind::Binary { op, lhs, rhs, .. } = &e.kind
+            && op.is_comparison()
+        {
+            for side in [lhs, rhs] {
+                if let ExprKind::Number(n) = side.kind
+                    && n > 1.0
+                    && n <= 100.0
+                {
+                    found = Some(n);
+                }
+            }
+        }
+    });
+    found
 }
 
 /// The direction of a band written as `var OP constant`.
@@ -978,7 +1072,13 @@ fn check_rules(checker: &mut Checker<'_>, rules: &[&RuleDecl], env: &Env, info: 
                     format!("the rule `{}` can never fire", r.name.name),
                 )
                 .at(r.condition.span, "this condition never holds")
-                .help("fix the condition, or remove the rule"),
+                .help(match percent_points(&r.condition) {
+                    Some(n) => format!(
+                        "scores run from 0 to 1: did you mean `{}` (or `{n}%`)?",
+                        n / 100.0
+                    ),
+                    None => "fix the condition, or remove the rule".to_string(),
+                }),
             );
         }
         match &r.action {
@@ -992,9 +1092,15 @@ fn check_rules(checker: &mut Checker<'_>, rules: &[&RuleDecl], env: &Env, info: 
                         ),
                     )
                     .at(r.action_span, "out of range")
-                    .help(
-                        "caps and floors are scores from 0 to 1; to drop the pair, use `exclude`",
-                    ),
+                    .help(if *x > 1.0 && *x <= 100.0 {
+                        format!(
+                            "caps and floors are scores from 0 to 1: did you mean `{x}%` (or {})?",
+                            x / 100.0
+                        )
+                    } else {
+                        "caps and floors are scores from 0 to 1; to drop the pair, use `exclude`"
+                            .to_string()
+                    }),
                 );
             }
             RuleAction::SetGrade(g)
@@ -1053,8 +1159,8 @@ fn check_rules(checker: &mut Checker<'_>, rules: &[&RuleDecl], env: &Env, info: 
                     .at(b.action_span, what)
                     .with(a.action_span, "the other rule's action")
                     .help(format!(
-                        "make their conditions exclusive (for example add `and not ({})` to one), or change one action",
-                        expr_text(&a.condition)
+                        "make the conditions exclusive (add `and not ...` with the other rule's condition to one of them), or change one action; `{}` comes first",
+                        a.name.name
                     )),
                 );
             }

@@ -308,13 +308,19 @@ fn check_source(source: &DataSource, diags: &mut Diagnostics) {
                 )
             }
         };
+        let file = source
+            .path
+            .rsplit(['/', '\\'])
+            .next()
+            .filter(|f| !f.is_empty() && *f != "..")
+            .map_or_else(|| format!("{}.jsonl", source.name.name), str::to_string);
         diags.push(
             Diagnostic::new(Code::PathEscape, message)
                 .at(source.path_span, problem.label())
-                .help(
+                .help(format!(
                     "data paths are relative to the pipeline's file and stay inside the project; \
-                     put the data in a folder beside it, e.g. `\"data/clicks.jsonl\"`",
-                ),
+                     put the data in a folder beside it, like `\"data/{file}\"`"
+                )),
         );
     }
     let mut rule_names: HashMap<&str, &Ident> = HashMap::new();
@@ -701,8 +707,9 @@ fn check_teachers(
                 format!("no student distills from the teacher `{name}`"),
             )
             .at(teacher.name.span, "never distilled from")
-            .help(format!(
-                "distill from it in the student (`distill {name} weight 0.4 loss mse`), or delete the teacher"
+                        .help(format!(
+                "distill from it in the student (`distill {name} weight 0.4 loss {}`), or delete the teacher",
+                teacher.loss.as_ref().map_or("mse", |l| l.kind.name.as_str())
             )),
         );
     }
@@ -1313,6 +1320,8 @@ fn check_quantize(quantize: &QuantizeDecl, diags: &mut Diagnostics) {
 enum MetricKind {
     /// A score or rate in [0, 1].
     Ratio,
+    /// A correlation or agreement in [-1, 1] (Spearman, kappa).
+    Correlation,
     /// A time.
     Latency,
     /// A log loss: a number of 0 or more.
@@ -1324,9 +1333,8 @@ enum MetricKind {
 fn metric_kind(metric: &Ident, diags: &mut Diagnostics) -> Option<MetricKind> {
     let name = metric.name.as_str();
     let special_help = match name {
-        "policy_alignment" | "grade_kappa" | "policy_drift" | "click_auc" | "ctr" => {
-            return Some(MetricKind::Ratio);
-        }
+        "policy_alignment" | "grade_kappa" => return Some(MetricKind::Correlation),
+        "policy_drift" | "click_auc" | "ctr" => return Some(MetricKind::Ratio),
         "click_logloss" => return Some(MetricKind::LogLoss),
         "p50_latency" | "p99_latency" => return Some(MetricKind::Latency),
         "ndcg" => Some("say how many results it looks at, e.g. `ndcg@10`"),
@@ -1400,8 +1408,16 @@ fn check_alert(alert: &AlertDecl, diags: &mut Diagnostics) {
                 .help("write a plain number or a percent, e.g. `0.70` or `70%`"),
             );
         }
-        (MetricKind::Ratio, Threshold::Number(v) | Threshold::Percent(v)) => {
-            if !(0.0..=1.0).contains(&v) {
+        (
+            kind @ (MetricKind::Ratio | MetricKind::Correlation),
+            Threshold::Number(v) | Threshold::Percent(v),
+        ) => {
+            let lo = if kind == MetricKind::Correlation {
+                -1.0
+            } else {
+                0.0
+            };
+            if !(lo..=1.0).contains(&v) {
                 let help = if matches!(alert.threshold, Threshold::Number(_))
                     && v > 1.0
                     && v <= 100.0
@@ -1412,13 +1428,13 @@ fn check_alert(alert: &AlertDecl, diags: &mut Diagnostics) {
                         show_number(v)
                     )
                 } else {
-                    format!("`{metric}` is between 0 and 1; use a threshold in that range")
+                    format!("`{metric}` is between {lo} and 1; use a threshold in that range")
                 };
                 diags.push(
                     Diagnostic::new(
                         Code::InvalidValue,
                         format!(
-                            "the threshold `{}` is outside [0, 1], the range of `{metric}`",
+                            "the threshold `{}` is outside [{lo}, 1], the range of `{metric}`",
                             show_threshold(alert.threshold)
                         ),
                     )

@@ -94,6 +94,10 @@ impl Diagnostics {
         self.items.push(diagnostic);
     }
 
+    pub fn last_mut(&mut self) -> Option<&mut Diagnostic> {
+        self.items.last_mut()
+    }
+
     pub fn extend(&mut self, other: Diagnostics) {
         self.items.extend(other.items);
     }
@@ -147,6 +151,22 @@ pub fn did_you_mean<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let lower = name.to_lowercase();
+    let candidates: Vec<&'a str> = candidates.into_iter().collect();
+    if lower.len() >= 4 {
+        let mut affix: Vec<&'a str> = candidates
+            .iter()
+            .copied()
+            .filter(|c| {
+                let c = c.to_lowercase();
+                c != lower
+                    && (c.ends_with(&format!("_{lower}")) || c.starts_with(&format!("{lower}_")))
+            })
+            .collect();
+        affix.sort_unstable();
+        if let [only] = affix.as_slice() {
+            return Some(only);
+        }
+    }
     candidates
         .into_iter()
         .filter(|c| *c != name)

@@ -240,6 +240,26 @@ impl<'a> Resolver<'a> {
                             continue;
                         }
                         let ty = self.resolve_type(id, &f.ty);
+                        let holds_entity = {
+                            let mut t = &ty;
+                            loop {
+                                match t {
+                                    Type::Entity(_) => break true,
+                                    Type::Optional(i) | Type::Set(i) | Type::List(i) => t = i,
+                                    _ => break false,
+                                }
+                            }
+                        };
+                        if holds_entity {
+                            self.diagnostics.push(
+                                Diagnostic::new(
+                                    Code::TypeMismatch,
+                                    format!("the field `{}` holds an entity; fields hold values", f.name.name),
+                                )
+                                .at(f.ty.span, "an entity type")
+                                .help("records are flat: give the entity the fields it needs directly, like `company_industry: string`"),
+                            );
+                        }
                         fields.push(FieldDef {
                             name: f.name.name.clone(),
                             ty,
@@ -331,6 +351,9 @@ impl<'a> Resolver<'a> {
 
     fn import(&mut self, scope: ScopeId, u: &UseDecl) {
         let Some(module_scope) = self.load(&u.path) else {
+            for name in &u.names {
+                self.bind_unresolved(scope, name);
+            }
             return;
         };
         let module_name = u.path.raw.clone();
@@ -396,6 +419,17 @@ impl<'a> Resolver<'a> {
                 name: name.name.clone(),
                 span: name.span,
                 module: module_name.clone(),
+            });
+        }
+    }
+
+    /// Binds an import that failed, so that its uses are not reported again.
+    fn bind_unresolved(&mut self, scope: ScopeId, name: &Ident) {
+        if let Some(s) = self.program.scopes.get_mut(scope.0) {
+            s.names.entry(name.name.clone()).or_insert(Binding {
+                symbol: Symbol::Unresolved,
+                span: name.span,
+                imported: true,
             });
         }
     }
@@ -617,6 +651,7 @@ impl<'a> Resolver<'a> {
             name => match self.program.lookup(scope, name) {
                 Some(Symbol::Enum(e)) => Type::Enum(e),
                 Some(Symbol::Entity(e)) => Type::Entity(e),
+                Some(Symbol::Unresolved) => Type::Error,
                 _ => {
                     let mut candidates: Vec<String> =
                         ["number", "bool", "string", "text", "set", "list"]

@@ -24,6 +24,8 @@ pub enum Symbol {
     Entity(EntityId),
     Table(TableId),
     Fn(FnId),
+    /// A name whose import failed (already reported): its uses are errors nobody needs to see.
+    Unresolved,
 }
 
 #[derive(Clone, Debug)]

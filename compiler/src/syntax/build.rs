@@ -28,9 +28,16 @@ impl Builder {
         self.diagnostics
     }
 
+    /// The span of a pair, without the blanks and `//` comments pest's implicit whitespace may
+    /// leave at its end (so an underline never runs onto the next line).
     pub(super) fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, self.base + s.start(), self.base + s.end())
+        let len = trimmed_len(pair.as_str());
+        Span::new(
+            self.file,
+            self.base + s.start(),
+            self.base + s.start() + len,
+        )
     }
 
     pub(super) fn error(&mut self, diagnostic: Diagnostic) {
@@ -1329,6 +1336,37 @@ impl Builder {
         }
         out
     }
+}
+
+/// The length of `text` without trailing blanks and trailing `//` comments.
+fn trimmed_len(text: &str) -> usize {
+    let mut end = text.trim_end().len();
+    loop {
+        let body = text.get(..end).unwrap_or("");
+        let line_start = body.rfind('\n').map_or(0, |i| i + 1);
+        let line = body.get(line_start..).unwrap_or("");
+        match comment_start(line) {
+            Some(at) => end = body.get(..line_start + at).unwrap_or("").trim_end().len(),
+            None => return end,
+        }
+    }
+}
+
+/// Where a `//` comment starts in one line, outside string literals.
+fn comment_start(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let mut in_string = false;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'\\' if in_string => i += 1,
+            b'"' => in_string = !in_string,
+            b'/' if !in_string && bytes.get(i + 1) == Some(&b'/') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn compare_op(pair: &Pair<'_, Rule>) -> CompareOp {

@@ -48,7 +48,9 @@ pub(crate) const STACK_SIZE: usize = 64 * 1024 * 1024;
 
 /// Parses one file. Never panics; every problem is a diagnostic.
 pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
-    stacker::maybe_grow(STACK_RED_ZONE, STACK_SIZE, || parse_on_stack(file, text, limits))
+    stacker::maybe_grow(STACK_RED_ZONE, STACK_SIZE, || {
+        parse_on_stack(file, text, limits)
+    })
 }
 
 fn parse_on_stack(file: FileId, text: &str, limits: &Limits) -> Parsed {
@@ -119,11 +121,8 @@ fn recover(
 ) {
     let mut reported = false;
     for segment in scan::segments(text, &scanned.tokens) {
-        if scanned
-            .problems
-            .iter()
-            .any(|p| p.kind == scan::ProblemKind::TooDeep && segment.contains(p.offset))
-        {
+        // Its bracket, string or nesting problem is reported already; pest would only echo it.
+        if scanned.problems.iter().any(|p| segment.contains(p.offset)) {
             continue;
         }
         let Some(slice) = text.get(segment.start..segment.end) else {
@@ -153,7 +152,13 @@ fn recover(
                 diagnostics.extend(found);
             }
             Err(error) => {
-                diagnostics.push(from_pest(file, text, segment.start, &error));
+                diagnostics.push(from_pest(
+                    file,
+                    text,
+                    segment.start,
+                    &error,
+                    Some(segment.kind),
+                ));
                 reported = true;
             }
         }
@@ -162,7 +167,7 @@ fn recover(
         // Every item parses on its own, yet the whole file does not: the items are in the wrong
         // place (for example a dimension outside any policy). Report the whole-file error.
         if let Err(error) = PolicyParser::parse(Rule::file, text) {
-            diagnostics.push(from_pest(file, text, 0, &error));
+            diagnostics.push(from_pest(file, text, 0, &error, None));
         }
     }
 }
@@ -196,6 +201,7 @@ fn from_pest(
     text: &str,
     base: usize,
     error: &pest::error::Error<Rule>,
+    segment: Option<scan::SegmentKind>,
 ) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
     let offset = scan::skip_trivia(
@@ -233,6 +239,21 @@ fn from_pest(
         expected.retain(|e| !STARTS.contains(e));
         expected.insert(0, "an expression");
     }
+    if expected == ["end of file"] {
+        // An item parsed on its own ended early: what may follow is another item or the `}`.
+        match segment {
+            Some(scan::SegmentKind::PolicyItem) => {
+                expected = vec!["an item (dimension, entity, rule, ...)", "`}`"];
+            }
+            Some(scan::SegmentKind::PipelineItem) => {
+                expected = vec![
+                    "a pipeline block (`data`, `teacher`, `student`, `quantize`, `monitor`)",
+                    "`}`",
+                ];
+            }
+            _ => {}
+        }
+    }
     expected.sort_unstable();
     expected.dedup();
     let label = match expected.len() {
@@ -246,11 +267,81 @@ fn from_pest(
     };
     let mut diagnostic =
         Diagnostic::new(Code::SyntaxUnexpected, format!("unexpected {token}")).at(span, label);
-    if let Some(help) = hint(&expected, &token) {
+    let misspelled = token
+        .strip_prefix('`')
+        .and_then(|t| t.strip_suffix('`'))
+        .and_then(|word| crate::diagnostics::did_you_mean(word, KEYWORDS.iter().copied()));
+    if let Some(best) = misspelled {
+        diagnostic = diagnostic.help(format!("did you mean `{best}`?"));
+    } else if let Some(help) = hint(&expected, &token) {
         diagnostic = diagnostic.help(help);
     }
     diagnostic
 }
+
+/// The language's keywords, for "did you mean" on a misspelled one.
+const KEYWORDS: &[&str] = &[
+    "policy",
+    "version",
+    "module",
+    "use",
+    "entity",
+    "enum",
+    "pair",
+    "table",
+    "default",
+    "fn",
+    "dimension",
+    "weight",
+    "let",
+    "score",
+    "grade",
+    "when",
+    "otherwise",
+    "overall",
+    "rule",
+    "cap",
+    "floor",
+    "exclude",
+    "because",
+    "min_coverage",
+    "example",
+    "expect",
+    "fires",
+    "then",
+    "else",
+    "match",
+    "pipeline",
+    "data",
+    "clean",
+    "drop",
+    "outliers",
+    "synthetic",
+    "mix",
+    "split",
+    "validation",
+    "teacher",
+    "student",
+    "model",
+    "encoder",
+    "predicts",
+    "loss",
+    "temperature",
+    "train",
+    "features",
+    "distill",
+    "drift",
+    "penalty",
+    "tolerance",
+    "rebalance",
+    "regularize",
+    "early_stop",
+    "patience",
+    "quantize",
+    "prune",
+    "monitor",
+    "alert",
+];
 
 fn words(items: &[&str]) -> String {
     match items {

@@ -28,6 +28,7 @@ pub struct Token {
 pub enum ProblemKind {
     TooDeep,
     Unclosed,
+    UnclosedString,
     Unopened,
     Mismatched,
 }
@@ -61,6 +62,11 @@ impl Problem {
                         "add the matching `{}`",
                         char::from(closing(self.ch))
                     ))
+            }
+            ProblemKind::UnclosedString => {
+                Diagnostic::new(Code::SyntaxUnclosed, "this string is never closed")
+                    .at(span, "the closing `\"` is missing")
+                    .help("end the string with `\"` on the same line; a string cannot span lines")
             }
             ProblemKind::Unopened => {
                 Diagnostic::new(Code::SyntaxUnclosed, format!("this `{ch}` closes nothing"))
@@ -120,6 +126,8 @@ pub fn scan(text: &str, max_depth: u32) -> Scanned {
     let mut stack: Vec<Frame> = Vec::new();
     let mut root_keywords: u32 = 0;
     let mut too_deep_reported = false;
+    // Openers whose `}` looks like it belongs to an outer block: the likeliest unclosed ones.
+    let mut suspects: Vec<usize> = Vec::new();
     let mut i = 0;
     let depth_of = |stack: &Vec<Frame>, root: u32| -> u64 {
         stack.iter().map(|f| 1 + u64::from(f.keywords)).sum::<u64>() + u64::from(root)
@@ -152,16 +160,28 @@ pub fn scan(text: &str, max_depth: u32) -> Scanned {
             }
             b'"' => {
                 i += 1;
+                let mut closed = false;
                 while let Some(&c) = bytes.get(i) {
                     match c {
                         b'\\' => i += 2,
                         b'"' => {
                             i += 1;
+                            closed = true;
                             break;
                         }
                         b'\n' => break,
                         _ => i += 1,
                     }
+                }
+                if !closed {
+                    out.problems.push(Problem {
+                        kind: ProblemKind::UnclosedString,
+                        offset: start,
+                        len: i.min(bytes.len()) - start,
+                        other: None,
+                        ch: b'"',
+                        limit: max_depth,
+                    });
                 }
                 i = i.min(bytes.len());
                 out.tokens.push(Token {
@@ -199,26 +219,39 @@ pub fn scan(text: &str, max_depth: u32) -> Scanned {
                 continue;
             }
             b')' | b']' | b'}' => {
-                match stack.pop() {
-                    None => out.problems.push(Problem {
-                        kind: ProblemKind::Unopened,
-                        offset: i,
-                        len: 1,
-                        other: None,
-                        ch: b,
-                        limit: max_depth,
-                    }),
-                    Some(frame) if closing(frame.open) != b => {
+                let matching = stack.iter().rposition(|f| closing(f.open) == b);
+                match (stack.last(), matching) {
+                    (None, _) | (Some(_), None) => {
+                        // Closes nothing that is open: a stray; the open brackets stay open.
                         out.problems.push(Problem {
-                            kind: ProblemKind::Mismatched,
+                            kind: ProblemKind::Unopened,
                             offset: i,
                             len: 1,
-                            other: Some((frame.at, frame.open)),
+                            other: None,
                             ch: b,
                             limit: max_depth,
                         });
                     }
-                    Some(_) => {}
+                    (Some(top), Some(at)) => {
+                        if closing(top.open) != b {
+                            // It closes an outer bracket: the inner ones were never closed.
+                            out.problems.push(Problem {
+                                kind: ProblemKind::Mismatched,
+                                offset: i,
+                                len: 1,
+                                other: Some((top.at, top.open)),
+                                ch: b,
+                                limit: max_depth,
+                            });
+                        } else if b == b'}' && first_on_line(text, i) {
+                            // A `}` alone on its line, indented less than the line of its `{`,
+                            // probably closes an outer block: remember the `{` as a suspect.
+                            if indent(text, i) < indent(text, top.at) {
+                                suspects.push(top.at);
+                            }
+                        }
+                        stack.truncate(at);
+                    }
                 }
                 if stack.is_empty() {
                     root_keywords = 0;
@@ -281,16 +314,40 @@ pub fn scan(text: &str, max_depth: u32) -> Scanned {
         });
     }
     if let Some(frame) = stack.last() {
+        // Point at the first opener whose `}` looked misplaced, if any; else the innermost open.
+        let (offset, ch) = suspects
+            .first()
+            .and_then(|at| bytes.get(*at).map(|c| (*at, *c)))
+            .unwrap_or((frame.at, frame.open));
         out.problems.push(Problem {
             kind: ProblemKind::Unclosed,
-            offset: frame.at,
+            offset,
             len: 1,
             other: None,
-            ch: frame.open,
+            ch,
             limit: max_depth,
         });
     }
     out
+}
+
+/// The indentation of the line holding `pos`.
+fn indent(text: &str, pos: usize) -> usize {
+    let start = text
+        .get(..pos)
+        .and_then(|t| t.rfind('\n'))
+        .map_or(0, |n| n + 1);
+    let line = text.get(start..).unwrap_or("");
+    line.len() - line.trim_start_matches([' ', '\t']).len()
+}
+
+/// Whether only blanks stand before `pos` on its line.
+fn first_on_line(text: &str, pos: usize) -> bool {
+    let start = text
+        .get(..pos)
+        .and_then(|t| t.rfind('\n'))
+        .map_or(0, |n| n + 1);
+    text.get(start..pos).is_some_and(|b| b.trim().is_empty())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
