@@ -7,6 +7,8 @@
 
 pub mod check;
 pub mod diagnostics;
+pub mod format;
+pub mod lower;
 pub mod resolve;
 pub mod source;
 pub mod stdlib;

@@ -320,3 +320,16 @@ fn syntax_errors_in_separate_items_are_all_reported() {
         .collect();
     assert_eq!(lines, [4, 5, 6]);
 }
+
+#[test]
+fn bands_after_a_band_that_always_holds_are_shadowed() {
+    let text = r#"policy p version 1 {
+  entity A { x: number }
+  pair query: A, candidate: A
+  dimension d weight 100% { score = clamp(query.x, 0.5, 1) grade { weak when score >= 0.2  strong when score >= 0.8  none otherwise } }
+  grade overall { good when overall >= 0  poor otherwise }
+}"#;
+    let checked = check_source("t.policy", text, &mut NoModules, &Options::default());
+    let codes: Vec<Code> = checked.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, [Code::GradeShadowed]);
+}

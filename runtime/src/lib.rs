@@ -1,4 +1,8 @@
 //! rubric-runtime: everything that touches files, data and models. For now: loading policy
 //! projects from disk for the pure compiler; labeling, data, training and serving join it.
 
+pub mod compile;
+pub mod examples;
+pub mod label;
 pub mod project;
+pub mod trace;

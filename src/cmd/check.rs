@@ -1,10 +1,9 @@
 //! `rubric check FILE...`: checks policy files and prints every diagnostic. Exit 0 when no file
 //! has an error (warnings are printed), 1 when one has, 2 when a file cannot be read.
 
-use super::{Color, EXIT_PROBLEMS, EXIT_USAGE, ErrorFormat};
-use rubric_compiler::diagnostics::render_all;
+use super::report::ReportArgs;
+use super::{EXIT_PROBLEMS, EXIT_USAGE, ErrorFormat};
 use rubric_compiler::{Limits, Options};
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,12 +12,8 @@ pub struct Args {
     /// Policy, module or pipeline files.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// How to print diagnostics.
-    #[arg(long, value_enum, default_value_t)]
-    error_format: ErrorFormat,
-    /// When to colour human output.
-    #[arg(long, value_enum, default_value_t)]
-    color: Color,
+    #[command(flatten)]
+    report: ReportArgs,
     /// Largest policy file, in bytes.
     #[arg(long, default_value_t = Limits::default().max_file_bytes)]
     max_file_bytes: usize,
@@ -34,16 +29,6 @@ pub fn run(args: Args) -> ExitCode {
             max_depth: args.max_depth,
         },
     };
-    let stderr = std::io::stderr();
-    let colour = match args.color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => stderr.is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
-    let width = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(100);
     let (mut errors, mut warnings, mut unreadable) = (0, 0, 0);
     for file in &args.files {
         let checked = match rubric_runtime::project::check_file(file, &options) {
@@ -56,20 +41,9 @@ pub fn run(args: Args) -> ExitCode {
         };
         errors += checked.error_count();
         warnings += checked.warning_count();
-        let text = render_all(
-            &checked.diagnostics,
-            &checked.sources,
-            args.error_format.into(),
-            width,
-            colour,
-        );
-        if args.error_format == ErrorFormat::Json {
-            print!("{text}");
-        } else {
-            let _ = stderr.lock().write_all(text.as_bytes());
-        }
+        args.report.print(&checked);
     }
-    if args.error_format != ErrorFormat::Json {
+    if args.report.error_format != ErrorFormat::Json {
         let files = args.files.len();
         eprintln!(
             "checked {files} file{}: {errors} error{}, {warnings} warning{}",

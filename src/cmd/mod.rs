@@ -1,7 +1,12 @@
 //! Subcommands: each file parses its arguments (clap) and calls the libraries.
 
 mod check;
+mod compile;
 mod explain;
+mod label;
+mod report;
+mod test;
+mod trace;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -19,6 +24,14 @@ enum Command {
     /// Check policy files: syntax, names, types, score ranges, weights, grades, rules, examples
     /// and pipelines.
     Check(check::Args),
+    /// Check a policy and write its labeling program, loss terms, training plan and source map.
+    Compile(compile::Args),
+    /// Label JSON-lines pairs with a policy.
+    Label(label::Args),
+    /// Run a policy's examples and report clause coverage.
+    Test(test::Args),
+    /// Label one pair and explain every value.
+    Trace(trace::Args),
     /// Print the long explanation of a diagnostic code, like `rubric::check::weights_sum`.
     Explain(explain::Args),
 }
@@ -61,6 +74,10 @@ pub const EXIT_USAGE: u8 = 2;
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Compile(args) => compile::run(args),
+        Command::Label(args) => label::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Trace(args) => trace::run(args),
         Command::Explain(args) => explain::run(args),
     }
 }

@@ -155,7 +155,7 @@ pub struct Checker<'a> {
     pub let_uses: Vec<bool>,
     /// Imported names that were used, by scope and name.
     pub used_imports: HashSet<(ScopeId, String)>,
-    reported: HashSet<(Span, Code)>,
+    reported: HashSet<(Span, Code, String)>,
     /// While above 0, the expression is an operand (of an operator, a call, a condition), where
     /// `abstain` cannot stand: only a score's result branches may abstain.
     operand: u32,
@@ -180,7 +180,9 @@ impl<'a> Checker<'a> {
             return;
         }
         if let Some(span) = diagnostic.span()
-            && !self.reported.insert((span, diagnostic.code))
+            && !self
+                .reported
+                .insert((span, diagnostic.code, diagnostic.message.clone()))
         {
             return;
         }
@@ -770,11 +772,13 @@ impl<'a> Checker<'a> {
             );
             return;
         }
-        if !env.dimensions.is_empty() {
-            if let Some(best) = did_you_mean(
+        if !env.dimensions.is_empty()
+            && let Some(best) = did_you_mean(
                 &name.name,
                 env.dimensions.iter().map(|(d, _, _)| d.as_str()),
-            ) {
+            )
+        {
+            {
                 let best = best.to_string();
                 self.report(
                     Diagnostic::new(

@@ -432,7 +432,8 @@ pub(crate) fn check_policy(
     }
 
     // Without a resolved pair, every `query.x` would be reported again: the pair's own error says it.
-    let pair_failed = pairs.first().is_none_or(|_| info.roles.len() < 2);
+    let pair_failed = pairs.first().is_none_or(|_| info.roles.len() < 2)
+        || info.roles.first().map(|r| &r.0) == info.roles.get(1).map(|r| &r.0);
     let mut elsewhere: Vec<(String, String)> = Vec::new();
     for item in &policy.items {
         if let Item::Dimension(d) = item {
@@ -944,7 +945,15 @@ fn check_bands(
         if let Some(dir) = threshold_direction(cond, var) {
             directions.push((dir, band.span));
         }
-        if v.truth == Truth::False {
+        if let Some(always) = settled {
+            checker.report(
+                Diagnostic::new(Code::GradeShadowed, format!("the band `{}` can never be chosen", band.name.name))
+                    .at(cond.span, "an earlier band always holds")
+                    .with(always, format!("every `{var}` in {range} is taken here"))
+                    .help("list bands from the highest threshold down, like `strong when score >= 0.8` before `partial when score >= 0.5`"),
+            );
+            shadowed_any = true;
+        } else if v.truth == Truth::False {
             let reason = if std::ptr::eq(
                 band,
                 g.bands
@@ -1000,16 +1009,18 @@ fn check_bands(
 }
 
 /// A number between 1 and 100 compared in a condition: a threshold written in percent points.
-fn percent_points(cond: &Expr) -> Option<f64> {
+fn percent_points(cond: &Expr, scores: &[&str]) -> Option<f64> {
+    let is_score = |e: &Expr| matches!(&e.kind, ExprKind::Path(n) if n.len() == 1 && n.first().is_some_and(|i| scores.contains(&i.name.as_str())));
     let mut found = None;
     visit(cond, &mut |e| {
         if let ExprKind::Binary { op, lhs, rhs, .. } = &e.kind
             && op.is_comparison()
         {
-            for side in [lhs, rhs] {
+            for (side, other) in [(lhs, rhs), (rhs, lhs)] {
                 if let ExprKind::Number(n) = side.kind
                     && n > 1.0
                     && n <= 100.0
+                    && is_score(other)
                 {
                     found = Some(n);
                 }
@@ -1044,6 +1055,8 @@ fn threshold_direction(cond: &Expr, var: &str) -> Option<Cmp> {
 
 fn check_rules(checker: &mut Checker<'_>, rules: &[&RuleDecl], env: &Env, info: &PolicyInfo) {
     let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+    let mut score_names: Vec<&str> = info.dimensions.iter().map(|d| d.name.as_str()).collect();
+    score_names.push("overall");
     for r in rules {
         if let Some(prev) = seen.get(&r.name.name) {
             checker.report(
@@ -1072,7 +1085,7 @@ fn check_rules(checker: &mut Checker<'_>, rules: &[&RuleDecl], env: &Env, info: 
                     format!("the rule `{}` can never fire", r.name.name),
                 )
                 .at(r.condition.span, "this condition never holds")
-                .help(match percent_points(&r.condition) {
+                .help(match percent_points(&r.condition, &score_names) {
                     Some(n) => format!(
                         "scores run from 0 to 1: did you mean `{}` (or `{n}%`)?",
                         n / 100.0
@@ -1083,16 +1096,21 @@ fn check_rules(checker: &mut Checker<'_>, rules: &[&RuleDecl], env: &Env, info: 
         }
         match &r.action {
             RuleAction::Cap(x) | RuleAction::Floor(x) if !(0.0..=1.0).contains(x) => {
+                let verb = if matches!(r.action, RuleAction::Cap(_)) {
+                    "caps"
+                } else {
+                    "floors"
+                };
                 checker.report(
                     Diagnostic::new(
                         Code::RuleThreshold,
                         format!(
-                            "the rule `{}` sets the overall score to {x}, outside [0, 1]",
+                            "the rule `{}` {verb} the overall score at {x}, outside [0, 1]",
                             r.name.name
                         ),
                     )
                     .at(r.action_span, "out of range")
-                    .help(if *x > 1.0 && *x <= 100.0 {
+                    .help(if *x >= 2.0 && *x <= 100.0 && x.fract() == 0.0 {
                         format!(
                             "caps and floors are scores from 0 to 1: did you mean `{x}%` (or {})?",
                             x / 100.0

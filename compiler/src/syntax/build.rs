@@ -1309,6 +1309,8 @@ impl Builder {
             .unwrap_or(raw);
         let mut out = String::with_capacity(inner.len());
         let mut chars = inner.char_indices();
+        // Unknown escapes: one diagnostic for the string, every one underlined.
+        let mut bad: Vec<(usize, usize, char)> = Vec::new();
         while let Some((i, c)) = chars.next() {
             if c != '\\' {
                 out.push(c);
@@ -1321,18 +1323,25 @@ impl Builder {
                 Some((_, 't')) => out.push('\t'),
                 Some((j, other)) => {
                     let start = self.span(pair).start as usize + 1 + i;
-                    let end = start + (j - i) + other.len_utf8();
-                    self.error(
-                        Diagnostic::new(
-                            Code::SyntaxInvalidLiteral,
-                            format!("`\\{other}` is not an escape this language knows"),
-                        )
-                        .at(Span::new(self.file, start, end), "unknown escape")
-                        .help("the escapes are `\\\"`, `\\\\`, `\\n` and `\\t`"),
-                    );
+                    bad.push((start, start + (j - i) + other.len_utf8(), other));
+                    out.push(other);
                 }
                 None => {}
             }
+        }
+        if let Some((start, end, other)) = bad.first().copied() {
+            let mut d = Diagnostic::new(
+                Code::SyntaxInvalidLiteral,
+                format!("`\\{other}` is not an escape this language knows"),
+            )
+            .at(Span::new(self.file, start, end), "unknown escape");
+            for (s, e, o) in bad.iter().skip(1) {
+                d = d.with(Span::new(self.file, *s, *e), format!("`\\{o}` too"));
+            }
+            let plain = out.replace('"', "\\\"");
+            self.error(d.help(format!(
+                "write the string without the backslashes: `\"{plain}\"`; the escapes are `\\\"`, `\\\\`, `\\n` and `\\t`"
+            )));
         }
         out
     }

@@ -1,0 +1,2558 @@
+//! The formatter: one canonical layout for policy files, and the canonical text of a file's
+//! meaning.
+//!
+//! [`format_tree`] prints a parsed file in the one layout this module defines, keeping every `//`
+//! comment and `///` doc. [`canonical`] prints the same tree without comments and docs, without
+//! the parentheses the precedence table does not need, and with every literal in its one form, so
+//! that its hash identifies a policy: an edit that only changes layout, comments or redundant
+//! parentheses changes nothing there.
+//!
+//! How it works, in three steps:
+//! 1. The tree becomes a [`Doc`] (after Wadler's "prettier printer"): text, line breaks that a
+//!    group takes all flat or all broken, indentation and alignment. Marks in the doc record the
+//!    source span of each name, literal, keyword and closing brace printed.
+//! 2. The doc is laid out at 100 columns into lines, each line remembering its marks.
+//! 3. Each `//` comment is attached to the marks around it: a comment that starts on the line
+//!    where the previous mark ends trails that mark's line; any other comment goes on its own line
+//!    before the line of the mark that follows it (or, when that mark is in the middle of a line,
+//!    at the end of that line). Blank lines the author left before a statement or a comment are
+//!    kept (at most one).
+//!
+//! The layout never depends on where comments end up: a group is forced to break only by a
+//! comment between two of its elements, and a comment placed there stays there. So formatting a
+//! formatted file changes nothing.
+
+use crate::source::{FileId, Span};
+use crate::syntax::ast::*;
+use crate::syntax::{self, Limits};
+
+/// The width a line may take, indentation included.
+const WIDTH: usize = 100;
+/// One level of indentation.
+const INDENT: usize = 2;
+
+/// The canonical layout of a parsed file, keeping every `//` comment and `///` doc.
+pub fn format_tree(tree: &SourceTree, source: &str) -> String {
+    stacker::maybe_grow(syntax::STACK_RED_ZONE, syntax::STACK_SIZE, || {
+        let printer = Printer {
+            src: Some(source),
+            comments: &tree.comments,
+        };
+        let doc = printer.file(tree);
+        assemble(render(&doc), &tree.comments, source)
+    })
+}
+
+/// The canonical form of the file's meaning: the same printer without comments and docs.
+/// Its hash identifies the policy downstream, so a formatting-only or comment-only edit changes
+/// nothing.
+pub fn canonical(tree: &SourceTree) -> String {
+    stacker::maybe_grow(syntax::STACK_RED_ZONE, syntax::STACK_SIZE, || {
+        let printer = Printer {
+            src: None,
+            comments: &[],
+        };
+        let doc = printer.file(tree);
+        assemble(render(&doc), &[], "")
+    })
+}
+
+/// Parses and formats; None when the text does not parse.
+pub fn format_source(text: &str) -> Option<String> {
+    let parsed = syntax::parse(FileId(0), text, &Limits::default());
+    parsed.tree.map(|tree| format_tree(&tree, text))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documents
+
+/// Why a blank line stands before a statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BlankKind {
+    /// The author left one there.
+    Source,
+    /// The layout wants one (between items) though the author left none.
+    Forced,
+}
+
+#[derive(Debug)]
+enum Doc {
+    /// Text without line breaks.
+    Text(String),
+    /// A space when its group is flat, a line break when it is broken.
+    Line,
+    /// Nothing when its group is flat, a line break when it is broken.
+    SoftLine,
+    /// Always a line break; the groups around it break.
+    HardLine,
+    /// Right after a line break: a blank line.
+    Blank(BlankKind),
+    /// The source span of what is printed next (for placing comments).
+    Mark(u32, u32),
+    /// One more level of indentation for the lines inside.
+    Indent(Box<Doc>),
+    /// The lines inside start at the column where this starts.
+    Align(Box<Doc>),
+    /// All its line breaks flat, or all broken; `true` when it must break.
+    Group(Box<Doc>, bool),
+    /// The first when the enclosing group breaks, else the second.
+    IfBreak(Box<Doc>, Box<Doc>),
+    Concat(Vec<Doc>),
+}
+
+fn nil() -> Doc {
+    Doc::Concat(Vec::new())
+}
+
+fn text(s: impl Into<String>) -> Doc {
+    Doc::Text(s.into())
+}
+
+fn cat(parts: Vec<Doc>) -> Doc {
+    Doc::Concat(parts)
+}
+
+fn indent(d: Doc) -> Doc {
+    Doc::Indent(Box::new(d))
+}
+
+fn align(d: Doc) -> Doc {
+    Doc::Align(Box::new(d))
+}
+
+fn group(d: Doc) -> Doc {
+    group_if(d, false)
+}
+
+fn group_if(d: Doc, force: bool) -> Doc {
+    let broken = force || must_break(&d);
+    Doc::Group(Box::new(d), broken)
+}
+
+fn if_break(broken: Doc, flat: Doc) -> Doc {
+    Doc::IfBreak(Box::new(broken), Box::new(flat))
+}
+
+/// Whether a doc holds a hard line break outside any group (a group knows its own).
+fn must_break(d: &Doc) -> bool {
+    match d {
+        Doc::HardLine | Doc::Blank(_) => true,
+        Doc::Group(_, broken) => *broken,
+        Doc::Indent(x) | Doc::Align(x) => must_break(x),
+        Doc::Concat(v) => v.iter().any(must_break),
+        Doc::Text(_) | Doc::Line | Doc::SoftLine | Doc::Mark(..) | Doc::IfBreak(..) => false,
+    }
+}
+
+/// `items` separated by `sep` and a line break.
+fn join(items: Vec<Doc>, sep: &str) -> Doc {
+    let mut parts = Vec::with_capacity(items.len() * 3);
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            parts.push(text(sep));
+            parts.push(Doc::Line);
+        }
+        parts.push(item);
+    }
+    cat(parts)
+}
+
+/// The width of a doc printed flat.
+fn flat_width(d: &Doc) -> usize {
+    match d {
+        Doc::Text(s) => s.chars().count(),
+        Doc::Line => 1,
+        Doc::IfBreak(_, flat) => flat_width(flat),
+        Doc::Indent(x) | Doc::Align(x) | Doc::Group(x, _) => flat_width(x),
+        Doc::Concat(v) => v.iter().map(flat_width).sum(),
+        Doc::SoftLine | Doc::HardLine | Doc::Blank(_) | Doc::Mark(..) => 0,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Flat,
+    Break,
+}
+
+/// One laid-out line.
+#[derive(Debug, Default)]
+struct OutLine {
+    indent: usize,
+    text: String,
+    width: usize,
+    /// The source spans printed on this line, in the order printed.
+    marks: Vec<(u32, u32)>,
+    /// Set for a blank line.
+    blank: Option<BlankKind>,
+}
+
+impl OutLine {
+    fn new(indent: usize) -> Self {
+        OutLine {
+            indent,
+            ..OutLine::default()
+        }
+    }
+
+    fn column(&self) -> usize {
+        self.indent + self.width
+    }
+}
+
+/// Lays a doc out into lines of at most [`WIDTH`] columns where the groups allow.
+fn render(doc: &Doc) -> Vec<OutLine> {
+    let mut lines = vec![OutLine::new(0)];
+    let mut stack: Vec<(usize, Mode, &Doc)> = vec![(0, Mode::Break, doc)];
+    while let Some((ind, mode, d)) = stack.pop() {
+        let column = lines.last().map_or(0, OutLine::column);
+        match d {
+            Doc::Text(s) => {
+                if let Some(line) = lines.last_mut() {
+                    line.text.push_str(s);
+                    line.width += s.chars().count();
+                }
+            }
+            Doc::Concat(v) => {
+                for x in v.iter().rev() {
+                    stack.push((ind, mode, x));
+                }
+            }
+            Doc::Indent(x) => stack.push((ind + INDENT, mode, x)),
+            Doc::Align(x) => stack.push((column, mode, x)),
+            Doc::Group(x, broken) => {
+                let m = if *broken {
+                    Mode::Break
+                } else if mode == Mode::Flat || fits(x, &stack, WIDTH.saturating_sub(column)) {
+                    Mode::Flat
+                } else {
+                    Mode::Break
+                };
+                stack.push((ind, m, x));
+            }
+            Doc::IfBreak(broken, flat) => {
+                stack.push((ind, mode, if mode == Mode::Break { broken } else { flat }));
+            }
+            Doc::Line | Doc::SoftLine if mode == Mode::Flat => {
+                if matches!(d, Doc::Line)
+                    && let Some(line) = lines.last_mut()
+                {
+                    line.text.push(' ');
+                    line.width += 1;
+                }
+            }
+            Doc::Line | Doc::SoftLine | Doc::HardLine => lines.push(OutLine::new(ind)),
+            Doc::Blank(kind) => {
+                if let Some(line) = lines.last_mut() {
+                    if line.text.is_empty() && line.marks.is_empty() {
+                        line.blank = Some(*kind);
+                        let indent = line.indent;
+                        lines.push(OutLine::new(indent));
+                    }
+                }
+            }
+            Doc::Mark(s, e) => {
+                if let Some(line) = lines.last_mut() {
+                    line.marks.push((*s, *e));
+                }
+            }
+        }
+    }
+    lines
+}
+
+/// Whether `next`, printed flat, and what follows it up to the next line break fit in `width`.
+fn fits(next: &Doc, rest: &[(usize, Mode, &Doc)], width: usize) -> bool {
+    let mut remaining = width as isize;
+    let mut cmds: Vec<(Mode, &Doc)> = vec![(Mode::Flat, next)];
+    let mut rest_at = rest.len();
+    loop {
+        if remaining < 0 {
+            return false;
+        }
+        let (mode, d) = match cmds.pop() {
+            Some(c) => c,
+            None => {
+                if rest_at == 0 {
+                    return true;
+                }
+                rest_at -= 1;
+                match rest.get(rest_at) {
+                    Some((_, m, d)) => (*m, *d),
+                    None => return true,
+                }
+            }
+        };
+        match d {
+            Doc::Text(s) => remaining -= s.chars().count() as isize,
+            Doc::Concat(v) => {
+                for x in v.iter().rev() {
+                    cmds.push((mode, x));
+                }
+            }
+            Doc::Indent(x) | Doc::Align(x) => cmds.push((mode, x)),
+            Doc::Group(x, broken) => cmds.push((if *broken { Mode::Break } else { mode }, x)),
+            Doc::IfBreak(broken, flat) => {
+                cmds.push((mode, if mode == Mode::Break { broken } else { flat }));
+            }
+            Doc::Line | Doc::SoftLine => {
+                if mode == Mode::Break {
+                    return true;
+                }
+                if matches!(d, Doc::Line) {
+                    remaining -= 1;
+                }
+            }
+            Doc::HardLine | Doc::Blank(_) => return true,
+            Doc::Mark(..) => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comments and the final text
+
+/// A line of the result.
+enum Fin {
+    Code {
+        indent: usize,
+        text: String,
+        trailing: Option<String>,
+    },
+    Comment {
+        indent: usize,
+        text: String,
+    },
+    Blank,
+}
+
+/// Places the comments among the laid-out lines and joins them into the result.
+fn assemble(lines: Vec<OutLine>, comments: &[Comment], src: &str) -> String {
+    // Every mark, by where it starts and by where it ends.
+    let mut by_start: Vec<(u32, u32, usize)> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        for &(s, e) in &line.marks {
+            by_start.push((s, e, i));
+        }
+    }
+    by_start.sort_by_key(|&(s, e, i)| (s, e, i));
+    let mut by_end = by_start.clone();
+    by_end.sort_by_key(|&(s, e, i)| (e, s, i));
+
+    let n = lines.len();
+    let mut before: Vec<Vec<&Comment>> = (0..n).map(|_| Vec::new()).collect();
+    let mut trailing: Vec<Option<&Comment>> = vec![None; n];
+    let mut after: Vec<Vec<&Comment>> = (0..n).map(|_| Vec::new()).collect();
+    let mut at_end: Vec<&Comment> = Vec::new();
+
+    let mut sorted: Vec<&Comment> = comments.iter().collect();
+    sorted.sort_by_key(|c| (c.span.start, c.span.end));
+    for c in sorted {
+        let (cs, ce) = (c.span.start, c.span.end);
+        let prev = by_end
+            .partition_point(|&(_, e, _)| e <= cs)
+            .checked_sub(1)
+            .and_then(|k| by_end.get(k));
+        let same_line = |from: u32| {
+            src.get(from as usize..cs as usize)
+                .is_some_and(|between| !between.contains('\n'))
+        };
+        let mut trail_on = |line: usize, c| {
+            if let Some(slot) = trailing.get_mut(line) {
+                if slot.is_none() {
+                    *slot = Some(c);
+                } else if let Some(list) = after.get_mut(line) {
+                    list.push(c);
+                }
+            }
+        };
+        if let Some(&(_, pe, pline)) = prev
+            && same_line(pe)
+        {
+            trail_on(pline, c);
+            continue;
+        }
+        let next = by_start.get(by_start.partition_point(|&(s, _, _)| s < ce));
+        match next {
+            Some(&(ns, ne, nline)) => {
+                let first = lines
+                    .get(nline)
+                    .and_then(|l| l.marks.first())
+                    .is_some_and(|&m| m == (ns, ne));
+                if first {
+                    if let Some(list) = before.get_mut(nline) {
+                        list.push(c);
+                    }
+                } else {
+                    trail_on(nline, c);
+                }
+            }
+            None => at_end.push(c),
+        }
+    }
+
+    let blank_before = |c: &Comment| blank_before(src, c.span.start);
+    let comment_text = |c: &Comment| c.text.trim_end().to_string();
+
+    let mut out: Vec<Fin> = Vec::new();
+    let mut pending_after: Vec<&Comment> = Vec::new();
+    let mut pending_blank: Option<BlankKind> = None;
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(kind) = line.blank {
+            if pending_blank != Some(BlankKind::Source) {
+                pending_blank = Some(kind);
+            }
+            continue;
+        }
+        let code = line.text.trim_end();
+        let own_before = before.get(i).map(Vec::as_slice).unwrap_or_default();
+        let own_trailing = trailing.get(i).copied().flatten();
+        let own_after = after.get(i).map(Vec::as_slice).unwrap_or_default();
+        if code.is_empty() {
+            // Nothing printed here (only possible at the very end): its comments move on.
+            pending_after.extend(own_before.iter().copied());
+            pending_after.extend(own_trailing);
+            pending_after.extend(own_after.iter().copied());
+            continue;
+        }
+        let comment_indent = if code.starts_with('}') {
+            line.indent + INDENT
+        } else {
+            line.indent
+        };
+        let mut blank_emitted = false;
+        for c in pending_after.drain(..) {
+            if blank_before(c) {
+                out.push(Fin::Blank);
+                blank_emitted = true;
+            }
+            out.push(Fin::Comment {
+                indent: comment_indent,
+                text: comment_text(c),
+            });
+        }
+        let forced_at = out.len();
+        for c in own_before {
+            if blank_before(c) {
+                out.push(Fin::Blank);
+                blank_emitted = true;
+            }
+            out.push(Fin::Comment {
+                indent: comment_indent,
+                text: comment_text(c),
+            });
+        }
+        match pending_blank.take() {
+            Some(BlankKind::Source) => out.push(Fin::Blank),
+            Some(BlankKind::Forced) if !blank_emitted => out.insert(forced_at, Fin::Blank),
+            _ => {}
+        }
+        out.push(Fin::Code {
+            indent: line.indent,
+            text: code.to_string(),
+            trailing: own_trailing.map(comment_text),
+        });
+        pending_after.extend(own_after.iter().copied());
+    }
+    for c in pending_after.into_iter().chain(at_end) {
+        if blank_before(c) {
+            out.push(Fin::Blank);
+        }
+        out.push(Fin::Comment {
+            indent: 0,
+            text: comment_text(c),
+        });
+    }
+    finish(normalize_blanks(out))
+}
+
+/// Drops blank lines at the start and end, after a line that opens a block and before a line
+/// that closes one, and keeps at most one in a row.
+fn normalize_blanks(lines: Vec<Fin>) -> Vec<Fin> {
+    let opens = |f: &Fin| matches!(f, Fin::Code { text, .. } if text.ends_with('{'));
+    let closes = |f: &Fin| matches!(f, Fin::Code { text, .. } if text.starts_with('}'));
+    let mut out: Vec<Fin> = Vec::with_capacity(lines.len());
+    let mut iter = lines.into_iter().peekable();
+    while let Some(f) = iter.next() {
+        if matches!(f, Fin::Blank) {
+            let drop = match out.last() {
+                None | Some(Fin::Blank) => true,
+                Some(prev) => opens(prev),
+            } || iter
+                .peek()
+                .is_none_or(|next| closes(next) || matches!(next, Fin::Blank));
+            if drop {
+                continue;
+            }
+        }
+        out.push(f);
+    }
+    out
+}
+
+/// Aligns the trailing comments of neighbouring lines and joins everything.
+fn finish(lines: Vec<Fin>) -> String {
+    // Runs of consecutive code lines at one indentation share one comment column.
+    let mut columns: Vec<usize> = vec![0; lines.len()];
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(Fin::Code { indent, .. }) = lines.get(i) else {
+            i += 1;
+            continue;
+        };
+        let run_indent = *indent;
+        let mut j = i;
+        let mut column = 0;
+        while let Some(Fin::Code {
+            indent,
+            text,
+            trailing,
+        }) = lines.get(j)
+        {
+            if *indent != run_indent {
+                break;
+            }
+            if trailing.is_some() {
+                column = column.max(indent + text.chars().count() + 2);
+            }
+            j += 1;
+        }
+        for c in columns.iter_mut().take(j).skip(i) {
+            *c = column;
+        }
+        i = j.max(i + 1);
+    }
+    let mut out = String::new();
+    for (f, column) in lines.iter().zip(columns) {
+        match f {
+            Fin::Code {
+                indent,
+                text,
+                trailing,
+            } => {
+                push_indent(&mut out, *indent);
+                out.push_str(text);
+                if let Some(c) = trailing {
+                    let used = indent + text.chars().count();
+                    push_indent(&mut out, column.saturating_sub(used).max(1));
+                    out.push_str(c);
+                }
+            }
+            Fin::Comment { indent, text } => {
+                push_indent(&mut out, *indent);
+                out.push_str(text);
+            }
+            Fin::Blank => {}
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn push_indent(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+/// Whether the author left a blank line right before `pos`.
+fn blank_before(src: &str, pos: u32) -> bool {
+    let bytes = src.as_bytes();
+    let mut i = (pos as usize).min(bytes.len());
+    let mut newlines = 0;
+    while i > 0 {
+        match bytes.get(i - 1) {
+            Some(b'\n') => newlines += 1,
+            Some(b' ' | b'\t' | b'\r') => {}
+            _ => break,
+        }
+        i -= 1;
+    }
+    newlines >= 2
+}
+
+/// The position after blanks and `//` comments (not `///` docs) from `pos`.
+fn skip_trivia(src: &str, mut pos: usize) -> usize {
+    loop {
+        let rest = src.get(pos..).unwrap_or("");
+        let trimmed = rest.trim_start_matches([' ', '\t', '\r', '\n', '\u{FEFF}']);
+        pos += rest.len() - trimmed.len();
+        if trimmed.starts_with("//") && !trimmed.starts_with("///") {
+            pos += trimmed.find('\n').unwrap_or(trimmed.len());
+        } else {
+            return pos;
+        }
+    }
+}
+
+/// The end of the string literal starting at `pos` (just after its closing quote).
+fn string_end(src: &str, pos: usize) -> Option<usize> {
+    let rest = src.get(pos..)?;
+    let mut chars = rest.char_indices();
+    if chars.next()?.1 != '"' {
+        return None;
+    }
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '"' => return Some(pos + i + 1),
+            '\n' => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------------
+// Literals
+
+/// The shortest decimal that reads back as `x` under `ok`, if one of up to 17 places does.
+fn shortest_decimal(x: f64, ok: impl Fn(f64) -> bool) -> Option<String> {
+    for places in 0..=17 {
+        let s = trim_decimal(format!("{x:.places$}"));
+        if s.parse::<f64>().is_ok_and(&ok) {
+            return Some(s);
+        }
+    }
+    let s = format!("{x}");
+    s.parse::<f64>().is_ok_and(&ok).then_some(s)
+}
+
+fn trim_decimal(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// A number in the shortest form that reads back identically: `1`, `0.85`, `3e-5`.
+fn number(v: f64) -> String {
+    let plain = format!("{v}");
+    let a = v.abs();
+    if a != 0.0 && (a < 1e-4 || a >= 1e15) {
+        let exp = format!("{v:e}");
+        if exp.len() < plain.len() {
+            return exp;
+        }
+    }
+    plain
+}
+
+/// A fraction as the digits of its percent (0.4 → `40`), reading back identically.
+fn percent(v: f64) -> String {
+    let x = v * 100.0;
+    shortest_decimal(x, |y| y / 100.0 == v).unwrap_or_else(|| trim_decimal(format!("{x:.17}")))
+}
+
+const DURATION_UNITS: [(&str, f64); 5] = [
+    ("h", 3_600_000.0),
+    ("min", 60_000.0),
+    ("s", 1000.0),
+    ("ms", 1.0),
+    ("us", 0.001),
+];
+
+/// A duration given in milliseconds, in `unit` when one is given and can say it exactly, else in
+/// the largest unit that says it in whole numbers.
+fn duration(ms: f64, unit: Option<&str>) -> String {
+    if let Some((u, scale)) = unit.and_then(|u| DURATION_UNITS.iter().find(|(n, _)| *n == u))
+        && let Some(s) = shortest_decimal(ms / scale, |y| y * scale == ms)
+    {
+        return format!("{s}{u}");
+    }
+    for (u, scale) in DURATION_UNITS {
+        let x = ms / scale;
+        if x.fract() == 0.0 && x * scale == ms {
+            return format!("{}{u}", trim_decimal(format!("{x:.0}")));
+        }
+    }
+    let s = shortest_decimal(ms, |y| y == ms).unwrap_or_else(|| format!("{ms}"));
+    format!("{s}ms")
+}
+
+/// A string literal with its escapes written back.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn doc_line(line: &str) -> String {
+    if line.is_empty() {
+        "///".to_string()
+    } else {
+        format!("/// {line}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Precedence
+
+/// Binding levels, loosest first: or; and; not; comparisons; ??; |; &; + -; * /; unary -.
+const NOT_LEVEL: u8 = 3;
+const NEG_LEVEL: u8 = 10;
+const PRIMARY: u8 = 11;
+const NEVER_OPEN: u8 = u8::MAX;
+
+fn level(op: BinaryOp) -> u8 {
+    match op {
+        BinaryOp::Or => 1,
+        BinaryOp::And => 2,
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+            4
+        }
+        BinaryOp::Coalesce => 5,
+        BinaryOp::Union => 6,
+        BinaryOp::Intersect => 7,
+        BinaryOp::Add | BinaryOp::Sub => 8,
+        BinaryOp::Mul | BinaryOp::Div => 9,
+    }
+}
+
+fn unary_level(op: UnaryOp) -> u8 {
+    match op {
+        UnaryOp::Not => NOT_LEVEL,
+        UnaryOp::Neg => NEG_LEVEL,
+    }
+}
+
+fn right_assoc(op: BinaryOp) -> bool {
+    op == BinaryOp::Coalesce
+}
+
+/// How a broken chain of operators continues: one level deeper, or aligned with its first
+/// operand (inside parentheses).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hang {
+    Indent,
+    Aligned,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The printer
+
+/// One element of a block: a statement, field, entry or item on its own line(s).
+struct Entry {
+    /// Where it starts in the source (its docs included), to keep the author's blank line.
+    start: Option<u32>,
+    /// Whether a blank line always separates it from the element before.
+    spaced: bool,
+    doc: Doc,
+}
+
+impl Entry {
+    fn new(start: u32, doc: Doc) -> Self {
+        Entry {
+            start: Some(start),
+            spaced: false,
+            doc,
+        }
+    }
+
+    fn bare(doc: Doc) -> Self {
+        Entry {
+            start: None,
+            spaced: false,
+            doc,
+        }
+    }
+}
+
+struct Printer<'a> {
+    /// The source text when formatting; `None` for the canonical text.
+    src: Option<&'a str>,
+    comments: &'a [Comment],
+}
+
+impl Printer<'_> {
+    fn formatting(&self) -> bool {
+        self.src.is_some()
+    }
+
+    fn source(&self) -> &str {
+        self.src.unwrap_or("")
+    }
+
+    // ---- marks, docs, blank lines
+
+    fn mark(&self, span: Span) -> Doc {
+        if self.formatting() && span.end > span.start {
+            Doc::Mark(span.start, span.end)
+        } else {
+            nil()
+        }
+    }
+
+    /// Marks the one character `c` at `pos`, when it is there.
+    fn mark_char(&self, pos: u32, c: u8) -> Doc {
+        if self.source().as_bytes().get(pos as usize) == Some(&c) {
+            Doc::Mark(pos, pos + 1)
+        } else {
+            nil()
+        }
+    }
+
+    /// Marks the `}` (or other closing character) that ends `span`.
+    fn close_mark(&self, span: Span, c: u8) -> Doc {
+        match span.end.checked_sub(1) {
+            Some(at) if span.end > span.start => self.mark_char(at, c),
+            _ => nil(),
+        }
+    }
+
+    fn ident(&self, id: &Ident) -> Doc {
+        cat(vec![self.mark(id.span), text(&id.name)])
+    }
+
+    /// A keyword at the start of a node (after its docs), marked.
+    fn keyword(&self, node: Span, docs: Option<Span>, word: &str) -> Doc {
+        let src = self.source();
+        let start = match docs {
+            Some(d) => skip_trivia(src, d.end as usize),
+            None => node.start as usize,
+        };
+        let marked = src.get(start..).is_some_and(|s| s.starts_with(word));
+        if marked && let (Ok(s), Ok(len)) = (u32::try_from(start), u32::try_from(word.len())) {
+            cat(vec![Doc::Mark(s, s + len), text(word)])
+        } else {
+            text(word)
+        }
+    }
+
+    fn docs(&self, docs: &Docs) -> Doc {
+        self.doc_lines(&docs.lines, docs.span)
+    }
+
+    fn doc_lines(&self, lines: &[String], span: Option<Span>) -> Doc {
+        if !self.formatting() || lines.is_empty() {
+            return nil();
+        }
+        let blanks = span.map(|s| self.doc_blanks(s, lines.len()));
+        let mut parts = vec![span.map_or_else(nil, |s| self.mark(s))];
+        for (i, line) in lines.iter().enumerate() {
+            if i > 0 && blanks.as_ref().is_some_and(|b| b.get(i) == Some(&true)) {
+                parts.push(Doc::Blank(BlankKind::Source));
+            }
+            parts.push(text(doc_line(line)));
+            parts.push(Doc::HardLine);
+        }
+        cat(parts)
+    }
+
+    /// For each of the `count` doc lines in `span`, whether the author left a blank line before
+    /// it (all false when the lines cannot be found).
+    fn doc_blanks(&self, span: Span, count: usize) -> Vec<bool> {
+        let src = self.source();
+        let mut out = Vec::with_capacity(count);
+        let mut pos = span.start as usize;
+        while out.len() < count {
+            pos = skip_trivia(src, pos);
+            let Some(rest) = src.get(pos..).filter(|r| r.starts_with("///")) else {
+                return vec![false; count];
+            };
+            out.push(blank_before(src, u32::try_from(pos).unwrap_or(u32::MAX)));
+            pos += rest.find('\n').unwrap_or(rest.len());
+        }
+        out
+    }
+
+    /// The `///` lines at the start of `span`, for the nodes whose docs the tree does not keep.
+    fn source_docs(&self, span: Span) -> (Vec<String>, Option<Span>) {
+        let src = self.source();
+        let mut lines = Vec::new();
+        let mut first: Option<usize> = None;
+        let mut last = 0;
+        let mut pos = span.start as usize;
+        while let Some(rest) = src.get(pos..) {
+            if rest.starts_with("///") {
+                let len = rest.find('\n').unwrap_or(rest.len());
+                let raw = rest.get(..len).unwrap_or("");
+                let body = raw.trim_start_matches("///");
+                let body = body.strip_prefix(' ').unwrap_or(body).trim_end();
+                lines.push(body.to_string());
+                first.get_or_insert(pos);
+                last = pos + raw.trim_end().len();
+                pos = skip_trivia(src, pos + len);
+            } else {
+                break;
+            }
+        }
+        let docs_span = first.map(|f| Span::new(span.file, f, last));
+        (lines, docs_span)
+    }
+
+    /// The separator before an element of a block: a blank line when the author left one, or
+    /// when `spaced` asks for one.
+    fn separator(&self, start: Option<u32>, spaced: bool) -> Doc {
+        let src_blank = self.formatting() && start.is_some_and(|s| blank_before(self.source(), s));
+        if src_blank {
+            Doc::Blank(BlankKind::Source)
+        } else if spaced {
+            Doc::Blank(BlankKind::Forced)
+        } else {
+            nil()
+        }
+    }
+
+    fn comment_within(&self, from: u32, to: u32) -> bool {
+        self.comments
+            .iter()
+            .any(|c| c.span.start >= from && c.span.end <= to)
+    }
+
+    /// Whether a comment sits in a gap between two neighbouring spans.
+    fn comment_between(&self, spans: &[Span]) -> bool {
+        spans
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if self.comment_within(a.end, b.start)))
+    }
+
+    /// Whether a comment sits inside `outer` (strictly between `from` and its end) but in none
+    /// of `parts`.
+    fn comment_outside_parts(&self, from: u32, outer: Span, parts: &[Span]) -> bool {
+        self.comments.iter().any(|c| {
+            c.span.start >= from
+                && c.span.end < outer.end
+                && !parts
+                    .iter()
+                    .any(|p| c.span.start >= p.start && c.span.end <= p.end)
+        })
+    }
+
+    /// A block: `head {`, its entries one per line, `}`.
+    fn block(&self, head: Doc, entries: Vec<Entry>, span: Span) -> Doc {
+        if entries.is_empty() {
+            let inner = if self.comment_within(span.start + 1, span.end) {
+                Doc::HardLine
+            } else {
+                nil()
+            };
+            return cat(vec![
+                head,
+                text(" {"),
+                inner,
+                self.close_mark(span, b'}'),
+                text("}"),
+            ]);
+        }
+        let mut body = Vec::with_capacity(entries.len() * 3);
+        for (i, e) in entries.into_iter().enumerate() {
+            body.push(Doc::HardLine);
+            body.push(self.separator(e.start, e.spaced && i > 0));
+            body.push(e.doc);
+        }
+        cat(vec![
+            head,
+            text(" {"),
+            indent(cat(body)),
+            Doc::HardLine,
+            self.close_mark(span, b'}'),
+            text("}"),
+        ])
+    }
+
+    /// Elements between `open` and `close`: on one line when they fit (`{ a, b }`, or `(a, b)`
+    /// when not `spaced`), else one a line, indented, each followed by its separator and the last
+    /// by `trailing`.
+    fn delimited(
+        &self,
+        open: &str,
+        items: Vec<Doc>,
+        trailing: &str,
+        close: Doc,
+        spaced: bool,
+        force: bool,
+    ) -> Doc {
+        let line = || if spaced { Doc::Line } else { Doc::SoftLine };
+        group_if(
+            cat(vec![
+                text(open),
+                indent(cat(vec![
+                    line(),
+                    cat(items),
+                    if_break(text(trailing), nil()),
+                ])),
+                line(),
+                close,
+            ]),
+            force,
+        )
+    }
+
+    /// Items followed by separators, joined by line breaks, for [`Self::delimited`].
+    fn separated(items: Vec<Doc>, sep: &str) -> Vec<Doc> {
+        let n = items.len();
+        let mut out = Vec::with_capacity(n * 2);
+        for (i, item) in items.into_iter().enumerate() {
+            if i + 1 < n {
+                out.push(cat(vec![item, text(sep), Doc::Line]));
+            } else {
+                out.push(item);
+            }
+        }
+        out
+    }
+
+    // ---- files and items
+
+    fn file(&self, tree: &SourceTree) -> Doc {
+        let mut parts = Vec::new();
+        for (i, item) in tree.items.iter().enumerate() {
+            let start = match item {
+                TopItem::Policy(p) => p.span.start,
+                TopItem::Module(m) => m.span.start,
+                TopItem::Pipeline(p) => p.span.start,
+            };
+            if i > 0 {
+                parts.push(Doc::HardLine);
+            }
+            parts.push(self.separator(Some(start), i > 0));
+            parts.push(match item {
+                TopItem::Policy(p) => self.policy(p),
+                TopItem::Module(m) => self.module(m),
+                TopItem::Pipeline(p) => self.pipeline(p),
+            });
+        }
+        cat(parts)
+    }
+
+    fn policy(&self, p: &PolicyDecl) -> Doc {
+        let head = cat(vec![
+            self.docs(&p.docs),
+            self.keyword(p.span, p.docs.span, "policy"),
+            text(" "),
+            self.ident(&p.name),
+            text(format!(" version {}", p.version)),
+        ]);
+        self.block(head, self.items(&p.items), p.span)
+    }
+
+    fn module(&self, m: &ModuleDecl) -> Doc {
+        let head = cat(vec![
+            self.docs(&m.docs),
+            self.keyword(m.span, m.docs.span, "module"),
+            text(" "),
+            self.mark(m.path.span),
+            text(&m.path.raw),
+        ]);
+        self.block(head, self.items(&m.items), m.span)
+    }
+
+    fn items(&self, items: &[Item]) -> Vec<Entry> {
+        let mut out = Vec::with_capacity(items.len());
+        let mut prev_use = false;
+        for item in items {
+            let is_use = matches!(item, Item::Use(_));
+            out.push(Entry {
+                start: Some(item.span().start),
+                spaced: !(is_use && prev_use),
+                doc: self.item(item),
+            });
+            prev_use = is_use;
+        }
+        out
+    }
+
+    fn item(&self, item: &Item) -> Doc {
+        match item {
+            Item::Use(u) => self.use_decl(u),
+            Item::Entity(e) => self.entity(e),
+            Item::Enum(e) => self.enum_decl(e),
+            Item::Pair(p) => cat(vec![
+                self.docs(&p.docs),
+                self.keyword(p.span, p.docs.span, "pair"),
+                text(" "),
+                self.role(&p.query),
+                text(", "),
+                self.role(&p.candidate),
+            ]),
+            Item::Table(t) => self.table(t),
+            Item::Fn(f) => self.fn_decl(f),
+            Item::Dimension(d) => self.dimension(d),
+            Item::Rule(r) => self.rule(r),
+            Item::OverallGrade(g) => self.grade_block(g, true),
+            Item::Example(e) => self.example(e),
+            Item::MinCoverage(m) => {
+                let (lines, docs) = self.source_docs(m.span);
+                cat(vec![
+                    self.doc_lines(&lines, docs),
+                    self.keyword(m.span, docs, "min_coverage"),
+                    text(format!(" {}%", percent(m.value))),
+                ])
+            }
+        }
+    }
+
+    fn role(&self, r: &Role) -> Doc {
+        cat(vec![self.ident(&r.name), text(": "), self.ident(&r.entity)])
+    }
+
+    fn use_decl(&self, u: &UseDecl) -> Doc {
+        let names = u.names.iter().map(|n| self.ident(n)).collect();
+        let force = self.formatting() && self.comment_within(u.path.span.end, u.span.end);
+        cat(vec![
+            self.docs(&u.docs),
+            self.keyword(u.span, u.docs.span, "use"),
+            text(" "),
+            self.mark(u.path.span),
+            text(format!("{}.", u.path.raw)),
+            self.delimited(
+                "{",
+                Self::separated(names, ","),
+                ",",
+                cat(vec![self.close_mark(u.span, b'}'), text("}")]),
+                false,
+                force,
+            ),
+        ])
+    }
+
+    fn type_expr(&self, t: &TypeExpr) -> Doc {
+        let mut parts = vec![self.ident(&t.name)];
+        if let Some(arg) = &t.arg {
+            parts.push(text("<"));
+            parts.push(self.type_expr(arg));
+            parts.push(text(">"));
+        }
+        if t.optional {
+            parts.push(text("?"));
+        }
+        cat(parts)
+    }
+
+    fn entity(&self, e: &EntityDecl) -> Doc {
+        let head = cat(vec![
+            self.docs(&e.docs),
+            self.keyword(e.span, e.docs.span, "entity"),
+            text(" "),
+            self.ident(&e.name),
+        ]);
+        let fields = e
+            .fields
+            .iter()
+            .map(|f| {
+                Entry::new(
+                    f.span.start,
+                    cat(vec![
+                        self.docs(&f.docs),
+                        self.ident(&f.name),
+                        text(": "),
+                        self.type_expr(&f.ty),
+                    ]),
+                )
+            })
+            .collect();
+        self.block(head, fields, e.span)
+    }
+
+    fn enum_decl(&self, e: &EnumDecl) -> Doc {
+        let n = e.variants.len();
+        let mut items = Vec::with_capacity(n);
+        for (i, v) in e.variants.iter().enumerate() {
+            let item = cat(vec![self.docs(&v.docs), self.ident(&v.name)]);
+            if i + 1 < n {
+                let sep = self.enum_separator(e, i);
+                items.push(cat(vec![item, text(sep), Doc::Line]));
+            } else {
+                items.push(item);
+            }
+        }
+        let trailing = if e.ordered { "" } else { "," };
+        let force = self.formatting() && self.comment_within(e.name.span.end, e.span.end);
+        cat(vec![
+            self.docs(&e.docs),
+            self.keyword(e.span, e.docs.span, "enum"),
+            text(" "),
+            self.ident(&e.name),
+            text(" "),
+            self.delimited(
+                "{",
+                items,
+                trailing,
+                cat(vec![self.close_mark(e.span, b'}'), text("}")]),
+                true,
+                force,
+            ),
+        ])
+    }
+
+    /// The separator after the `i`th value: `<` or `,` as the enum is ordered. An enum that mixes
+    /// them (an error the checker reports) keeps its own when formatting; its canonical text says
+    /// `<` first and `,` after.
+    fn enum_separator(&self, e: &EnumDecl, i: usize) -> &'static str {
+        let ordered = if e.mixed_separators.is_none() {
+            e.ordered
+        } else if let (Some(src), Some(v)) = (self.src, e.variants.get(i)) {
+            let at = skip_trivia(src, v.name.span.end as usize);
+            src.get(at..).is_some_and(|s| s.starts_with('<'))
+        } else {
+            i == 0
+        };
+        if ordered { " <" } else { "," }
+    }
+
+    fn table(&self, t: &TableDecl) -> Doc {
+        let keys = if t.keys.len() == 1 {
+            cat(t.keys.iter().map(|k| self.type_expr(k)).collect())
+        } else {
+            let keys: Vec<Doc> = t.keys.iter().map(|k| self.type_expr(k)).collect();
+            cat(vec![text("("), self.comma_list(keys), text(")")])
+        };
+        let head = cat(vec![
+            self.docs(&t.docs),
+            self.keyword(t.span, t.docs.span, "table"),
+            text(" "),
+            self.ident(&t.name),
+            text(": "),
+            keys,
+            text(" -> "),
+            self.type_expr(&t.value),
+            text(" default "),
+            self.literal(&t.default),
+        ]);
+        let entries = t
+            .entries
+            .iter()
+            .map(|entry| {
+                let key = if entry.keys.len() == 1 {
+                    cat(entry.keys.iter().map(|k| self.literal(k)).collect())
+                } else {
+                    let keys: Vec<Doc> = entry.keys.iter().map(|k| self.literal(k)).collect();
+                    cat(vec![text("("), self.comma_list(keys), text(")")])
+                };
+                Entry::new(
+                    entry.span.start,
+                    cat(vec![key, text(": "), self.literal(&entry.value), text(",")]),
+                )
+            })
+            .collect();
+        self.block(head, entries, t.span)
+    }
+
+    /// `a, b, c` on one line.
+    fn comma_list(&self, items: Vec<Doc>) -> Doc {
+        let mut parts = Vec::with_capacity(items.len() * 2);
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                parts.push(text(", "));
+            }
+            parts.push(item);
+        }
+        cat(parts)
+    }
+
+    fn fn_decl(&self, f: &FnDecl) -> Doc {
+        let params: Vec<Doc> = f
+            .params
+            .iter()
+            .map(|p| cat(vec![self.ident(&p.name), text(": "), self.type_expr(&p.ty)]))
+            .collect();
+        let params = group(cat(vec![text("("), align(join(params, ",")), text(")")]));
+        let range = match &f.declared_range {
+            Some(r) => text(format!(" in [{}, {}]", number(r.lo), number(r.hi))),
+            None => nil(),
+        };
+        cat(vec![
+            self.docs(&f.docs),
+            group(cat(vec![
+                self.keyword(f.span, f.docs.span, "fn"),
+                text(" "),
+                self.ident(&f.name),
+                params,
+                text(" -> "),
+                self.type_expr(&f.result),
+                range,
+                text(" ="),
+                indent(cat(vec![Doc::Line, self.expr(&f.body)])),
+            ])),
+        ])
+    }
+
+    fn dimension(&self, d: &DimensionDecl) -> Doc {
+        let head = cat(vec![
+            self.docs(&d.docs),
+            self.keyword(d.span, d.docs.span, "dimension"),
+            text(" "),
+            self.ident(&d.name),
+            text(" weight "),
+            self.mark(d.weight_span),
+            text(format!("{}%", percent(d.weight))),
+        ]);
+        let mut entries = Vec::new();
+        for l in &d.lets {
+            let binding = cat(vec![
+                self.keyword(l.span, l.docs.span, "let"),
+                text(" "),
+                self.ident(&l.name),
+                self.assigned(&l.value),
+            ]);
+            entries.push(Entry::new(
+                l.span.start,
+                cat(vec![self.docs(&l.docs), binding]),
+            ));
+        }
+        for s in &d.score {
+            let binding = cat(vec![
+                self.keyword(s.span, s.docs.span, "score"),
+                self.assigned(&s.value),
+            ]);
+            entries.push(Entry::new(
+                s.span.start,
+                cat(vec![self.docs(&s.docs), binding]),
+            ));
+        }
+        for g in &d.grades {
+            entries.push(Entry::new(g.span.start, self.grade_block(g, false)));
+        }
+        self.block(head, entries, d.span)
+    }
+
+    /// ` = value` of a `let` or `score`: on the same line when it fits, else on the next line,
+    /// indented. A `match` stays on the line of its `=` and breaks its arms instead.
+    fn assigned(&self, value: &Expr) -> Doc {
+        if matches!(self.peel(value).kind, ExprKind::Match { .. }) {
+            return cat(vec![text(" = "), self.expr(value)]);
+        }
+        group(cat(vec![
+            text(" ="),
+            indent(cat(vec![Doc::Line, self.expr(value)])),
+        ]))
+    }
+
+    fn grade_block(&self, g: &GradeBlock, overall: bool) -> Doc {
+        let head = cat(vec![
+            self.docs(&g.docs),
+            self.mark(g.head),
+            text(if overall { "grade overall" } else { "grade" }),
+        ]);
+        let name_width = g
+            .bands
+            .iter()
+            .map(|b| b.name.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let conditions: Vec<(Doc, usize)> = g
+            .bands
+            .iter()
+            .map(|b| match &b.condition {
+                Some(c) => {
+                    let d = cat(vec![text("when "), self.expr(c)]);
+                    let w = flat_width(&d);
+                    (d, w)
+                }
+                None => (text("otherwise"), "otherwise".len()),
+            })
+            .collect();
+        let cond_width = conditions.iter().map(|(_, w)| *w).max().unwrap_or(0);
+        let entries = g
+            .bands
+            .iter()
+            .zip(conditions)
+            .map(|(b, (cond, w))| {
+                let pad = name_width + 1 - b.name.name.chars().count();
+                let mut parts = vec![
+                    self.docs(&b.docs),
+                    self.ident(&b.name),
+                    text(" ".repeat(pad)),
+                    cond,
+                ];
+                if let Some(desc) = &b.description {
+                    parts.push(text(" ".repeat(cond_width + 2 - w)));
+                    parts.push(text(quote(desc)));
+                }
+                Entry::new(b.span.start, cat(parts))
+            })
+            .collect();
+        self.block(head, entries, g.span)
+    }
+
+    fn rule(&self, r: &RuleDecl) -> Doc {
+        let head = cat(vec![
+            self.docs(&r.docs),
+            self.keyword(r.span, r.docs.span, "rule"),
+            text(" "),
+            self.ident(&r.name),
+        ]);
+        let threshold = |v: f64| {
+            let is_percent = self
+                .src
+                .and_then(|s| s.get(r.action_span.range()))
+                .is_some_and(|t| t.trim_end().ends_with('%'));
+            if is_percent {
+                format!("{}%", percent(v))
+            } else {
+                number(v)
+            }
+        };
+        let action = match &r.action {
+            RuleAction::Cap(v) => text(format!("cap overall at {}", threshold(*v))),
+            RuleAction::Floor(v) => text(format!("floor overall at {}", threshold(*v))),
+            RuleAction::Exclude => text("exclude"),
+            RuleAction::SetGrade(g) => cat(vec![text("set grade "), self.ident(g)]),
+        };
+        let mut entries = vec![
+            Entry::bare(cat(vec![text("when "), self.expr(&r.condition)])),
+            Entry::bare(cat(vec![self.mark(r.action_span), action])),
+        ];
+        if let Some(reason) = &r.because {
+            entries.push(Entry::bare(cat(vec![
+                self.because_mark(r),
+                text("because "),
+                text(quote(reason)),
+            ])));
+        }
+        self.block(head, entries, r.span)
+    }
+
+    /// Marks `because "..."`, which the tree keeps without a span.
+    fn because_mark(&self, r: &RuleDecl) -> Doc {
+        let Some(src) = self.src else {
+            return nil();
+        };
+        let at = skip_trivia(src, r.action_span.end as usize);
+        if !src.get(at..).is_some_and(|s| s.starts_with("because")) {
+            return nil();
+        }
+        let string_at = skip_trivia(src, at + "because".len());
+        match string_end(src, string_at) {
+            Some(end) => self.mark(Span::new(r.span.file, at, end)),
+            None => nil(),
+        }
+    }
+
+    fn example(&self, e: &ExampleDecl) -> Doc {
+        let head = cat(vec![
+            self.docs(&e.docs),
+            self.keyword(e.span, e.docs.span, "example"),
+            text(" "),
+            self.mark(e.name_span),
+            text(quote(&e.name)),
+        ]);
+        let mut entries = Vec::new();
+        for r in &e.records {
+            entries.push(Entry::new(r.span.start, self.record(r)));
+        }
+        for x in &e.expectations {
+            let span = match x {
+                Expectation::Compare { span, .. } | Expectation::Rule { span, .. } => *span,
+            };
+            entries.push(Entry::new(span.start, self.expectation(x)));
+        }
+        self.block(head, entries, e.span)
+    }
+
+    fn record(&self, r: &ExampleRecord) -> Doc {
+        let fields: Vec<Doc> = r
+            .fields
+            .iter()
+            .map(|f| {
+                cat(vec![
+                    self.ident(&f.name),
+                    text(": "),
+                    self.literal(&f.value),
+                ])
+            })
+            .collect();
+        let close = cat(vec![self.close_mark(r.span, b'}'), text("}")]);
+        if fields.is_empty() {
+            return cat(vec![self.ident(&r.role), text(" {"), close]);
+        }
+        let field_spans: Vec<Span> = r
+            .fields
+            .iter()
+            .map(|f| f.name.span.to(f.value.span))
+            .collect();
+        let force =
+            self.formatting() && self.comment_outside_parts(r.role.span.end, r.span, &field_spans);
+        cat(vec![
+            self.ident(&r.role),
+            text(" "),
+            self.delimited("{", Self::separated(fields, ","), ",", close, true, force),
+        ])
+    }
+
+    fn expectation(&self, x: &Expectation) -> Doc {
+        match x {
+            Expectation::Compare {
+                target,
+                op,
+                value,
+                span,
+            } => {
+                let who = match &target.dimension {
+                    Some(d) => self.ident(d),
+                    None => cat(vec![self.mark(target.span), text("overall")]),
+                };
+                cat(vec![
+                    self.keyword(*span, None, "expect"),
+                    text(" "),
+                    who,
+                    text(if target.grade { ".grade" } else { "" }),
+                    text(format!(" {} ", op.symbol())),
+                    self.literal(value),
+                ])
+            }
+            Expectation::Rule { rule, fires, span } => cat(vec![
+                self.keyword(*span, None, "expect"),
+                text(" rule "),
+                self.ident(rule),
+                text(if *fires { " fires" } else { " does not fire" }),
+            ]),
+        }
+    }
+
+    // ---- literals
+
+    fn literal(&self, l: &Literal) -> Doc {
+        match &l.kind {
+            LiteralKind::List(items) => {
+                let spans: Vec<Span> = items.iter().map(|i| i.span).collect();
+                let force = self.formatting() && self.comment_between(&spans);
+                let items: Vec<Doc> = items.iter().map(|i| self.literal(i)).collect();
+                cat(vec![
+                    self.mark_char(l.span.start, b'['),
+                    group_if(
+                        cat(vec![text("["), align(join(items, ",")), text("]")]),
+                        force,
+                    ),
+                    self.close_mark(l.span, b']'),
+                ])
+            }
+            LiteralKind::Name(parts) => {
+                let mut out = Vec::new();
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        out.push(text("."));
+                    }
+                    out.push(self.ident(p));
+                }
+                cat(out)
+            }
+            _ => cat(vec![self.mark(l.span), text(literal_text(l))]),
+        }
+    }
+
+    /// A duration, in the unit the author wrote when formatting.
+    fn duration_at(&self, ms: f64, span: Span) -> String {
+        let unit = self
+            .src
+            .and_then(|s| s.get(span.range()))
+            .map(|t| t.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.'));
+        duration(ms, unit)
+    }
+
+    // ---- expressions
+
+    /// Strips the parentheses the author wrote, for the canonical text.
+    fn peel<'e>(&self, mut e: &'e Expr) -> &'e Expr {
+        if !self.formatting() {
+            while let ExprKind::Paren(inner) = &e.kind {
+                e = inner;
+            }
+        }
+        e
+    }
+
+    /// How tightly an expression binds, as an operand.
+    fn prec(&self, e: &Expr) -> u8 {
+        match &self.peel(e).kind {
+            ExprKind::Binary { op, .. } => level(*op),
+            ExprKind::Unary { op, .. } => unary_level(*op),
+            _ => PRIMARY,
+        }
+    }
+
+    /// Operators of a level above this, written right after the expression, would be read as
+    /// part of it (its last operand is an `if`, a `when` chain or a prefix operator's operand).
+    fn open(&self, e: &Expr) -> u8 {
+        match &self.peel(e).kind {
+            ExprKind::Binary { rhs, .. } => self.open(rhs),
+            ExprKind::Unary { op, operand } => (unary_level(*op) - 1).min(self.open(operand)),
+            ExprKind::If { .. } | ExprKind::When { .. } => 0,
+            _ => NEVER_OPEN,
+        }
+    }
+
+    fn needs_parens_left(&self, l: &Expr, op: BinaryOp) -> bool {
+        let p = level(op);
+        let lp = self.prec(l);
+        lp < p || (lp == p && right_assoc(op)) || self.open(l) < p
+    }
+
+    fn needs_parens_right(&self, r: &Expr, op: BinaryOp) -> bool {
+        match &self.peel(r).kind {
+            ExprKind::Binary { op: rop, .. } => {
+                let (p, rp) = (level(op), level(*rop));
+                rp < p || (rp == p && !right_assoc(op))
+            }
+            _ => false,
+        }
+    }
+
+    fn needs_parens_unary(&self, x: &Expr, op: UnaryOp) -> bool {
+        match &self.peel(x).kind {
+            ExprKind::Binary { op: b, .. } => level(*b) < unary_level(op),
+            _ => false,
+        }
+    }
+
+    /// Whether the expression ends in a `when` chain that would take the arms after it.
+    fn ends_in_when(&self, e: &Expr) -> bool {
+        match &self.peel(e).kind {
+            ExprKind::When { .. } => true,
+            ExprKind::Binary { rhs, .. } => self.ends_in_when(rhs),
+            ExprKind::Unary { operand, .. } => self.ends_in_when(operand),
+            ExprKind::If { otherwise, .. } => self.ends_in_when(otherwise),
+            _ => false,
+        }
+    }
+
+    /// An expression where any expression may stand.
+    fn expr(&self, e: &Expr) -> Doc {
+        self.node(self.peel(e), Hang::Indent)
+    }
+
+    /// An operand, in parentheses when `parens`.
+    fn operand(&self, e: &Expr, parens: bool) -> Doc {
+        let e = self.peel(e);
+        if parens {
+            cat(vec![
+                text("("),
+                align(self.node(e, Hang::Aligned)),
+                text(")"),
+            ])
+        } else {
+            self.node(e, Hang::Indent)
+        }
+    }
+
+    fn node(&self, e: &Expr, hang: Hang) -> Doc {
+        match &e.kind {
+            ExprKind::Number(v) => cat(vec![self.mark(e.span), text(number(*v))]),
+            ExprKind::Percent(v) => cat(vec![self.mark(e.span), text(format!("{}%", percent(*v)))]),
+            ExprKind::Duration(ms) => {
+                cat(vec![self.mark(e.span), text(self.duration_at(*ms, e.span))])
+            }
+            ExprKind::String(s) => cat(vec![self.mark(e.span), text(quote(s))]),
+            ExprKind::Bool(b) => cat(vec![self.mark(e.span), text(b.to_string())]),
+            ExprKind::Abstain => cat(vec![self.mark(e.span), text("abstain")]),
+            ExprKind::Path(parts) => {
+                let mut out = Vec::new();
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        out.push(text("."));
+                    }
+                    out.push(self.ident(p));
+                }
+                cat(out)
+            }
+            ExprKind::List(items) => cat(vec![
+                self.mark_char(e.span.start, b'['),
+                self.args("[", items, "]"),
+                self.close_mark(e.span, b']'),
+            ]),
+            ExprKind::Call { func, args } => cat(vec![
+                self.ident(func),
+                self.args("(", args, ")"),
+                self.close_mark(e.span, b')'),
+            ]),
+            ExprKind::Lookup { table, keys } => cat(vec![
+                self.ident(table),
+                self.args("[", keys, "]"),
+                self.close_mark(e.span, b']'),
+            ]),
+            ExprKind::Unary { op, operand } => {
+                let parens = self.needs_parens_unary(operand, *op);
+                let word = match op {
+                    UnaryOp::Not => "not ",
+                    UnaryOp::Neg => "-",
+                };
+                cat(vec![
+                    self.mark_char(
+                        e.span.start,
+                        word.as_bytes().first().copied().unwrap_or(b'-'),
+                    ),
+                    text(word),
+                    self.operand(operand, parens),
+                ])
+            }
+            ExprKind::Binary { .. } => self.chain(e, hang),
+            ExprKind::If { .. } => self.if_chain(e),
+            ExprKind::Match { scrutinee, arms } => self.match_expr(e, scrutinee, arms),
+            ExprKind::When { arms, otherwise } => self.when_chain(arms, otherwise.as_deref()),
+            ExprKind::Paren(inner) => cat(vec![
+                self.mark_char(e.span.start, b'('),
+                text("("),
+                align(self.node(inner, Hang::Aligned)),
+                text(")"),
+                self.close_mark(e.span, b')'),
+            ]),
+        }
+    }
+
+    /// Arguments, list items or lookup keys: on one line, or one a line aligned after `open`.
+    fn args(&self, open: &str, items: &[Expr], close: &str) -> Doc {
+        let spans: Vec<Span> = items.iter().map(|a| a.span).collect();
+        let force = self.formatting() && self.comment_between(&spans);
+        let docs = items.iter().map(|a| self.expr(a)).collect();
+        group_if(
+            cat(vec![text(open), align(join(docs, ",")), text(close)]),
+            force,
+        )
+    }
+
+    /// A run of operators of one level (`a and b and c`): on one line, or broken before each
+    /// operator.
+    fn chain(&self, e: &Expr, hang: Hang) -> Doc {
+        let ExprKind::Binary { op, .. } = &e.kind else {
+            return self.node(e, hang);
+        };
+        let mut pieces: Vec<(Option<(BinaryOp, Span)>, Doc, Span)> = Vec::new();
+        self.collect(e, level(*op), &mut pieces);
+        let spans: Vec<Span> = pieces.iter().map(|(_, _, s)| *s).collect();
+        let force = self.formatting()
+            && matches!(op, BinaryOp::And | BinaryOp::Or)
+            && self.comment_between(&spans);
+        let mut pieces = pieces.into_iter();
+        let first = pieces.next().map_or_else(nil, |(_, d, _)| d);
+        // Only `and` and `or` break a line; other operators stay with their operands, and long
+        // arithmetic breaks inside its calls.
+        let logical = matches!(op, BinaryOp::And | BinaryOp::Or);
+        let rest: Vec<Doc> = pieces
+            .map(|(op, d, _)| {
+                let (sym, op_mark) = match op {
+                    Some((op, span)) => (op.symbol(), self.mark(span)),
+                    None => ("", nil()),
+                };
+                let space = if logical { Doc::Line } else { text(" ") };
+                cat(vec![space, op_mark, text(sym), text(" "), d])
+            })
+            .collect();
+        let rest = match hang {
+            Hang::Indent => indent(cat(rest)),
+            Hang::Aligned => cat(rest),
+        };
+        group_if(cat(vec![first, rest]), force)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn collect(&self, e: &Expr, at: u8, out: &mut Vec<(Option<(BinaryOp, Span)>, Doc, Span)>) {
+        let ExprKind::Binary {
+            op,
+            op_span,
+            lhs,
+            rhs,
+        } = &e.kind
+        else {
+            return;
+        };
+        let l = self.peel(lhs);
+        let left_parens = self.needs_parens_left(l, *op);
+        let same_level = matches!(&l.kind, ExprKind::Binary { op: lop, .. } if level(*lop) == at);
+        if !left_parens && same_level {
+            self.collect(l, at, out);
+        } else {
+            out.push((None, self.operand(l, left_parens), lhs.span));
+        }
+        let right_parens = self.needs_parens_right(rhs, *op);
+        out.push((
+            Some((*op, *op_span)),
+            self.operand(rhs, right_parens),
+            rhs.span,
+        ));
+    }
+
+    /// `if a then b else c`, with `else if` chains: on one line, or broken before each `else`.
+    fn if_chain(&self, e: &Expr) -> Doc {
+        let mut parts = Vec::new();
+        let mut spans = Vec::new();
+        let mut cur = e;
+        let last = loop {
+            let ExprKind::If {
+                cond,
+                then,
+                otherwise,
+            } = &cur.kind
+            else {
+                break cur;
+            };
+            if !parts.is_empty() {
+                parts.push(Doc::Line);
+                parts.push(text("else "));
+            }
+            parts.push(text("if "));
+            parts.push(self.expr(cond));
+            parts.push(text(" then "));
+            parts.push(self.expr(then));
+            spans.push(cond.span);
+            spans.push(then.span);
+            let next = self.peel(otherwise);
+            if matches!(next.kind, ExprKind::If { .. }) {
+                cur = next;
+            } else {
+                break otherwise;
+            }
+        };
+        spans.push(last.span);
+        parts.push(Doc::Line);
+        parts.push(text("else "));
+        parts.push(self.expr(last));
+        let force = self.formatting() && self.comment_between(&spans);
+        align(group_if(cat(parts), force))
+    }
+
+    /// `match e { p => x, ... }`: on one line when it fits, else one arm a line.
+    fn match_expr(&self, e: &Expr, scrutinee: &Expr, arms: &[MatchArm]) -> Doc {
+        let docs: Vec<Doc> = arms
+            .iter()
+            .map(|a| {
+                let pattern = if a.patterns.is_empty() {
+                    text("_")
+                } else {
+                    let mut ps = Vec::new();
+                    for (i, p) in a.patterns.iter().enumerate() {
+                        if i > 0 {
+                            ps.push(text(" | "));
+                        }
+                        ps.push(self.literal(p));
+                    }
+                    cat(ps)
+                };
+                cat(vec![pattern, text(" => "), self.expr(&a.body)])
+            })
+            .collect();
+        let arm_spans: Vec<Span> = arms.iter().map(|a| a.span).collect();
+        let force =
+            self.formatting() && self.comment_outside_parts(scrutinee.span.end, e.span, &arm_spans);
+        cat(vec![
+            text("match "),
+            self.expr(scrutinee),
+            text(" "),
+            self.delimited(
+                "{",
+                Self::separated(docs, ","),
+                ",",
+                cat(vec![self.close_mark(e.span, b'}'), text("}")]),
+                true,
+                force,
+            ),
+        ])
+    }
+
+    /// A `when` chain: one arm a line, aligned.
+    fn when_chain(&self, arms: &[WhenArm], otherwise: Option<&Expr>) -> Doc {
+        let mut parts = Vec::new();
+        for (i, arm) in arms.iter().enumerate() {
+            if i > 0 {
+                parts.push(Doc::HardLine);
+            }
+            // A body that ends in a `when` chain would take the arms after it.
+            let followed = i + 1 < arms.len() || otherwise.is_some();
+            let parens = followed && self.ends_in_when(&arm.body);
+            parts.push(text("when "));
+            parts.push(self.expr(&arm.condition));
+            parts.push(text(" => "));
+            parts.push(self.operand(&arm.body, parens));
+        }
+        if let Some(o) = otherwise {
+            if !arms.is_empty() {
+                parts.push(Doc::HardLine);
+            }
+            parts.push(text("otherwise => "));
+            parts.push(self.expr(o));
+        }
+        align(cat(parts))
+    }
+
+    // ---- pipelines
+
+    fn pipeline(&self, p: &PipelineDecl) -> Doc {
+        let head = cat(vec![
+            self.docs(&p.docs),
+            self.keyword(p.span, p.docs.span, "pipeline"),
+            text(" "),
+            self.ident(&p.name),
+            text(" for "),
+            self.ident(&p.policy),
+        ]);
+        let mut entries = Vec::new();
+        for d in &p.data {
+            entries.push(Entry::new(d.span.start, self.data_block(d)));
+        }
+        for t in &p.teachers {
+            entries.push(Entry::new(t.span.start, self.teacher(t)));
+        }
+        for s in &p.students {
+            entries.push(Entry::new(s.span.start, self.student(s)));
+        }
+        for q in &p.quantize {
+            entries.push(Entry::new(q.span.start, self.quantize(q)));
+        }
+        for m in &p.monitors {
+            entries.push(Entry::new(m.span.start, self.monitor(m)));
+        }
+        self.block(head, entries, p.span)
+    }
+
+    /// The docs in front of a pipeline node the tree keeps no docs for, and its keyword.
+    fn head_with_docs(&self, span: Span, word: &str) -> Doc {
+        let (lines, docs) = self.source_docs(span);
+        cat(vec![
+            self.doc_lines(&lines, docs),
+            self.keyword(span, docs, word),
+        ])
+    }
+
+    fn data_block(&self, d: &DataBlock) -> Doc {
+        let head = self.head_with_docs(d.span, "data");
+        let name_width = d
+            .sources
+            .iter()
+            .map(|s| s.name.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut entries = Vec::new();
+        for s in &d.sources {
+            let (lines, docs) = self.source_docs(s.span);
+            let pad = name_width + 1 - s.name.name.chars().count();
+            let line = cat(vec![
+                self.doc_lines(&lines, docs),
+                self.ident(&s.name),
+                text(" ".repeat(pad)),
+                self.mark(s.path_span),
+                text(quote(&s.path)),
+            ]);
+            let doc = if s.clean.is_empty() {
+                line
+            } else {
+                let rules = s
+                    .clean
+                    .iter()
+                    .map(|c| {
+                        let span = match c {
+                            CleanRule::DropWhen { span, .. }
+                            | CleanRule::OutliersSigma { span, .. }
+                            | CleanRule::OutliersQuantile { span, .. }
+                            | CleanRule::Duplicates { span, .. } => *span,
+                        };
+                        Entry::new(span.start, self.clean_rule(c, span))
+                    })
+                    .collect();
+                self.block(cat(vec![line, text(" clean")]), rules, s.span)
+            };
+            entries.push(Entry::new(s.span.start, doc));
+        }
+        for s in &d.synthetic {
+            entries.push(Entry::new(
+                s.span.start,
+                cat(vec![
+                    self.head_with_docs(s.span, "synthetic"),
+                    text(" from "),
+                    self.ident(&s.from),
+                    text(" "),
+                    self.settings(&s.settings),
+                ]),
+            ));
+        }
+        for m in &d.mixes {
+            let mut parts = vec![self.head_with_docs(m.span, "mix")];
+            for (name, share, span) in &m.shares {
+                parts.push(text(" "));
+                parts.push(self.mark(*span));
+                parts.push(text(format!("{} {}%", name.name, percent(*share))));
+            }
+            entries.push(Entry::new(m.span.start, cat(parts)));
+        }
+        for s in &d.splits {
+            let seed = s.seed.map_or(String::new(), |n| format!(" seed {n}"));
+            entries.push(Entry::new(
+                s.span.start,
+                cat(vec![
+                    self.head_with_docs(s.span, "split"),
+                    text(" validation "),
+                    self.mark(s.validation_span),
+                    text(format!("{}%{seed}", percent(s.validation))),
+                ]),
+            ));
+        }
+        self.block(head, entries, d.span)
+    }
+
+    fn clean_rule(&self, c: &CleanRule, span: Span) -> Doc {
+        let drop = self.keyword(span, None, "drop");
+        match c {
+            CleanRule::DropWhen {
+                name, condition, ..
+            } => cat(vec![
+                drop,
+                text(" "),
+                self.ident(name),
+                text(" when "),
+                self.expr(condition),
+            ]),
+            CleanRule::OutliersSigma { field, sigma, .. } => cat(vec![
+                drop,
+                text(" outliers "),
+                self.ident(field),
+                text(format!(" beyond {} sigma", number(*sigma))),
+            ]),
+            CleanRule::OutliersQuantile {
+                field, quantile, ..
+            } => cat(vec![
+                drop,
+                text(" outliers "),
+                self.ident(field),
+                text(format!(" above quantile {}", number(*quantile))),
+            ]),
+            CleanRule::Duplicates { on, .. } => {
+                let mut parts = vec![drop, text(" duplicates")];
+                if !on.is_empty() {
+                    parts.push(text(" on "));
+                    parts.push(self.comma_list(on.iter().map(|n| self.ident(n)).collect()));
+                }
+                cat(parts)
+            }
+        }
+    }
+
+    /// `{ key value, ... }` on one line.
+    fn settings(&self, settings: &[Setting]) -> Doc {
+        if settings.is_empty() {
+            return text("{}");
+        }
+        let items = settings.iter().map(|s| self.setting(s)).collect();
+        cat(vec![text("{ "), self.comma_list(items), text(" }")])
+    }
+
+    fn setting(&self, s: &Setting) -> Doc {
+        let value = match &s.value {
+            SettingValue::Number(v) => number(*v),
+            SettingValue::Percent(v) => format!("{}%", percent(*v)),
+            SettingValue::Duration(ms) => self.duration_at(*ms, s.value_span),
+            SettingValue::String(v) => quote(v),
+            SettingValue::Bool(b) => b.to_string(),
+            SettingValue::Name(n) => n.clone(),
+        };
+        cat(vec![
+            self.ident(&s.key),
+            text(" "),
+            self.mark(s.value_span),
+            text(value),
+        ])
+    }
+
+    fn model(&self, m: &ModelSpec) -> Doc {
+        match m {
+            ModelSpec::Encoder { settings, span } => cat(vec![
+                text("model "),
+                self.keyword(*span, None, "encoder"),
+                text(" "),
+                self.settings(settings),
+                self.close_mark(*span, b'}'),
+            ]),
+            ModelSpec::Init { path, span } => cat(vec![
+                text("model "),
+                self.keyword(*span, None, "init"),
+                text(format!(" {}", quote(path))),
+            ]),
+        }
+    }
+
+    fn loss(&self, l: &LossDecl, keyword: bool) -> Doc {
+        let mut parts = Vec::new();
+        if keyword {
+            parts.push(self.keyword(l.span, None, "loss"));
+            parts.push(text(" "));
+        }
+        parts.push(self.ident(&l.kind));
+        if let Some((t, span)) = l.temperature {
+            parts.push(text(" temperature "));
+            parts.push(self.mark(span));
+            parts.push(text(number(t)));
+        }
+        cat(parts)
+    }
+
+    fn features(&self, features: &[Ident]) -> Doc {
+        let names = features.iter().map(|n| self.ident(n)).collect();
+        cat(vec![text("features ["), self.comma_list(names), text("]")])
+    }
+
+    fn names(&self, names: &[Ident]) -> Doc {
+        self.comma_list(names.iter().map(|n| self.ident(n)).collect())
+    }
+
+    fn teacher(&self, t: &TeacherDecl) -> Doc {
+        let head = cat(vec![
+            self.docs(&t.docs),
+            self.keyword(t.span, t.docs.span, "teacher"),
+            text(" "),
+            self.ident(&t.name),
+        ]);
+        let mut entries: Vec<Entry> = t.model.iter().map(|m| Entry::bare(self.model(m))).collect();
+        if !t.predicts.is_empty() {
+            entries.push(Entry::bare(cat(vec![
+                text("predicts "),
+                self.names(&t.predicts),
+            ])));
+        }
+        if let Some(l) = &t.loss {
+            entries.push(Entry::new(l.span.start, self.loss(l, true)));
+        }
+        if !t.train.is_empty() {
+            entries.push(Entry::bare(cat(vec![
+                text("train "),
+                self.settings(&t.train),
+            ])));
+        }
+        if !t.features.is_empty() {
+            entries.push(Entry::bare(self.features(&t.features)));
+        }
+        self.block(head, entries, t.span)
+    }
+
+    fn student(&self, s: &StudentDecl) -> Doc {
+        let head = cat(vec![
+            self.docs(&s.docs),
+            self.keyword(s.span, s.docs.span, "student"),
+        ]);
+        let mut entries: Vec<Entry> = s.model.iter().map(|m| Entry::bare(self.model(m))).collect();
+        let teacher_width = s
+            .distill
+            .iter()
+            .map(|d| d.teacher.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        for d in &s.distill {
+            let pad = teacher_width + 1 - d.teacher.name.chars().count();
+            entries.push(Entry::new(
+                d.span.start,
+                cat(vec![
+                    self.keyword(d.span, None, "distill"),
+                    text(" "),
+                    self.ident(&d.teacher),
+                    text(" ".repeat(pad)),
+                    text("weight "),
+                    self.mark(d.weight_span),
+                    text(number(d.weight)),
+                    text(" loss "),
+                    self.loss(&d.loss, false),
+                ]),
+            ));
+        }
+        for d in &s.drift {
+            let mut parts = vec![
+                self.keyword(d.span, None, "drift"),
+                text(" penalty "),
+                self.mark(d.weight_span),
+                text(number(d.weight)),
+                text(" tolerance "),
+                self.mark(d.tolerance_span),
+                text(number(d.tolerance)),
+            ];
+            if let Some((n, span)) = d.rebalance_every {
+                parts.push(text(" rebalance every "));
+                parts.push(self.mark(span));
+                parts.push(text(format!("{n} epochs")));
+            }
+            if let Some(a) = &d.against {
+                parts.push(text(" against "));
+                parts.push(self.ident(a));
+            }
+            entries.push(Entry::new(d.span.start, cat(parts)));
+        }
+        if !s.regularize.is_empty() {
+            let mut parts = vec![text("regularize")];
+            for r in &s.regularize {
+                parts.push(text(" "));
+                parts.push(self.setting(r));
+            }
+            entries.push(Entry::bare(cat(parts)));
+        }
+        if let Some(e) = &s.early_stop {
+            entries.push(Entry::new(
+                e.span.start,
+                cat(vec![
+                    self.keyword(e.span, None, "early_stop"),
+                    text(" on "),
+                    self.ident(&e.metric),
+                    text(format!(" patience {}", e.patience)),
+                ]),
+            ));
+        }
+        if !s.train.is_empty() {
+            entries.push(Entry::bare(cat(vec![
+                text("train "),
+                self.settings(&s.train),
+            ])));
+        }
+        if !s.features.is_empty() {
+            entries.push(Entry::bare(self.features(&s.features)));
+        }
+        self.block(head, entries, s.span)
+    }
+
+    fn quantize(&self, q: &QuantizeDecl) -> Doc {
+        let mut parts = vec![
+            self.head_with_docs(q.span, "quantize"),
+            text(" "),
+            self.ident(&q.scheme),
+        ];
+        if let Some((v, span)) = q.prune_heads_below {
+            parts.push(text(" { prune heads below "));
+            parts.push(self.mark(span));
+            parts.push(text(format!("{} ", number(v))));
+            parts.push(self.close_mark(q.span, b'}'));
+            parts.push(text("}"));
+        }
+        cat(parts)
+    }
+
+    fn monitor(&self, m: &MonitorDecl) -> Doc {
+        let head = self.head_with_docs(m.span, "monitor");
+        let alerts = m
+            .alerts
+            .iter()
+            .map(|a| {
+                let threshold = match a.threshold {
+                    Threshold::Number(v) => number(v),
+                    Threshold::Percent(v) => format!("{}%", percent(v)),
+                    Threshold::Duration(ms) => self.duration_at(ms, a.threshold_span),
+                };
+                Entry::new(
+                    a.span.start,
+                    cat(vec![
+                        self.head_with_docs(a.span, "alert"),
+                        text(" "),
+                        self.ident(&a.metric),
+                        text(format!(" {} ", a.op.symbol())),
+                        self.mark(a.threshold_span),
+                        text(threshold),
+                    ]),
+                )
+            })
+            .collect();
+        self.block(head, alerts, m.span)
+    }
+}
+
+/// A literal other than a list or a name, as text.
+fn literal_text(l: &Literal) -> String {
+    match &l.kind {
+        LiteralKind::Number(v) => number(*v),
+        LiteralKind::Percent(v) => format!("{}%", percent(*v)),
+        LiteralKind::String(s) => quote(s),
+        LiteralKind::Bool(b) => b.to_string(),
+        LiteralKind::Name(parts) => parts
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join("."),
+        LiteralKind::List(items) => {
+            let items: Vec<String> = items.iter().map(literal_text).collect();
+            format!("[{}]", items.join(", "))
+        }
+        LiteralKind::Abstain => "abstain".to_string(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    /// Every shipped and corpus `.policy` file, by its path under the repository.
+    fn files() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for dir in [
+            "policies",
+            "stdlib/std",
+            "examples/language_sketch",
+            "tests/corpus",
+        ] {
+            let mut paths: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "policy"))
+                .collect();
+            paths.sort();
+            for p in paths {
+                let name = format!("{dir}/{}", p.file_name().unwrap().to_string_lossy());
+                out.push((name, std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+        assert!(
+            out.len() > 100,
+            "the corpus is missing: {} files",
+            out.len()
+        );
+        out
+    }
+
+    fn parse_tree(text: &str) -> Option<SourceTree> {
+        syntax::parse(FileId(0), text, &Limits::default()).tree
+    }
+
+    fn fmt(text: &str) -> String {
+        format_source(text).expect("the input parses")
+    }
+
+    fn comment_texts(tree: &SourceTree) -> Vec<String> {
+        tree.comments
+            .iter()
+            .map(|c| c.text.trim_end().to_string())
+            .collect()
+    }
+
+    fn doc_lines(text: &str) -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("///"))
+            .map(|l| {
+                let body = l.trim_start_matches("///");
+                body.strip_prefix(' ')
+                    .unwrap_or(body)
+                    .trim_end()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn imports_only_std(tree: &SourceTree) -> bool {
+        tree.items.iter().all(|item| {
+            let items = match item {
+                TopItem::Policy(p) => &p.items,
+                TopItem::Module(m) => &m.items,
+                TopItem::Pipeline(_) => return true,
+            };
+            items.iter().all(|i| match i {
+                Item::Use(u) => u.path.raw.starts_with("std."),
+                _ => true,
+            })
+        })
+    }
+
+    fn codes(name: &str, text: &str) -> Vec<&'static str> {
+        let checked = crate::check_source(name, text, &mut crate::NoModules, &Default::default());
+        let mut codes: Vec<&'static str> = checked
+            .diagnostics
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect();
+        codes.sort_unstable();
+        codes
+    }
+
+    #[test]
+    fn format_keeps_meaning_comments_docs_and_diagnostics_and_is_idempotent() {
+        let mut formatted_files = 0;
+        let mut failures = Vec::new();
+        for (name, text) in files() {
+            let Some(tree) = parse_tree(&text) else {
+                continue;
+            };
+            formatted_files += 1;
+            let once = format_tree(&tree, &text);
+            let Some(again) = parse_tree(&once) else {
+                failures.push(format!(
+                    "{name}: the formatted text does not parse:\n{once}"
+                ));
+                continue;
+            };
+            let twice = format_tree(&again, &once);
+            if twice != once {
+                failures.push(format!(
+                    "{name}: formatting twice changes the text:\n{}",
+                    first_difference(&once, &twice)
+                ));
+            }
+            if canonical(&tree) != canonical(&again) {
+                failures.push(format!(
+                    "{name}: the meaning changed:\n{}",
+                    first_difference(&canonical(&tree), &canonical(&again))
+                ));
+            }
+            let mut before = comment_texts(&tree);
+            let mut after = comment_texts(&again);
+            if before != after {
+                before.sort();
+                after.sort();
+                if before != after {
+                    failures.push(format!("{name}: comments lost or duplicated"));
+                }
+            }
+            if doc_lines(&text) != doc_lines(&once) {
+                failures.push(format!("{name}: docs changed"));
+            }
+            if once.lines().any(|l| l.ends_with(' ')) {
+                failures.push(format!("{name}: trailing spaces"));
+            }
+            if imports_only_std(&tree) && codes(&name, &text) != codes(&name, &once) {
+                failures.push(format!(
+                    "{name}: diagnostics changed: {:?} became {:?}",
+                    codes(&name, &text),
+                    codes(&name, &once)
+                ));
+            }
+        }
+        assert!(formatted_files > 60, "only {formatted_files} files parse");
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    }
+
+    #[test]
+    fn canonical_text_is_a_fixpoint_and_ignores_layout() {
+        for (name, text) in files() {
+            let Some(tree) = parse_tree(&text) else {
+                continue;
+            };
+            let c = canonical(&tree);
+            let reparsed = parse_tree(&c).unwrap_or_else(|| panic!("{name}: canonical text:\n{c}"));
+            assert_eq!(canonical(&reparsed), c, "{name}");
+            assert!(!c.contains("//"), "{name}: comments in the canonical text");
+        }
+    }
+
+    fn first_difference(a: &str, b: &str) -> String {
+        for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
+            if x != y {
+                return format!("line {}:\n- {x}\n+ {y}", i + 1);
+            }
+        }
+        format!("lengths {} and {}", a.lines().count(), b.lines().count())
+    }
+
+    /// Byte offsets of the blanks between tokens: outside strings, comments and docs.
+    fn gaps(text: &str) -> Vec<usize> {
+        let b = text.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        let mut in_string = false;
+        while i < b.len() {
+            let c = b[i];
+            if in_string {
+                match c {
+                    b'\\' => i += 1,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+            } else if c == b'"' {
+                in_string = true;
+            } else if c == b'/' && b.get(i + 1) == Some(&b'/') {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            } else if c == b' ' || c == b'\n' {
+                out.push(i);
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// Checks the properties on a text that parses: idempotent, same meaning, same comments.
+    fn assert_properties(name: &str, text: &str) {
+        let tree = parse_tree(text).unwrap();
+        let once = format_tree(&tree, text);
+        let again = parse_tree(&once)
+            .unwrap_or_else(|| panic!("{name}: the formatted text does not parse:\n{once}"));
+        let twice = format_tree(&again, &once);
+        assert!(
+            twice == once,
+            "{name}: formatting twice changes the text:\n{}\n\n{once}",
+            first_difference(&once, &twice)
+        );
+        assert_eq!(canonical(&tree), canonical(&again), "{name}: meaning changed");
+        let mut before = comment_texts(&tree);
+        let mut after = comment_texts(&again);
+        before.sort();
+        after.sort();
+        assert_eq!(before, after, "{name}: comments lost or duplicated");
+    }
+
+    #[test]
+    fn comments_anywhere_between_tokens_survive_and_formatting_stays_idempotent() {
+        let mut variants = 0;
+        for (name, text) in files() {
+            if parse_tree(&text).is_none() {
+                continue;
+            }
+            let gaps = gaps(&text);
+            for variant in 0..3 {
+                let mut out = String::with_capacity(text.len() * 2);
+                let mut last = 0;
+                for (k, &at) in gaps.iter().enumerate().filter(|(k, _)| k % 3 == variant) {
+                    out.push_str(&text[last..at]);
+                    if k % 2 == 0 {
+                        out.push_str(&format!(" // c{k}\n"));
+                    } else {
+                        out.push_str(&format!("\n// c{k}\n"));
+                    }
+                    last = at;
+                }
+                out.push_str(&text[last..]);
+                if parse_tree(&out).is_none() {
+                    continue;
+                }
+                variants += 1;
+                assert_properties(&format!("{name} (comments, variant {variant})"), &out);
+            }
+        }
+        assert!(variants > 150, "only {variants} variants parse");
+    }
+
+    #[test]
+    #[ignore = "writes the formatted corpus to /tmp/rubric-format for reading"]
+    fn dump() {
+        let out = Path::new("/tmp/rubric-format");
+        for (name, text) in files() {
+            if let Some(tree) = parse_tree(&text) {
+                let path = out.join(&name);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, format_tree(&tree, &text)).unwrap();
+                std::fs::write(path.with_extension("canonical"), canonical(&tree)).unwrap();
+            }
+        }
+    }
+}
+#[cfg(test)]
+mod scratch {
+    #[test]
+    #[ignore = "scratch"]
+    #[allow(clippy::unwrap_used)]
+    fn scratch() {
+        for f in std::fs::read_dir("/tmp/fmtcases").unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|x| x == "policy") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                match super::format_source(&text) {
+                    Some(out) => {
+                        std::fs::write(p.with_extension("out"), &out).unwrap();
+                        let t = crate::syntax::parse(crate::FileId(0), &text, &Default::default()).tree.unwrap();
+                        std::fs::write(p.with_extension("canon"), super::canonical(&t)).unwrap();
+                    }
+                    None => std::fs::write(p.with_extension("out"), "DOES NOT PARSE").unwrap(),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Compiling a policy file: check it with its project's modules, lower it, and write the three
+//! artefacts (labeling program, loss terms, training plan) and the source map, as JSON with sorted
+//! keys so that a diff of two compilations is the review of a policy edit.
+
+use crate::project::check_file;
+use rubric_compiler::lower::{Lowered, lower};
+use rubric_compiler::{Checked, Options};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// File names of the artefacts in an output directory.
+pub const LABELING_FILE: &str = "labeling_program.json";
+pub const LOSS_TERMS_FILE: &str = "loss_terms.json";
+pub const TRAINING_PLAN_FILE: &str = "training_plan.json";
+pub const SOURCE_MAP_FILE: &str = "source_map.json";
+
+#[derive(Debug)]
+pub enum CompileError {
+    Io(io::Error),
+    /// The policy has errors; the diagnostics are in the check.
+    Invalid(Box<Checked>),
+    /// The file holds no policy.
+    NoPolicy(Box<Checked>),
+}
+
+impl std::fmt::Display for CompileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompileError::Io(e) => write!(f, "{e}"),
+            CompileError::Invalid(c) => write!(f, "the policy has {} error(s)", c.error_count()),
+            CompileError::NoPolicy(_) => write!(f, "the file holds no policy"),
+        }
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// A checked and lowered policy.
+#[derive(Debug)]
+pub struct Compiled {
+    pub checked: Checked,
+    pub lowered: Lowered,
+}
+
+/// The SHA-256 (hex) of a policy's canonical form: its meaning without layout, comments or
+/// docs, so formatting-only edits change nothing downstream.
+pub fn policy_hash(checked: &Checked) -> String {
+    let canonical = checked
+        .tree
+        .as_ref()
+        .map(rubric_compiler::format::canonical)
+        .unwrap_or_default();
+    sha256_hex(canonical.as_bytes())
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks and lowers a policy file.
+pub fn compile_file(path: &Path, options: &Options) -> Result<Compiled, CompileError> {
+    let checked = check_file(path, options).map_err(CompileError::Io)?;
+    compile_checked(checked)
+}
+
+/// Lowers an already checked policy.
+pub fn compile_checked(checked: Checked) -> Result<Compiled, CompileError> {
+    if checked.has_errors() {
+        return Err(CompileError::Invalid(Box::new(checked)));
+    }
+    let hash = policy_hash(&checked);
+    match lower(&checked, hash) {
+        Ok(lowered) => Ok(Compiled { checked, lowered }),
+        Err(rubric_compiler::lower::LowerError::NotChecked) => {
+            Err(CompileError::Invalid(Box::new(checked)))
+        }
+        Err(rubric_compiler::lower::LowerError::NoPolicy) => {
+            Err(CompileError::NoPolicy(Box::new(checked)))
+        }
+    }
+}
+
+/// Deterministic JSON: keys sorted, two-space indentation, shortest round-trip floats, a final
+/// newline.
+pub fn deterministic_json<T: Serialize>(value: &T) -> String {
+    // serde_json's `Value` keeps object keys in a BTreeMap: serializing through it sorts them.
+    let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Writes the artefacts into `dir` (created if needed); returns the files written.
+pub fn write_artefacts(lowered: &Lowered, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let mut write = |name: &str, text: String| -> io::Result<()> {
+        let path = dir.join(name);
+        fs::write(&path, text)?;
+        written.push(path);
+        Ok(())
+    };
+    write(LABELING_FILE, deterministic_json(&lowered.labeling))?;
+    if let Some(terms) = &lowered.loss_terms {
+        write(LOSS_TERMS_FILE, deterministic_json(terms))?;
+    }
+    if let Some(plan) = &lowered.training_plan {
+        write(TRAINING_PLAN_FILE, deterministic_json(plan))?;
+    }
+    write(SOURCE_MAP_FILE, deterministic_json(&lowered.source_map))?;
+    Ok(written)
+}

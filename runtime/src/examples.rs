@@ -1,0 +1,348 @@
+//! The policy's inline examples: each is turned into a pair, labeled by the engine, and its
+//! expectations are compared with the labels. Also clause coverage: which grade bands, `match`
+//! arms, `when` and `if` branches and rules the examples (and a dataset) exercised.
+
+use crate::label::decode::Pair;
+use crate::label::engine::{Ctx, Engine, Events, Label, OverallGrade};
+use crate::label::value::{Interner, Kind, Val, to_set};
+use rubric_compiler::check::EXCLUDED;
+use rubric_compiler::lower::ir::{ClauseKind, LabelingProgram, RuleActionIr, ValueType};
+use rubric_compiler::syntax::ast::{CompareOp, ExampleDecl, Expectation, Literal, LiteralKind};
+use std::borrow::Cow;
+
+/// The result of one example.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExampleResult {
+    pub name: String,
+    /// One-based line of the example in the policy.
+    pub line: usize,
+    /// Expectations that did not hold, as readable sentences.
+    pub failures: Vec<String>,
+    pub expectations: usize,
+    pub label: Label,
+}
+
+impl ExampleResult {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Builds the pair an example describes. Omitted text fields are empty, omitted optionals
+/// missing (the checker has made sure nothing else is omitted).
+pub fn example_pair(
+    program: &LabelingProgram,
+    example: &ExampleDecl,
+    strings: &mut Interner<'_>,
+) -> Pair {
+    let mut roles = Vec::new();
+    for role in &program.roles {
+        let record = example.records.iter().find(|r| r.role.name == role.name);
+        let fields = program
+            .entities
+            .get(role.entity as usize)
+            .map(|e| e.fields.as_slice())
+            .unwrap_or_default();
+        let values = fields
+            .iter()
+            .map(|f| {
+                let given = record.and_then(|r| r.fields.iter().find(|x| x.name.name == f.name));
+                match given {
+                    Some(x) => literal_value(program, &x.value, &f.ty, strings),
+                    None if f.optional => Val::Missing,
+                    None => Val::Text,
+                }
+            })
+            .collect();
+        roles.push(values);
+    }
+    Pair {
+        id: example.name.clone(),
+        roles,
+    }
+}
+
+fn literal_value(
+    program: &LabelingProgram,
+    lit: &Literal,
+    ty: &ValueType,
+    strings: &mut Interner<'_>,
+) -> Val<'static> {
+    match (&lit.kind, ty) {
+        (LiteralKind::Number(n) | LiteralKind::Percent(n), _) => Val::Num(*n),
+        (LiteralKind::Bool(b), _) => Val::Bool(*b),
+        (LiteralKind::String(_), ValueType::Text) => Val::Text,
+        (LiteralKind::String(s), _) => Val::Str(strings.intern(s)),
+        (LiteralKind::Name(names), ValueType::Enum { index }) => {
+            let value = names.last().map(|n| n.name.as_str()).unwrap_or_default();
+            let position = program
+                .enums
+                .get(*index as usize)
+                .and_then(|e| e.values.iter().position(|v| v == value))
+                .and_then(|p| u32::try_from(p).ok());
+            position.map_or(Val::Abstain, Val::Enum)
+        }
+        (LiteralKind::List(items), ValueType::Set { of } | ValueType::List { of }) => {
+            let kind = if matches!(ty, ValueType::Set { .. }) {
+                Kind::Set
+            } else {
+                Kind::List
+            };
+            if **of == ValueType::Number {
+                let nums = items
+                    .iter()
+                    .filter_map(|i| match i.kind {
+                        LiteralKind::Number(n) | LiteralKind::Percent(n) => Some(n),
+                        _ => None,
+                    })
+                    .collect();
+                return Val::Nums(Cow::Owned(nums));
+            }
+            let ids: Vec<u32> = items
+                .iter()
+                .filter_map(|i| match literal_value(program, i, of, strings) {
+                    Val::Str(s) | Val::Enum(s) => Some(s),
+                    _ => None,
+                })
+                .collect();
+            let ids = if kind == Kind::Set { to_set(ids) } else { ids };
+            Val::Ids(Cow::Owned(ids), kind)
+        }
+        _ => Val::Abstain,
+    }
+}
+
+fn compare(a: f64, op: CompareOp, b: f64) -> bool {
+    match op {
+        CompareOp::Eq => a == b,
+        CompareOp::Ne => a != b,
+        CompareOp::Lt => a < b,
+        CompareOp::Le => a <= b,
+        CompareOp::Gt => a > b,
+        CompareOp::Ge => a >= b,
+    }
+}
+
+fn show(v: Option<f64>) -> String {
+    match v {
+        Some(x) => {
+            let s = format!("{x:.6}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+        None => "abstain".to_string(),
+    }
+}
+
+/// The grade names of a label: per dimension, and overall.
+fn overall_grade_name(program: &LabelingProgram, label: &Label) -> Option<String> {
+    match label.overall_grade? {
+        OverallGrade::Band(b) => program
+            .overall
+            .grades
+            .get(b as usize)
+            .map(|b| b.name.clone()),
+        OverallGrade::SetByRule(r) => program.rules.get(r as usize).and_then(|r| match &r.action {
+            RuleActionIr::SetGrade(g) => Some(g.clone()),
+            _ => None,
+        }),
+        OverallGrade::Excluded => Some(EXCLUDED.to_string()),
+    }
+}
+
+/// Checks one expectation against a label; `Some(reason)` when it does not hold.
+pub fn failed_expectation(
+    program: &LabelingProgram,
+    e: &Expectation,
+    label: &Label,
+) -> Option<String> {
+    match e {
+        Expectation::Rule { rule, fires, .. } => {
+            let index = program.rules.iter().position(|r| r.name == rule.name)?;
+            let fired = label.rules.iter().any(|r| *r as usize == index);
+            (fired != *fires).then(|| {
+                if *fires {
+                    format!("expected rule `{}` to fire; it did not", rule.name)
+                } else {
+                    format!("expected rule `{}` not to fire; it fired", rule.name)
+                }
+            })
+        }
+        Expectation::Compare {
+            target, op, value, ..
+        } => {
+            let (name, score, grade) = match &target.dimension {
+                None => (
+                    "overall".to_string(),
+                    label.overall,
+                    overall_grade_name(program, label),
+                ),
+                Some(d) => {
+                    let i = program.dimensions.iter().position(|x| x.name == d.name)?;
+                    let dim = program.dimensions.get(i)?;
+                    let grade = label
+                        .grades
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .and_then(|g| dim.grades.get(g as usize))
+                        .map(|b| b.name.clone());
+                    (
+                        d.name.clone(),
+                        label.dimensions.get(i).copied().flatten(),
+                        grade,
+                    )
+                }
+            };
+            if target.grade {
+                let want = match &value.kind {
+                    LiteralKind::Name(n) => n.last().map(|x| x.name.clone()).unwrap_or_default(),
+                    _ => return None,
+                };
+                let equal = grade.as_deref() == Some(want.as_str());
+                let holds = if *op == CompareOp::Ne { !equal } else { equal };
+                return (!holds).then(|| {
+                    format!(
+                        "expected `{name}.grade {} {want}`, got {}",
+                        op.symbol(),
+                        grade.map_or("no grade".to_string(), |g| format!("`{g}`"))
+                    )
+                });
+            }
+            let holds = match (&value.kind, score) {
+                (LiteralKind::Abstain, s) => (s.is_none()) == (*op == CompareOp::Eq),
+                (LiteralKind::Number(n) | LiteralKind::Percent(n), Some(s)) => compare(s, *op, *n),
+                (LiteralKind::Number(_) | LiteralKind::Percent(_), None) => false,
+                _ => true,
+            };
+            (!holds).then(|| {
+                let want = match &value.kind {
+                    LiteralKind::Number(n) | LiteralKind::Percent(n) => show(Some(*n)),
+                    _ => "abstain".to_string(),
+                };
+                format!(
+                    "expected `{name} {} {want}`, got {}",
+                    op.symbol(),
+                    show(score)
+                )
+            })
+        }
+    }
+}
+
+/// Runs examples; marks the clauses they exercise in `hits`.
+pub fn run_examples(
+    engine: &Engine,
+    examples: &[&ExampleDecl],
+    line_of: &dyn Fn(&ExampleDecl) -> usize,
+    hits: &mut Vec<bool>,
+) -> Vec<ExampleResult> {
+    let mut strings = Interner::new(&engine.strings);
+    let mut events = Events::new(engine.program.dimensions.len());
+    examples
+        .iter()
+        .map(|ex| {
+            let pair = example_pair(&engine.program, ex, &mut strings);
+            let label = {
+                let mut ctx = Ctx::new(&mut strings, &mut events, Some(hits));
+                engine.label(&pair, &mut ctx)
+            };
+            let failures = ex
+                .expectations
+                .iter()
+                .filter_map(|e| failed_expectation(&engine.program, e, &label))
+                .collect();
+            ExampleResult {
+                name: ex.name.clone(),
+                line: line_of(ex),
+                failures,
+                expectations: ex.expectations.len(),
+                label,
+            }
+        })
+        .collect()
+}
+
+/// Clause coverage of the policy's own clauses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Coverage {
+    /// Per kind: (exercised, total).
+    pub by_kind: Vec<(ClauseKind, usize, usize)>,
+    pub covered: usize,
+    pub total: usize,
+    /// Indices of the clauses not exercised.
+    pub missed: Vec<usize>,
+}
+
+pub fn coverage(program: &LabelingProgram, hits: &[bool]) -> Coverage {
+    let mut by_kind: Vec<(ClauseKind, usize, usize)> = Vec::new();
+    let mut missed = Vec::new();
+    let (mut covered, mut total) = (0, 0);
+    for (i, c) in program
+        .clauses
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.in_policy)
+    {
+        let hit = hits.get(i).copied().unwrap_or(false);
+        total += 1;
+        if hit {
+            covered += 1;
+        } else {
+            missed.push(i);
+        }
+        match by_kind.iter_mut().find(|(k, _, _)| *k == c.kind) {
+            Some(entry) => {
+                entry.1 += usize::from(hit);
+                entry.2 += 1;
+            }
+            None => by_kind.push((c.kind, usize::from(hit), 1)),
+        }
+    }
+    by_kind.sort_by_key(|(k, _, _)| *k);
+    Coverage {
+        by_kind,
+        covered,
+        total,
+        missed,
+    }
+}
+
+/// Whether `covered / total >= percent / 100`, exactly: `percent` is a decimal written by a
+/// person (`87.5`), compared without floating-point rounding.
+pub fn meets(covered: usize, total: usize, percent: &str) -> Option<bool> {
+    let percent = percent.trim().trim_end_matches('%');
+    let (whole, frac) = percent.split_once('.').unwrap_or((percent, ""));
+    if whole.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !whole.chars().all(|c| c.is_ascii_digit())
+        || !frac.chars().all(|c| c.is_ascii_digit())
+        || frac.len() > 12
+    {
+        return None;
+    }
+    // percent = digits / 10^frac.len(); need covered * 100 * 10^k >= digits * total.
+    let digits: u128 = format!("{whole}{frac}").parse().ok()?;
+    let scale: u128 = 10u128.checked_pow(u32::try_from(frac.len()).ok()?)?;
+    let left = (covered as u128).checked_mul(100)?.checked_mul(scale)?;
+    let right = digits.checked_mul(total as u128)?;
+    Some(left >= right)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::meets;
+
+    #[test]
+    fn coverage_thresholds_compare_exactly() {
+        assert_eq!(meets(7, 8, "87.5"), Some(true));
+        assert_eq!(meets(7, 8, "87.51"), Some(false));
+        assert_eq!(meets(2, 3, "66.666666666667"), Some(false));
+        assert_eq!(meets(2, 3, "66.666666666666"), Some(true));
+        assert_eq!(meets(1, 1, "100"), Some(true));
+        assert_eq!(meets(0, 0, "100"), Some(true));
+        assert_eq!(meets(3, 4, "75%"), Some(true));
+        assert_eq!(meets(3, 4, "abc"), None);
+        assert_eq!(meets(3, 4, "-5"), None);
+    }
+}

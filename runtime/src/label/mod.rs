@@ -1,0 +1,217 @@
+//! Labeling: streams JSON-lines pairs through a compiled labeling program with rayon, in batches
+//! (memory does not grow with the input), writing one label line per pair in input order. A bad
+//! row stops the run with its line and field, or, with a quarantine, is set aside and counted:
+//! rows in = labeled + quarantined, always.
+
+pub mod decode;
+pub mod engine;
+pub mod value;
+
+use decode::{Decoder, RowError};
+use engine::{Ctx, Engine, Events, Label, OverallGrade};
+use rayon::prelude::*;
+use serde_json::{Map, Value, json};
+use std::io::{self, BufRead, Write};
+use value::Interner;
+
+/// How to run.
+#[derive(Clone, Copy, Debug)]
+pub struct LabelOptions {
+    /// Rows read and labeled together (each batch is split across threads).
+    pub batch_rows: usize,
+}
+
+impl Default for LabelOptions {
+    fn default() -> Self {
+        LabelOptions { batch_rows: 8192 }
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabelSummary {
+    pub rows: u64,
+    pub labeled: u64,
+    pub quarantined: u64,
+    /// Blank lines, skipped (not rows).
+    pub blank: u64,
+    pub events: Events,
+}
+
+/// Why a run stopped.
+#[derive(Debug)]
+pub enum LabelError {
+    Io(io::Error),
+    /// A bad row, with no quarantine to put it in.
+    Row(RowError),
+}
+
+impl std::fmt::Display for LabelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LabelError::Io(e) => write!(f, "{e}"),
+            LabelError::Row(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for LabelError {}
+
+impl From<io::Error> for LabelError {
+    fn from(e: io::Error) -> Self {
+        LabelError::Io(e)
+    }
+}
+
+/// The label of a pair as one JSON object (LANGUAGE.md, "labels").
+pub fn label_json(engine: &Engine, label: &Label) -> Value {
+    let p = &engine.program;
+    let mut dimensions = Map::new();
+    let mut grades = Map::new();
+    for (i, d) in p.dimensions.iter().enumerate() {
+        let score = label.dimensions.get(i).copied().flatten();
+        dimensions.insert(d.name.clone(), score.map_or(Value::Null, |s| json!(s)));
+        if !d.grades.is_empty() {
+            let grade = label
+                .grades
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|g| d.grades.get(g as usize))
+                .map_or(Value::Null, |b| Value::String(b.name.clone()));
+            grades.insert(d.name.clone(), grade);
+        }
+    }
+    let overall_grade = match label.overall_grade {
+        Some(OverallGrade::Band(b)) => p.overall.grades.get(b as usize).map(|b| b.name.clone()),
+        Some(OverallGrade::SetByRule(r)) => p.rules.get(r as usize).and_then(|r| match &r.action {
+            rubric_compiler::lower::ir::RuleActionIr::SetGrade(g) => Some(g.clone()),
+            _ => None,
+        }),
+        Some(OverallGrade::Excluded) => Some(rubric_compiler::check::EXCLUDED.to_string()),
+        None => None,
+    };
+    let rules: Vec<Value> = label
+        .rules
+        .iter()
+        .filter_map(|r| p.rules.get(*r as usize))
+        .map(|r| Value::String(r.name.clone()))
+        .collect();
+    let mut out = Map::new();
+    out.insert("id".to_string(), Value::String(label.id.clone()));
+    out.insert("policy".to_string(), Value::String(p.policy.hash.clone()));
+    out.insert("dimensions".to_string(), Value::Object(dimensions));
+    out.insert("grades".to_string(), Value::Object(grades));
+    out.insert(
+        "overall".to_string(),
+        label.overall.map_or(Value::Null, |o| json!(o)),
+    );
+    out.insert(
+        "overall_grade".to_string(),
+        overall_grade.map_or(Value::Null, Value::String),
+    );
+    out.insert("rules".to_string(), Value::Array(rules));
+    Value::Object(out)
+}
+
+enum RowOutcome {
+    Labeled(String),
+    Bad(RowError),
+}
+
+/// Labels a stream of pairs. `progress` is called with the bytes read so far after each batch.
+pub fn label_stream(
+    engine: &Engine,
+    input: &mut dyn BufRead,
+    output: &mut dyn Write,
+    mut quarantine: Option<&mut dyn Write>,
+    options: LabelOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<LabelSummary, LabelError> {
+    let decoder = Decoder::new(&engine.program);
+    let mut summary = LabelSummary {
+        events: Events::new(engine.program.dimensions.len()),
+        ..LabelSummary::default()
+    };
+    let mut line_no: u64 = 0;
+    let mut bytes: u64 = 0;
+    let mut batch: Vec<(u64, String)> = Vec::with_capacity(options.batch_rows);
+    let mut buf = String::new();
+    loop {
+        batch.clear();
+        while batch.len() < options.batch_rows {
+            buf.clear();
+            let n = input.read_line(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            bytes += n as u64;
+            line_no += 1;
+            let line = buf.trim_end_matches(['\n', '\r']);
+            if line.trim().is_empty() {
+                summary.blank += 1;
+                continue;
+            }
+            batch.push((line_no, line.to_string()));
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let threads = rayon::current_num_threads().max(1);
+        let chunk = batch.len().div_ceil(threads * 4).max(64);
+        let results: Vec<(Vec<RowOutcome>, Events)> = batch
+            .par_chunks(chunk)
+            .map(|rows| {
+                let mut strings = Interner::new(&engine.strings);
+                let mut events = Events::new(engine.program.dimensions.len());
+                let mut out = Vec::with_capacity(rows.len());
+                for (no, line) in rows {
+                    match decoder.decode(*no, line, &mut strings) {
+                        Ok(pair) => {
+                            let mut ctx = Ctx::new(&mut strings, &mut events, None);
+                            let label = engine.label(&pair, &mut ctx);
+                            out.push(RowOutcome::Labeled(label_json(engine, &label).to_string()));
+                        }
+                        Err(e) => out.push(RowOutcome::Bad(e)),
+                    }
+                }
+                (out, events)
+            })
+            .collect();
+        let mut rows = batch.iter();
+        for (outcomes, events) in results {
+            summary.events.merge(&events);
+            for outcome in outcomes {
+                let raw = rows.next().map_or("", |(_, l)| l.as_str());
+                summary.rows += 1;
+                match outcome {
+                    RowOutcome::Labeled(json) => {
+                        output.write_all(json.as_bytes())?;
+                        output.write_all(b"\n")?;
+                        summary.labeled += 1;
+                    }
+                    RowOutcome::Bad(error) => match quarantine.as_deref_mut() {
+                        Some(q) => {
+                            let entry = json!({
+                                "line": error.line,
+                                "field": error.path,
+                                "error": error.message,
+                                "row": raw,
+                            });
+                            q.write_all(entry.to_string().as_bytes())?;
+                            q.write_all(b"\n")?;
+                            summary.quarantined += 1;
+                        }
+                        None => return Err(LabelError::Row(error)),
+                    },
+                }
+            }
+        }
+        progress(bytes);
+    }
+    output.flush()?;
+    if let Some(q) = quarantine {
+        q.flush()?;
+    }
+    Ok(summary)
+}

@@ -1,0 +1,138 @@
+//! Runtime values of the labeling engine and the string interner: strings are compared as ids
+//! (the policy's literals interned once, a batch's data strings per batch), sets are sorted ids.
+
+use rustc_hash::FxHashMap;
+use std::borrow::Cow;
+
+/// A value during evaluation. Borrowed from a decoded record where it can be.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val<'a> {
+    Num(f64),
+    Bool(bool),
+    /// An interned string.
+    Str(u32),
+    /// An enum value, by its position in its enum.
+    Enum(u32),
+    /// A set (sorted, no duplicates) or list of interned strings or enum positions.
+    Ids(Cow<'a, [u32]>, Kind),
+    /// A list of numbers.
+    Nums(Cow<'a, [f64]>),
+    /// An optional field with no value.
+    Missing,
+    /// No value: the expression abstains (an explicit `abstain`, or a division by zero).
+    Abstain,
+    /// A `text` field: carried, never read.
+    Text,
+}
+
+/// Whether an id collection is a set (sorted, deduplicated) or a list (as given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Set,
+    List,
+}
+
+impl Val<'_> {
+    pub fn num(&self) -> Option<f64> {
+        match self {
+            Val::Num(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn into_owned(self) -> Val<'static> {
+        match self {
+            Val::Num(n) => Val::Num(n),
+            Val::Bool(b) => Val::Bool(b),
+            Val::Str(s) => Val::Str(s),
+            Val::Enum(e) => Val::Enum(e),
+            Val::Ids(ids, k) => Val::Ids(Cow::Owned(ids.into_owned()), k),
+            Val::Nums(n) => Val::Nums(Cow::Owned(n.into_owned())),
+            Val::Missing => Val::Missing,
+            Val::Abstain => Val::Abstain,
+            Val::Text => Val::Text,
+        }
+    }
+}
+
+/// Sorts and deduplicates ids into a set.
+pub fn to_set(mut ids: Vec<u32>) -> Vec<u32> {
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Strings by id: the policy's literals first (ids `0..base`), then this batch's.
+#[derive(Clone, Debug)]
+pub struct Interner<'p> {
+    base: &'p BaseStrings,
+    extra: FxHashMap<Box<str>, u32>,
+    extra_text: Vec<Box<str>>,
+}
+
+/// The policy's interned literals, shared read-only by every batch.
+#[derive(Clone, Debug, Default)]
+pub struct BaseStrings {
+    ids: FxHashMap<Box<str>, u32>,
+    text: Vec<Box<str>>,
+}
+
+impl BaseStrings {
+    pub fn new(strings: &[String]) -> Self {
+        let mut base = BaseStrings::default();
+        for s in strings {
+            let id = u32::try_from(base.text.len()).unwrap_or(u32::MAX);
+            base.ids.entry(s.as_str().into()).or_insert(id);
+            base.text.push(s.as_str().into());
+        }
+        base
+    }
+
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+}
+
+impl<'p> Interner<'p> {
+    pub fn new(base: &'p BaseStrings) -> Self {
+        Interner {
+            base,
+            extra: FxHashMap::default(),
+            extra_text: Vec::new(),
+        }
+    }
+
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.base.ids.get(s) {
+            return *id;
+        }
+        if let Some(id) = self.extra.get(s) {
+            return *id;
+        }
+        let id = u32::try_from(self.base.text.len() + self.extra_text.len()).unwrap_or(u32::MAX);
+        self.extra.insert(s.into(), id);
+        self.extra_text.push(s.into());
+        id
+    }
+
+    pub fn text(&self, id: u32) -> &str {
+        let i = id as usize;
+        match self.base.text.get(i) {
+            Some(t) => t,
+            None => self
+                .extra_text
+                .get(i - self.base.text.len())
+                .map_or("", |t| t),
+        }
+    }
+
+    /// Forgets the batch's strings (the policy's stay), so memory does not grow with the input.
+    pub fn clear(&mut self) {
+        self.extra.clear();
+        self.extra_text.clear();
+    }
+}

@@ -1,0 +1,139 @@
+//! `rubric label --policy P --pairs IN --out OUT`: labels JSON-lines pairs with a policy, with a
+//! progress bar and a summary; `--quarantine FILE` sets bad rows aside instead of stopping.
+
+use super::compile::compile_or_report;
+use super::report::ReportArgs;
+use super::{EXIT_PROBLEMS, EXIT_USAGE};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rubric_runtime::label::engine::Engine;
+use rubric_runtime::label::{LabelError, LabelOptions, label_stream};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The policy to label with.
+    #[arg(long)]
+    policy: PathBuf,
+    /// Pairs, one JSON object a line (`-` for standard input).
+    #[arg(long)]
+    pairs: PathBuf,
+    /// Where to write the labels, one JSON object a line (`-` for standard output).
+    #[arg(long)]
+    out: PathBuf,
+    /// Write bad rows here (with their line and error) and go on, instead of stopping.
+    #[arg(long)]
+    quarantine: Option<PathBuf>,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let compiled = match compile_or_report(&args.policy, &args.report) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let engine = Engine::new(compiled.lowered.labeling);
+    let (mut input, size): (Box<dyn std::io::BufRead>, Option<u64>) =
+        if args.pairs.as_os_str() == "-" {
+            (Box::new(BufReader::new(std::io::stdin())), None)
+        } else {
+            match File::open(&args.pairs) {
+                Ok(f) => {
+                    let size = f.metadata().ok().map(|m| m.len());
+                    (Box::new(BufReader::with_capacity(1 << 20, f)), size)
+                }
+                Err(e) => {
+                    eprintln!("error: cannot read `{}`: {e}", args.pairs.display());
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            }
+        };
+    let mut output: Box<dyn Write> = if args.out.as_os_str() == "-" {
+        Box::new(BufWriter::new(std::io::stdout()))
+    } else {
+        match File::create(&args.out) {
+            Ok(f) => Box::new(BufWriter::with_capacity(1 << 20, f)),
+            Err(e) => {
+                eprintln!("error: cannot write `{}`: {e}", args.out.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    };
+    let mut quarantine: Option<BufWriter<File>> = match &args.quarantine {
+        Some(q) => match File::create(q) {
+            Ok(f) => Some(BufWriter::new(f)),
+            Err(e) => {
+                eprintln!("error: cannot write `{}`: {e}", q.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        },
+        None => None,
+    };
+    let bar = match size {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} labeling [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let result = label_stream(
+        &engine,
+        &mut input,
+        &mut output,
+        quarantine.as_mut().map(|q| q as &mut dyn Write),
+        LabelOptions::default(),
+        &mut |bytes| bar.set_position(bytes),
+    );
+    bar.finish_and_clear();
+    match result {
+        Ok(summary) => {
+            eprintln!(
+                "labeled {} of {} rows with `{}` ({} quarantined)",
+                summary.labeled, summary.rows, engine.program.policy.name, summary.quarantined
+            );
+            for (d, (clamped, undefined)) in engine
+                .program
+                .dimensions
+                .iter()
+                .zip(summary.events.clamped.iter().zip(&summary.events.undefined))
+            {
+                if *clamped > 0 {
+                    eprintln!(
+                        "note: `{}`: {clamped} score(s) outside [0, 1] were clamped",
+                        d.name
+                    );
+                }
+                if *undefined > 0 {
+                    eprintln!(
+                        "note: `{}`: {undefined} score(s) divided by zero and abstained",
+                        d.name
+                    );
+                }
+            }
+            if summary.quarantined > 0 {
+                ExitCode::from(EXIT_PROBLEMS)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(LabelError::Row(e)) => {
+            eprintln!("error: `{}`, {e}", args.pairs.display());
+            eprintln!(
+                "help: fix the row, or pass `--quarantine FILE` to set bad rows aside and go on"
+            );
+            ExitCode::from(EXIT_PROBLEMS)
+        }
+        Err(LabelError::Io(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}

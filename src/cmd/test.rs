@@ -1,0 +1,179 @@
+//! `rubric test POLICY`: runs the policy's inline examples (a table of passes and failures) and
+//! reports clause coverage; `--data FILE` adds a dataset's coverage; `--min-coverage PCT` fails
+//! below a threshold, compared exactly.
+
+use super::compile::compile_or_report;
+use super::report::ReportArgs;
+use super::{EXIT_PROBLEMS, EXIT_USAGE};
+use rubric_compiler::lower::ir::ClauseKind;
+use rubric_runtime::examples::{coverage, meets, run_examples};
+use rubric_runtime::label::decode::Decoder;
+use rubric_runtime::label::engine::{Ctx, Engine, Events};
+use rubric_runtime::label::value::Interner;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    policy: PathBuf,
+    /// Also count the clauses this JSON-lines dataset of pairs exercises.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Fail when clause coverage is below this percent (compared exactly, no rounding).
+    #[arg(long, value_name = "PCT")]
+    min_coverage: Option<String>,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+fn kind_name(k: ClauseKind) -> &'static str {
+    match k {
+        ClauseKind::GradeBand => "grade bands",
+        ClauseKind::MatchArm => "match arms",
+        ClauseKind::WhenBranch => "when branches",
+        ClauseKind::IfBranch => "if branches",
+        ClauseKind::Rule => "rules",
+    }
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let compiled = match compile_or_report(&args.policy, &args.report) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let checked = &compiled.checked;
+    let source_map = compiled.lowered.source_map.clone();
+    let engine = Engine::new(compiled.lowered.labeling.clone());
+    let examples: Vec<_> = checked
+        .policy_decl()
+        .map(|p| {
+            p.items
+                .iter()
+                .filter_map(|i| match i {
+                    rubric_compiler::syntax::ast::Item::Example(e) => Some(e),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut hits = vec![false; engine.program.clauses.len()];
+    let line_of = |e: &rubric_compiler::syntax::ast::ExampleDecl| {
+        checked
+            .sources
+            .line_col(e.name_span.file, e.name_span.start)
+            .0
+    };
+    let results = run_examples(&engine, &examples, &line_of, &mut hits);
+    let file = args.policy.display().to_string();
+    let width = results
+        .iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    for r in &results {
+        let status = if r.passed() { "pass" } else { "FAIL" };
+        println!("{status}  {:<width$}  {file}:{}", r.name, r.line);
+        for f in &r.failures {
+            println!("        {f}");
+        }
+    }
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    println!(
+        "{} examples: {} passed, {failed} failed",
+        results.len(),
+        results.len() - failed
+    );
+
+    if let Some(data) = &args.data {
+        let file = match std::fs::File::open(data) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", data.display());
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+        let decoder = Decoder::new(&engine.program);
+        let mut strings = Interner::new(&engine.strings);
+        let mut events = Events::new(engine.program.dimensions.len());
+        let (mut rows, mut bad) = (0u64, 0u64);
+        for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: reading `{}`: {e}", data.display());
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            rows += 1;
+            match decoder.decode(i as u64 + 1, &line, &mut strings) {
+                Ok(pair) => {
+                    let mut ctx = Ctx::new(&mut strings, &mut events, Some(&mut hits));
+                    engine.label(&pair, &mut ctx);
+                }
+                Err(e) => {
+                    bad += 1;
+                    if bad <= 5 {
+                        eprintln!("warning: `{}` {e}", data.display());
+                    }
+                }
+            }
+            if rows % 65536 == 0 {
+                strings.clear();
+            }
+        }
+        println!(
+            "dataset `{}`: {rows} pairs ({bad} unreadable)",
+            data.display()
+        );
+    }
+
+    let cov = coverage(&engine.program, &hits);
+    let pct = if cov.total == 0 {
+        100.0
+    } else {
+        cov.covered as f64 * 100.0 / cov.total as f64
+    };
+    let parts: Vec<String> = cov
+        .by_kind
+        .iter()
+        .map(|(k, c, t)| format!("{} {c}/{t}", kind_name(*k)))
+        .collect();
+    println!(
+        "clause coverage: {}/{} ({pct:.1}%): {}",
+        cov.covered,
+        cov.total,
+        parts.join(", ")
+    );
+    for i in &cov.missed {
+        if let Some(c) = engine.program.clauses.get(*i) {
+            println!(
+                "  not exercised: {}  {}",
+                c.label,
+                source_map.describe(&c.path).unwrap_or_default()
+            );
+        }
+    }
+    let mut ok = failed == 0;
+    if let Some(min) = &args.min_coverage {
+        match meets(cov.covered, cov.total, min) {
+            Some(true) => {}
+            Some(false) => {
+                println!("clause coverage is below the required {min}%");
+                ok = false;
+            }
+            None => {
+                eprintln!("error: `--min-coverage {min}` is not a percent like `95` or `87.5`");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_PROBLEMS)
+    }
+}
