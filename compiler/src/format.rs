@@ -586,6 +586,19 @@ fn skip_trivia(src: &str, mut pos: usize) -> usize {
     }
 }
 
+/// The position after blanks, `//` comments and `///` docs from `pos`.
+fn skip_trivia_and_docs(src: &str, mut pos: usize) -> usize {
+    loop {
+        pos = skip_trivia(src, pos);
+        match src.get(pos..) {
+            Some(rest) if rest.starts_with("///") => {
+                pos += rest.find('\n').unwrap_or(rest.len());
+            }
+            _ => return pos,
+        }
+    }
+}
+
 /// The end of the string literal starting at `pos` (just after its closing quote).
 fn string_end(src: &str, pos: usize) -> Option<usize> {
     let rest = src.get(pos..)?;
@@ -819,12 +832,9 @@ impl Printer<'_> {
     }
 
     /// A keyword at the start of a node (after its docs), marked.
-    fn keyword(&self, node: Span, docs: Option<Span>, word: &str) -> Doc {
+    fn keyword(&self, node: Span, word: &str) -> Doc {
         let src = self.source();
-        let start = match docs {
-            Some(d) => skip_trivia(src, d.end as usize),
-            None => node.start as usize,
-        };
+        let start = skip_trivia_and_docs(src, node.start as usize);
         let marked = src.get(start..).is_some_and(|s| s.starts_with(word));
         if marked && let (Ok(s), Ok(len)) = (u32::try_from(start), u32::try_from(word.len())) {
             cat(vec![Doc::Mark(s, s + len), text(word)])
@@ -837,14 +847,26 @@ impl Printer<'_> {
         self.doc_lines(&docs.lines, docs.span)
     }
 
+    /// Doc lines, with the blank lines the author left between them. (The tree's span of docs
+    /// is not reliable, only its start: the lines are found again in the source.)
     fn doc_lines(&self, lines: &[String], span: Option<Span>) -> Doc {
         if !self.formatting() || lines.is_empty() {
             return nil();
         }
-        let blanks = span.map(|s| self.doc_blanks(s, lines.len()));
-        let mut parts = vec![span.map_or_else(nil, |s| self.mark(s))];
+        let found = span.and_then(|s| self.doc_positions(s.start as usize, lines.len()));
+        let mut parts = Vec::new();
+        if let Some(found) = &found
+            && let (Some(first), Some(last)) = (found.first(), found.last())
+            && let (Ok(s), Ok(e)) = (u32::try_from(first.0), u32::try_from(last.1))
+        {
+            parts.push(Doc::Mark(s, e));
+        }
         for (i, line) in lines.iter().enumerate() {
-            if i > 0 && blanks.as_ref().is_some_and(|b| b.get(i) == Some(&true)) {
+            let blank = found
+                .as_ref()
+                .and_then(|f| f.get(i))
+                .is_some_and(|&(s, _)| i > 0 && blank_before(self.source(), s as u32));
+            if blank {
                 parts.push(Doc::Blank(BlankKind::Source));
             }
             parts.push(text(doc_line(line)));
@@ -853,21 +875,19 @@ impl Printer<'_> {
         cat(parts)
     }
 
-    /// For each of the `count` doc lines in `span`, whether the author left a blank line before
-    /// it (all false when the lines cannot be found).
-    fn doc_blanks(&self, span: Span, count: usize) -> Vec<bool> {
+    /// Where each of `count` doc lines from `start` begins and ends in the source.
+    fn doc_positions(&self, start: usize, count: usize) -> Option<Vec<(usize, usize)>> {
         let src = self.source();
         let mut out = Vec::with_capacity(count);
-        let mut pos = span.start as usize;
+        let mut pos = start;
         while out.len() < count {
             pos = skip_trivia(src, pos);
-            let Some(rest) = src.get(pos..).filter(|r| r.starts_with("///")) else {
-                return vec![false; count];
-            };
-            out.push(blank_before(src, u32::try_from(pos).unwrap_or(u32::MAX)));
-            pos += rest.find('\n').unwrap_or(rest.len());
+            let rest = src.get(pos..).filter(|r| r.starts_with("///"))?;
+            let line = rest.get(..rest.find('\n').unwrap_or(rest.len()))?;
+            out.push((pos, pos + line.trim_end().len()));
+            pos += line.len();
         }
-        out
+        Some(out)
     }
 
     /// The `///` lines at the start of `span`, for the nodes whose docs the tree does not keep.
@@ -1033,7 +1053,7 @@ impl Printer<'_> {
     fn policy(&self, p: &PolicyDecl) -> Doc {
         let head = cat(vec![
             self.docs(&p.docs),
-            self.keyword(p.span, p.docs.span, "policy"),
+            self.keyword(p.span, "policy"),
             text(" "),
             self.ident(&p.name),
             text(format!(" version {}", p.version)),
@@ -1044,7 +1064,7 @@ impl Printer<'_> {
     fn module(&self, m: &ModuleDecl) -> Doc {
         let head = cat(vec![
             self.docs(&m.docs),
-            self.keyword(m.span, m.docs.span, "module"),
+            self.keyword(m.span, "module"),
             text(" "),
             self.mark(m.path.span),
             text(&m.path.raw),
@@ -1074,7 +1094,7 @@ impl Printer<'_> {
             Item::Enum(e) => self.enum_decl(e),
             Item::Pair(p) => cat(vec![
                 self.docs(&p.docs),
-                self.keyword(p.span, p.docs.span, "pair"),
+                self.keyword(p.span, "pair"),
                 text(" "),
                 self.role(&p.query),
                 text(", "),
@@ -1090,7 +1110,7 @@ impl Printer<'_> {
                 let (lines, docs) = self.source_docs(m.span);
                 cat(vec![
                     self.doc_lines(&lines, docs),
-                    self.keyword(m.span, docs, "min_coverage"),
+                    self.keyword(m.span, "min_coverage"),
                     text(format!(" {}%", percent(m.value))),
                 ])
             }
@@ -1106,7 +1126,7 @@ impl Printer<'_> {
         let force = self.formatting() && self.comment_within(u.path.span.end, u.span.end);
         cat(vec![
             self.docs(&u.docs),
-            self.keyword(u.span, u.docs.span, "use"),
+            self.keyword(u.span, "use"),
             text(" "),
             self.mark(u.path.span),
             text(format!("{}.", u.path.raw)),
@@ -1137,7 +1157,7 @@ impl Printer<'_> {
     fn entity(&self, e: &EntityDecl) -> Doc {
         let head = cat(vec![
             self.docs(&e.docs),
-            self.keyword(e.span, e.docs.span, "entity"),
+            self.keyword(e.span, "entity"),
             text(" "),
             self.ident(&e.name),
         ]);
@@ -1175,7 +1195,7 @@ impl Printer<'_> {
         let force = self.formatting() && self.comment_within(e.name.span.end, e.span.end);
         cat(vec![
             self.docs(&e.docs),
-            self.keyword(e.span, e.docs.span, "enum"),
+            self.keyword(e.span, "enum"),
             text(" "),
             self.ident(&e.name),
             text(" "),
@@ -1214,7 +1234,7 @@ impl Printer<'_> {
         };
         let head = cat(vec![
             self.docs(&t.docs),
-            self.keyword(t.span, t.docs.span, "table"),
+            self.keyword(t.span, "table"),
             text(" "),
             self.ident(&t.name),
             text(": "),
@@ -1269,7 +1289,7 @@ impl Printer<'_> {
         cat(vec![
             self.docs(&f.docs),
             group(cat(vec![
-                self.keyword(f.span, f.docs.span, "fn"),
+                self.keyword(f.span, "fn"),
                 text(" "),
                 self.ident(&f.name),
                 params,
@@ -1285,7 +1305,7 @@ impl Printer<'_> {
     fn dimension(&self, d: &DimensionDecl) -> Doc {
         let head = cat(vec![
             self.docs(&d.docs),
-            self.keyword(d.span, d.docs.span, "dimension"),
+            self.keyword(d.span, "dimension"),
             text(" "),
             self.ident(&d.name),
             text(" weight "),
@@ -1295,7 +1315,7 @@ impl Printer<'_> {
         let mut entries = Vec::new();
         for l in &d.lets {
             let binding = cat(vec![
-                self.keyword(l.span, l.docs.span, "let"),
+                self.keyword(l.span, "let"),
                 text(" "),
                 self.ident(&l.name),
                 self.assigned(&l.value),
@@ -1307,7 +1327,7 @@ impl Printer<'_> {
         }
         for s in &d.score {
             let binding = cat(vec![
-                self.keyword(s.span, s.docs.span, "score"),
+                self.keyword(s.span, "score"),
                 self.assigned(&s.value),
             ]);
             entries.push(Entry::new(
@@ -1383,7 +1403,7 @@ impl Printer<'_> {
     fn rule(&self, r: &RuleDecl) -> Doc {
         let head = cat(vec![
             self.docs(&r.docs),
-            self.keyword(r.span, r.docs.span, "rule"),
+            self.keyword(r.span, "rule"),
             text(" "),
             self.ident(&r.name),
         ]);
@@ -1437,7 +1457,7 @@ impl Printer<'_> {
     fn example(&self, e: &ExampleDecl) -> Doc {
         let head = cat(vec![
             self.docs(&e.docs),
-            self.keyword(e.span, e.docs.span, "example"),
+            self.keyword(e.span, "example"),
             text(" "),
             self.mark(e.name_span),
             text(quote(&e.name)),
@@ -1498,7 +1518,7 @@ impl Printer<'_> {
                     None => cat(vec![self.mark(target.span), text("overall")]),
                 };
                 cat(vec![
-                    self.keyword(*span, None, "expect"),
+                    self.keyword(*span, "expect"),
                     text(" "),
                     who,
                     text(if target.grade { ".grade" } else { "" }),
@@ -1507,7 +1527,7 @@ impl Printer<'_> {
                 ])
             }
             Expectation::Rule { rule, fires, span } => cat(vec![
-                self.keyword(*span, None, "expect"),
+                self.keyword(*span, "expect"),
                 text(" rule "),
                 self.ident(rule),
                 text(if *fires { " fires" } else { " does not fire" }),
@@ -1883,7 +1903,7 @@ impl Printer<'_> {
     fn pipeline(&self, p: &PipelineDecl) -> Doc {
         let head = cat(vec![
             self.docs(&p.docs),
-            self.keyword(p.span, p.docs.span, "pipeline"),
+            self.keyword(p.span, "pipeline"),
             text(" "),
             self.ident(&p.name),
             text(" for "),
@@ -1913,7 +1933,7 @@ impl Printer<'_> {
         let (lines, docs) = self.source_docs(span);
         cat(vec![
             self.doc_lines(&lines, docs),
-            self.keyword(span, docs, word),
+            self.keyword(span, word),
         ])
     }
 
@@ -1993,7 +2013,7 @@ impl Printer<'_> {
     }
 
     fn clean_rule(&self, c: &CleanRule, span: Span) -> Doc {
-        let drop = self.keyword(span, None, "drop");
+        let drop = self.keyword(span, "drop");
         match c {
             CleanRule::DropWhen {
                 name, condition, ..
@@ -2059,14 +2079,14 @@ impl Printer<'_> {
         match m {
             ModelSpec::Encoder { settings, span } => cat(vec![
                 text("model "),
-                self.keyword(*span, None, "encoder"),
+                self.keyword(*span, "encoder"),
                 text(" "),
                 self.settings(settings),
                 self.close_mark(*span, b'}'),
             ]),
             ModelSpec::Init { path, span } => cat(vec![
                 text("model "),
-                self.keyword(*span, None, "init"),
+                self.keyword(*span, "init"),
                 text(format!(" {}", quote(path))),
             ]),
         }
@@ -2075,7 +2095,7 @@ impl Printer<'_> {
     fn loss(&self, l: &LossDecl, keyword: bool) -> Doc {
         let mut parts = Vec::new();
         if keyword {
-            parts.push(self.keyword(l.span, None, "loss"));
+            parts.push(self.keyword(l.span, "loss"));
             parts.push(text(" "));
         }
         parts.push(self.ident(&l.kind));
@@ -2099,7 +2119,7 @@ impl Printer<'_> {
     fn teacher(&self, t: &TeacherDecl) -> Doc {
         let head = cat(vec![
             self.docs(&t.docs),
-            self.keyword(t.span, t.docs.span, "teacher"),
+            self.keyword(t.span, "teacher"),
             text(" "),
             self.ident(&t.name),
         ]);
@@ -2128,7 +2148,7 @@ impl Printer<'_> {
     fn student(&self, s: &StudentDecl) -> Doc {
         let head = cat(vec![
             self.docs(&s.docs),
-            self.keyword(s.span, s.docs.span, "student"),
+            self.keyword(s.span, "student"),
         ]);
         let mut entries: Vec<Entry> = s.model.iter().map(|m| Entry::bare(self.model(m))).collect();
         let teacher_width = s
@@ -2142,7 +2162,7 @@ impl Printer<'_> {
             entries.push(Entry::new(
                 d.span.start,
                 cat(vec![
-                    self.keyword(d.span, None, "distill"),
+                    self.keyword(d.span, "distill"),
                     text(" "),
                     self.ident(&d.teacher),
                     text(" ".repeat(pad)),
@@ -2156,7 +2176,7 @@ impl Printer<'_> {
         }
         for d in &s.drift {
             let mut parts = vec![
-                self.keyword(d.span, None, "drift"),
+                self.keyword(d.span, "drift"),
                 text(" penalty "),
                 self.mark(d.weight_span),
                 text(number(d.weight)),
@@ -2187,7 +2207,7 @@ impl Printer<'_> {
             entries.push(Entry::new(
                 e.span.start,
                 cat(vec![
-                    self.keyword(e.span, None, "early_stop"),
+                    self.keyword(e.span, "early_stop"),
                     text(" on "),
                     self.ident(&e.metric),
                     text(format!(" patience {}", e.patience)),
@@ -2457,10 +2477,11 @@ mod tests {
             } else if c == b'"' {
                 in_string = true;
             } else if c == b'/' && b.get(i + 1) == Some(&b'/') {
+                // To the end of the line, whose line break is not a gap: a comment there would
+                // join the comment or doc.
                 while i < b.len() && b[i] != b'\n' {
                     i += 1;
                 }
-                continue;
             } else if c == b' ' || c == b'\n' {
                 out.push(i);
             }

@@ -5,4 +5,5 @@ pub mod compile;
 pub mod examples;
 pub mod label;
 pub mod project;
+pub mod random_pairs;
 pub mod trace;

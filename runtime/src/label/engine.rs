@@ -270,6 +270,13 @@ impl Engine {
 
     /// Labels one pair.
     pub fn label(&self, pair: &Pair, ctx: &mut Ctx<'_, '_>) -> Label {
+        self.label_with_fired(pair, ctx).0
+    }
+
+    /// Labels one pair, and also returns every rule whose condition held, by index in
+    /// declaration order, whether or not it took effect (a higher cap, an exclusion or an
+    /// abstaining overall score can keep a fired rule out of `Label::rules`).
+    pub fn label_with_fired(&self, pair: &Pair, ctx: &mut Ctx<'_, '_>) -> (Label, Vec<u32>) {
         let p = &self.program;
         let mut dimensions = Vec::with_capacity(p.dimensions.len());
         let mut grades = Vec::with_capacity(p.dimensions.len());
@@ -418,14 +425,15 @@ impl Engine {
                 ctx.hit(r.clause);
             }
         }
-        Label {
+        let label = Label {
             id: pair.id.clone(),
             dimensions,
             grades,
             overall,
             overall_grade,
             rules: applied,
-        }
+        };
+        (label, fired)
     }
 
     /// The first band whose condition holds; `None` when a condition cannot be decided.

@@ -1,0 +1,133 @@
+//! The labeling engine on malformed input: each kind of bad row gives the documented error (line
+//! and field) or, with a quarantine, is set aside; rows in = labeled + quarantined, always. And
+//! the output does not depend on the thread count or batch size.
+
+use rubric_compiler::Options;
+use rubric_runtime::compile::compile_file;
+use rubric_runtime::label::engine::Engine;
+use rubric_runtime::label::{LabelError, LabelOptions, LabelSummary, label_stream};
+use rubric_runtime::random_pairs::PairGenerator;
+use std::io::Cursor;
+use std::path::Path;
+
+fn engine() -> Engine {
+    let compiled = compile_file(Path::new("policies/job_match.policy"), &Options::default()).expect("compiles");
+    Engine::new(compiled.lowered.labeling)
+}
+
+fn run(engine: &Engine, input: &str, quarantine: bool, batch_rows: usize) -> (Result<LabelSummary, LabelError>, String, String) {
+    let mut out = Vec::new();
+    let mut q = Vec::new();
+    let result = label_stream(
+        engine,
+        &mut Cursor::new(input.as_bytes()),
+        &mut out,
+        if quarantine { Some(&mut q) } else { None },
+        LabelOptions { batch_rows },
+        &mut |_| {},
+    );
+    (result, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&q).into_owned())
+}
+
+fn good_rows(engine: &Engine, n: usize, seed: u64) -> Vec<String> {
+    let mut g = PairGenerator::new(&engine.program, seed);
+    (0..n).map(|_| g.pair().to_string()).collect()
+}
+
+/// A valid row with one field replaced (`role.field` = raw JSON), or removed (`None`).
+fn edited(engine: &Engine, role: &str, field: &str, raw: Option<&str>) -> String {
+    let mut pair = PairGenerator::new(&engine.program, 99).pair();
+    let record = pair[role].as_object_mut().expect("role object");
+    match raw {
+        Some(r) => {
+            record.insert(field.to_string(), serde_json::from_str(r).expect("valid JSON value"));
+        }
+        None => {
+            record.remove(field);
+        }
+    }
+    pair.to_string()
+}
+
+#[test]
+fn each_kind_of_bad_row_names_its_line_and_field() {
+    let e = engine();
+    let good = good_rows(&e, 3, 1);
+    let cases: Vec<(String, &str, &str)> = vec![
+        ("{\"id\": \"x\", \"query\": ".to_string(), "", "not valid JSON"),
+        ("[1, 2]".to_string(), "", "expected an object, found a list"),
+        ("{\"query\": {}, \"candidate\": {}}".to_string(), "id", "missing: every pair needs an `id`"),
+        (edited(&e, "candidate", "years_experience", Some("\"nine\"")), "candidate.years_experience", "expected a number, found the string \"nine\""),
+        (edited(&e, "candidate", "skills", Some("[\"rust\", 42]")), "candidate.skills[1]", "expected a string, found the number 42"),
+        (edited(&e, "query", "remote", None), "query.remote", "missing: a required `bool`"),
+        (edited(&e, "query", "seniority", Some("\"wizard\"")), "query.seniority", "`wizard` is not a value of `Seniority`"),
+        (edited(&e, "candidate", "skills", Some("\"rust\"")), "candidate.skills", "expected a list, found the string \"rust\""),
+        ("{\"id\": \"x\", \"query\": 3, \"candidate\": {}}".to_string(), "query", "expected an object, found the number 3"),
+    ];
+    for (row, field, message) in &cases {
+        let input = format!("{}\n{}\n{}\n", good[0], good[1], row);
+        let (result, out, _) = run(&e, &input, false, 2);
+        match result {
+            Err(LabelError::Row(err)) => {
+                assert_eq!(err.line, 3, "{row}");
+                assert_eq!(err.path, *field, "{row}");
+                assert!(err.message.contains(message), "{row}: {}", err.message);
+            }
+            other => panic!("{row}: expected a row error, got {other:?}"),
+        }
+        // The rows before it were labeled and written.
+        assert_eq!(out.lines().count(), 2, "{row}");
+    }
+}
+
+#[test]
+fn quarantine_sets_bad_rows_aside_and_counts_reconcile() {
+    let e = engine();
+    let mut rows = good_rows(&e, 500, 2);
+    let bad = [
+        "not json".to_string(),
+        edited(&e, "query", "seniority", Some("\"wizard\"")),
+        edited(&e, "candidate", "years_experience", Some("null")),
+        format!("{{\"id\": \"huge\", \"query\": \"{}\"}}", "x".repeat(17 * 1024 * 1024)),
+    ];
+    for (i, b) in bad.iter().enumerate() {
+        rows.insert(i * 100 + 7, b.clone());
+    }
+    rows.insert(50, String::new()); // a blank line is not a row
+    let input = rows.join("\n") + "\n";
+    let (result, out, quarantined) = run(&e, &input, true, 64);
+    let summary = result.expect("quarantine keeps going");
+    assert_eq!(summary.rows, 504);
+    assert_eq!(summary.quarantined, 4);
+    assert_eq!(summary.labeled, 500);
+    assert_eq!(summary.blank, 1);
+    assert_eq!(summary.rows, summary.labeled + summary.quarantined);
+    assert_eq!(out.lines().count(), 500);
+    let q: Vec<serde_json::Value> = quarantined.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(q.len(), 4);
+    assert!(q[3]["error"].as_str().unwrap_or_default().contains("more than the limit"), "{}", q[3]["error"]);
+    assert_eq!(q[1]["field"], "query.seniority");
+    assert_eq!(q[2]["field"], "candidate.years_experience");
+    // Labels come out in input order.
+    let ids: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON")["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+}
+
+#[test]
+fn output_is_the_same_for_any_batch_size_and_thread_count() {
+    let e = engine();
+    let input = good_rows(&e, 3000, 3).join("\n") + "\n";
+    let (a, out_a, _) = run(&e, &input, false, 8192);
+    let (b, out_b, _) = run(&e, &input, false, 7);
+    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+    let (c, out_c, _) = single.install(|| run(&e, &input, false, 100));
+    assert_eq!(a.expect("ok"), b.expect("ok"));
+    assert!(c.is_ok());
+    assert_eq!(out_a, out_b);
+    assert_eq!(out_a, out_c);
+}
