@@ -2,6 +2,8 @@
 //! labeling program, loss terms and training plan (the source map is left out: it moves with
 //! every line). Also `rubric test` and `rubric trace` outputs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use rubric_compiler::Options;
 use rubric_runtime::compile::{compile_file, deterministic_json};
 use std::path::{Path, PathBuf};
@@ -19,7 +21,9 @@ fn policies() -> Vec<PathBuf> {
 }
 
 fn name(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -28,10 +32,21 @@ fn artefacts_of_every_policy() {
     settings.set_snapshot_path("snapshots/artefacts");
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| {
-        for path in policies().iter().chain([&PathBuf::from("examples/language_sketch/job_match.policy")]) {
-            let compiled = compile_file(path, &Options::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let stem = if path.starts_with("examples") { "language_sketch".to_string() } else { name(path) };
-            insta::assert_snapshot!(format!("{stem}.labeling_program"), deterministic_json(&compiled.lowered.labeling));
+        for path in policies()
+            .iter()
+            .chain([&PathBuf::from("examples/language_sketch/job_match.policy")])
+        {
+            let compiled = compile_file(path, &Options::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let stem = if path.starts_with("examples") {
+                "language_sketch".to_string()
+            } else {
+                name(path)
+            };
+            insta::assert_snapshot!(
+                format!("{stem}.labeling_program"),
+                deterministic_json(&compiled.lowered.labeling)
+            );
             if let Some(terms) = &compiled.lowered.loss_terms {
                 insta::assert_snapshot!(format!("{stem}.loss_terms"), deterministic_json(terms));
             }
@@ -47,8 +62,14 @@ fn compiling_is_deterministic() {
     for path in policies() {
         let a = compile_file(&path, &Options::default()).expect("compiles");
         let b = compile_file(&path, &Options::default()).expect("compiles");
-        assert_eq!(deterministic_json(&a.lowered.labeling), deterministic_json(&b.lowered.labeling));
-        assert_eq!(deterministic_json(&a.lowered.source_map), deterministic_json(&b.lowered.source_map));
+        assert_eq!(
+            deterministic_json(&a.lowered.labeling),
+            deterministic_json(&b.lowered.labeling)
+        );
+        assert_eq!(
+            deterministic_json(&a.lowered.source_map),
+            deterministic_json(&b.lowered.source_map)
+        );
     }
 }
 
@@ -56,18 +77,28 @@ fn compiling_is_deterministic() {
 fn a_comment_or_layout_edit_keeps_the_policy_hash() {
     let dir = tempfile::tempdir().expect("temp dir");
     let original = std::fs::read_to_string("policies/job_match.policy").expect("read");
-    let edited = original.replace("policy job_match version 1 {", "// a reviewer's note\npolicy   job_match   version 1 {\n\n");
+    let edited = original.replace(
+        "policy job_match version 1 {",
+        "// a reviewer's note\npolicy   job_match   version 1 {\n\n",
+    );
     assert_ne!(original, edited);
     let path = dir.path().join("job_match.policy");
     std::fs::write(&path, &edited).expect("write");
-    let a = compile_file(Path::new("policies/job_match.policy"), &Options::default()).expect("compiles");
+    let a = compile_file(Path::new("policies/job_match.policy"), &Options::default())
+        .expect("compiles");
     let b = compile_file(&path, &Options::default()).expect("compiles");
-    assert_eq!(a.lowered.labeling.policy.hash, b.lowered.labeling.policy.hash);
+    assert_eq!(
+        a.lowered.labeling.policy.hash,
+        b.lowered.labeling.policy.hash
+    );
     // A change of meaning changes it.
     let changed = original.replace("cap overall at 0.3", "cap overall at 0.31");
     std::fs::write(&path, &changed).expect("write");
     let c = compile_file(&path, &Options::default()).expect("compiles");
-    assert_ne!(a.lowered.labeling.policy.hash, c.lowered.labeling.policy.hash);
+    assert_ne!(
+        a.lowered.labeling.policy.hash,
+        c.lowered.labeling.policy.hash
+    );
 }
 
 fn rubric(args: &[&str]) -> (i32, String, String) {
@@ -90,7 +121,12 @@ fn rubric_test_outputs() {
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| {
         for path in policies() {
-            let (code, stdout, _) = rubric(&["test", path.to_str().unwrap_or_default(), "--min-coverage", "100"]);
+            let (code, stdout, _) = rubric(&[
+                "test",
+                path.to_str().unwrap_or_default(),
+                "--min-coverage",
+                "100",
+            ]);
             assert_eq!(code, 0, "{stdout}");
             insta::assert_snapshot!(format!("test.{}", name(&path)), stdout);
         }
@@ -107,8 +143,14 @@ fn rubric_test_fails_on_a_wrong_expectation_and_low_coverage() {
     std::fs::write(&path, text).expect("write");
     let (code, stdout, _) = rubric(&["test", path.to_str().unwrap_or_default()]);
     assert_eq!(code, 1);
-    assert!(stdout.contains("FAIL  senior rust engineer for a senior rust role"), "{stdout}");
-    assert!(stdout.contains("expected `overall < 0.5`, got 1"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  senior rust engineer for a senior rust role"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("expected `overall < 0.5`, got 1"),
+        "{stdout}"
+    );
     let (code, stdout, _) = rubric(&[
         "test",
         "examples/language_sketch/job_match.policy",
@@ -116,7 +158,10 @@ fn rubric_test_fails_on_a_wrong_expectation_and_low_coverage() {
         "100",
     ]);
     assert_eq!(code, 1, "{stdout}");
-    assert!(stdout.contains("clause coverage is below the required 100%"), "{stdout}");
+    assert!(
+        stdout.contains("clause coverage is below the required 100%"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -132,12 +177,24 @@ fn rubric_trace_outputs() {
                 "education": "master", "industry": "software", "location": "Munich",
                 "open_to_remote": false, "willing_to_relocate": false, "needs_sponsorship": false,
                 "available_in_weeks": 8, "last_active_days": 3, "preferred_employment": "full_time"}}"#;
-    let (code, stdout, stderr) = rubric(&["trace", "--policy", "policies/job_match.policy", "--pair", pair]);
+    let (code, stdout, stderr) = rubric(&[
+        "trace",
+        "--policy",
+        "policies/job_match.policy",
+        "--pair",
+        pair,
+    ]);
     assert_eq!(code, 0, "{stderr}");
     insta::with_settings!({snapshot_path => "snapshots/cli", prepend_module_to_snapshot => false}, {
         insta::assert_snapshot!("trace.job_match", stdout);
     });
-    let (code, _, stderr) = rubric(&["trace", "--policy", "policies/job_match.policy", "--pair", "{\"id\": 1}"]);
+    let (code, _, stderr) = rubric(&[
+        "trace",
+        "--policy",
+        "policies/job_match.policy",
+        "--pair",
+        "{\"id\": 1}",
+    ]);
     assert_eq!(code, 1);
     assert!(stderr.contains("`query`: missing"), "{stderr}");
 }

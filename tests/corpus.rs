@@ -3,6 +3,8 @@
 //! codes and snapshots the source with its rendered diagnostics, as an author would see them.
 //! Modules the corpus imports live in `tests/corpus/lib/`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use rubric_compiler::diagnostics::render_all;
 use rubric_compiler::{Code, ErrorFormat, Options};
 use std::collections::BTreeSet;

@@ -2,6 +2,8 @@
 //! and field) or, with a quarantine, is set aside; rows in = labeled + quarantined, always. And
 //! the output does not depend on the thread count or batch size.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use rubric_compiler::Options;
 use rubric_runtime::compile::compile_file;
 use rubric_runtime::label::engine::Engine;
@@ -11,11 +13,17 @@ use std::io::Cursor;
 use std::path::Path;
 
 fn engine() -> Engine {
-    let compiled = compile_file(Path::new("policies/job_match.policy"), &Options::default()).expect("compiles");
+    let compiled = compile_file(Path::new("policies/job_match.policy"), &Options::default())
+        .expect("compiles");
     Engine::new(compiled.lowered.labeling)
 }
 
-fn run(engine: &Engine, input: &str, quarantine: bool, batch_rows: usize) -> (Result<LabelSummary, LabelError>, String, String) {
+fn run(
+    engine: &Engine,
+    input: &str,
+    quarantine: bool,
+    batch_rows: usize,
+) -> (Result<LabelSummary, LabelError>, String, String) {
     let mut out = Vec::new();
     let mut q = Vec::new();
     let result = label_stream(
@@ -26,7 +34,11 @@ fn run(engine: &Engine, input: &str, quarantine: bool, batch_rows: usize) -> (Re
         LabelOptions { batch_rows },
         &mut |_| {},
     );
-    (result, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&q).into_owned())
+    (
+        result,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&q).into_owned(),
+    )
 }
 
 fn good_rows(engine: &Engine, n: usize, seed: u64) -> Vec<String> {
@@ -40,7 +52,10 @@ fn edited(engine: &Engine, role: &str, field: &str, raw: Option<&str>) -> String
     let record = pair[role].as_object_mut().expect("role object");
     match raw {
         Some(r) => {
-            record.insert(field.to_string(), serde_json::from_str(r).expect("valid JSON value"));
+            record.insert(
+                field.to_string(),
+                serde_json::from_str(r).expect("valid JSON value"),
+            );
         }
         None => {
             record.remove(field);
@@ -54,15 +69,47 @@ fn each_kind_of_bad_row_names_its_line_and_field() {
     let e = engine();
     let good = good_rows(&e, 3, 1);
     let cases: Vec<(String, &str, &str)> = vec![
-        ("{\"id\": \"x\", \"query\": ".to_string(), "", "not valid JSON"),
+        (
+            "{\"id\": \"x\", \"query\": ".to_string(),
+            "",
+            "not valid JSON",
+        ),
         ("[1, 2]".to_string(), "", "expected an object, found a list"),
-        ("{\"query\": {}, \"candidate\": {}}".to_string(), "id", "missing: every pair needs an `id`"),
-        (edited(&e, "candidate", "years_experience", Some("\"nine\"")), "candidate.years_experience", "expected a number, found the string \"nine\""),
-        (edited(&e, "candidate", "skills", Some("[\"rust\", 42]")), "candidate.skills[1]", "expected a string, found the number 42"),
-        (edited(&e, "query", "remote", None), "query.remote", "missing: a required `bool`"),
-        (edited(&e, "query", "seniority", Some("\"wizard\"")), "query.seniority", "`wizard` is not a value of `Seniority`"),
-        (edited(&e, "candidate", "skills", Some("\"rust\"")), "candidate.skills", "expected a list, found the string \"rust\""),
-        ("{\"id\": \"x\", \"query\": 3, \"candidate\": {}}".to_string(), "query", "expected an object, found the number 3"),
+        (
+            "{\"query\": {}, \"candidate\": {}}".to_string(),
+            "id",
+            "missing: every pair needs an `id`",
+        ),
+        (
+            edited(&e, "candidate", "years_experience", Some("\"nine\"")),
+            "candidate.years_experience",
+            "expected a number, found the string \"nine\"",
+        ),
+        (
+            edited(&e, "candidate", "skills", Some("[\"rust\", 42]")),
+            "candidate.skills[1]",
+            "expected a string, found the number 42",
+        ),
+        (
+            edited(&e, "query", "remote", None),
+            "query.remote",
+            "missing: a required `bool`",
+        ),
+        (
+            edited(&e, "query", "seniority", Some("\"wizard\"")),
+            "query.seniority",
+            "`wizard` is not a value of `Seniority`",
+        ),
+        (
+            edited(&e, "candidate", "skills", Some("\"rust\"")),
+            "candidate.skills",
+            "expected a list, found the string \"rust\"",
+        ),
+        (
+            "{\"id\": \"x\", \"query\": 3, \"candidate\": {}}".to_string(),
+            "query",
+            "expected an object, found the number 3",
+        ),
     ];
     for (row, field, message) in &cases {
         let input = format!("{}\n{}\n{}\n", good[0], good[1], row);
@@ -88,7 +135,10 @@ fn quarantine_sets_bad_rows_aside_and_counts_reconcile() {
         "not json".to_string(),
         edited(&e, "query", "seniority", Some("\"wizard\"")),
         edited(&e, "candidate", "years_experience", Some("null")),
-        format!("{{\"id\": \"huge\", \"query\": \"{}\"}}", "x".repeat(17 * 1024 * 1024)),
+        format!(
+            "{{\"id\": \"huge\", \"query\": \"{}\"}}",
+            "x".repeat(17 * 1024 * 1024)
+        ),
     ];
     for (i, b) in bad.iter().enumerate() {
         rows.insert(i * 100 + 7, b.clone());
@@ -103,15 +153,30 @@ fn quarantine_sets_bad_rows_aside_and_counts_reconcile() {
     assert_eq!(summary.blank, 1);
     assert_eq!(summary.rows, summary.labeled + summary.quarantined);
     assert_eq!(out.lines().count(), 500);
-    let q: Vec<serde_json::Value> = quarantined.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    let q: Vec<serde_json::Value> = quarantined
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
     assert_eq!(q.len(), 4);
-    assert!(q[3]["error"].as_str().unwrap_or_default().contains("more than the limit"), "{}", q[3]["error"]);
+    assert!(
+        q[3]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("more than the limit"),
+        "{}",
+        q[3]["error"]
+    );
     assert_eq!(q[1]["field"], "query.seniority");
     assert_eq!(q[2]["field"], "candidate.years_experience");
     // Labels come out in input order.
     let ids: Vec<String> = out
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON")["id"].as_str().unwrap_or_default().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("JSON")["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
     let mut sorted = ids.clone();
     sorted.sort();
@@ -124,7 +189,10 @@ fn output_is_the_same_for_any_batch_size_and_thread_count() {
     let input = good_rows(&e, 3000, 3).join("\n") + "\n";
     let (a, out_a, _) = run(&e, &input, false, 8192);
     let (b, out_b, _) = run(&e, &input, false, 7);
-    let single = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+    let single = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("pool");
     let (c, out_c, _) = single.install(|| run(&e, &input, false, 100));
     assert_eq!(a.expect("ok"), b.expect("ok"));
     assert!(c.is_ok());

@@ -2,6 +2,8 @@
 //! thread; past it, and for 100,000 nested parentheses or a 10 MB line, a diagnostic comes
 //! back instead of a stack overflow.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use rubric_compiler::{Code, Limits, NoModules, Options, check_source};
 
 const BASE: &str = r#"policy p version 1 {

@@ -34,9 +34,11 @@ const INDENT: usize = 2;
 /// The canonical layout of a parsed file, keeping every `//` comment and `///` doc.
 pub fn format_tree(tree: &SourceTree, source: &str) -> String {
     stacker::maybe_grow(syntax::STACK_RED_ZONE, syntax::STACK_SIZE, || {
+        let mut comments = tree.comments.clone();
+        comments.sort_by_key(|c| (c.span.start, c.span.end));
         let printer = Printer {
             src: Some(source),
-            comments: &tree.comments,
+            comments: &comments,
         };
         let doc = printer.file(tree);
         assemble(render(&doc), &tree.comments, source)
@@ -246,12 +248,13 @@ fn render(doc: &Doc) -> Vec<OutLine> {
             }
             Doc::Line | Doc::SoftLine | Doc::HardLine => lines.push(OutLine::new(ind)),
             Doc::Blank(kind) => {
-                if let Some(line) = lines.last_mut() {
-                    if line.text.is_empty() && line.marks.is_empty() {
-                        line.blank = Some(*kind);
-                        let indent = line.indent;
-                        lines.push(OutLine::new(indent));
-                    }
+                if let Some(line) = lines.last_mut()
+                    && line.text.is_empty()
+                    && line.marks.is_empty()
+                {
+                    line.blank = Some(*kind);
+                    let indent = line.indent;
+                    lines.push(OutLine::new(indent));
                 }
             }
             Doc::Mark(s, e) => {
@@ -646,7 +649,7 @@ fn trim_decimal(s: String) -> String {
 fn number(v: f64) -> String {
     let plain = format!("{v}");
     let a = v.abs();
-    if a != 0.0 && (a < 1e-4 || a >= 1e15) {
+    if a != 0.0 && !(1e-4..1e15).contains(&a) {
         let exp = format!("{v:e}");
         if exp.len() < plain.len() {
             return exp;
@@ -747,6 +750,10 @@ fn right_assoc(op: BinaryOp) -> bool {
     op == BinaryOp::Coalesce
 }
 
+/// One operand of a run of operators: the operator before it (none for the first), the operand
+/// and its span.
+type Piece = (Option<BinaryOp>, Doc, Span);
+
 /// How a broken chain of operators continues: one level deeper, or aligned with its first
 /// operand (inside parentheses).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -837,7 +844,7 @@ impl Printer<'_> {
         let start = skip_trivia_and_docs(src, node.start as usize);
         let marked = src.get(start..).is_some_and(|s| s.starts_with(word));
         if marked && let (Ok(s), Ok(len)) = (u32::try_from(start), u32::try_from(word.len())) {
-            cat(vec![Doc::Mark(s, s + len), text(word)])
+            cat(vec![Doc::Mark(s, s.saturating_add(len)), text(word)])
         } else {
             text(word)
         }
@@ -855,19 +862,16 @@ impl Printer<'_> {
         }
         let found = span.and_then(|s| self.doc_positions(s.start as usize, lines.len()));
         let mut parts = Vec::new();
-        if let Some(found) = &found
-            && let (Some(first), Some(last)) = (found.first(), found.last())
-            && let (Ok(s), Ok(e)) = (u32::try_from(first.0), u32::try_from(last.1))
-        {
-            parts.push(Doc::Mark(s, e));
-        }
         for (i, line) in lines.iter().enumerate() {
-            let blank = found
+            let at = found
                 .as_ref()
                 .and_then(|f| f.get(i))
-                .is_some_and(|&(s, _)| i > 0 && blank_before(self.source(), s as u32));
-            if blank {
-                parts.push(Doc::Blank(BlankKind::Source));
+                .and_then(|&(s, e)| Some((u32::try_from(s).ok()?, u32::try_from(e).ok()?)));
+            if let Some((s, e)) = at {
+                if i > 0 && blank_before(self.source(), s) {
+                    parts.push(Doc::Blank(BlankKind::Source));
+                }
+                parts.push(Doc::Mark(s, e));
             }
             parts.push(text(doc_line(line)));
             parts.push(Doc::HardLine);
@@ -928,10 +932,16 @@ impl Printer<'_> {
         }
     }
 
+    /// The comments from the first one that starts at or after `from` (they are in source order).
+    fn comments_from(&self, from: u32) -> &[Comment] {
+        let at = self.comments.partition_point(|c| c.span.start < from);
+        self.comments.get(at..).unwrap_or_default()
+    }
+
     fn comment_within(&self, from: u32, to: u32) -> bool {
-        self.comments
-            .iter()
-            .any(|c| c.span.start >= from && c.span.end <= to)
+        self.comments_from(from)
+            .first()
+            .is_some_and(|c| c.span.end <= to)
     }
 
     /// Whether a comment sits in a gap between two neighbouring spans.
@@ -943,14 +953,18 @@ impl Printer<'_> {
 
     /// Whether a comment sits inside `outer` (strictly between `from` and its end) but in none
     /// of `parts`.
+    /// `parts` are in source order.
     fn comment_outside_parts(&self, from: u32, outer: Span, parts: &[Span]) -> bool {
-        self.comments.iter().any(|c| {
-            c.span.start >= from
-                && c.span.end < outer.end
-                && !parts
-                    .iter()
-                    .any(|p| c.span.start >= p.start && c.span.end <= p.end)
-        })
+        self.comments_from(from)
+            .iter()
+            .take_while(|c| c.span.end < outer.end)
+            .any(|c| {
+                let before = parts.partition_point(|p| p.start <= c.span.start);
+                before
+                    .checked_sub(1)
+                    .and_then(|k| parts.get(k))
+                    .is_none_or(|p| c.span.end > p.end)
+            })
     }
 
     /// A block: `head {`, its entries one per line, `}`.
@@ -1326,10 +1340,7 @@ impl Printer<'_> {
             ));
         }
         for s in &d.score {
-            let binding = cat(vec![
-                self.keyword(s.span, "score"),
-                self.assigned(&s.value),
-            ]);
+            let binding = cat(vec![self.keyword(s.span, "score"), self.assigned(&s.value)]);
             entries.push(Entry::new(
                 s.span.start,
                 cat(vec![self.docs(&s.docs), binding]),
@@ -1356,8 +1367,8 @@ impl Printer<'_> {
     fn grade_block(&self, g: &GradeBlock, overall: bool) -> Doc {
         let head = cat(vec![
             self.docs(&g.docs),
-            self.mark(g.head),
-            text(if overall { "grade overall" } else { "grade" }),
+            self.keyword(g.head, "grade"),
+            text(if overall { " overall" } else { "" }),
         ]);
         let name_width = g
             .bands
@@ -1418,39 +1429,68 @@ impl Printer<'_> {
                 number(v)
             }
         };
+        let value = |v: f64| cat(vec![self.last_token(r.action_span), text(threshold(v))]);
         let action = match &r.action {
-            RuleAction::Cap(v) => text(format!("cap overall at {}", threshold(*v))),
-            RuleAction::Floor(v) => text(format!("floor overall at {}", threshold(*v))),
-            RuleAction::Exclude => text("exclude"),
-            RuleAction::SetGrade(g) => cat(vec![text("set grade "), self.ident(g)]),
+            RuleAction::Cap(v) => cat(vec![
+                self.keyword(r.action_span, "cap"),
+                text(" overall at "),
+                value(*v),
+            ]),
+            RuleAction::Floor(v) => cat(vec![
+                self.keyword(r.action_span, "floor"),
+                text(" overall at "),
+                value(*v),
+            ]),
+            RuleAction::Exclude => self.keyword(r.action_span, "exclude"),
+            RuleAction::SetGrade(g) => cat(vec![
+                self.keyword(r.action_span, "set"),
+                text(" grade "),
+                self.ident(g),
+            ]),
         };
         let mut entries = vec![
             Entry::bare(cat(vec![text("when "), self.expr(&r.condition)])),
-            Entry::bare(cat(vec![self.mark(r.action_span), action])),
+            Entry::bare(action),
         ];
         if let Some(reason) = &r.because {
+            let (keyword, string) = self.because_marks(r);
             entries.push(Entry::bare(cat(vec![
-                self.because_mark(r),
+                keyword,
                 text("because "),
+                string,
                 text(quote(reason)),
             ])));
         }
         self.block(head, entries, r.span)
     }
 
-    /// Marks `because "..."`, which the tree keeps without a span.
-    fn because_mark(&self, r: &RuleDecl) -> Doc {
-        let Some(src) = self.src else {
+    /// Marks the last token of `span` (a number after keywords, where a comment may sit between
+    /// them).
+    fn last_token(&self, span: Span) -> Doc {
+        let Some(text) = self.src.and_then(|s| s.get(span.range())) else {
             return nil();
+        };
+        let len = text.len() - text.trim_end_matches(|c: char| !c.is_whitespace()).len();
+        match u32::try_from(len) {
+            Ok(len) if len > 0 => Doc::Mark(span.end - len, span.end),
+            _ => nil(),
+        }
+    }
+
+    /// Marks `because` and its string, which the tree keeps without spans.
+    fn because_marks(&self, r: &RuleDecl) -> (Doc, Doc) {
+        let Some(src) = self.src else {
+            return (nil(), nil());
         };
         let at = skip_trivia(src, r.action_span.end as usize);
         if !src.get(at..).is_some_and(|s| s.starts_with("because")) {
-            return nil();
+            return (nil(), nil());
         }
         let string_at = skip_trivia(src, at + "because".len());
+        let keyword = self.mark(Span::new(r.span.file, at, at + "because".len()));
         match string_end(src, string_at) {
-            Some(end) => self.mark(Span::new(r.span.file, at, end)),
-            None => nil(),
+            Some(end) => (keyword, self.mark(Span::new(r.span.file, string_at, end))),
+            None => (keyword, nil()),
         }
     }
 
@@ -1515,7 +1555,7 @@ impl Printer<'_> {
             } => {
                 let who = match &target.dimension {
                     Some(d) => self.ident(d),
-                    None => cat(vec![self.mark(target.span), text("overall")]),
+                    None => self.keyword(target.span, "overall"),
                 };
                 cat(vec![
                     self.keyword(*span, "expect"),
@@ -1741,7 +1781,7 @@ impl Printer<'_> {
         let ExprKind::Binary { op, .. } = &e.kind else {
             return self.node(e, hang);
         };
-        let mut pieces: Vec<(Option<(BinaryOp, Span)>, Doc, Span)> = Vec::new();
+        let mut pieces: Vec<Piece> = Vec::new();
         self.collect(e, level(*op), &mut pieces);
         let spans: Vec<Span> = pieces.iter().map(|(_, _, s)| *s).collect();
         let force = self.formatting()
@@ -1752,14 +1792,13 @@ impl Printer<'_> {
         // Only `and` and `or` break a line; other operators stay with their operands, and long
         // arithmetic breaks inside its calls.
         let logical = matches!(op, BinaryOp::And | BinaryOp::Or);
+        // Operators are not marked: a comment next to one then belongs to an operand, and stays
+        // between the two operands when the chain breaks.
         let rest: Vec<Doc> = pieces
             .map(|(op, d, _)| {
-                let (sym, op_mark) = match op {
-                    Some((op, span)) => (op.symbol(), self.mark(span)),
-                    None => ("", nil()),
-                };
+                let sym = op.map_or("", BinaryOp::symbol);
                 let space = if logical { Doc::Line } else { text(" ") };
-                cat(vec![space, op_mark, text(sym), text(" "), d])
+                cat(vec![space, text(sym), text(" "), d])
             })
             .collect();
         let rest = match hang {
@@ -1769,15 +1808,9 @@ impl Printer<'_> {
         group_if(cat(vec![first, rest]), force)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn collect(&self, e: &Expr, at: u8, out: &mut Vec<(Option<(BinaryOp, Span)>, Doc, Span)>) {
-        let ExprKind::Binary {
-            op,
-            op_span,
-            lhs,
-            rhs,
-        } = &e.kind
-        else {
+    /// The operands of a run of operators of level `at`, left to right.
+    fn collect(&self, e: &Expr, at: u8, out: &mut Vec<Piece>) {
+        let ExprKind::Binary { op, lhs, rhs, .. } = &e.kind else {
             return;
         };
         let l = self.peel(lhs);
@@ -1789,11 +1822,7 @@ impl Printer<'_> {
             out.push((None, self.operand(l, left_parens), lhs.span));
         }
         let right_parens = self.needs_parens_right(rhs, *op);
-        out.push((
-            Some((*op, *op_span)),
-            self.operand(rhs, right_parens),
-            rhs.span,
-        ));
+        out.push((Some(*op), self.operand(rhs, right_parens), rhs.span));
     }
 
     /// `if a then b else c`, with `else if` chains: on one line, or broken before each `else`.
@@ -1931,10 +1960,7 @@ impl Printer<'_> {
     /// The docs in front of a pipeline node the tree keeps no docs for, and its keyword.
     fn head_with_docs(&self, span: Span, word: &str) -> Doc {
         let (lines, docs) = self.source_docs(span);
-        cat(vec![
-            self.doc_lines(&lines, docs),
-            self.keyword(span, word),
-        ])
+        cat(vec![self.doc_lines(&lines, docs), self.keyword(span, word)])
     }
 
     fn data_block(&self, d: &DataBlock) -> Doc {
@@ -1992,8 +2018,10 @@ impl Printer<'_> {
             let mut parts = vec![self.head_with_docs(m.span, "mix")];
             for (name, share, span) in &m.shares {
                 parts.push(text(" "));
-                parts.push(self.mark(*span));
-                parts.push(text(format!("{} {}%", name.name, percent(*share))));
+                parts.push(self.ident(name));
+                parts.push(text(" "));
+                parts.push(self.last_token(*span));
+                parts.push(text(format!("{}%", percent(*share))));
             }
             entries.push(Entry::new(m.span.start, cat(parts)));
         }
@@ -2146,10 +2174,7 @@ impl Printer<'_> {
     }
 
     fn student(&self, s: &StudentDecl) -> Doc {
-        let head = cat(vec![
-            self.docs(&s.docs),
-            self.keyword(s.span, "student"),
-        ]);
+        let head = cat(vec![self.docs(&s.docs), self.keyword(s.span, "student")]);
         let mut entries: Vec<Entry> = s.model.iter().map(|m| Entry::bare(self.model(m))).collect();
         let teacher_width = s
             .distill
@@ -2411,17 +2436,16 @@ mod tests {
                     first_difference(&canonical(&tree), &canonical(&again))
                 ));
             }
-            let mut before = comment_texts(&tree);
-            let mut after = comment_texts(&again);
-            if before != after {
-                before.sort();
-                after.sort();
-                if before != after {
-                    failures.push(format!("{name}: comments lost or duplicated"));
-                }
+            // (Only statements the layout reorders, such as a `score` above a `let`, could carry
+            // their comments out of order; no file here has one.)
+            if comment_texts(&tree) != comment_texts(&again) {
+                failures.push(format!("{name}: comments lost, duplicated or out of order"));
             }
             if doc_lines(&text) != doc_lines(&once) {
                 failures.push(format!("{name}: docs changed"));
+            }
+            if format_source(&text.replace('\n', "\r\n")).as_deref() != Some(once.as_str()) {
+                failures.push(format!("{name}: Windows line ends format differently"));
             }
             if once.lines().any(|l| l.ends_with(' ')) {
                 failures.push(format!("{name}: trailing spaces"));
@@ -2458,6 +2482,393 @@ mod tests {
             }
         }
         format!("lengths {} and {}", a.lines().count(), b.lines().count())
+    }
+
+    #[test]
+    fn a_messy_policy_gets_the_canonical_layout() {
+        let before = r#"// header comment
+
+policy   p version 1 {
+use std.text.{coverage ,jaccard,}
+  use std.num.{ramp}
+entity Job { title: text, skills: set<string>  // the skills
+loc: string? }
+enum Level{low<mid<high}
+enum Kind { a , b,c, }
+pair query:Job,candidate:Job
+min_coverage 50.0%
+table t: (string,string) -> number default 0.20 { ("a","b"):0.5, ("c", "d") : 1.0 }
+fn f(x: number) -> number in [0, 1.0] = clamp(x,0,1)
+fn long_function_name(first_argument: number, second_argument: number) -> number in [0, 1] = clamp(first_argument * second_argument, 0, 1)
+dimension d weight 40.0% { grade { strong when score>=0.80 "a" weak otherwise "b" } score = when x => 1.0 otherwise => 0.50
+let x = (a + b) * 2 }
+
+
+
+rule r { when a.b and c.d   // why c
+or e exclude because "x" }
+rule r2 {
+  when query.remote and (candidate.x or candidate.y) and not missing(query.location) and len(query.s) > 2
+  cap overall at 30%
+  because "say \"hi\"\t"
+}
+  grade overall { good when overall >= 0.5 poor otherwise }
+example "e" { query { a: 1, b: "x", c: [1,2] } candidate { a: 1, b: "a very long string that goes on", c: ["aaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"], d: true }
+expect overall >= 85% expect d.grade == strong expect rule r does not fire expect x == abstain }
+}
+pipeline pp for p { monitor { alert p99_latency > 1000ms alert x < 70% }
+data { golden "a.jsonl" clean { drop duplicates on a,b drop bots when x>3 } mix real 30% synthetic 70% split validation 10% seed 7 }
+student { model encoder {layers 2, hidden 128} distill policy weight 0.6 loss mse distill click weight 0.4 loss bce temperature 2 train { lr 0.00003 } }
+teacher policy { model init "m" predicts dimensions, overall loss mse }
+quantize int8 { prune heads below 0.01 }
+}
+"#;
+        let after = r#"// header comment
+
+policy p version 1 {
+  use std.text.{coverage, jaccard}
+  use std.num.{ramp}
+
+  entity Job {
+    title: text
+    skills: set<string>  // the skills
+    loc: string?
+  }
+
+  enum Level { low < mid < high }
+
+  enum Kind { a, b, c }
+
+  pair query: Job, candidate: Job
+
+  min_coverage 50%
+
+  table t: (string, string) -> number default 0.2 {
+    ("a", "b"): 0.5,
+    ("c", "d"): 1,
+  }
+
+  fn f(x: number) -> number in [0, 1] = clamp(x, 0, 1)
+
+  fn long_function_name(first_argument: number, second_argument: number) -> number in [0, 1] =
+    clamp(first_argument * second_argument, 0, 1)
+
+  dimension d weight 40% {
+    let x = (a + b) * 2
+    score =
+      when x => 1
+      otherwise => 0.5
+    grade {
+      strong when score >= 0.8  "a"
+      weak   otherwise          "b"
+    }
+  }
+
+  rule r {
+    when a.b and c.d  // why c
+      or e
+    exclude
+    because "x"
+  }
+
+  rule r2 {
+    when query.remote
+      and (candidate.x or candidate.y)
+      and not missing(query.location)
+      and len(query.s) > 2
+    cap overall at 30%
+    because "say \"hi\"\t"
+  }
+
+  grade overall {
+    good when overall >= 0.5
+    poor otherwise
+  }
+
+  example "e" {
+    query { a: 1, b: "x", c: [1, 2] }
+    candidate {
+      a: 1,
+      b: "a very long string that goes on",
+      c: ["aaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"],
+      d: true,
+    }
+    expect overall >= 85%
+    expect d.grade == strong
+    expect rule r does not fire
+    expect x == abstain
+  }
+}
+
+pipeline pp for p {
+  data {
+    golden "a.jsonl" clean {
+      drop duplicates on a, b
+      drop bots when x > 3
+    }
+    mix real 30% synthetic 70%
+    split validation 10% seed 7
+  }
+  teacher policy {
+    model init "m"
+    predicts dimensions, overall
+    loss mse
+  }
+  student {
+    model encoder { layers 2, hidden 128 }
+    distill policy weight 0.6 loss mse
+    distill click  weight 0.4 loss bce temperature 2
+    train { lr 3e-5 }
+  }
+  quantize int8 { prune heads below 0.01 }
+  monitor {
+    alert p99_latency > 1000ms
+    alert x < 70%
+  }
+}
+"#;
+        assert_eq!(fmt(before), after);
+        assert_eq!(fmt(after), after);
+    }
+
+    #[test]
+    fn comments_stay_where_they_are_and_blank_lines_shrink_to_one() {
+        let before = "policy p version 1 {
+  entity Job {
+    a: text // first
+
+
+    b: number       // second
+    // about c
+    c: string?
+  }
+  // closing note
+}
+";
+        let after = "policy p version 1 {
+  entity Job {
+    a: text  // first
+
+    b: number  // second
+    // about c
+    c: string?
+  }
+  // closing note
+}
+";
+        assert_eq!(fmt(before), after);
+    }
+
+    #[test]
+    fn expressions_keep_the_authors_parentheses_and_break_where_they_must() {
+        let before = "policy p version 1 {
+  dimension d weight 100% {
+    let a = ((x)) + (y * 2)
+    let b = if a > 1 then 1 else if a > 0.5 then 0.5 else 0
+    let c = match rank(query.s) { 0 => 1.0, 1 | 2 => 0.6, _ => 0.0 }
+    let d = if query.some_long_field_name == candidate.some_other_long_field then 1.0 else candidate.x / 2
+    let e = -(x) - -1 + not_a ?? 3
+    score = clamp(some_function_with_a_long_name(query.first_field, candidate.second_field) * 0.5 + 0.25, 0, 1)
+  }
+  rule r { when a // why a
+  and b exclude because \"x\" }
+  rule s { when (a or b) and not (c and d) floor overall at 0.5 because \"y\" }
+}
+pipeline pp for p { monitor { alert p99 > 1000ms alert p50 > 2s alert x > 0.5s } student { train { lr 0.00003, warmup 1e3, time 90s } } }
+";
+        let after = "policy p version 1 {
+  dimension d weight 100% {
+    let a = ((x)) + (y * 2)
+    let b = if a > 1 then 1 else if a > 0.5 then 0.5 else 0
+    let c = match rank(query.s) { 0 => 1, 1 | 2 => 0.6, _ => 0 }
+    let d =
+      if query.some_long_field_name == candidate.some_other_long_field then 1 else candidate.x / 2
+    let e = -(x) - -1 + not_a ?? 3
+    score =
+      clamp(some_function_with_a_long_name(query.first_field, candidate.second_field) * 0.5 + 0.25,
+            0,
+            1)
+  }
+
+  rule r {
+    when a  // why a
+      and b
+    exclude
+    because \"x\"
+  }
+
+  rule s {
+    when (a or b) and not (c and d)
+    floor overall at 0.5
+    because \"y\"
+  }
+}
+
+pipeline pp for p {
+  student {
+    train { lr 3e-5, warmup 1000, time 90s }
+  }
+  monitor {
+    alert p99 > 1000ms
+    alert p50 > 2s
+    alert x > 0.5s
+  }
+}
+";
+        assert_eq!(fmt(before), after);
+    }
+
+    #[test]
+    fn long_enums_tables_and_documented_values_take_one_line_each() {
+        let before = "/// Docs of the module.
+module team.skills {
+  /// Alias.
+  table alias: string -> string default \"\" { \"js\": \"javascript\", \"ts\": \"typescript\" }
+  /// A long enum.
+  enum Industry { software, internet, cybersecurity, fintech, gaming, edtech, ecommerce, telecommunications }
+  enum L {
+    /// lowest
+    a < b
+  }
+  dimension d weight 10% { score = match x { 0 => 1, _ => 0 } }
+}
+";
+        let after = "/// Docs of the module.
+module team.skills {
+  /// Alias.
+  table alias: string -> string default \"\" {
+    \"js\": \"javascript\",
+    \"ts\": \"typescript\",
+  }
+
+  /// A long enum.
+  enum Industry {
+    software,
+    internet,
+    cybersecurity,
+    fintech,
+    gaming,
+    edtech,
+    ecommerce,
+    telecommunications,
+  }
+
+  enum L {
+    /// lowest
+    a <
+    b
+  }
+
+  dimension d weight 10% {
+    score = match x { 0 => 1, _ => 0 }
+  }
+}
+";
+        assert_eq!(fmt(before), after);
+    }
+
+    #[test]
+    fn canonical_text_ignores_layout_comments_docs_and_redundant_parentheses() {
+        let a = "/// A policy.\npolicy p version 1 {\n  dimension d weight 100% {\n    // why\n    score = (a + b) * c + (d * e)\n  }\n}\n";
+        let b = "policy p version 1 { dimension d weight 100% { score = ((a + b)) * c + d * e } }";
+        let c = "policy p version 1 { dimension d weight 100% { score = a + b * c + d * e } }";
+        let canon = |t: &str| canonical(&parse_tree(t).unwrap());
+        assert_eq!(canon(a), canon(b));
+        assert_ne!(canon(a), canon(c));
+        assert_eq!(
+            canon(a),
+            "policy p version 1 {\n  dimension d weight 100% {\n    score = (a + b) * c + d * e\n  }\n}\n"
+        );
+        // Numbers that read the same are the same.
+        assert_eq!(
+            canon("policy p version 1 { min_coverage 50.0% fn f() -> number = 0.50 + 1.0 }"),
+            canon("policy p version 1 { min_coverage 50% fn f() -> number = 0.5 + 1 }"),
+        );
+    }
+
+    #[test]
+    fn parentheses_are_added_where_precedence_needs_them() {
+        // The canonical text drops the author's parentheses and puts back only the needed ones.
+        for (text, expected) in [
+            ("(a or b) and c", "(a or b) and c"),
+            ("a or (b and c)", "a or b and c"),
+            ("not (a == b)", "not a == b"),
+            ("not (a and b)", "not (a and b)"),
+            ("(not a) == b", "(not a) == b"),
+            ("a == (not b)", "a == not b"),
+            ("(a == not b) and c", "a == not b and c"),
+            ("(a == (not b)) == c", "(a == not b) == c"),
+            ("a - (b - c)", "a - (b - c)"),
+            ("(a - b) - c", "a - b - c"),
+            ("(a ?? b) ?? c", "(a ?? b) ?? c"),
+            ("a ?? (b ?? c)", "a ?? b ?? c"),
+            ("-(a * b)", "-(a * b)"),
+            ("(-a) * b", "-a * b"),
+            ("(if a then b else c) + 1", "(if a then b else c) + 1"),
+            ("1 + (if a then b else c)", "1 + if a then b else c"),
+            ("(a & b) | c", "a & b | c"),
+            ("a & (b | c)", "a & (b | c)"),
+        ] {
+            let policy = format!("policy p version 1 {{ fn f() -> bool = {text} }}");
+            let c = canonical(&parse_tree(&policy).unwrap());
+            let expected = format!("policy p version 1 {{\n  fn f() -> bool = {expected}\n}}\n");
+            assert_eq!(c, expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn literals_read_back_identically() {
+        for v in [
+            0.0,
+            1.0,
+            0.85,
+            3e-5,
+            1e-4,
+            0.1 + 0.2,
+            1e21,
+            123456.789,
+            2.5e-10,
+        ] {
+            assert_eq!(number(v).parse::<f64>().unwrap(), v, "{v}");
+        }
+        assert_eq!(number(3e-5), "3e-5");
+        assert_eq!(number(1.0), "1");
+        for v in [0.4, 0.07, 0.125, 0.333, 1.0, 0.001, 0.0, 1e-7] {
+            let p = percent(v);
+            assert_eq!(p.parse::<f64>().unwrap() / 100.0, v, "{v}");
+        }
+        assert_eq!(percent(0.4), "40");
+        assert_eq!(percent(0.07), "7");
+        assert_eq!(percent(0.125), "12.5");
+        assert_eq!(duration(20.0, None), "20ms");
+        assert_eq!(duration(1000.0, None), "1s");
+        assert_eq!(duration(1000.0, Some("ms")), "1000ms");
+        assert_eq!(duration(0.5, None), "500us");
+        assert_eq!(duration(300_000.0, None), "5min");
+        assert_eq!(quote("say \"hi\"\\\n\t"), r#""say \"hi\"\\\n\t""#);
+    }
+
+    #[test]
+    fn deep_expressions_format_without_overflowing() {
+        let depth = 200;
+        let parens = format!("{}1{}", "(".repeat(depth), ")".repeat(depth));
+        let nots = format!("{}true", "not ".repeat(depth));
+        let sum = vec!["x"; depth].join(" + ");
+        let ands = vec!["a"; depth].join(" and ");
+        for body in [parens, nots, sum, ands] {
+            let text = format!("policy p version 1 {{ fn f(x: number) -> number = {body} }}");
+            assert_properties("deep", &text);
+        }
+    }
+
+    #[test]
+    fn text_that_does_not_parse_is_not_formatted() {
+        assert_eq!(format_source("policy p version 1 { dimension }"), None);
+        assert_eq!(format_source(""), Some(String::new()));
+        assert_eq!(
+            format_source("// only a comment"),
+            Some("// only a comment\n".to_string())
+        );
     }
 
     /// Byte offsets of the blanks between tokens: outside strings, comments and docs.
@@ -2502,12 +2913,24 @@ mod tests {
             "{name}: formatting twice changes the text:\n{}\n\n{once}",
             first_difference(&once, &twice)
         );
-        assert_eq!(canonical(&tree), canonical(&again), "{name}: meaning changed");
-        let mut before = comment_texts(&tree);
-        let mut after = comment_texts(&again);
-        before.sort();
-        after.sort();
-        assert_eq!(before, after, "{name}: comments lost or duplicated");
+        assert_eq!(
+            canonical(&tree),
+            canonical(&again),
+            "{name}: meaning changed"
+        );
+        let (before, after) = (comment_texts(&tree), comment_texts(&again));
+        if before != after {
+            let at = before
+                .iter()
+                .zip(&after)
+                .take_while(|(a, b)| a == b)
+                .count();
+            panic!(
+                "{name}: comments lost, duplicated or out of order from {:?} / {:?} on:\n{once}",
+                before.get(at),
+                after.get(at)
+            );
+        }
     }
 
     #[test]
@@ -2518,16 +2941,23 @@ mod tests {
                 continue;
             }
             let gaps = gaps(&text);
-            for variant in 0..3 {
+            let stride = 3;
+            for variant in 0..stride {
                 let mut out = String::with_capacity(text.len() * 2);
                 let mut last = 0;
-                for (k, &at) in gaps.iter().enumerate().filter(|(k, _)| k % 3 == variant) {
+                for (k, &at) in gaps
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| k % stride == variant)
+                {
                     out.push_str(&text[last..at]);
-                    if k % 2 == 0 {
-                        out.push_str(&format!(" // c{k}\n"));
-                    } else {
-                        out.push_str(&format!("\n// c{k}\n"));
-                    }
+                    // Trailing, on its own line, after a blank line, before a blank line.
+                    out.push_str(&match (k / stride) % 4 {
+                        0 => format!(" // c{k}\n"),
+                        1 => format!("\n// c{k}\n"),
+                        2 => format!("\n\n// c{k}\n"),
+                        _ => format!(" // c{k}\n\n"),
+                    });
                     last = at;
                 }
                 out.push_str(&text[last..]);
@@ -2541,39 +2971,77 @@ mod tests {
         assert!(variants > 150, "only {variants} variants parse");
     }
 
-    #[test]
-    #[ignore = "writes the formatted corpus to /tmp/rubric-format for reading"]
-    fn dump() {
-        let out = Path::new("/tmp/rubric-format");
-        for (name, text) in files() {
-            if let Some(tree) = parse_tree(&text) {
-                let path = out.join(&name);
-                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-                std::fs::write(&path, format_tree(&tree, &text)).unwrap();
-                std::fs::write(path.with_extension("canonical"), canonical(&tree)).unwrap();
+    /// The text with every run of blanks between tokens made one space, except the line breaks
+    /// that end comments and docs and the blanks in front of comments.
+    fn collapse_blanks(text: &str) -> String {
+        let b = text.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        let mut in_string = false;
+        let mut after_comment = false;
+        while i < b.len() {
+            let c = b[i];
+            if in_string {
+                out.push(c);
+                match c {
+                    b'\\' => {
+                        out.push(b[i + 1]);
+                        i += 1;
+                    }
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+                i += 1;
+            } else if c == b'/' && b.get(i + 1) == Some(&b'/') {
+                while i < b.len() && b[i] != b'\n' {
+                    out.push(b[i]);
+                    i += 1;
+                }
+                after_comment = true;
+            } else if c.is_ascii_whitespace() {
+                let start = i;
+                while i < b.len() && b[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                if b.get(i) == Some(&b'/') && b.get(i + 1) == Some(&b'/') {
+                    out.extend_from_slice(&b[start..i]);
+                } else if after_comment {
+                    out.push(b'\n');
+                } else {
+                    out.push(b' ');
+                }
+                after_comment = false;
+            } else {
+                in_string = c == b'"';
+                out.push(c);
+                i += 1;
             }
         }
+        String::from_utf8(out).unwrap()
     }
-}
-#[cfg(test)]
-mod scratch {
+
+    fn without_blank_lines(text: &str) -> String {
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     #[test]
-    #[ignore = "scratch"]
-    #[allow(clippy::unwrap_used)]
-    fn scratch() {
-        for f in std::fs::read_dir("/tmp/fmtcases").unwrap() {
-            let p = f.unwrap().path();
-            if p.extension().is_some_and(|x| x == "policy") {
-                let text = std::fs::read_to_string(&p).unwrap();
-                match super::format_source(&text) {
-                    Some(out) => {
-                        std::fs::write(p.with_extension("out"), &out).unwrap();
-                        let t = crate::syntax::parse(crate::FileId(0), &text, &Default::default()).tree.unwrap();
-                        std::fs::write(p.with_extension("canon"), super::canonical(&t)).unwrap();
-                    }
-                    None => std::fs::write(p.with_extension("out"), "DOES NOT PARSE").unwrap(),
-                }
-            }
+    fn layout_does_not_depend_on_the_authors_line_breaks() {
+        for (name, text) in files() {
+            let Some(tree) = parse_tree(&text) else {
+                continue;
+            };
+            let collapsed = collapse_blanks(&text);
+            let Some(flat) = parse_tree(&collapsed) else {
+                panic!("{name}: collapsed text does not parse:\n{collapsed}");
+            };
+            assert_eq!(
+                without_blank_lines(&format_tree(&flat, &collapsed)),
+                without_blank_lines(&format_tree(&tree, &text)),
+                "{name}"
+            );
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The checker's semantics on small policies: what it proves (no diagnostic) and what it
 //! reports. The corpus under `tests/corpus/` snapshots the messages; these pin the decisions.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use rubric_compiler::{Code, NoModules, Options, check_source};
 
 /// A policy with entity `A` (`x: number`, `n: number?`, `loc: string?`, `tags: set<string>`,

@@ -8,7 +8,6 @@ use crate::label::value::{Interner, Kind, Val, to_set};
 use rubric_compiler::check::EXCLUDED;
 use rubric_compiler::lower::ir::{ClauseKind, LabelingProgram, RuleActionIr, ValueType};
 use rubric_compiler::syntax::ast::{CompareOp, ExampleDecl, Expectation, Literal, LiteralKind};
-use std::borrow::Cow;
 
 /// The result of one example.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,14 +88,14 @@ fn literal_value(
                 Kind::List
             };
             if **of == ValueType::Number {
-                let nums = items
+                let nums: Vec<f64> = items
                     .iter()
                     .filter_map(|i| match i.kind {
                         LiteralKind::Number(n) | LiteralKind::Percent(n) => Some(n),
                         _ => None,
                     })
                     .collect();
-                return Val::Nums(Cow::Owned(nums));
+                return Val::Nums(nums.into());
             }
             let ids: Vec<u32> = items
                 .iter()
@@ -106,7 +105,7 @@ fn literal_value(
                 })
                 .collect();
             let ids = if kind == Kind::Set { to_set(ids) } else { ids };
-            Val::Ids(Cow::Owned(ids), kind)
+            Val::Ids(ids.into(), kind)
         }
         _ => Val::Abstain,
     }

@@ -2,8 +2,12 @@
 //! projects from disk for the pure compiler; labeling, data, training and serving join it.
 
 pub mod compile;
+pub mod diff;
 pub mod examples;
 pub mod label;
 pub mod project;
 pub mod random_pairs;
+pub mod scan;
+pub mod snapshot;
+pub mod stats;
 pub mod trace;

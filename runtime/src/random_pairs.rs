@@ -20,10 +20,16 @@ pub struct PairGenerator<'p> {
 impl<'p> PairGenerator<'p> {
     pub fn new(program: &'p LabelingProgram, seed: u64) -> Self {
         let mut words: Vec<String> = program.strings.clone();
-        words.extend(["zz_unknown", "other", "Berlin", "berlin", "", "Ünïcode"].iter().map(|s| s.to_string()));
+        words.extend(
+            ["zz_unknown", "other", "Berlin", "berlin", "", "Ünïcode"]
+                .iter()
+                .map(|s| s.to_string()),
+        );
         words.sort();
         words.dedup();
-        let mut numbers = vec![0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 30.0, 100.0, 365.0, 1000.0, -1.0, 0.25];
+        let mut numbers = vec![
+            0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 30.0, 100.0, 365.0, 1000.0, -1.0, 0.25,
+        ];
         collect_numbers(program, &mut numbers);
         numbers.sort_by(f64::total_cmp);
         numbers.dedup();

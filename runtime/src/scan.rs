@@ -153,12 +153,25 @@ pub fn action_text(action: &RuleActionIr) -> String {
 pub fn short(x: f64) -> String {
     let s = format!("{x:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" { "0".to_string() } else { s.to_string() }
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 /// A share as a percent with one decimal; 0% of nothing.
 pub fn percent(count: u64, of: u64) -> String {
     format!("{:.1}%", rate(count, of) * 100.0)
+}
+
+/// `1 pair`, `2 pairs`.
+pub fn pairs(n: u64) -> String {
+    if n == 1 {
+        "1 pair".to_string()
+    } else {
+        format!("{n} pairs")
+    }
 }
 
 /// `count / of`, 0 when `of` is 0.

@@ -7,8 +7,8 @@
 
 use crate::label::engine::{Engine, Events, Label, OverallGrade};
 use crate::scan::{
-    DEFAULT_BATCH_ROWS, Labeled, PolicySummary, Row, ScanSummary, action_text, percent, rate,
-    scan, short,
+    DEFAULT_BATCH_ROWS, Labeled, PolicySummary, Row, ScanSummary, action_text, pairs, percent,
+    rate, scan, short,
 };
 use rubric_compiler::check::EXCLUDED;
 use rubric_compiler::lower::ir::{LabelingProgram, RuleActionIr};
@@ -134,10 +134,8 @@ pub fn decided(program: &LabelingProgram, label: &Label, fired: &[u32]) -> Vec<u
             .filter(|i| action(i) == Some(&RuleActionIr::Exclude))
             .collect();
     }
-    let (Some(_), Some(mean)) = (
-        label.overall,
-        mean_before_rules(program, &label.dimensions),
-    ) else {
+    let (Some(_), Some(mean)) = (label.overall, mean_before_rules(program, &label.dimensions))
+    else {
         return Vec::new();
     };
     let cap = fired
@@ -205,7 +203,7 @@ struct ConflictAcc {
 }
 
 /// The counters of a stats run: feed it labeled pairs (in a fixed order), then `report`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Stats<'e> {
     engine: &'e Engine,
     pairs: u64,
@@ -607,13 +605,13 @@ pub fn histogram_text(out: &mut String, indent: &str, histogram: &[u64]) {
         } else {
             ((c * BAR_WIDTH + max / 2) / max).max(1)
         };
-        let _ = writeln!(
-            out,
+        let line = format!(
             "{indent}{:<10}  {c:>width$}  {:>6}  {}",
             bin_label(i),
             percent(*c, total),
             "█".repeat(usize::try_from(bar).unwrap_or(0)),
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
 }
 
@@ -794,8 +792,8 @@ impl StatsReport {
         } else {
             let _ = writeln!(
                 out,
-                "conflicts: {} pairs ({}) fired rules that disagree",
-                self.conflicting_pairs,
+                "conflicts: {} ({}) fired rules that disagree",
+                pairs(self.conflicting_pairs),
                 percent(self.conflicting_pairs, n)
             );
             for c in &self.conflicts {
@@ -806,10 +804,10 @@ impl StatsReport {
                     .collect();
                 let _ = writeln!(
                     out,
-                    "  {}: {}: {} pairs, e.g. {}",
+                    "  {}: {}: {}, e.g. {}",
                     c.kind.describe(),
                     rules.join(" and "),
-                    c.count,
+                    pairs(c.count),
                     c.examples.join(", ")
                 );
             }
@@ -835,9 +833,9 @@ mod tests {
   dimension e weight 40% {
     score = if missing(candidate.y) then abstain else clamp(candidate.y, 0, 1)
   }
-  rule capped { when query.flag  cap overall at 0.2  because "flag" }
-  rule lower_cap { when query.x > 0.9  cap overall at 0.1  because "very high x" }
-  rule floored { when candidate.flag  floor overall at 0.5  because "candidate flag" }
+  rule capped { when query.flag  cap overall at 0.5  because "flag" }
+  rule lower_cap { when query.x > 0.9  cap overall at 0.3  because "very high x" }
+  rule floored { when candidate.flag  floor overall at 0.2  because "candidate flag" }
   rule gone { when query.x < 0  exclude  because "negative" }
   grade overall { good when overall >= 0.5  bad otherwise }
 }
@@ -878,23 +876,29 @@ mod tests {
             row("b", 0.3, None, false, false),
             row("c", 0.95, Some(1.0), true, true),
             row("d", -1.0, Some(0.2), false, true),
+            row("e", 0.1, Some(0.0), false, true),
             "{\"id\": \"bad\"}".to_string(),
             String::new(),
         ]
         .join("\n");
         let report = stats_stream_batched(&engine, &mut input.as_bytes(), 2).unwrap();
-        assert_eq!((report.pairs, report.labeled, report.unreadable), (5, 4, 1));
-        assert!(report.unreadable_examples[0].starts_with("line 5:"));
+        assert_eq!((report.pairs, report.labeled, report.unreadable), (6, 5, 1));
+        assert!(report.unreadable_examples[0].starts_with("line 6:"));
         let d = &report.dimensions[0];
-        assert_eq!(d.scored, 4);
+        assert_eq!(d.scored, 5);
         assert_eq!(d.histogram[0], 1); // -1 clamped by `clamp` to 0
+        assert_eq!(d.histogram[1], 1);
         assert_eq!(d.histogram[3], 1);
         assert_eq!(d.histogram[8], 1);
         assert_eq!(d.histogram[9], 1);
-        let grades: Vec<(&str, u64)> = d.grades.iter().map(|g| (g.grade.as_str(), g.count)).collect();
-        assert_eq!(grades, [("high", 2), ("low", 2), (NO_GRADE, 0)]);
+        let grades: Vec<(&str, u64)> = d
+            .grades
+            .iter()
+            .map(|g| (g.grade.as_str(), g.count))
+            .collect();
+        assert_eq!(grades, [("high", 2), ("low", 3), (NO_GRADE, 0)]);
         let e = &report.dimensions[1];
-        assert_eq!(e.scored, 3);
+        assert_eq!(e.scored, 4);
         assert!(e.grades.is_empty());
         // b: e abstains (40% of the weight), d votes: the overall is d's score.
         assert_eq!(report.overall.abstained, 0);
@@ -904,11 +908,16 @@ mod tests {
             .iter()
             .map(|r| (r.name.as_str(), r.fired, r.decided))
             .collect();
-        // c: both caps fire, the lower decides, and the floor (0.5) overrides it.
-        // d: excluded; the floor fired too.
+        // c: both caps fire and the lower decides; the floor (0.2) fires too, below it.
+        // d: excluded; the floor fired too. e: the floor lifts a mean of 0.06.
         assert_eq!(
             fired,
-            [("capped", 1, 0), ("lower_cap", 1, 0), ("floored", 2, 1), ("gone", 1, 1)]
+            [
+                ("capped", 1, 0),
+                ("lower_cap", 1, 1),
+                ("floored", 3, 1),
+                ("gone", 1, 1)
+            ]
         );
         assert_eq!(report.conflicting_pairs, 2);
         let kinds: Vec<(ConflictKind, &str, &str, u64, Vec<String>)> = report
@@ -927,14 +936,40 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                (ConflictKind::CapAndFloor, "capped", "floored", 1, vec!["c".to_string()]),
-                (ConflictKind::CapAndFloor, "lower_cap", "floored", 1, vec!["c".to_string()]),
-                (ConflictKind::ExcludeAndFloor, "floored", "gone", 1, vec!["d".to_string()]),
+                (
+                    ConflictKind::CapAndFloor,
+                    "capped",
+                    "floored",
+                    1,
+                    vec!["c".to_string()]
+                ),
+                (
+                    ConflictKind::CapAndFloor,
+                    "lower_cap",
+                    "floored",
+                    1,
+                    vec!["c".to_string()]
+                ),
+                (
+                    ConflictKind::ExcludeAndFloor,
+                    "floored",
+                    "gone",
+                    1,
+                    vec!["d".to_string()]
+                ),
             ]
         );
         let text = report.to_text();
-        assert!(text.contains("pairs: 5 read, 4 labeled, 1 unreadable"), "{text}");
-        assert!(text.contains("a cap and a floor: `capped` (cap 0.2) and `floored` (floor 0.5): 1 pairs, e.g. c"), "{text}");
+        assert!(
+            text.contains("pairs: 6 read, 5 labeled, 1 unreadable"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "a cap and a floor: `capped` (cap 0.5) and `floored` (floor 0.2): 1 pair, e.g. c"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub fn run(args: Args) -> ExitCode {
             let typed = text.rsplit("::").next().unwrap_or_default();
             let hint =
                 rubric_compiler::diagnostics::did_you_mean(typed, Code::ALL.iter().map(short))
-                    .and_then(|s| Code::parse(s))
+                    .and_then(Code::parse)
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
             eprintln!("error: no diagnostic code `{text}`{hint}; `rubric explain` lists them all");

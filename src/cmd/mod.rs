@@ -2,9 +2,12 @@
 
 mod check;
 mod compile;
+mod diff;
 mod explain;
 mod label;
 mod report;
+mod snapshot;
+mod stats;
 mod test;
 mod trace;
 
@@ -32,6 +35,14 @@ enum Command {
     Test(test::Args),
     /// Label one pair and explain every value.
     Trace(trace::Args),
+    /// Analyse a policy's labeling functions on a dataset: coverage, score histograms, grades,
+    /// rule fire rates, runtime events and conflicting rules.
+    Stats(stats::Args),
+    /// Review a policy edit: label the same pairs with both versions and report what changed.
+    Diff(diff::Args),
+    /// Write (or `--check`) the snapshots of every policy under a directory: artefacts,
+    /// examples' results and stats, beside each policy in `<name>.snap/`.
+    Snapshot(snapshot::Args),
     /// Print the long explanation of a diagnostic code, like `rubric::check::weights_sum`.
     Explain(explain::Args),
 }
@@ -78,6 +89,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Label(args) => label::run(args),
         Command::Test(args) => test::run(args),
         Command::Trace(args) => trace::run(args),
+        Command::Stats(args) => stats::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Snapshot(args) => snapshot::run(args),
         Command::Explain(args) => explain::run(args),
     }
 }

@@ -748,15 +748,6 @@ fn check_dimension(checker: &mut Checker<'_>, d: &DimensionDecl, base: &Env) -> 
             }
         }
     }
-    for (slot, l) in let_slots {
-        if !checker.let_uses.get(slot).copied().unwrap_or(true) {
-            checker.report(
-                Diagnostic::new(Code::UnusedLet, format!("`{}` is never read", l.name.name))
-                    .at(l.name.span, "unused")
-                    .help("remove the `let`, or use it in the score"),
-            );
-        }
-    }
     let band_range = range.meet(&Interval::UNIT);
     let grades = match d.grades.as_slice() {
         [] => Vec::new(),
@@ -778,6 +769,15 @@ fn check_dimension(checker: &mut Checker<'_>, d: &DimensionDecl, base: &Env) -> 
             check_bands(checker, g, &genv, "score", band_range)
         }
     };
+    for (slot, l) in let_slots {
+        if !checker.let_uses.get(slot).copied().unwrap_or(true) {
+            checker.report(
+                Diagnostic::new(Code::UnusedLet, format!("`{}` is never read", l.name.name))
+                    .at(l.name.span, "unused")
+                    .help("remove the `let`, or use it in the score"),
+            );
+        }
+    }
     DimensionInfo {
         name: d.name.name.clone(),
         weight: d.weight,

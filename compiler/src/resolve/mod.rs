@@ -642,6 +642,20 @@ impl<'a> Resolver<'a> {
                         Type::Error
                     }
                 };
+                if !matches!(
+                    inner,
+                    Type::String | Type::Number | Type::Enum(_) | Type::Error
+                ) {
+                    let elem = self.program.type_name(&inner);
+                    self.diagnostics.push(
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            format!("a {} cannot hold `{elem}` values", t.name.name),
+                        )
+                        .at(t.span, "unsupported element type")
+                        .help(format!("a {} holds strings, numbers or the values of an enum, like `{}<string>`", t.name.name, t.name.name)),
+                    );
+                }
                 if t.name.name == "set" {
                     Type::Set(Box::new(inner))
                 } else {

@@ -32,7 +32,12 @@ impl Builder {
     /// leave at its end (so an underline never runs onto the next line).
     pub(super) fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        let len = trimmed_len(pair.as_str());
+        // A doc comment is itself `///...`: only blanks are trimmed from it.
+        let len = if pair.as_rule() == Rule::doc {
+            pair.as_str().trim_end().len()
+        } else {
+            trimmed_len(pair.as_str())
+        };
         Span::new(
             self.file,
             self.base + s.start(),

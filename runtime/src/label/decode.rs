@@ -231,6 +231,10 @@ impl<'p> Decoder<'p> {
                             }
                         }
                     }
+                    if kind == Kind::Set {
+                        nums.sort_by(f64::total_cmp);
+                        nums.dedup();
+                    }
                     return Ok(Val::Nums(nums.into()));
                 }
                 let mut ids = Vec::with_capacity(items.len());

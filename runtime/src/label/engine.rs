@@ -3,10 +3,9 @@
 //! exclude, caps (lowest wins), floors (highest wins), set grade.
 
 use super::decode::Pair;
-use super::value::{BaseStrings, Interner, Kind, Val, to_set};
+use super::value::{BaseStrings, Interner, Kind, Seq, Val, to_set};
 use rubric_compiler::lower::ir::*;
 use rustc_hash::FxHashMap;
-use std::borrow::Cow;
 
 /// What a pair's overall grade is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,9 +82,25 @@ fn key(v: &Val<'_>) -> Option<Key> {
     })
 }
 
+/// Table keys, padded: tables have at most `MAX_KEYS` key columns in practice; longer keys
+/// fall back to the default-free slow path.
+const MAX_KEYS: usize = 4;
+type KeyTuple = [Option<Key>; MAX_KEYS];
+
 struct TableIndex {
-    entries: FxHashMap<Vec<Key>, Val<'static>>,
+    entries: FxHashMap<KeyTuple, Val<'static>>,
     default: Val<'static>,
+}
+
+fn key_tuple(keys: &[Key]) -> Option<KeyTuple> {
+    if keys.len() > MAX_KEYS {
+        return None;
+    }
+    let mut out = [None; MAX_KEYS];
+    for (slot, k) in out.iter_mut().zip(keys) {
+        *slot = Some(*k);
+    }
+    Some(out)
 }
 
 /// A labeling program ready to evaluate.
@@ -102,9 +117,13 @@ pub struct Ctx<'s, 'p> {
     /// When present, `hits[clause]` is set for every clause the pair exercised.
     pub hits: Option<&'s mut Vec<bool>>,
     pub events: &'s mut Events,
-    locals: Vec<Val<'static>>,
-    frame: usize,
     undefined: bool,
+}
+
+/// The `let`s of the dimension being evaluated and the arguments of the functions being called.
+struct Frame<'v> {
+    locals: Vec<Val<'v>>,
+    base: usize,
 }
 
 impl<'s, 'p> Ctx<'s, 'p> {
@@ -117,8 +136,6 @@ impl<'s, 'p> Ctx<'s, 'p> {
             strings,
             hits,
             events,
-            locals: Vec::new(),
-            frame: 0,
             undefined: false,
         }
     }
@@ -158,9 +175,9 @@ fn to_val(c: &Const) -> Val<'static> {
                 })
                 .collect();
             if ids.len() == items.len() {
-                Val::Ids(Cow::Owned(to_set(ids)), Kind::Set)
+                Val::Ids(to_set(ids).into(), Kind::Set)
             } else {
-                Val::Nums(Cow::Owned(
+                Val::Nums(
                     items
                         .iter()
                         .filter_map(|i| {
@@ -170,8 +187,9 @@ fn to_val(c: &Const) -> Val<'static> {
                                 None
                             }
                         })
-                        .collect(),
-                ))
+                        .collect::<Vec<f64>>()
+                        .into(),
+                )
             }
         }
     }
@@ -232,11 +250,32 @@ fn set_op(op: BinOp, a: &[u32], b: &[u32]) -> Vec<u32> {
     out
 }
 
-fn as_set<'x>(v: &'x Val<'_>) -> Option<Cow<'x, [u32]>> {
+fn as_set<'x>(v: &'x Val<'_>) -> Option<Seq<'x, u32>> {
     match v {
-        Val::Ids(ids, Kind::Set) => Some(Cow::Borrowed(ids)),
-        Val::Ids(ids, Kind::List) => Some(Cow::Owned(to_set(ids.to_vec()))),
+        Val::Ids(ids, Kind::Set) => Some(ids.view()),
+        Val::Ids(ids, Kind::List) => Some(to_set(ids.to_vec()).into()),
         _ => None,
+    }
+}
+
+/// The size of a set operation's result, without building it.
+fn set_op_len(op: BinOp, a: &[u32], b: &[u32]) -> usize {
+    let (mut i, mut j, mut both) = (0, 0, 0);
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        match x.cmp(y) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                both += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    match op {
+        BinOp::Intersect => both,
+        BinOp::Union => a.len() + b.len() - both,
+        _ => a.len() - both,
     }
 }
 
@@ -253,7 +292,8 @@ impl Engine {
                     .filter_map(|e| {
                         let keys: Option<Vec<Key>> =
                             e.keys.iter().map(|k| key(&to_val(k))).collect();
-                        keys.map(|k| (k, to_val(&e.value)))
+                        keys.and_then(|k| key_tuple(&k))
+                            .map(|k| (k, to_val(&e.value)))
                     })
                     .collect(),
                 default: to_val(&t.default),
@@ -280,9 +320,13 @@ impl Engine {
         let p = &self.program;
         let mut dimensions = Vec::with_capacity(p.dimensions.len());
         let mut grades = Vec::with_capacity(p.dimensions.len());
+        let mut frame = Frame {
+            locals: Vec::with_capacity(16),
+            base: 0,
+        };
         for (i, d) in p.dimensions.iter().enumerate() {
-            ctx.locals.clear();
-            ctx.frame = 0;
+            frame.locals.clear();
+            frame.base = 0;
             ctx.undefined = false;
             let empty = Scope {
                 score: None,
@@ -290,10 +334,10 @@ impl Engine {
                 dimensions: &[],
             };
             for l in &d.lets {
-                let v = self.eval(&l.value, pair, ctx, empty).into_owned();
-                ctx.locals.push(v);
+                let v = self.eval(&l.value, pair, ctx, empty, &mut frame);
+                frame.locals.push(v);
             }
-            let v = self.eval(&d.score, pair, ctx, empty);
+            let v = self.eval(&d.score, pair, ctx, empty, &mut frame);
             let score = match v {
                 Val::Num(s) if s.is_finite() => {
                     if (0.0..=1.0).contains(&s) {
@@ -321,7 +365,7 @@ impl Engine {
                         overall: None,
                         dimensions: &[],
                     };
-                    self.band(&d.grades, pair, ctx, scope)
+                    self.band(&d.grades, pair, ctx, scope, &mut frame)
                 }
                 _ => None,
             };
@@ -346,8 +390,8 @@ impl Engine {
             (weight > 0.0 && covered + 1e-12 >= p.overall.min_coverage).then(|| sum / weight);
 
         // Rules, all read the scores before any rule applies.
-        ctx.locals.clear();
-        ctx.frame = 0;
+        frame.locals.clear();
+        frame.base = 0;
         let scope = Scope {
             score: None,
             overall: mean,
@@ -357,7 +401,7 @@ impl Engine {
             .rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| truth(&self.eval(&r.when, pair, ctx, scope)) == Some(true))
+            .filter(|(_, r)| truth(&self.eval(&r.when, pair, ctx, scope, &mut frame)) == Some(true))
             .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX))
             .collect();
         let rule = |i: &u32| p.rules.get(*i as usize);
@@ -404,7 +448,7 @@ impl Engine {
                 dimensions: &dimensions,
             };
             let mut grade = self
-                .band(&p.overall.grades, pair, ctx, scope)
+                .band(&p.overall.grades, pair, ctx, scope, &mut frame)
                 .map(OverallGrade::Band);
             let set_grades: Vec<u32> = fired
                 .iter()
@@ -437,17 +481,18 @@ impl Engine {
     }
 
     /// The first band whose condition holds; `None` when a condition cannot be decided.
-    fn band(
+    fn band<'v>(
         &self,
         bands: &[BandIr],
-        pair: &Pair,
+        pair: &'v Pair,
         ctx: &mut Ctx<'_, '_>,
         scope: Scope<'_>,
+        frame: &mut Frame<'v>,
     ) -> Option<u32> {
         for (i, b) in bands.iter().enumerate() {
             let holds = match &b.when {
                 None => Some(true),
-                Some(c) => truth(&self.eval(c, pair, ctx, scope)),
+                Some(c) => truth(&self.eval(c, pair, ctx, scope, frame)),
             };
             match holds {
                 Some(true) => {
@@ -467,6 +512,7 @@ impl Engine {
         pair: &'v Pair,
         ctx: &mut Ctx<'_, '_>,
         scope: Scope<'_>,
+        frame: &mut Frame<'v>,
     ) -> Val<'v> {
         match node {
             Node::Const(c) => to_val(c),
@@ -474,10 +520,10 @@ impl Engine {
                 .roles
                 .get(*role as usize)
                 .and_then(|r| r.get(*field as usize))
-                .map_or(Val::Abstain, borrow),
-            Node::Local(i) => ctx
+                .map_or(Val::Abstain, Val::view),
+            Node::Local(i) => frame
                 .locals
-                .get(ctx.frame + *i as usize)
+                .get(frame.base + *i as usize)
                 .cloned()
                 .unwrap_or(Val::Abstain),
             Node::Score => scope.score.map_or(Val::Abstain, Val::Num),
@@ -488,34 +534,37 @@ impl Engine {
                 .copied()
                 .flatten()
                 .map_or(Val::Abstain, Val::Num),
-            Node::Not(a) => match self.eval(a, pair, ctx, scope) {
+            Node::Not(a) => match self.eval(a, pair, ctx, scope, frame) {
                 Val::Bool(b) => Val::Bool(!b),
                 _ => Val::Abstain,
             },
-            Node::Neg(a) => match self.eval(a, pair, ctx, scope) {
+            Node::Neg(a) => match self.eval(a, pair, ctx, scope, frame) {
                 Val::Num(n) => Val::Num(-n),
                 _ => Val::Abstain,
             },
-            Node::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, pair, ctx, scope),
-            Node::Coalesce { value, default } => match self.eval(value, pair, ctx, scope) {
-                Val::Missing => self.eval(default, pair, ctx, scope),
+            Node::Binary { op, lhs, rhs } => self.binary(*op, lhs, rhs, pair, ctx, scope, frame),
+            Node::Coalesce { value, default } => match self.eval(value, pair, ctx, scope, frame) {
+                Val::Missing => self.eval(default, pair, ctx, scope, frame),
                 v => v,
             },
-            Node::Missing(a) => Val::Bool(matches!(self.eval(a, pair, ctx, scope), Val::Missing)),
+            Node::Missing(a) => Val::Bool(matches!(
+                self.eval(a, pair, ctx, scope, frame),
+                Val::Missing
+            )),
             Node::If {
                 cond,
                 then,
                 otherwise,
                 then_clause,
                 else_clause,
-            } => match truth(&self.eval(cond, pair, ctx, scope)) {
+            } => match truth(&self.eval(cond, pair, ctx, scope, frame)) {
                 Some(true) => {
                     ctx.hit(*then_clause);
-                    self.eval(then, pair, ctx, scope)
+                    self.eval(then, pair, ctx, scope, frame)
                 }
                 Some(false) => {
                     ctx.hit(*else_clause);
-                    self.eval(otherwise, pair, ctx, scope)
+                    self.eval(otherwise, pair, ctx, scope, frame)
                 }
                 None => Val::Abstain,
             },
@@ -525,46 +574,54 @@ impl Engine {
                 otherwise_clause,
             } => {
                 for arm in arms {
-                    match truth(&self.eval(&arm.when, pair, ctx, scope)) {
+                    match truth(&self.eval(&arm.when, pair, ctx, scope, frame)) {
                         Some(true) => {
                             ctx.hit(arm.clause);
-                            return self.eval(&arm.then, pair, ctx, scope);
+                            return self.eval(&arm.then, pair, ctx, scope, frame);
                         }
                         Some(false) => {}
                         None => return Val::Abstain,
                     }
                 }
                 ctx.hit(*otherwise_clause);
-                self.eval(otherwise, pair, ctx, scope)
+                self.eval(otherwise, pair, ctx, scope, frame)
             }
             Node::Match { scrutinee, arms } => {
-                let s = self.eval(scrutinee, pair, ctx, scope);
+                let s = self.eval(scrutinee, pair, ctx, scope, frame);
                 if matches!(s, Val::Abstain | Val::Missing) {
                     return Val::Abstain;
                 }
                 for arm in arms {
-                    if arm.patterns.is_empty() || arm.patterns.iter().any(|p| to_val(p) == s) {
+                    if arm.patterns.is_empty()
+                        || arm.patterns.iter().any(|p| pattern_matches(p, &s))
+                    {
                         ctx.hit(arm.clause);
-                        return self.eval(&arm.then, pair, ctx, scope);
+                        return self.eval(&arm.then, pair, ctx, scope, frame);
                     }
                 }
                 Val::Abstain
             }
-            Node::Call { builtin, args } => self.builtin(*builtin, args, pair, ctx, scope),
+            Node::Call { builtin, args } => self.builtin(*builtin, args, pair, ctx, scope, frame),
             Node::CallFn { function, args } => {
                 let Some(f) = self.program.functions.get(*function as usize) else {
                     return Val::Abstain;
                 };
-                let values: Vec<Val<'static>> = args
-                    .iter()
-                    .map(|a| self.eval(a, pair, ctx, scope).into_owned())
-                    .collect();
-                let saved = ctx.frame;
-                ctx.frame = ctx.locals.len();
-                ctx.locals.extend(values);
-                let out = self.eval(&f.body, pair, ctx, scope).into_owned();
-                ctx.locals.truncate(ctx.frame);
-                ctx.frame = saved;
+                // Arguments go straight onto the frame: no vector a call.
+                let base = frame.locals.len();
+                for a in args {
+                    let v = self.eval(a, pair, ctx, scope, frame);
+                    if matches!(v, Val::Abstain) {
+                        // A call with an argument that abstains abstains.
+                        frame.locals.truncate(base);
+                        return Val::Abstain;
+                    }
+                    frame.locals.push(v);
+                }
+                let saved = frame.base;
+                frame.base = base;
+                let out = self.eval(&f.body, pair, ctx, scope, frame);
+                frame.locals.truncate(base);
+                frame.base = saved;
                 match (out, f.declared_range) {
                     (Val::Num(n), Some([lo, hi])) if !(lo..=hi).contains(&n) => {
                         ctx.events.function_clamped += 1;
@@ -577,45 +634,39 @@ impl Engine {
                 let Some(index) = self.tables.get(*table as usize) else {
                     return Val::Abstain;
                 };
-                let mut k = Vec::with_capacity(keys.len());
-                for node in keys {
-                    let v = self.eval(node, pair, ctx, scope);
+                let mut k: KeyTuple = [None; MAX_KEYS];
+                for (i, node) in keys.iter().enumerate() {
+                    let v = self.eval(node, pair, ctx, scope, frame);
                     if matches!(v, Val::Abstain | Val::Missing) {
                         return Val::Abstain;
                     }
-                    match key(&v) {
-                        Some(x) => k.push(x),
-                        None => return index.default.clone(),
+                    match (key(&v), k.get_mut(i)) {
+                        (Some(x), Some(slot)) => *slot = Some(x),
+                        _ => return index.default.clone(),
                     }
                 }
                 index.entries.get(&k).unwrap_or(&index.default).clone()
             }
             Node::List(items) => {
-                let values: Vec<Val<'static>> = items
-                    .iter()
-                    .map(|i| self.eval(i, pair, ctx, scope).into_owned())
-                    .collect();
-                if values
-                    .iter()
-                    .all(|v| matches!(v, Val::Str(_) | Val::Enum(_)))
-                {
-                    let ids = values
-                        .iter()
-                        .filter_map(|v| match v {
-                            Val::Str(s) | Val::Enum(s) => Some(*s),
-                            _ => None,
-                        })
-                        .collect();
-                    Val::Ids(Cow::Owned(to_set(ids)), Kind::Set)
-                } else if values.iter().all(|v| matches!(v, Val::Num(_))) {
-                    Val::Nums(Cow::Owned(values.iter().filter_map(Val::num).collect()))
-                } else {
-                    Val::Abstain
+                let mut ids = Vec::with_capacity(items.len());
+                let mut nums = Vec::new();
+                for i in items {
+                    match self.eval(i, pair, ctx, scope, frame) {
+                        Val::Str(s) | Val::Enum(s) => ids.push(s),
+                        Val::Num(n) => nums.push(n),
+                        _ => return Val::Abstain,
+                    }
+                }
+                match (ids.is_empty(), nums.is_empty()) {
+                    (_, true) => Val::Ids(to_set(ids).into(), Kind::Set),
+                    (true, false) => Val::Nums(nums.into()),
+                    (false, false) => Val::Abstain,
                 }
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn binary<'v>(
         &self,
         op: BinOp,
@@ -624,23 +675,24 @@ impl Engine {
         pair: &'v Pair,
         ctx: &mut Ctx<'_, '_>,
         scope: Scope<'_>,
+        frame: &mut Frame<'v>,
     ) -> Val<'v> {
         // Conditions are three-valued: an undecided side does not hide a decided answer.
         if matches!(op, BinOp::And | BinOp::Or) {
-            let a = truth(&self.eval(lhs, pair, ctx, scope));
+            let a = truth(&self.eval(lhs, pair, ctx, scope, frame));
             let short = op == BinOp::Or;
             if a == Some(short) {
                 return Val::Bool(short);
             }
-            let b = truth(&self.eval(rhs, pair, ctx, scope));
+            let b = truth(&self.eval(rhs, pair, ctx, scope, frame));
             return match (a, b) {
                 (_, Some(x)) if x == short => Val::Bool(short),
                 (Some(_), Some(_)) => Val::Bool(!short),
                 _ => Val::Abstain,
             };
         }
-        let a = self.eval(lhs, pair, ctx, scope);
-        let b = self.eval(rhs, pair, ctx, scope);
+        let a = self.eval(lhs, pair, ctx, scope, frame);
+        let b = self.eval(rhs, pair, ctx, scope, frame);
         if matches!(a, Val::Abstain | Val::Missing) || matches!(b, Val::Abstain | Val::Missing) {
             return Val::Abstain;
         }
@@ -660,9 +712,15 @@ impl Engine {
                     _ => x >= y,
                 })
             }
+            BinOp::Union | BinOp::Intersect | BinOp::Sub if matches!(a, Val::Nums(..)) => {
+                match (&a, &b) {
+                    (Val::Nums(x), Val::Nums(y)) => Val::Nums(num_set_op(op, x, y).into()),
+                    _ => Val::Abstain,
+                }
+            }
             BinOp::Union | BinOp::Intersect | BinOp::Sub if matches!(a, Val::Ids(..)) => {
                 match (as_set(&a), as_set(&b)) {
-                    (Some(x), Some(y)) => Val::Ids(Cow::Owned(set_op(op, &x, &y)), Kind::Set),
+                    (Some(x), Some(y)) => Val::Ids(set_op(op, &x, &y).into(), Kind::Set),
                     _ => Val::Abstain,
                 }
             }
@@ -699,90 +757,148 @@ impl Engine {
         pair: &'v Pair,
         ctx: &mut Ctx<'_, '_>,
         scope: Scope<'_>,
+        frame: &mut Frame<'v>,
     ) -> Val<'v> {
-        let mut values: Vec<Val<'v>> = Vec::with_capacity(args.len());
-        for a in args {
-            let v = self.eval(a, pair, ctx, scope);
-            if matches!(v, Val::Abstain | Val::Missing) {
-                return Val::Abstain;
-            }
-            values.push(v);
+        // `len(a & b)`, `len(a | b)`, `len(a - b)`: counted without building the set.
+        if b == Builtin::Len
+            && let [
+                Node::Binary {
+                    op: op @ (BinOp::Intersect | BinOp::Union | BinOp::Sub),
+                    lhs,
+                    rhs,
+                },
+            ] = args
+        {
+            let x = self.eval(lhs, pair, ctx, scope, frame);
+            let y = self.eval(rhs, pair, ctx, scope, frame);
+            return match (as_set(&x), as_set(&y), &x, &y) {
+                (Some(p), Some(q), _, _) => Val::Num(set_op_len(*op, &p, &q) as f64),
+                (_, _, Val::Nums(p), Val::Nums(q)) => Val::Num(num_set_op(*op, p, q).len() as f64),
+                _ => Val::Abstain,
+            };
         }
-        let n = |i: usize| values.get(i).and_then(Val::num);
+        let arg = |i: usize, ctx: &mut Ctx<'_, '_>, frame: &mut Frame<'v>| -> Option<Val<'v>> {
+            let v = self.eval(args.get(i)?, pair, ctx, scope, frame);
+            (!matches!(v, Val::Abstain | Val::Missing)).then_some(v)
+        };
         match b {
-            Builtin::Len => match values.first() {
+            Builtin::Len => match arg(0, ctx, frame) {
                 Some(Val::Ids(ids, _)) => Val::Num(ids.len() as f64),
                 Some(Val::Nums(ns)) => Val::Num(ns.len() as f64),
-                Some(Val::Str(s)) => Val::Num(ctx.strings.text(*s).chars().count() as f64),
+                Some(Val::Str(s)) => Val::Num(ctx.strings.text(s).chars().count() as f64),
                 _ => Val::Abstain,
             },
-            Builtin::Abs => n(0).map_or(Val::Abstain, |x| Val::Num(x.abs())),
+            Builtin::Abs => match arg(0, ctx, frame) {
+                Some(Val::Num(x)) => Val::Num(x.abs()),
+                _ => Val::Abstain,
+            },
             Builtin::Min | Builtin::Max => {
-                let nums: Option<Vec<f64>> = values.iter().map(Val::num).collect();
-                match nums {
-                    Some(ns) if !ns.is_empty() => Val::Num(ns.into_iter().fold(
-                        if b == Builtin::Min {
-                            f64::INFINITY
-                        } else {
-                            f64::NEG_INFINITY
-                        },
-                        |acc, x| {
-                            if b == Builtin::Min {
-                                acc.min(x)
-                            } else {
-                                acc.max(x)
-                            }
-                        },
-                    )),
-                    _ => Val::Abstain,
+                let mut acc: Option<f64> = None;
+                for i in 0..args.len() {
+                    match arg(i, ctx, frame) {
+                        Some(Val::Num(x)) => {
+                            acc = Some(match acc {
+                                None => x,
+                                Some(a) if b == Builtin::Min => a.min(x),
+                                Some(a) => a.max(x),
+                            });
+                        }
+                        _ => return Val::Abstain,
+                    }
                 }
+                acc.map_or(Val::Abstain, Val::Num)
             }
-            Builtin::Clamp => match (n(0), n(1), n(2)) {
-                (Some(x), Some(lo), Some(hi)) => Val::Num(x.max(lo).min(hi)),
-                _ => Val::Abstain,
-            },
-            Builtin::Lower => match values.first() {
-                Some(Val::Str(s)) => {
-                    let lowered = ctx.strings.text(*s).to_lowercase();
-                    Val::Str(ctx.strings.intern(&lowered))
+            Builtin::Clamp => match (arg(0, ctx, frame), arg(1, ctx, frame), arg(2, ctx, frame)) {
+                (Some(Val::Num(x)), Some(Val::Num(lo)), Some(Val::Num(hi))) => {
+                    Val::Num(x.max(lo).min(hi))
                 }
                 _ => Val::Abstain,
             },
-            Builtin::Contains => match (values.first(), values.get(1)) {
+            Builtin::Lower => match arg(0, ctx, frame) {
+                Some(Val::Str(s)) => Val::Str(ctx.strings.lower(s)),
+                _ => Val::Abstain,
+            },
+            Builtin::Contains => match (arg(0, ctx, frame), arg(1, ctx, frame)) {
                 (Some(Val::Ids(ids, Kind::Set)), Some(Val::Str(x) | Val::Enum(x))) => {
-                    Val::Bool(ids.binary_search(x).is_ok())
+                    Val::Bool(ids.binary_search(&x).is_ok())
                 }
                 (Some(Val::Ids(ids, Kind::List)), Some(Val::Str(x) | Val::Enum(x))) => {
-                    Val::Bool(ids.contains(x))
+                    Val::Bool(ids.contains(&x))
                 }
-                (Some(Val::Nums(ns)), Some(Val::Num(x))) => Val::Bool(ns.contains(x)),
+                (Some(Val::Nums(ns)), Some(Val::Num(x))) => Val::Bool(ns.contains(&x)),
                 (Some(Val::Str(h)), Some(Val::Str(x))) => {
-                    let found = ctx.strings.text(*h).contains(ctx.strings.text(*x));
+                    let found = ctx.strings.text(h).contains(ctx.strings.text(x));
                     Val::Bool(found)
                 }
                 _ => Val::Abstain,
             },
-            Builtin::Rank => match values.first() {
-                Some(Val::Enum(e)) => Val::Num(f64::from(*e)),
+            Builtin::Rank => match arg(0, ctx, frame) {
+                Some(Val::Enum(e)) => Val::Num(f64::from(e)),
                 _ => Val::Abstain,
             },
         }
     }
 }
 
-fn borrow<'v>(v: &'v Val<'static>) -> Val<'v> {
-    match v {
-        Val::Ids(ids, k) => Val::Ids(Cow::Borrowed(ids), *k),
-        Val::Nums(ns) => Val::Nums(Cow::Borrowed(ns)),
-        other => other.clone(),
+/// Set operations on number sets (sorted, deduplicated by the decoder).
+fn num_set_op(op: BinOp, a: &[f64], b: &[f64]) -> Vec<f64> {
+    let sorted = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        v
+    };
+    let (a, b) = (sorted(a), sorted(b));
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::new();
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        match x.total_cmp(y) {
+            std::cmp::Ordering::Less => {
+                if op != BinOp::Intersect {
+                    out.push(*x);
+                }
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                if op == BinOp::Union {
+                    out.push(*y);
+                }
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                if op != BinOp::Sub {
+                    out.push(*x);
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    if op != BinOp::Intersect {
+        out.extend_from_slice(a.get(i..).unwrap_or(&[]));
+    }
+    if op == BinOp::Union {
+        out.extend_from_slice(b.get(j..).unwrap_or(&[]));
+    }
+    out
+}
+
+/// Whether a `match` pattern equals a value.
+fn pattern_matches(p: &Const, v: &Val<'_>) -> bool {
+    match (p, v) {
+        (Const::Number(x), Val::Num(y)) => x == y,
+        (Const::Bool(x), Val::Bool(y)) => x == y,
+        (Const::Str(x), Val::Str(y)) => x == y,
+        (Const::Enum(_, x), Val::Enum(y)) => x == y,
+        _ => false,
     }
 }
 
 fn equal(a: &Val<'_>, b: &Val<'_>) -> bool {
     match (a, b) {
         (Val::Ids(x, _), Val::Ids(y, _)) => match (as_set(a), as_set(b)) {
-            (Some(p), Some(q)) => p == q,
-            _ => x == y,
+            (Some(p), Some(q)) => *p == *q,
+            _ => **x == **y,
         },
         _ => a == b,
     }

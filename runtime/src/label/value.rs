@@ -2,7 +2,44 @@
 //! (the policy's literals interned once, a batch's data strings per batch), sets are sorted ids.
 
 use rustc_hash::FxHashMap;
-use std::borrow::Cow;
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// A sequence that is either borrowed from a decoded record or shared (cheap to clone).
+#[derive(Clone, Debug)]
+pub enum Seq<'a, T> {
+    Borrowed(&'a [T]),
+    Shared(Arc<[T]>),
+}
+
+impl<T> Deref for Seq<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        match self {
+            Seq::Borrowed(s) => s,
+            Seq::Shared(s) => s,
+        }
+    }
+}
+
+impl<T: PartialEq> PartialEq for Seq<'_, T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T> From<Vec<T>> for Seq<'_, T> {
+    fn from(v: Vec<T>) -> Self {
+        Seq::Shared(v.into())
+    }
+}
+
+impl<'a, T> Seq<'a, T> {
+    /// A view of the same elements, borrowed for `'b`.
+    pub fn view<'b>(&'b self) -> Seq<'b, T> {
+        Seq::Borrowed(self)
+    }
+}
 
 /// A value during evaluation. Borrowed from a decoded record where it can be.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,9 +51,9 @@ pub enum Val<'a> {
     /// An enum value, by its position in its enum.
     Enum(u32),
     /// A set (sorted, no duplicates) or list of interned strings or enum positions.
-    Ids(Cow<'a, [u32]>, Kind),
+    Ids(Seq<'a, u32>, Kind),
     /// A list of numbers.
-    Nums(Cow<'a, [f64]>),
+    Nums(Seq<'a, f64>),
     /// An optional field with no value.
     Missing,
     /// No value: the expression abstains (an explicit `abstain`, or a division by zero).
@@ -40,14 +77,15 @@ impl Val<'_> {
         }
     }
 
-    pub fn into_owned(self) -> Val<'static> {
+    /// The same value, borrowing any sequence from `self`.
+    pub fn view(&self) -> Val<'_> {
         match self {
-            Val::Num(n) => Val::Num(n),
-            Val::Bool(b) => Val::Bool(b),
-            Val::Str(s) => Val::Str(s),
-            Val::Enum(e) => Val::Enum(e),
-            Val::Ids(ids, k) => Val::Ids(Cow::Owned(ids.into_owned()), k),
-            Val::Nums(n) => Val::Nums(Cow::Owned(n.into_owned())),
+            Val::Ids(ids, k) => Val::Ids(ids.view(), *k),
+            Val::Nums(ns) => Val::Nums(ns.view()),
+            Val::Num(n) => Val::Num(*n),
+            Val::Bool(b) => Val::Bool(*b),
+            Val::Str(s) => Val::Str(*s),
+            Val::Enum(e) => Val::Enum(*e),
             Val::Missing => Val::Missing,
             Val::Abstain => Val::Abstain,
             Val::Text => Val::Text,
@@ -68,6 +106,8 @@ pub struct Interner<'p> {
     base: &'p BaseStrings,
     extra: FxHashMap<Box<str>, u32>,
     extra_text: Vec<Box<str>>,
+    /// `lower(s)` by id, computed once.
+    lowered: FxHashMap<u32, u32>,
 }
 
 /// The policy's interned literals, shared read-only by every batch.
@@ -103,6 +143,7 @@ impl<'p> Interner<'p> {
             base,
             extra: FxHashMap::default(),
             extra_text: Vec::new(),
+            lowered: FxHashMap::default(),
         }
     }
 
@@ -130,9 +171,26 @@ impl<'p> Interner<'p> {
         }
     }
 
+    /// The id of the lower-case form of a string.
+    pub fn lower(&mut self, id: u32) -> u32 {
+        if let Some(l) = self.lowered.get(&id) {
+            return *l;
+        }
+        let text = self.text(id);
+        let l = if text.chars().any(char::is_uppercase) {
+            let lowered = text.to_lowercase();
+            self.intern(&lowered)
+        } else {
+            id
+        };
+        self.lowered.insert(id, l);
+        l
+    }
+
     /// Forgets the batch's strings (the policy's stay), so memory does not grow with the input.
     pub fn clear(&mut self) {
         self.extra.clear();
         self.extra_text.clear();
+        self.lowered.clear();
     }
 }

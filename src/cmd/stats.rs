@@ -1,0 +1,68 @@
+//! `rubric stats --policy P --pairs IN`: labels a dataset and analyses the policy's labeling
+//! functions: coverage, means, histograms and grades per dimension, the overall abstain rate and
+//! grades, rule fire rates, runtime events and conflicting rules. `--json` for a JSON report.
+
+use super::EXIT_USAGE;
+use super::compile::compile_or_report;
+use super::report::ReportArgs;
+use rubric_runtime::compile::deterministic_json;
+use rubric_runtime::label::engine::Engine;
+use rubric_runtime::stats::stats_stream;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The policy to label with.
+    #[arg(long)]
+    policy: PathBuf,
+    /// Pairs, one JSON object a line (`-` for standard input).
+    #[arg(long)]
+    pairs: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+/// Opens a JSON-lines input (`-` for standard input).
+pub fn open_pairs(path: &std::path::Path) -> Result<Box<dyn std::io::BufRead>, ExitCode> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(BufReader::new(std::io::stdin())));
+    }
+    match std::fs::File::open(path) {
+        Ok(f) => Ok(Box::new(BufReader::with_capacity(1 << 20, f))),
+        Err(e) => {
+            eprintln!("error: cannot read `{}`: {e}", path.display());
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let compiled = match compile_or_report(&args.policy, &args.report) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let engine = Engine::new(compiled.lowered.labeling);
+    let mut input = match open_pairs(&args.pairs) {
+        Ok(i) => i,
+        Err(code) => return code,
+    };
+    match stats_stream(&engine, &mut input) {
+        Ok(report) => {
+            if args.json {
+                print!("{}", deterministic_json(&report));
+            } else {
+                print!("{}", report.to_text());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: reading `{}`: {e}", args.pairs.display());
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
