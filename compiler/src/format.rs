@@ -33,7 +33,7 @@ const INDENT: usize = 2;
 
 /// The canonical layout of a parsed file, keeping every `//` comment and `///` doc.
 pub fn format_tree(tree: &SourceTree, source: &str) -> String {
-    stacker::maybe_grow(syntax::STACK_RED_ZONE, syntax::STACK_SIZE, || {
+    stacker::grow(syntax::STACK_SIZE, || {
         let mut comments = tree.comments.clone();
         comments.sort_by_key(|c| (c.span.start, c.span.end));
         let printer = Printer {
@@ -49,7 +49,7 @@ pub fn format_tree(tree: &SourceTree, source: &str) -> String {
 /// Its hash identifies the policy downstream, so a formatting-only or comment-only edit changes
 /// nothing.
 pub fn canonical(tree: &SourceTree) -> String {
-    stacker::maybe_grow(syntax::STACK_RED_ZONE, syntax::STACK_SIZE, || {
+    stacker::grow(syntax::STACK_SIZE, || {
         let printer = Printer {
             src: None,
             comments: &[],

@@ -110,6 +110,18 @@ impl Facts {
     }
 }
 
+/// A name that exists but is not visible everywhere: a `let` (visible in its dimension) or a
+/// dimension (readable in rules and `grade overall`, not in other dimensions).
+#[derive(Clone, Debug)]
+pub struct Elsewhere {
+    pub name: String,
+    pub why: String,
+    /// The dimension where the name is visible (a `let`'s), or which it names (a dimension).
+    pub owner: String,
+    /// Only a hint inside dimensions (a dimension's name: rules can read it).
+    pub in_dimensions_only: bool,
+}
+
 /// What an expression may refer to besides its scope's names.
 #[derive(Clone, Debug, Default)]
 pub struct Env {
@@ -122,14 +134,17 @@ pub struct Env {
     /// `overall`, in rules and the overall grade.
     pub overall: bool,
     /// Dimension scores by name, in rules and the overall grade: (name, range, may abstain).
-    pub dimensions: Vec<(String, Interval, bool)>,
+    pub dimensions: std::rc::Rc<Vec<(String, Interval, bool)>>,
     /// `abstain` is allowed (a dimension's score).
     pub abstain_ok: bool,
     pub facts: Facts,
     /// Unknown names are not reported (the pair itself failed to resolve, already reported).
     pub silent_unknown: bool,
     /// Names defined elsewhere and not visible here, with why: a help for "unknown name".
-    pub elsewhere: Vec<(String, String)>,
+    /// Shared by every environment of a policy (cloning an environment must stay cheap).
+    pub elsewhere: std::rc::Rc<Vec<Elsewhere>>,
+    /// The dimension being checked, if any.
+    pub current: Option<String>,
 }
 
 impl Env {
@@ -760,8 +775,13 @@ impl<'a> Checker<'a> {
         if env.silent_unknown {
             return;
         }
-        if let Some((_, why)) = env.elsewhere.iter().find(|(n, _)| *n == name.name) {
-            let why = why.clone();
+        let hint = env.elsewhere.iter().find(|e| {
+            e.name == name.name
+                && env.current.as_deref() != Some(e.owner.as_str())
+                && (!e.in_dimensions_only || env.current.is_some())
+        });
+        if let Some(e) = hint {
+            let why = e.why.clone();
             self.report(
                 Diagnostic::new(
                     Code::UnknownName,

@@ -434,22 +434,30 @@ pub(crate) fn check_policy(
     // Without a resolved pair, every `query.x` would be reported again: the pair's own error says it.
     let pair_failed = pairs.first().is_none_or(|_| info.roles.len() < 2)
         || info.roles.first().map(|r| &r.0) == info.roles.get(1).map(|r| &r.0);
-    let mut elsewhere: Vec<(String, String)> = Vec::new();
+    let mut elsewhere: Vec<expr::Elsewhere> = Vec::new();
     for item in &policy.items {
         if let Item::Dimension(d) = item {
             for l in &d.lets {
-                elsewhere.push((
-                    l.name.name.clone(),
-                    format!("`{}` is a `let` of dimension `{}`; a `let` is visible only inside its dimension", l.name.name, d.name.name),
-                ));
+                elsewhere.push(expr::Elsewhere {
+                    name: l.name.name.clone(),
+                    why: format!("`{}` is a `let` of dimension `{}`; a `let` is visible only inside its dimension", l.name.name, d.name.name),
+                    owner: d.name.name.clone(),
+                    in_dimensions_only: false,
+                });
             }
+            elsewhere.push(expr::Elsewhere {
+                name: d.name.name.clone(),
+                why: format!("`{}` is a dimension; dimension scores are read in rules and in `grade overall`, not in other dimensions", d.name.name),
+                owner: d.name.name.clone(),
+                in_dimensions_only: true,
+            });
         }
     }
     let base = Env {
         scope,
         roles: info.roles.clone(),
         silent_unknown: pair_failed,
-        elsewhere: elsewhere.clone(),
+        elsewhere: std::rc::Rc::new(elsewhere),
         ..Env::default()
     };
 
@@ -480,19 +488,10 @@ pub(crate) fn check_policy(
             continue;
         }
         seen.insert(d.name.name.clone(), d.name.span);
-        let mut env = base.clone();
-        env.elsewhere.retain(|(_, why)| {
-            !why.ends_with(&format!(
-                "dimension `{}`; a `let` is visible only inside its dimension",
-                d.name.name
-            ))
-        });
-        env.elsewhere.extend(dimensions.iter().filter(|o| o.name.name != d.name.name).map(|o| {
-            (
-                o.name.name.clone(),
-                format!("`{}` is a dimension; dimension scores are read in rules and in `grade overall`, not in other dimensions", o.name.name),
-            )
-        }));
+        let env = Env {
+            current: Some(d.name.name.clone()),
+            ..base.clone()
+        };
         let dim = check_dimension(&mut checker, d, &env);
         info.dimensions.push(dim);
     }
@@ -511,11 +510,12 @@ pub(crate) fn check_policy(
 
     let rule_env = Env {
         overall: true,
-        dimensions: info
-            .dimensions
-            .iter()
-            .map(|d| (d.name.clone(), d.range.meet(&Interval::UNIT), d.abstains))
-            .collect(),
+        dimensions: std::rc::Rc::new(
+            info.dimensions
+                .iter()
+                .map(|d| (d.name.clone(), d.range.meet(&Interval::UNIT), d.abstains))
+                .collect(),
+        ),
         ..base.clone()
     };
 

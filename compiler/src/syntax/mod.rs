@@ -42,15 +42,13 @@ pub struct Parsed {
 }
 
 /// Stack that parsing and checking at the nesting limit may need (an unoptimized build uses
-/// several kilobytes a level); callers on smaller stacks get a fresh one for the duration.
-pub(crate) const STACK_RED_ZONE: usize = 32 * 1024 * 1024;
+/// several kilobytes a level): every parse and check runs on a fresh stack of this size, mapped
+/// lazily, so a caller's small stack (a 2 MiB test thread) never overflows.
 pub(crate) const STACK_SIZE: usize = 64 * 1024 * 1024;
 
 /// Parses one file. Never panics; every problem is a diagnostic.
 pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
-    stacker::maybe_grow(STACK_RED_ZONE, STACK_SIZE, || {
-        parse_on_stack(file, text, limits)
-    })
+    stacker::grow(STACK_SIZE, || parse_on_stack(file, text, limits))
 }
 
 fn parse_on_stack(file: FileId, text: &str, limits: &Limits) -> Parsed {

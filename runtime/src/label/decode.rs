@@ -132,7 +132,8 @@ impl<'p> Decoder<'p> {
             };
             let mut fields = Vec::with_capacity(entity.fields.len());
             for field in &entity.fields {
-                let path = format!("{}.{}", role.name, field.name);
+                // The field's path is only built for an error: this loop runs for every field.
+                let path = |suffix: &str| format!("{}.{}{suffix}", role.name, field.name);
                 let val = match record.get(&field.name) {
                     None | Some(Value::Null) => {
                         if field.optional {
@@ -141,7 +142,7 @@ impl<'p> Decoder<'p> {
                             Val::Text
                         } else {
                             return Err(err(
-                                path,
+                                path(""),
                                 format!(
                                     "missing: a required `{}`",
                                     type_name(&field.ty, self.program)
@@ -150,8 +151,8 @@ impl<'p> Decoder<'p> {
                         }
                     }
                     Some(v) => self
-                        .value(v, &field.ty, &path, strings)
-                        .map_err(|(p, m)| err(p, m))?,
+                        .value(v, &field.ty, strings)
+                        .map_err(|(suffix, m)| err(path(&suffix), m))?,
                 };
                 fields.push(val);
             }
@@ -160,16 +161,16 @@ impl<'p> Decoder<'p> {
         Ok(Pair { id, roles })
     }
 
+    /// A field's value; an error is (the path below the field, such as `[2]`, and a message).
     fn value(
         &self,
         v: &Value,
         ty: &ValueType,
-        path: &str,
         strings: &mut Interner<'_>,
     ) -> Result<Val<'static>, (String, String)> {
         let wrong = |want: &str| {
             (
-                path.to_string(),
+                String::new(),
                 format!("expected {want}, found {}", describe(v)),
             )
         };
@@ -201,7 +202,7 @@ impl<'p> Decoder<'p> {
                 enum_position(schema, s).map(Val::Enum).ok_or_else(|| {
                     let values = schema.map(|e| e.values.join(", ")).unwrap_or_default();
                     (
-                        path.to_string(),
+                        String::new(),
                         format!(
                             "`{s}` is not a value of `{}` (one of: {values})",
                             schema.map_or("", |e| e.name.as_str())
@@ -225,7 +226,7 @@ impl<'p> Decoder<'p> {
                             Some(n) if n.is_finite() => nums.push(n),
                             _ => {
                                 return Err((
-                                    format!("{path}[{i}]"),
+                                    format!("[{i}]"),
                                     format!("expected a number, found {}", describe(item)),
                                 ));
                             }
@@ -239,12 +240,14 @@ impl<'p> Decoder<'p> {
                 }
                 let mut ids = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    let item_path = format!("{path}[{i}]");
-                    match self.value(item, of, &item_path, strings)? {
+                    match self
+                        .value(item, of, strings)
+                        .map_err(|(_, m)| (format!("[{i}]"), m))?
+                    {
                         Val::Str(id) | Val::Enum(id) => ids.push(id),
                         _ => {
                             return Err((
-                                item_path,
+                                format!("[{i}]"),
                                 format!("expected a string, found {}", describe(item)),
                             ));
                         }
