@@ -212,6 +212,16 @@ fn truth(v: &Val<'_>) -> Option<bool> {
 
 /// Sorted-merge set operations on id slices.
 fn set_op(op: BinOp, a: &[u32], b: &[u32]) -> Vec<u32> {
+    merge(op, a, b, u32::cmp)
+}
+
+/// Union, intersection or difference of two sorted, deduplicated slices.
+fn merge<T: Copy>(
+    op: BinOp,
+    a: &[T],
+    b: &[T],
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Vec<T> {
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::with_capacity(match op {
         BinOp::Intersect => a.len().min(b.len()),
@@ -219,7 +229,7 @@ fn set_op(op: BinOp, a: &[u32], b: &[u32]) -> Vec<u32> {
         _ => a.len(),
     });
     while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
-        match x.cmp(y) {
+        match cmp(x, y) {
             std::cmp::Ordering::Less => {
                 if op != BinOp::Intersect {
                     out.push(*x);
@@ -848,39 +858,7 @@ fn num_set_op(op: BinOp, a: &[f64], b: &[f64]) -> Vec<f64> {
         v.dedup();
         v
     };
-    let (a, b) = (sorted(a), sorted(b));
-    let (mut i, mut j) = (0, 0);
-    let mut out = Vec::new();
-    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
-        match x.total_cmp(y) {
-            std::cmp::Ordering::Less => {
-                if op != BinOp::Intersect {
-                    out.push(*x);
-                }
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                if op == BinOp::Union {
-                    out.push(*y);
-                }
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                if op != BinOp::Sub {
-                    out.push(*x);
-                }
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    if op != BinOp::Intersect {
-        out.extend_from_slice(a.get(i..).unwrap_or(&[]));
-    }
-    if op == BinOp::Union {
-        out.extend_from_slice(b.get(j..).unwrap_or(&[]));
-    }
-    out
+    merge(op, &sorted(a), &sorted(b), f64::total_cmp)
 }
 
 /// Whether a `match` pattern equals a value.
