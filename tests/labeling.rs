@@ -199,3 +199,28 @@ fn output_is_the_same_for_any_batch_size_and_thread_count() {
     assert_eq!(out_a, out_b);
     assert_eq!(out_a, out_c);
 }
+
+#[test]
+fn the_label_writer_writes_what_label_json_gives() {
+    use rubric_runtime::label::decode::Decoder;
+    use rubric_runtime::label::engine::{Ctx, Events};
+    use rubric_runtime::label::value::Interner;
+    use rubric_runtime::label::{LabelWriter, label_json};
+    for policy in ["policies/job_match.policy", "policies/feed_ranking.policy"] {
+        let compiled = compile_file(Path::new(policy), &Options::default()).expect("compiles");
+        let e = Engine::new(compiled.lowered.labeling);
+        let writer = LabelWriter::new(&e);
+        let decoder = Decoder::new(&e.program);
+        let mut strings = Interner::new(&e.strings);
+        let mut events = Events::new(e.program.dimensions.len());
+        for (i, row) in good_rows(&e, 2000, 11).iter().enumerate() {
+            let pair = decoder
+                .decode(i as u64 + 1, row, &mut strings)
+                .expect("valid");
+            let label = e.label(&pair, &mut Ctx::new(&mut strings, &mut events, None));
+            let mut line = String::new();
+            writer.write(&mut line, &label);
+            assert_eq!(line, label_json(&e, &label).to_string(), "{policy}: {row}");
+        }
+    }
+}

@@ -114,6 +114,140 @@ pub fn label_json(engine: &Engine, label: &Label) -> Value {
     Value::Object(out)
 }
 
+/// Writes a label as one line of JSON, byte for byte what `label_json(..).to_string()` gives
+/// (keys sorted), without building a `Value`: the hot path of `rubric label`.
+pub struct LabelWriter {
+    /// Dimension indices in the order of their names.
+    sorted: Vec<usize>,
+    /// `"name":` of each dimension, escaped once.
+    keys: Vec<String>,
+    /// Each dimension's bands' names and the overall bands' names, escaped.
+    grades: Vec<Vec<String>>,
+    overall: Vec<String>,
+    /// Per rule: its name, escaped, and its `set grade` grade, escaped.
+    rules: Vec<(String, Option<String>)>,
+    policy: String,
+    excluded: String,
+}
+
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+impl LabelWriter {
+    pub fn new(engine: &Engine) -> Self {
+        let p = &engine.program;
+        let mut sorted: Vec<usize> = (0..p.dimensions.len()).collect();
+        sorted.sort_by(|a, b| {
+            let name = |i: &usize| p.dimensions.get(*i).map_or("", |d| d.name.as_str());
+            name(a).cmp(name(b))
+        });
+        LabelWriter {
+            sorted,
+            keys: p
+                .dimensions
+                .iter()
+                .map(|d| format!("{}:", quoted(&d.name)))
+                .collect(),
+            grades: p
+                .dimensions
+                .iter()
+                .map(|d| d.grades.iter().map(|b| quoted(&b.name)).collect())
+                .collect(),
+            overall: p.overall.grades.iter().map(|b| quoted(&b.name)).collect(),
+            rules: p
+                .rules
+                .iter()
+                .map(|r| {
+                    let set = match &r.action {
+                        rubric_compiler::lower::ir::RuleActionIr::SetGrade(g) => Some(quoted(g)),
+                        _ => None,
+                    };
+                    (quoted(&r.name), set)
+                })
+                .collect(),
+            policy: quoted(&p.policy.hash),
+            excluded: quoted(rubric_compiler::check::EXCLUDED),
+        }
+    }
+
+    fn number(out: &mut String, x: f64) {
+        use std::fmt::Write as _;
+        match serde_json::Number::from_f64(x) {
+            Some(n) => {
+                let _ = write!(out, "{n}");
+            }
+            None => out.push_str("null"),
+        }
+    }
+
+    pub fn write(&self, out: &mut String, label: &Label) {
+        let null = "null";
+        out.push_str("{\"dimensions\":{");
+        for (n, i) in self.sorted.iter().enumerate() {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(self.keys.get(*i).map_or("\"\":", String::as_str));
+            match label.dimensions.get(*i).copied().flatten() {
+                Some(x) => Self::number(out, x),
+                None => out.push_str(null),
+            }
+        }
+        out.push_str("},\"grades\":{");
+        let mut first = true;
+        for i in &self.sorted {
+            let Some(bands) = self.grades.get(*i).filter(|b| !b.is_empty()) else {
+                continue;
+            };
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(self.keys.get(*i).map_or("\"\":", String::as_str));
+            let grade = label
+                .grades
+                .get(*i)
+                .copied()
+                .flatten()
+                .and_then(|g| bands.get(g as usize));
+            out.push_str(grade.map_or(null, String::as_str));
+        }
+        out.push_str("},\"id\":");
+        out.push_str(&quoted(&label.id));
+        out.push_str(",\"overall\":");
+        match label.overall {
+            Some(x) => Self::number(out, x),
+            None => out.push_str(null),
+        }
+        out.push_str(",\"overall_grade\":");
+        let grade = match label.overall_grade {
+            Some(OverallGrade::Band(b)) => self.overall.get(b as usize).map(String::as_str),
+            Some(OverallGrade::SetByRule(r)) => {
+                self.rules.get(r as usize).and_then(|(_, g)| g.as_deref())
+            }
+            Some(OverallGrade::Excluded) => Some(self.excluded.as_str()),
+            None => None,
+        };
+        out.push_str(grade.unwrap_or(null));
+        out.push_str(",\"policy\":");
+        out.push_str(&self.policy);
+        out.push_str(",\"rules\":[");
+        for (n, r) in label
+            .rules
+            .iter()
+            .filter_map(|r| self.rules.get(*r as usize))
+            .enumerate()
+        {
+            if n > 0 {
+                out.push(',');
+            }
+            out.push_str(&r.0);
+        }
+        out.push_str("]}");
+    }
+}
+
 enum RowOutcome {
     Labeled(String),
     Bad(RowError),
@@ -129,6 +263,7 @@ pub fn label_stream(
     progress: &mut dyn FnMut(u64),
 ) -> Result<LabelSummary, LabelError> {
     let decoder = Decoder::new(&engine.program);
+    let writer = LabelWriter::new(engine);
     let mut summary = LabelSummary {
         events: Events::new(engine.program.dimensions.len()),
         ..LabelSummary::default()
@@ -163,6 +298,7 @@ pub fn label_stream(
             .par_chunks(chunk)
             .map(|rows| {
                 let mut strings = Interner::new(&engine.strings);
+                let mut buffer = String::with_capacity(256);
                 let mut events = Events::new(engine.program.dimensions.len());
                 let mut out = Vec::with_capacity(rows.len());
                 for (no, line) in rows {
@@ -170,7 +306,9 @@ pub fn label_stream(
                         Ok(pair) => {
                             let mut ctx = Ctx::new(&mut strings, &mut events, None);
                             let label = engine.label(&pair, &mut ctx);
-                            out.push(RowOutcome::Labeled(label_json(engine, &label).to_string()));
+                            buffer.clear();
+                            writer.write(&mut buffer, &label);
+                            out.push(RowOutcome::Labeled(buffer.clone()));
                         }
                         Err(e) => out.push(RowOutcome::Bad(e)),
                     }
