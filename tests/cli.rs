@@ -205,3 +205,21 @@ fn codes_are_unique_by_their_short_name() {
         assert_eq!(rubric_compiler::Code::parse(code.as_str()), Some(*code));
     }
 }
+
+#[test]
+fn fmt_rewrites_a_file_and_check_reports_it() {
+    let (_dir, path) = write_policy(
+        "policy p version 1 {\n  entity A { x: number } // the record\n  pair query: A, candidate: A\n  dimension d weight 100% { score = clamp(query.x,0,1) }\n  grade overall { good when overall >= 0.5  poor otherwise }\n}\n",
+    );
+    let p = path.to_str().unwrap_or_default();
+    let check = rubric(&["fmt", "--check", p]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(stdout(&check).contains("p.policy"));
+    let fmt = rubric(&["fmt", p]);
+    assert_eq!(fmt.status.code(), Some(0), "{}", stderr(&fmt));
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("// the record"), "{text}");
+    assert!(text.contains("clamp(query.x, 0, 1)"), "{text}");
+    assert_eq!(rubric(&["fmt", "--check", p]).status.code(), Some(0));
+    assert_eq!(rubric(&["check", p]).status.code(), Some(0));
+}

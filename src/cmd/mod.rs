@@ -4,6 +4,7 @@ mod check;
 mod compile;
 mod diff;
 mod explain;
+mod fmt;
 mod label;
 mod report;
 mod snapshot;
@@ -43,6 +44,8 @@ enum Command {
     /// Write (or `--check`) the snapshots of every policy under a directory: artefacts,
     /// examples' results and stats, beside each policy in `<name>.snap/`.
     Snapshot(snapshot::Args),
+    /// Format policy files in the canonical layout (`--check` to verify only).
+    Fmt(fmt::Args),
     /// Print the long explanation of a diagnostic code, like `rubric::check::weights_sum`.
     Explain(explain::Args),
 }
@@ -92,6 +95,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Stats(args) => stats::run(args),
         Command::Diff(args) => diff::run(args),
         Command::Snapshot(args) => snapshot::run(args),
+        Command::Fmt(args) => fmt::run(args),
         Command::Explain(args) => explain::run(args),
     }
 }

@@ -1,0 +1,58 @@
+//! `rubric fmt [--check] FILE...`: rewrites policy files in the one canonical layout, keeping
+//! every comment and doc comment; `--check` writes nothing and fails when a file would change.
+
+use super::{EXIT_PROBLEMS, EXIT_USAGE};
+use rubric_compiler::format::format_source;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Write nothing; list the files that are not formatted and exit 1 if there are any.
+    #[arg(long)]
+    check: bool,
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let (mut unformatted, mut unparsable, mut unreadable) = (0, 0, 0);
+    for file in &args.files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", file.display());
+                unreadable += 1;
+                continue;
+            }
+        };
+        let Some(formatted) = format_source(&text) else {
+            eprintln!(
+                "error: `{}` does not parse; `rubric check {}` shows why",
+                file.display(),
+                file.display()
+            );
+            unparsable += 1;
+            continue;
+        };
+        if formatted == text {
+            continue;
+        }
+        if args.check {
+            println!("{}", file.display());
+            unformatted += 1;
+        } else if let Err(e) = std::fs::write(file, formatted) {
+            eprintln!("error: cannot write `{}`: {e}", file.display());
+            unreadable += 1;
+        } else {
+            eprintln!("formatted {}", file.display());
+        }
+    }
+    if unreadable > 0 {
+        ExitCode::from(EXIT_USAGE)
+    } else if unparsable > 0 || unformatted > 0 {
+        ExitCode::from(EXIT_PROBLEMS)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
