@@ -9,11 +9,15 @@
 //!   pipeline settings, ...), an item is deleted, duplicated or swapped, a number is changed or an
 //!   identifier renamed; most of these mutants still parse and reach the checker's deeper passes.
 //!
-//! For every mutant `check_source` must return, every label of every diagnostic must lie inside
-//! its file's text on char boundaries (and every error must have a primary label), and rendering
-//! must not panic. A failure names the mutant (file, edits), prints its text and writes it under
-//! `target/tmp/robustness/`. The runs are seeded, so CI sees the same mutants every time.
-//! Nesting and size limits have their own fixed cases in `tests/limits.rs`.
+//! Every mutant is checked on its own and again from a second file (a mutated standard module
+//! renamed `lib.x` and imported by a small policy; a mutated policy named by a pipeline in a file
+//! of its own), so that diagnostics also point into files other than the one checked. Each time
+//! `check_source` must return, every label of every diagnostic must lie inside its file's text on
+//! char boundaries (and every error must have a primary label), and rendering must not panic. A
+//! failure names the mutant (file, edits), prints its text and writes it under
+//! `target/tmp/robustness/`. The runs are seeded, so CI sees the same mutants every time
+//! (`RUBRIC_ROBUSTNESS_SEED` and `RUBRIC_ROBUSTNESS_CASES` explore further). Nesting and size
+//! limits have their own fixed cases in `tests/limits.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -23,7 +27,8 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, Test
 use rubric_compiler::diagnostics::render_all;
 use rubric_compiler::syntax::{self, ast};
 use rubric_compiler::{
-    Checked, ErrorFormat, FileId, Limits, NoModules, Options, Span, check_source,
+    Checked, ErrorFormat, FileId, Limits, MemoryModules, ModuleProvider, NoModules, Options, Span,
+    check_source,
 };
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -39,6 +44,93 @@ use std::sync::{Once, OnceLock};
 struct Original {
     name: String,
     text: String,
+    /// How the file is also read from a second file, if it can be.
+    seen_from: Option<SeenFrom>,
+}
+
+/// A second way to check a mutant, so that its diagnostics carry spans into a file other than
+/// the one being checked: a module imported by a small policy, or the policy that a pipeline in
+/// a file of its own names.
+enum SeenFrom {
+    /// `module std.x` renamed `module lib.x` (the standard library itself is embedded) and
+    /// imported, every function and enum of it, by `importer`.
+    Importer {
+        header: String,
+        renamed: String,
+        key: String,
+        importer: String,
+    },
+    /// The policy `name`, read by a file holding only the language sketch's pipeline.
+    Pipeline { name: String, pipeline: String },
+}
+
+impl SeenFrom {
+    fn of(text: &str) -> Option<SeenFrom> {
+        let tree = parse(text)?;
+        match tree.items.first()? {
+            ast::TopItem::Module(m) => {
+                let last = m.path.segments().last()?.to_string();
+                let names: Vec<&str> = m
+                    .items
+                    .iter()
+                    .filter_map(|i| match i {
+                        ast::Item::Fn(f) => Some(f.name.name.as_str()),
+                        ast::Item::Enum(e) => Some(e.name.name.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                Some(SeenFrom::Importer {
+                    header: format!("module {}", m.path.raw),
+                    renamed: format!("module lib.{last}"),
+                    key: format!("lib.{last}"),
+                    importer: format!(
+                        "policy importer version 1 {{\n  use lib.{last}.{{{}}}\n  entity A {{ x: number }}\n  \
+                         pair query: A, candidate: A\n  dimension d weight 100% {{ score = 0.5 }}\n  \
+                         grade overall {{ good when overall >= 0.5  poor otherwise }}\n}}\n",
+                        names.join(", ")
+                    ),
+                })
+            }
+            ast::TopItem::Policy(p) => {
+                let sketch = &originals_text("examples/language_sketch/job_match.policy");
+                let at = sketch.find("\npipeline ")?;
+                let pipeline =
+                    sketch[at..].replacen(" for job_match ", &format!(" for {} ", p.name.name), 1);
+                Some(SeenFrom::Pipeline {
+                    name: p.name.name.clone(),
+                    pipeline,
+                })
+            }
+            ast::TopItem::Pipeline(_) => None,
+        }
+    }
+
+    /// The file to check, its name and the provider holding the mutant.
+    fn files(&self, mutant: &str) -> (&'static str, String, MemoryModules) {
+        let mut provider = MemoryModules::default();
+        match self {
+            SeenFrom::Importer {
+                header,
+                renamed,
+                key,
+                importer,
+            } => {
+                provider
+                    .modules
+                    .insert(key.clone(), mutant.replacen(header.as_str(), renamed, 1));
+                ("importer.policy", importer.clone(), provider)
+            }
+            SeenFrom::Pipeline { name, pipeline } => {
+                provider.policies.insert(name.clone(), mutant.to_string());
+                ("pipeline.policy", pipeline.clone(), provider)
+            }
+        }
+    }
+}
+
+fn originals_text(relative: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn originals() -> &'static [Original] {
@@ -59,10 +151,14 @@ fn originals() -> &'static [Original] {
         paths.extend(std);
         paths
             .into_iter()
-            .map(|p| Original {
-                name: p.strip_prefix(root).unwrap_or(&p).display().to_string(),
-                text: std::fs::read_to_string(&p)
-                    .unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+            .map(|p| {
+                let text =
+                    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                Original {
+                    name: p.strip_prefix(root).unwrap_or(&p).display().to_string(),
+                    seen_from: SeenFrom::of(&text),
+                    text,
+                }
             })
             .collect()
     })
@@ -84,18 +180,23 @@ impl Mutant {
 // ---------------------------------------------------------------------------------------------
 // Checking one mutant
 
+/// A runner with a fixed seed, so that CI sees the same mutants every run. To explore beyond
+/// them: `RUBRIC_ROBUSTNESS_SEED=<number>` mixes another seed in, and
+/// `RUBRIC_ROBUSTNESS_CASES=<factor>` multiplies the number of mutants.
 fn runner(cases: u32, seed: u8) -> TestRunner {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    let extra = env("RUBRIC_ROBUSTNESS_SEED").unwrap_or(0).to_le_bytes();
+    let factor = env("RUBRIC_ROBUSTNESS_CASES").unwrap_or(1).max(1);
+    let mut bytes = [seed; 32];
+    bytes[..4].copy_from_slice(&extra.map(|b| b ^ seed));
     let config = Config {
-        cases,
+        cases: cases.saturating_mul(factor),
         failure_persistence: None,
         max_shrink_iters: 64,
         rng_algorithm: RngAlgorithm::ChaCha,
         ..Config::default()
     };
-    TestRunner::new_with_rng(
-        config,
-        TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
-    )
+    TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
 }
 
 thread_local! {
@@ -137,7 +238,11 @@ fn catching<T>(f: impl FnOnce() -> T) -> Result<T, String> {
 }
 
 fn check(text: &str) -> Result<Checked, String> {
-    catching(|| check_source("mutant.policy", text, &mut NoModules, &Options::default()))
+    check_in("mutant.policy", text, &mut NoModules)
+}
+
+fn check_in(name: &str, text: &str, provider: &mut dyn ModuleProvider) -> Result<Checked, String> {
+    catching(|| check_source(name, text, provider, &Options::default()))
         .map_err(|p| format!("check_source panicked: {p}"))
 }
 
@@ -188,14 +293,29 @@ fn render(checked: &Checked) -> Result<String, String> {
     .map_err(|p| format!("render_all panicked: {p}"))
 }
 
-/// Checks a mutant; on any failure, an error naming the mutant and holding its text.
-fn examine(mutant: &Mutant) -> Result<Checked, TestCaseError> {
-    let outcome = check(&mutant.text).and_then(|checked| {
+/// Checks a mutant, on its own and as seen from a second file; on any failure, an error naming
+/// the mutant and holding its text.
+fn examine(original: &Original, mutant: &Mutant) -> Result<Checked, TestCaseError> {
+    let sound = |checked: Checked| {
         spans_are_sound(&checked)?;
         render(&checked)?;
         Ok(checked)
-    });
-    outcome.map_err(|problem| fail(mutant, &problem))
+    };
+    let checked = check(&mutant.text)
+        .and_then(sound)
+        .map_err(|problem| fail(mutant, &problem))?;
+    if let Some(seen_from) = &original.seen_from {
+        let (name, text, mut provider) = seen_from.files(&mutant.text);
+        check_in(name, &text, &mut provider)
+            .and_then(sound)
+            .map_err(|problem| {
+                fail(
+                    mutant,
+                    &format!("{problem}\n(checked from {name}:\n{text})"),
+                )
+            })?;
+    }
+    Ok(checked)
 }
 
 fn fail(mutant: &Mutant, problem: &str) -> TestCaseError {
@@ -456,14 +576,33 @@ fn the_tokenizer_gives_the_text_back() {
 }
 
 #[test]
+fn every_original_checks_without_errors_from_a_second_file() {
+    for original in originals() {
+        let seen_from = original
+            .seen_from
+            .as_ref()
+            .unwrap_or_else(|| panic!("{} is neither a policy nor a module", original.name));
+        let (name, text, mut provider) = seen_from.files(&original.text);
+        let checked = check_in(name, &text, &mut provider).unwrap();
+        assert!(
+            !checked.has_errors() && checked.sources.iter().count() >= 2,
+            "{} from {name}:\n{}",
+            original.name,
+            render(&checked).unwrap()
+        );
+    }
+}
+
+#[test]
 fn token_level_mutants_never_crash_the_checker() {
     let originals = originals();
     let parsed = Cell::new(0u32);
     let total = Cell::new(0u32);
     let strategy = (any::<Index>(), prop::collection::vec(token_edit(), 1..=3));
-    let result = runner(600, 1).run(&strategy, |(file, edits)| {
-        let mutant = token_mutant(&originals[file.index(originals.len())], &edits);
-        let checked = examine(&mutant)?;
+    let result = runner(800, 1).run(&strategy, |(file, edits)| {
+        let original = &originals[file.index(originals.len())];
+        let mutant = token_mutant(original, &edits);
+        let checked = examine(original, &mutant)?;
         total.set(total.get() + 1);
         parsed.set(parsed.get() + u32::from(checked.tree.is_some()));
         Ok(())
@@ -982,9 +1121,10 @@ fn tree_level_mutants_never_crash_the_checker_and_mostly_parse() {
     let total = Cell::new(0u32);
     let codes = RefCell::new(BTreeMap::<&'static str, u32>::new());
     let strategy = (any::<Index>(), prop::collection::vec(tree_edit(), 1..=2));
-    let result = runner(800, 2).run(&strategy, |(file, edits)| {
-        let mutant = tree_mutant(&originals[file.index(originals.len())], &edits);
-        let checked = examine(&mutant)?;
+    let result = runner(1000, 2).run(&strategy, |(file, edits)| {
+        let original = &originals[file.index(originals.len())];
+        let mutant = tree_mutant(original, &edits);
+        let checked = examine(original, &mutant)?;
         total.set(total.get() + 1);
         parsed.set(parsed.get() + u32::from(checked.tree.is_some()));
         for d in &checked.diagnostics {
