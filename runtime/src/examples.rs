@@ -5,9 +5,14 @@
 use crate::label::decode::Pair;
 use crate::label::engine::{Ctx, Engine, Events, Label, OverallGrade};
 use crate::label::value::{Interner, Kind, Val, to_set};
+use rubric_compiler::Checked;
 use rubric_compiler::check::EXCLUDED;
+use rubric_compiler::lower::SourceMap;
 use rubric_compiler::lower::ir::{ClauseKind, LabelingProgram, RuleActionIr, ValueType};
-use rubric_compiler::syntax::ast::{CompareOp, ExampleDecl, Expectation, Literal, LiteralKind};
+use rubric_compiler::syntax::ast::{
+    CompareOp, ExampleDecl, Expectation, Item, Literal, LiteralKind,
+};
+use std::fmt::Write as _;
 
 /// The result of one example.
 #[derive(Clone, Debug, PartialEq)]
@@ -259,6 +264,108 @@ pub fn run_examples(
             }
         })
         .collect()
+}
+
+/// Runs the inline examples of a checked policy (lowered into `engine`); marks the clauses they
+/// exercise in `hits`.
+pub fn run_policy_examples(
+    engine: &Engine,
+    checked: &Checked,
+    hits: &mut Vec<bool>,
+) -> Vec<ExampleResult> {
+    let examples: Vec<&ExampleDecl> = checked
+        .policy_decl()
+        .map(|p| {
+            p.items
+                .iter()
+                .filter_map(|i| match i {
+                    Item::Example(e) => Some(e),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let line_of = |e: &ExampleDecl| {
+        checked
+            .sources
+            .line_col(e.name_span.file, e.name_span.start)
+            .0
+    };
+    run_examples(engine, &examples, &line_of, hits)
+}
+
+/// The `rubric test` table: one line an example (with its failures), then the tally.
+pub fn results_table(results: &[ExampleResult], file: &str) -> String {
+    let mut out = String::new();
+    let width = results
+        .iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    for r in results {
+        let status = if r.passed() { "pass" } else { "FAIL" };
+        let _ = writeln!(out, "{status}  {:<width$}  {file}:{}", r.name, r.line);
+        for f in &r.failures {
+            let _ = writeln!(out, "        {f}");
+        }
+    }
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    let _ = writeln!(
+        out,
+        "{} examples: {} passed, {failed} failed",
+        results.len(),
+        results.len() - failed
+    );
+    out
+}
+
+fn kind_name(k: ClauseKind) -> &'static str {
+    match k {
+        ClauseKind::GradeBand => "grade bands",
+        ClauseKind::MatchArm => "match arms",
+        ClauseKind::WhenBranch => "when branches",
+        ClauseKind::IfBranch => "if branches",
+        ClauseKind::Rule => "rules",
+    }
+}
+
+/// The clause coverage of `hits` and its report: the tally by kind, then every clause missed
+/// with its place in the policy.
+pub fn coverage_report(
+    program: &LabelingProgram,
+    source_map: &SourceMap,
+    hits: &[bool],
+) -> (Coverage, String) {
+    let cov = coverage(program, hits);
+    let pct = if cov.total == 0 {
+        100.0
+    } else {
+        cov.covered as f64 * 100.0 / cov.total as f64
+    };
+    let parts: Vec<String> = cov
+        .by_kind
+        .iter()
+        .map(|(k, c, t)| format!("{} {c}/{t}", kind_name(*k)))
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "clause coverage: {}/{} ({pct:.1}%): {}",
+        cov.covered,
+        cov.total,
+        parts.join(", ")
+    );
+    for i in &cov.missed {
+        if let Some(c) = program.clauses.get(*i) {
+            let _ = writeln!(
+                out,
+                "  not exercised: {}  {}",
+                c.label,
+                source_map.describe(&c.path).unwrap_or_default()
+            );
+        }
+    }
+    (cov, out)
 }
 
 /// Clause coverage of the policy's own clauses.

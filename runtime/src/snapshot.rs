@@ -21,14 +21,11 @@ use crate::compile::{
     CompileError, Compiled, LABELING_FILE, LOSS_TERMS_FILE, TRAINING_PLAN_FILE, compile_file,
     deterministic_json,
 };
-use crate::examples::{coverage, run_examples};
+use crate::examples::{coverage_report, results_table, run_policy_examples};
 use crate::label::engine::Engine;
 use crate::stats::stats_stream;
 use rubric_compiler::Options;
-use rubric_compiler::lower::ir::ClauseKind;
-use rubric_compiler::syntax::ast::{ExampleDecl, Item};
 use similar::TextDiff;
-use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
@@ -124,16 +121,6 @@ fn walk(
     Ok(())
 }
 
-fn kind_name(k: ClauseKind) -> &'static str {
-    match k {
-        ClauseKind::GradeBand => "grade bands",
-        ClauseKind::MatchArm => "match arms",
-        ClauseKind::WhenBranch => "when branches",
-        ClauseKind::IfBranch => "if branches",
-        ClauseKind::Rule => "rules",
-    }
-}
-
 /// The examples' results and clause coverage of a compiled policy, as `rubric test` prints them,
 /// naming the policy file `file`.
 pub fn examples_text(compiled: &Compiled, file: &str) -> String {
@@ -152,75 +139,10 @@ pub fn examples_text(compiled: &Compiled, file: &str) -> String {
         }
     }
     let engine = Engine::new(compiled.lowered.labeling.clone());
-    let examples: Vec<&ExampleDecl> = checked
-        .policy_decl()
-        .map(|p| {
-            p.items
-                .iter()
-                .filter_map(|i| match i {
-                    Item::Example(e) => Some(e),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     let mut hits = vec![false; engine.program.clauses.len()];
-    let line_of = |e: &ExampleDecl| {
-        checked
-            .sources
-            .line_col(e.name_span.file, e.name_span.start)
-            .0
-    };
-    let results = run_examples(&engine, &examples, &line_of, &mut hits);
-    let mut out = String::new();
-    let width = results
-        .iter()
-        .map(|r| r.name.chars().count())
-        .max()
-        .unwrap_or(0);
-    for r in &results {
-        let status = if r.passed() { "pass" } else { "FAIL" };
-        let _ = writeln!(out, "{status}  {:<width$}  {file}:{}", r.name, r.line);
-        for f in &r.failures {
-            let _ = writeln!(out, "        {f}");
-        }
-    }
-    let failed = results.iter().filter(|r| !r.passed()).count();
-    let _ = writeln!(
-        out,
-        "{} examples: {} passed, {failed} failed",
-        results.len(),
-        results.len() - failed
-    );
-    let cov = coverage(&engine.program, &hits);
-    let pct = if cov.total == 0 {
-        100.0
-    } else {
-        cov.covered as f64 * 100.0 / cov.total as f64
-    };
-    let parts: Vec<String> = cov
-        .by_kind
-        .iter()
-        .map(|(k, c, t)| format!("{} {c}/{t}", kind_name(*k)))
-        .collect();
-    let _ = writeln!(
-        out,
-        "clause coverage: {}/{} ({pct:.1}%): {}",
-        cov.covered,
-        cov.total,
-        parts.join(", ")
-    );
-    for i in &cov.missed {
-        if let Some(c) = engine.program.clauses.get(*i) {
-            let _ = writeln!(
-                out,
-                "  not exercised: {}  {}",
-                c.label,
-                source_map.describe(&c.path).unwrap_or_default()
-            );
-        }
-    }
-    out
+    let results = run_policy_examples(&engine, checked, &mut hits);
+    let (_, coverage) = coverage_report(&engine.program, &source_map, &hits);
+    results_table(&results, file) + &coverage
 }
 
 /// Compiles every policy under `root` and says what its snapshot folder should hold.

@@ -5,8 +5,7 @@
 use super::compile::compile_or_report;
 use super::report::ReportArgs;
 use super::{EXIT_PROBLEMS, EXIT_USAGE};
-use rubric_compiler::lower::ir::ClauseKind;
-use rubric_runtime::examples::{coverage, meets, run_examples};
+use rubric_runtime::examples::{coverage_report, meets, results_table, run_policy_examples};
 use rubric_runtime::label::decode::Decoder;
 use rubric_runtime::label::engine::{Ctx, Engine, Events};
 use rubric_runtime::label::value::Interner;
@@ -27,16 +26,6 @@ pub struct Args {
     report: ReportArgs,
 }
 
-fn kind_name(k: ClauseKind) -> &'static str {
-    match k {
-        ClauseKind::GradeBand => "grade bands",
-        ClauseKind::MatchArm => "match arms",
-        ClauseKind::WhenBranch => "when branches",
-        ClauseKind::IfBranch => "if branches",
-        ClauseKind::Rule => "rules",
-    }
-}
-
 pub fn run(args: Args) -> ExitCode {
     let compiled = match compile_or_report(&args.policy, &args.report) {
         Ok(c) => c,
@@ -45,45 +34,13 @@ pub fn run(args: Args) -> ExitCode {
     let checked = &compiled.checked;
     let source_map = compiled.lowered.source_map.clone();
     let engine = Engine::new(compiled.lowered.labeling.clone());
-    let examples: Vec<_> = checked
-        .policy_decl()
-        .map(|p| {
-            p.items
-                .iter()
-                .filter_map(|i| match i {
-                    rubric_compiler::syntax::ast::Item::Example(e) => Some(e),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     let mut hits = vec![false; engine.program.clauses.len()];
-    let line_of = |e: &rubric_compiler::syntax::ast::ExampleDecl| {
-        checked
-            .sources
-            .line_col(e.name_span.file, e.name_span.start)
-            .0
-    };
-    let results = run_examples(&engine, &examples, &line_of, &mut hits);
-    let file = args.policy.display().to_string();
-    let width = results
-        .iter()
-        .map(|r| r.name.chars().count())
-        .max()
-        .unwrap_or(0);
-    for r in &results {
-        let status = if r.passed() { "pass" } else { "FAIL" };
-        println!("{status}  {:<width$}  {file}:{}", r.name, r.line);
-        for f in &r.failures {
-            println!("        {f}");
-        }
-    }
-    let failed = results.iter().filter(|r| !r.passed()).count();
-    println!(
-        "{} examples: {} passed, {failed} failed",
-        results.len(),
-        results.len() - failed
+    let results = run_policy_examples(&engine, checked, &mut hits);
+    print!(
+        "{}",
+        results_table(&results, &args.policy.display().to_string())
     );
+    let failed = results.iter().filter(|r| !r.passed()).count();
 
     if let Some(data) = &args.data {
         let file = match std::fs::File::open(data) {
@@ -131,32 +88,8 @@ pub fn run(args: Args) -> ExitCode {
         );
     }
 
-    let cov = coverage(&engine.program, &hits);
-    let pct = if cov.total == 0 {
-        100.0
-    } else {
-        cov.covered as f64 * 100.0 / cov.total as f64
-    };
-    let parts: Vec<String> = cov
-        .by_kind
-        .iter()
-        .map(|(k, c, t)| format!("{} {c}/{t}", kind_name(*k)))
-        .collect();
-    println!(
-        "clause coverage: {}/{} ({pct:.1}%): {}",
-        cov.covered,
-        cov.total,
-        parts.join(", ")
-    );
-    for i in &cov.missed {
-        if let Some(c) = engine.program.clauses.get(*i) {
-            println!(
-                "  not exercised: {}  {}",
-                c.label,
-                source_map.describe(&c.path).unwrap_or_default()
-            );
-        }
-    }
+    let (cov, report) = coverage_report(&engine.program, &source_map, &hits);
+    print!("{report}");
     let mut ok = failed == 0;
     if let Some(min) = &args.min_coverage {
         match meets(cov.covered, cov.total, min) {
