@@ -884,15 +884,10 @@ impl<'a> Checker<'a> {
                     self.expr(a, env);
                 }
                 let mut candidates: Vec<String> = PRELUDE.iter().map(|s| s.to_string()).collect();
-                if let Some(scope) = self.program.scope(env.scope) {
-                    candidates.extend(
-                        scope
-                            .names
-                            .iter()
-                            .filter(|(_, b)| matches!(b.symbol, Symbol::Fn(_)))
-                            .map(|(n, _)| n.clone()),
-                    );
-                }
+                candidates.extend(
+                    self.program
+                        .names_where(env.scope, |s| matches!(s, Symbol::Fn(_))),
+                );
                 let mut d =
                     Diagnostic::new(Code::UnknownFunction, format!("unknown function `{name}`"))
                         .at(func.span, "not defined or imported");
@@ -1257,16 +1252,9 @@ impl<'a> Checker<'a> {
                 return Value::error();
             }
             None => {
-                let mut candidates = Vec::new();
-                if let Some(scope) = self.program.scope(env.scope) {
-                    candidates.extend(
-                        scope
-                            .names
-                            .iter()
-                            .filter(|(_, b)| matches!(b.symbol, Symbol::Table(_)))
-                            .map(|(n, _)| n.clone()),
-                    );
-                }
+                let candidates = self
+                    .program
+                    .names_where(env.scope, |s| matches!(s, Symbol::Table(_)));
                 let mut d =
                     Diagnostic::new(Code::UnknownName, format!("unknown table `{}`", table.name))
                         .at(table.span, "not defined or imported");

@@ -358,16 +358,7 @@ pub(crate) fn check_policy(
             match program.lookup(scope, &role.entity.name) {
                 Some(Symbol::Entity(id)) => info.roles.push((role.name.name.clone(), id)),
                 _ => {
-                    let entities: Vec<String> = program
-                        .scope(scope)
-                        .map(|s| {
-                            s.names
-                                .iter()
-                                .filter(|(_, b)| matches!(b.symbol, Symbol::Entity(_)))
-                                .map(|(n, _)| n.clone())
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let entities = program.names_where(scope, |s| matches!(s, Symbol::Entity(_)));
                     let mut d = Diagnostic::new(
                         Code::UnknownType,
                         format!("unknown entity `{}`", role.entity.name),

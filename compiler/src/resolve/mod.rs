@@ -672,16 +672,11 @@ impl<'a> Resolver<'a> {
                             .iter()
                             .map(|s| s.to_string())
                             .collect();
-                    if let Some(s) = self.program.scope(scope) {
-                        candidates.extend(
-                            s.names
-                                .iter()
-                                .filter(|(_, b)| {
-                                    matches!(b.symbol, Symbol::Enum(_) | Symbol::Entity(_))
-                                })
-                                .map(|(n, _)| n.clone()),
-                        );
-                    }
+                    candidates.extend(
+                        self.program.names_where(scope, |s| {
+                            matches!(s, Symbol::Enum(_) | Symbol::Entity(_))
+                        }),
+                    );
                     let mut d =
                         Diagnostic::new(Code::UnknownType, format!("unknown type `{name}`"))
                             .at(t.name.span, "not a type");

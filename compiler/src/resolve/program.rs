@@ -186,6 +186,19 @@ impl Program {
         self.scopes.get(id.0)
     }
 
+    /// The names of a scope whose symbol satisfies `kind`, sorted: "did you mean" candidates.
+    pub fn names_where(&self, scope: ScopeId, kind: impl Fn(&Symbol) -> bool) -> Vec<String> {
+        self.scope(scope)
+            .map(|s| {
+                s.names
+                    .iter()
+                    .filter(|(_, b)| kind(&b.symbol))
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn lookup(&self, scope: ScopeId, name: &str) -> Option<Symbol> {
         self.scope(scope)?.names.get(name).map(|b| b.symbol)
     }
