@@ -2,6 +2,7 @@
 //! projects from disk for the pure compiler; labeling, data, training and serving join it.
 
 pub mod compile;
+pub mod data;
 pub mod diff;
 pub mod examples;
 pub mod label;

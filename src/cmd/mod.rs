@@ -2,10 +2,14 @@
 
 mod check;
 mod compile;
+mod data;
 mod diff;
+mod doc;
 mod explain;
 mod fmt;
 mod label;
+mod lsp;
+mod new;
 mod report;
 mod snapshot;
 mod stats;
@@ -48,6 +52,15 @@ enum Command {
     Fmt(fmt::Args),
     /// Print the long explanation of a diagnostic code, like `rubric::check::weights_sum`.
     Explain(explain::Args),
+    /// Render the policy document for reviewers (HTML and Markdown).
+    Doc(doc::Args),
+    /// Scaffold a new policy with a pipeline, an example and a test.
+    New(new::Args),
+    /// Run the language server over standard input and output.
+    Lsp(lsp::Args),
+    /// Data: build a golden set, simulate or read click logs, clean, synthesize and mix.
+    #[command(subcommand)]
+    Data(data::Command),
 }
 
 /// How diagnostics are printed.
@@ -97,5 +110,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Snapshot(args) => snapshot::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Doc(args) => doc::run(args),
+        Command::New(args) => new::run(args),
+        Command::Lsp(args) => lsp::run(args),
+        Command::Data(command) => data::run(command),
     }
 }

@@ -1,0 +1,1 @@
+//! PLACEHOLDER: clean (uncommitted skeleton, replaced by its owner)

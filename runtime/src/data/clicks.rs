@@ -1,0 +1,1 @@
+//! PLACEHOLDER: clicks (uncommitted skeleton, replaced by its owner)

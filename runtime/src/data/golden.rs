@@ -1,0 +1,1 @@
+//! PLACEHOLDER: golden (uncommitted skeleton, replaced by its owner)

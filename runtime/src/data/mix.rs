@@ -1,0 +1,1 @@
+//! PLACEHOLDER: mix (uncommitted skeleton, replaced by its owner)

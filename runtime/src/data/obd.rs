@@ -1,0 +1,1 @@
+//! PLACEHOLDER: obd (uncommitted skeleton, replaced by its owner)

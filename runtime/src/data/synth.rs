@@ -1,0 +1,1 @@
+//! PLACEHOLDER: synth (uncommitted skeleton, replaced by its owner)
