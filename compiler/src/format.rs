@@ -2,7 +2,8 @@
 //! meaning.
 //!
 //! [`format_tree`] prints a parsed file in the one layout this module defines, keeping every `//`
-//! comment and `///` doc. [`canonical`] prints the same tree without comments and docs, without
+//! comment and `///` doc, and the trailing zeros of a decimal (`1.0`, `0.40`: scores read as
+//! decimals); every other literal takes its one form. [`canonical`] prints the same tree without comments and docs, without
 //! the parentheses the precedence table does not need, and with every literal in its one form, so
 //! that its hash identifies a policy: an edit that only changes layout, comments or redundant
 //! parentheses changes nothing there.
@@ -658,6 +659,14 @@ fn number(v: f64) -> String {
     plain
 }
 
+/// Whether `written` is `shortest` with zeros after its decimal point (`1.0` for `1`, `0.40`
+/// for `0.4`).
+fn with_trailing_zeros(written: &str, shortest: &str) -> bool {
+    written.contains('.')
+        && written.len() > shortest.len()
+        && written.trim_end_matches('0').trim_end_matches('.') == shortest
+}
+
 /// A fraction as the digits of its percent (0.4 → `40`), reading back identically.
 fn percent(v: f64) -> String {
     let x = v * 100.0;
@@ -805,6 +814,21 @@ impl Printer<'_> {
 
     fn source(&self) -> &str {
         self.src.unwrap_or("")
+    }
+
+    /// The text the author wrote at `span`, when formatting.
+    fn written(&self, span: Span) -> Option<&str> {
+        self.src.and_then(|s| s.get(span.range())).map(str::trim)
+    }
+
+    /// A number, keeping the trailing zeros its author wrote (`1.0`, `0.40`: scores read as
+    /// decimals, and bands line up); any other spelling, and the canonical text, take the one
+    /// shortest form (`0.00003` is `3e-5`).
+    fn numeral(&self, v: f64, span: Span) -> String {
+        let shortest = number(v);
+        self.written(span)
+            .filter(|t| with_trailing_zeros(t, &shortest))
+            .map_or(shortest.clone(), str::to_string)
     }
 
     // ---- marks, docs, blank lines
@@ -1419,12 +1443,17 @@ impl Printer<'_> {
             self.ident(&r.name),
         ]);
         let threshold = |v: f64| {
-            let is_percent = self
+            let written = self
                 .src
                 .and_then(|s| s.get(r.action_span.range()))
-                .is_some_and(|t| t.trim_end().ends_with('%'));
-            if is_percent {
+                .map(str::trim_end);
+            let last = written
+                .and_then(|t| t.rsplit(char::is_whitespace).next())
+                .unwrap_or_default();
+            if last.ends_with('%') {
                 format!("{}%", percent(v))
+            } else if with_trailing_zeros(last, &number(v)) {
+                last.to_string()
             } else {
                 number(v)
             }
@@ -1602,6 +1631,7 @@ impl Printer<'_> {
                 }
                 cat(out)
             }
+            LiteralKind::Number(v) => cat(vec![self.mark(l.span), text(self.numeral(*v, l.span))]),
             _ => cat(vec![self.mark(l.span), text(literal_text(l))]),
         }
     }
@@ -1702,7 +1732,7 @@ impl Printer<'_> {
 
     fn node(&self, e: &Expr, hang: Hang) -> Doc {
         match &e.kind {
-            ExprKind::Number(v) => cat(vec![self.mark(e.span), text(number(*v))]),
+            ExprKind::Number(v) => cat(vec![self.mark(e.span), text(self.numeral(*v, e.span))]),
             ExprKind::Percent(v) => cat(vec![self.mark(e.span), text(format!("{}%", percent(*v)))]),
             ExprKind::Duration(ms) => {
                 cat(vec![self.mark(e.span), text(self.duration_at(*ms, e.span))])
@@ -2088,7 +2118,7 @@ impl Printer<'_> {
 
     fn setting(&self, s: &Setting) -> Doc {
         let value = match &s.value {
-            SettingValue::Number(v) => number(*v),
+            SettingValue::Number(v) => self.numeral(*v, s.value_span),
             SettingValue::Percent(v) => format!("{}%", percent(*v)),
             SettingValue::Duration(ms) => self.duration_at(*ms, s.value_span),
             SettingValue::String(v) => quote(v),
@@ -2130,7 +2160,7 @@ impl Printer<'_> {
         if let Some((t, span)) = l.temperature {
             parts.push(text(" temperature "));
             parts.push(self.mark(span));
-            parts.push(text(number(t)));
+            parts.push(text(self.numeral(t, span)));
         }
         cat(parts)
     }
@@ -2193,7 +2223,7 @@ impl Printer<'_> {
                     text(" ".repeat(pad)),
                     text("weight "),
                     self.mark(d.weight_span),
-                    text(number(d.weight)),
+                    text(self.numeral(d.weight, d.weight_span)),
                     text(" loss "),
                     self.loss(&d.loss, false),
                 ]),
@@ -2204,10 +2234,10 @@ impl Printer<'_> {
                 self.keyword(d.span, "drift"),
                 text(" penalty "),
                 self.mark(d.weight_span),
-                text(number(d.weight)),
+                text(self.numeral(d.weight, d.weight_span)),
                 text(" tolerance "),
                 self.mark(d.tolerance_span),
-                text(number(d.tolerance)),
+                text(self.numeral(d.tolerance, d.tolerance_span)),
             ];
             if let Some((n, span)) = d.rebalance_every {
                 parts.push(text(" rebalance every "));
@@ -2260,7 +2290,7 @@ impl Printer<'_> {
         if let Some((v, span)) = q.prune_heads_below {
             parts.push(text(" { prune heads below "));
             parts.push(self.mark(span));
-            parts.push(text(format!("{} ", number(v))));
+            parts.push(text(format!("{} ", self.numeral(v, span))));
             parts.push(self.close_mark(q.span, b'}'));
             parts.push(text("}"));
         }
@@ -2274,7 +2304,7 @@ impl Printer<'_> {
             .iter()
             .map(|a| {
                 let threshold = match a.threshold {
-                    Threshold::Number(v) => number(v),
+                    Threshold::Number(v) => self.numeral(v, a.threshold_span),
                     Threshold::Percent(v) => format!("{}%", percent(v)),
                     Threshold::Duration(ms) => self.duration_at(ms, a.threshold_span),
                 };
@@ -2543,9 +2573,9 @@ policy p version 1 {
 
   min_coverage 50%
 
-  table t: (string, string) -> number default 0.2 {
+  table t: (string, string) -> number default 0.20 {
     ("a", "b"): 0.5,
-    ("c", "d"): 1,
+    ("c", "d"): 1.0,
   }
 
   fn f(x: number) -> number in [0, 1] = clamp(x, 0, 1)
@@ -2556,11 +2586,11 @@ policy p version 1 {
   dimension d weight 40% {
     let x = (a + b) * 2
     score =
-      when x => 1
-      otherwise => 0.5
+      when x => 1.0
+      otherwise => 0.50
     grade {
-      strong when score >= 0.8  "a"
-      weak   otherwise          "b"
+      strong when score >= 0.80  "a"
+      weak   otherwise           "b"
     }
   }
 
@@ -2680,9 +2710,9 @@ pipeline pp for p { monitor { alert p99 > 1000ms alert p50 > 2s alert x > 0.5s }
   dimension d weight 100% {
     let a = ((x)) + (y * 2)
     let b = if a > 1 then 1 else if a > 0.5 then 0.5 else 0
-    let c = match rank(query.s) { 0 => 1, 1 | 2 => 0.6, _ => 0 }
+    let c = match rank(query.s) { 0 => 1.0, 1 | 2 => 0.6, _ => 0.0 }
     let d =
-      if query.some_long_field_name == candidate.some_other_long_field then 1 else candidate.x / 2
+      if query.some_long_field_name == candidate.some_other_long_field then 1.0 else candidate.x / 2
     let e = -(x) - -1 + not_a ?? 3
     score =
       clamp(some_function_with_a_long_name(query.first_field, candidate.second_field) * 0.5 + 0.25,
@@ -2814,6 +2844,47 @@ module team.skills {
             let expected = format!("policy p version 1 {{\n  fn f() -> bool = {expected}\n}}\n");
             assert_eq!(c, expected, "{text}");
         }
+    }
+
+    #[test]
+    fn decimals_keep_their_trailing_zeros_and_other_spellings_take_one_form() {
+        let before = "policy p version 1 { fn f() -> number = 1.0 + 0.40 + 1.50 + 0.00003 + 1e3 + 2.5e0 + 007
+  rule r { when a cap overall at 0.30 because \"x\" }
+  rule s { when a floor overall at 30.0% because \"x\" } }
+pipeline pp for p { student { train { lr 0.00100, warmup 1e3 } } monitor { alert click_auc < 0.70 } }
+";
+        let after = "policy p version 1 {
+  fn f() -> number = 1.0 + 0.40 + 1.50 + 3e-5 + 1000 + 2.5 + 7
+
+  rule r {
+    when a
+    cap overall at 0.30
+    because \"x\"
+  }
+
+  rule s {
+    when a
+    floor overall at 30%
+    because \"x\"
+  }
+}
+
+pipeline pp for p {
+  student {
+    train { lr 0.00100, warmup 1000 }
+  }
+  monitor {
+    alert click_auc < 0.70
+  }
+}
+";
+        assert_eq!(fmt(before), after);
+        assert_eq!(fmt(after), after);
+        assert!(with_trailing_zeros("1.0", "1"));
+        assert!(with_trailing_zeros("0.40", "0.4"));
+        assert!(!with_trailing_zeros("0.4", "0.4"));
+        assert!(!with_trailing_zeros("10", "1"));
+        assert!(!with_trailing_zeros("0.00003", "3e-5"));
     }
 
     #[test]

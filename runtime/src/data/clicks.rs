@@ -1,1 +1,0 @@
-//! PLACEHOLDER: clicks (uncommitted skeleton, replaced by its owner)

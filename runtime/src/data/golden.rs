@@ -1,1 +1,0 @@
-//! PLACEHOLDER: golden (uncommitted skeleton, replaced by its owner)

@@ -1,1 +1,0 @@
-//! PLACEHOLDER: synth (uncommitted skeleton, replaced by its owner)
