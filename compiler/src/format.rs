@@ -31,6 +31,8 @@ use crate::syntax::{self, Limits};
 const WIDTH: usize = 100;
 /// One level of indentation.
 const INDENT: usize = 2;
+/// A `match` with this many arms or more takes one line an arm.
+const TABLE_ARMS: usize = 4;
 
 /// The canonical layout of a parsed file, keeping every `//` comment and `///` doc.
 pub fn format_tree(tree: &SourceTree, source: &str) -> String {
@@ -1915,8 +1917,11 @@ impl Printer<'_> {
             })
             .collect();
         let arm_spans: Vec<Span> = arms.iter().map(|a| a.span).collect();
-        let force =
-            self.formatting() && self.comment_outside_parts(scrutinee.span.end, e.span, &arm_spans);
+        // Four arms or more read as a table: one arm a line. (Only when formatting: the
+        // canonical text, which the policy hash is taken of, keeps its layout.)
+        let force = self.formatting()
+            && (arms.len() >= TABLE_ARMS
+                || self.comment_outside_parts(scrutinee.span.end, e.span, &arm_spans));
         cat(vec![
             text("match "),
             self.expr(scrutinee),
@@ -2844,6 +2849,31 @@ module team.skills {
             let expected = format!("policy p version 1 {{\n  fn f() -> bool = {expected}\n}}\n");
             assert_eq!(c, expected, "{text}");
         }
+    }
+
+    #[test]
+    fn a_match_of_four_arms_or_more_takes_one_line_an_arm() {
+        let before = "policy p version 1 {
+  fn f(x: number) -> number = match x { 0 => 1.0, 1 => 0.5, _ => 0.0 }
+  fn g(x: number) -> number = match x { 0 => 1.0, 1 => 0.6, 2 => 0.2, _ => 0.0 }
+}
+";
+        let after = "policy p version 1 {
+  fn f(x: number) -> number = match x { 0 => 1.0, 1 => 0.5, _ => 0.0 }
+
+  fn g(x: number) -> number =
+    match x {
+      0 => 1.0,
+      1 => 0.6,
+      2 => 0.2,
+      _ => 0.0,
+    }
+}
+";
+        assert_eq!(fmt(before), after);
+        let tree = |t: &str| parse_tree(t).unwrap();
+        assert_eq!(canonical(&tree(before)), canonical(&tree(after)));
+        assert!(canonical(&tree(after)).contains("match x { 0 => 1, 1 => 0.6, 2 => 0.2, _ => 0 }"));
     }
 
     #[test]
