@@ -1,1 +1,0 @@
-//! PLACEHOLDER: clean (uncommitted skeleton, replaced by its owner)
