@@ -3,6 +3,7 @@
 //! row stops the run with its line and field, or, with a quarantine, is set aside and counted:
 //! rows in = labeled + quarantined, always.
 
+mod compiled;
 pub mod decode;
 pub mod engine;
 pub mod value;
