@@ -8,6 +8,7 @@
 pub mod check;
 pub mod diagnostics;
 pub mod format;
+pub mod index;
 pub mod lower;
 pub mod resolve;
 pub mod source;

@@ -193,7 +193,7 @@ fn collect_calls(e: &Expr, out: &mut Vec<(String, Span)>) {
 }
 
 /// Calls `f` on `e` and every expression inside it.
-pub fn visit(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+pub fn visit<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr)) {
     f(e);
     match &e.kind {
         ExprKind::List(items) => items.iter().for_each(|i| visit(i, f)),
