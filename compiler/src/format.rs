@@ -62,6 +62,36 @@ pub fn canonical(tree: &SourceTree) -> String {
     })
 }
 
+/// One expression in the formatter's layout, without comments, keeping its author's parentheses
+/// and decimals (`source` is the text of the file it was parsed from): for policy documents.
+pub fn format_expr(expr: &Expr, source: &str) -> String {
+    stacker::grow(syntax::STACK_SIZE, || {
+        let printer = Printer {
+            src: Some(source),
+            comments: &[],
+        };
+        let doc = printer.expr(expr);
+        assemble(render(&doc), &[], source).trim_end().to_string()
+    })
+}
+
+/// A pipeline in the formatter's layout, without comments or its own docs (`source` is the text
+/// of the file it was parsed from): for policy documents.
+pub fn format_pipeline(pipeline: &PipelineDecl, source: &str) -> String {
+    stacker::grow(syntax::STACK_SIZE, || {
+        let printer = Printer {
+            src: Some(source),
+            comments: &[],
+        };
+        let undocumented = PipelineDecl {
+            docs: Docs::default(),
+            ..pipeline.clone()
+        };
+        let doc = printer.pipeline(&undocumented);
+        assemble(render(&doc), &[], source).trim_end().to_string()
+    })
+}
+
 /// Parses and formats; None when the text does not parse.
 pub fn format_source(text: &str) -> Option<String> {
     let parsed = syntax::parse(FileId(0), text, &Limits::default());
@@ -2849,6 +2879,39 @@ module team.skills {
             let expected = format!("policy p version 1 {{\n  fn f() -> bool = {expected}\n}}\n");
             assert_eq!(c, expected, "{text}");
         }
+    }
+
+    #[test]
+    fn one_expression_or_pipeline_prints_alone_without_comments() {
+        let text = "policy p version 1 {
+  dimension d weight 100% {
+    score = when a // why
+      => (1.0)
+      otherwise => 0.50 * (b + c)
+  }
+}
+/// Docs of the pipeline.
+pipeline pp for p { monitor { alert click_auc < 0.70 } // low
+}
+";
+        let tree = parse_tree(text).unwrap();
+        let (Some(TopItem::Policy(policy)), Some(TopItem::Pipeline(pipeline))) =
+            (tree.items.first(), tree.items.get(1))
+        else {
+            panic!("{tree:?}")
+        };
+        let Some(Item::Dimension(d)) = policy.items.first() else {
+            panic!("{policy:?}")
+        };
+        let score = &d.score.first().unwrap().value;
+        assert_eq!(
+            format_expr(score, text),
+            "when a => (1.0)\notherwise => 0.50 * (b + c)"
+        );
+        assert_eq!(
+            format_pipeline(pipeline, text),
+            "pipeline pp for p {\n  monitor {\n    alert click_auc < 0.70\n  }\n}"
+        );
     }
 
     #[test]

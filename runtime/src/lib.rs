@@ -4,6 +4,7 @@
 pub mod compile;
 pub mod data;
 pub mod diff;
+pub mod doc;
 pub mod examples;
 pub mod label;
 pub mod project;
