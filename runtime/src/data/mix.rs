@@ -552,6 +552,26 @@ mod tests {
     }
 
     #[test]
+    fn the_pipeline_of_job_match_says_count_strategy_shares_split_and_batch() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/job_match.policy");
+        let compiled =
+            crate::compile::compile_file(&path, &rubric_compiler::Options::default()).unwrap();
+        let plan = compiled.lowered.training_plan.unwrap();
+        assert_eq!(
+            plan_settings(&plan),
+            PlanDataSettings {
+                synthetic_count: Some(20000),
+                synthetic_strategy: Some("coverage".to_string()),
+                real_share: Some(0.3),
+                validation: Some(0.1),
+                seed: Some(7),
+                batch: Some(32),
+            }
+        );
+    }
+
+    #[test]
     fn strata_add_up_to_the_rounded_share() {
         assert_eq!(stratum_sizes(&[15, 15, 15], 0.1), vec![2, 1, 2]);
         assert_eq!(stratum_sizes(&[3, 0, 7], 0.5), vec![2, 0, 3]);
