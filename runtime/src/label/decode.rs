@@ -1,6 +1,7 @@
 //! Decodes one JSON line into a pair of records, checked against the policy's entity schemas.
 //! A bad row is an error that names its line and the field path (`candidate.skills[2]`).
 
+use super::fast_decode::{self, Schemas};
 use super::value::{Interner, Kind, Val, to_set};
 use rubric_compiler::lower::ir::{EnumSchema, LabelingProgram, ValueType};
 use serde_json::Value;
@@ -55,11 +56,15 @@ fn describe(v: &Value) -> String {
 
 pub struct Decoder<'p> {
     program: &'p LabelingProgram,
+    schemas: Schemas,
 }
 
 impl<'p> Decoder<'p> {
     pub fn new(program: &'p LabelingProgram) -> Self {
-        Decoder { program }
+        Decoder {
+            program,
+            schemas: Schemas::new(program),
+        }
     }
 
     /// Decodes one line (without its newline).
@@ -83,6 +88,26 @@ impl<'p> Decoder<'p> {
                 ),
             ));
         }
+        // Most rows are well formed: read them straight into a pair. A row the fast path does
+        // not take is read again, checked, and its problem named.
+        if let Some(pair) = fast_decode::decode(self.program, &self.schemas, line, strings) {
+            return Ok(pair);
+        }
+        self.decode_checked(line_no, line, strings)
+    }
+
+    /// Decodes one line through a `serde_json::Value`, naming any problem it finds.
+    pub(super) fn decode_checked(
+        &self,
+        line_no: u64,
+        line: &str,
+        strings: &mut Interner<'_>,
+    ) -> Result<Pair, RowError> {
+        let err = |path: String, message: String| RowError {
+            line: line_no,
+            path,
+            message,
+        };
         let value: Value = serde_json::from_str(line)
             .map_err(|e| err(String::new(), format!("not valid JSON: {e}")))?;
         let Value::Object(map) = value else {

@@ -6,6 +6,7 @@
 mod compiled;
 pub mod decode;
 pub mod engine;
+mod fast_decode;
 pub mod value;
 
 use decode::{Decoder, RowError};
