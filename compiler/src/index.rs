@@ -1269,3 +1269,138 @@ fn action_text(a: &RuleAction) -> String {
         RuleAction::SetGrade(g) => format!("set grade {}", g.name),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::{NoModules, Options, check_source};
+
+    const POLICY: &str = r#"policy p version 1 {
+  use std.text.{coverage}
+  /// How senior.
+  enum Level { junior < senior }
+  entity Job { skills: set<string>, level: Level }
+  /// Half for a different level.
+  fn bonus(a: Level, b: Level) -> number in [0, 1] = if a == b then 1.0 else 0.5
+  pair query: Job, candidate: Job
+  dimension fit weight 100% {
+    let have = coverage(query.skills, candidate.skills)
+    score = have * bonus(query.level, candidate.level)
+    grade { good when score >= 0.5  poor otherwise }
+  }
+  rule juniors { when candidate.level == junior cap overall at 0.5 because "too junior" }
+  grade overall { top when overall >= 0.5  rest otherwise }
+  example "same" {
+    query { skills: ["a"], level: senior }
+    candidate { skills: ["a"], level: senior }
+    expect fit.grade == good
+    expect rule juniors does not fire
+  }
+}
+"#;
+
+    fn index() -> (Checked, SymbolIndex) {
+        let checked = check_source("p.policy", POLICY, &mut NoModules, &Options::default());
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        let index = SymbolIndex::build(&checked);
+        (checked, index)
+    }
+
+    /// The definition of the `nth` occurrence of `needle`, at its first byte.
+    fn at<'a>(index: &'a SymbolIndex, needle: &str, nth: usize) -> &'a Definition {
+        let offset = POLICY.match_indices(needle).nth(nth).unwrap().0;
+        index
+            .at(offset as u32)
+            .unwrap_or_else(|| panic!("nothing at `{needle}` #{nth}"))
+            .1
+    }
+
+    #[test]
+    fn names_resolve_to_their_definitions() {
+        let (checked, index) = index();
+        let have = at(&index, "have", 1);
+        assert_eq!(
+            (have.kind, have.signature.as_str()),
+            (
+                SymbolKind::Let,
+                "let have = coverage(query.skills, candidate.skills)"
+            )
+        );
+        assert_eq!(have.span.map(|s| s.start as usize), POLICY.find("have"));
+
+        let skills = at(&index, "skills, candidate", 0);
+        assert_eq!(skills.kind, SymbolKind::Field);
+        assert_eq!(skills.signature, "Job.skills: set<string>");
+
+        let junior = at(&index, "junior cap", 0);
+        assert_eq!(junior.kind, SymbolKind::EnumValue);
+        assert_eq!(junior.signature, "Level.junior");
+        assert_eq!(junior.detail.as_deref(), Some("rank 0 of 2 (lowest first)"));
+
+        let coverage = at(&index, "coverage(", 0);
+        assert_eq!(coverage.module.as_deref(), Some("std.text"));
+        let file = coverage.span.unwrap().file;
+        assert_eq!(
+            checked.sources.get(file).unwrap().name,
+            "<stdlib/std/text.policy>"
+        );
+
+        let bonus = at(&index, "bonus(query", 0);
+        assert_eq!(
+            bonus.signature,
+            "fn bonus(a: Level, b: Level) -> number in [0, 1]"
+        );
+        assert_eq!(bonus.docs, "Half for a different level.");
+
+        let score = at(&index, "score >=", 0);
+        assert_eq!(score.kind, SymbolKind::Dimension);
+        assert_eq!(
+            score.detail.as_deref(),
+            Some("score in [0, 1]; grades good, poor")
+        );
+
+        assert_eq!(at(&index, "good\n", 0).kind, SymbolKind::Grade);
+        assert_eq!(at(&index, "juniors does", 0).kind, SymbolKind::Rule);
+        assert_eq!(at(&index, "senior }", 0).signature, "Level.senior");
+        assert_eq!(at(&index, "a == b", 0).kind, SymbolKind::Parameter);
+    }
+
+    #[test]
+    fn completion_lists_members_and_what_is_visible() {
+        let (_, index) = index();
+        let names = |defs: Vec<&Definition>| -> Vec<String> {
+            defs.iter().map(|d| d.name.clone()).collect()
+        };
+        assert_eq!(names(index.members("query")), ["skills", "level"]);
+        assert_eq!(names(index.members("Level")), ["junior", "senior"]);
+        assert!(index.members("nothing").is_empty());
+
+        let in_dimension = names(index.visible_at(POLICY.find("score = have").unwrap() as u32));
+        for wanted in ["have", "query", "fit", "bonus", "coverage", "junior", "len"] {
+            assert!(
+                in_dimension.iter().any(|n| n == wanted),
+                "{wanted}: {in_dimension:?}"
+            );
+        }
+        // A function body sees its parameters, not the pair or another dimension's `let`s.
+        let in_function = names(index.visible_at(POLICY.find("a == b").unwrap() as u32));
+        assert!(in_function.iter().any(|n| n == "a"));
+        assert!(
+            !in_function.iter().any(|n| n == "query" || n == "have"),
+            "{in_function:?}"
+        );
+    }
+
+    #[test]
+    fn standard_functions_are_listed_with_their_modules() {
+        let all = stdlib_functions();
+        let coverage = all.iter().find(|d| d.name == "coverage").unwrap();
+        assert_eq!(coverage.module.as_deref(), Some("std.text"));
+        assert_eq!(
+            coverage.signature,
+            "fn coverage(required: set<string>, have: set<string>) -> number in [0, 1]"
+        );
+        assert!(all.iter().any(|d| d.module.as_deref() == Some("std.num")));
+    }
+}

@@ -740,3 +740,74 @@ fn unknown_requests_are_answered_with_an_error() {
     assert_eq!(error.code, lsp_server::ErrorCode::MethodNotFound as i32);
     client.stop();
 }
+
+#[test]
+fn every_field_and_import_of_the_flagship_policy_resolves() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/job_match.policy");
+    let path = std::fs::canonicalize(path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let stdlib = tempfile::tempdir().unwrap();
+    let mut client = Client::start(stdlib.path());
+    let uri = Url::from_file_path(&path).unwrap();
+    let started = std::time::Instant::now();
+    let published = client.open(&uri, &text);
+    eprintln!(
+        "job_match.policy checked and indexed in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        published
+            .diagnostics
+            .iter()
+            .all(|d| d.severity != Some(DiagnosticSeverity::ERROR)),
+        "{:#?}",
+        published.diagnostics
+    );
+
+    // Every `query.x` and `candidate.x` outside comments: a field of the pair's entities, defined
+    // in this file.
+    let mut fields = 0;
+    for (n, line) in text.lines().enumerate() {
+        let code = line.split("//").next().unwrap();
+        for role in ["query.", "candidate."] {
+            for (at, _) in code.match_indices(role) {
+                let column = code[..at + role.len()].encode_utf16().count() as u32;
+                let at = Position::new(n as u32, column);
+                let hover = client
+                    .hover(&uri, at)
+                    .unwrap_or_else(|| panic!("no hover at {}:{}: {line}", n + 1, column));
+                let text = markdown(hover);
+                assert!(
+                    text.starts_with("```rubric\nJob.")
+                        || text.starts_with("```rubric\nCandidate."),
+                    "{}:{}: {text}",
+                    n + 1,
+                    column
+                );
+                let target = client.definition(&uri, at).unwrap();
+                assert_eq!(target.uri, uri);
+                fields += 1;
+            }
+        }
+    }
+    assert!(fields > 40, "{fields}");
+
+    // Every imported name goes to its standard module's copy.
+    for (n, line) in text.lines().enumerate() {
+        let Some(names) = line.trim().strip_prefix("use std.") else {
+            continue;
+        };
+        let open = line.find('{').unwrap();
+        let names = &names[names.find('{').unwrap() + 1..names.find('}').unwrap()];
+        for name in names.split(',').map(str::trim) {
+            let column = open + 1 + line[open + 1..].find(name).unwrap();
+            let target = client
+                .definition(&uri, Position::new(n as u32, column as u32))
+                .unwrap_or_else(|| panic!("`{name}` has no definition"));
+            let copy = std::fs::read_to_string(target.uri.to_file_path().unwrap()).unwrap();
+            let line = copy.lines().nth(target.range.start.line as usize).unwrap();
+            assert!(line.contains(name), "`{name}` lands on `{line}`");
+        }
+    }
+    client.stop();
+}
