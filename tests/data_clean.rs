@@ -402,3 +402,90 @@ fn a_policy_without_a_pipeline_or_standard_input_is_a_usage_error() {
     assert_reconciles(&c);
     assert_eq!(c.report["rows"]["in"], 0);
 }
+
+#[test]
+fn a_condition_runs_as_compiled() {
+    // `drop NAME when ...` with session statistics, a duration, `not`, `and`, `or` and `??`.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string("policies/job_match.policy").unwrap();
+    let edited = text.replace(
+        "drop bots when clicks_per_minute > 30",
+        "drop skimmers when session_impressions >= 4 and session_seconds < 1min \
+         and not (clicked and (dwell_seconds ?? 0) > 5)",
+    );
+    assert_ne!(
+        text, edited,
+        "the clean rule to edit is in job_match.policy"
+    );
+    let policy = dir.path().join("job_match.policy");
+    std::fs::write(&policy, edited).unwrap();
+    let mut rows = Vec::new();
+    // A: four rows in 30 s, one read for 10 s: the three others are skimmed.
+    for k in 0..4u32 {
+        let mut v = click(
+            "q-0",
+            &format!("a-{k}"),
+            f64::from(k) * 10.0,
+            k + 1,
+            k == 2,
+            "A",
+        );
+        if k == 2 {
+            v["dwell_seconds"] = json!(10.0);
+        }
+        rows.push(v.to_string());
+    }
+    // B: four rows over two minutes; C: three rows in ten seconds. Neither is skimming.
+    for k in 0..4u32 {
+        rows.push(
+            click(
+                "q-1",
+                &format!("b-{k}"),
+                f64::from(k) * 40.0,
+                k + 1,
+                false,
+                "B",
+            )
+            .to_string(),
+        );
+    }
+    for k in 0..3u32 {
+        rows.push(
+            click(
+                "q-2",
+                &format!("c-{k}"),
+                f64::from(k) * 5.0,
+                k + 1,
+                false,
+                "C",
+            )
+            .to_string(),
+        );
+    }
+    let log = dir.path().join("clicks.jsonl");
+    std::fs::write(&log, rows.join("\n")).unwrap();
+    let c = clean(dir.path(), policy.to_str().unwrap(), &log, &[]);
+    assert!(c.output.status.success(), "{}", stderr(&c.output));
+    assert_reconciles(&c);
+    assert_eq!(c.report["rules"][0]["rule"], "skimmers");
+    assert_eq!(c.report["rules"][0]["dropped"], 3);
+    let dropped: Vec<u64> = c
+        .dropped
+        .iter()
+        .map(|d| d["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(dropped, vec![1, 2, 4]);
+    // Asking for a source the pipeline does not clean names the ones it does.
+    let c = clean(
+        dir.path(),
+        policy.to_str().unwrap(),
+        &log,
+        &["--source", "golden"],
+    );
+    assert_eq!(c.output.status.code(), Some(1));
+    assert!(
+        stderr(&c.output).contains("cleans no source `golden`; it cleans `clicks`"),
+        "{}",
+        stderr(&c.output)
+    );
+}
