@@ -1281,12 +1281,14 @@ mod tests {
   /// How senior.
   enum Level { junior < senior }
   entity Job { skills: set<string>, level: Level }
+  /// Weight of a level.
+  table level_weight: Level -> number default 0.5 { senior: 1, junior: 0.8 }
   /// Half for a different level.
   fn bonus(a: Level, b: Level) -> number in [0, 1] = if a == b then 1.0 else 0.5
   pair query: Job, candidate: Job
   dimension fit weight 100% {
     let have = coverage(query.skills, candidate.skills)
-    score = have * bonus(query.level, candidate.level)
+    score = have * bonus(query.level, candidate.level) * level_weight[query.level]
     grade { good when score >= 0.5  poor otherwise }
   }
   rule juniors { when candidate.level == junior cap overall at 0.5 because "too junior" }
@@ -1359,6 +1361,15 @@ mod tests {
             score.detail.as_deref(),
             Some("score in [0, 1]; grades good, poor")
         );
+
+        let table = at(&index, "level_weight[", 0);
+        assert_eq!(
+            table.signature,
+            "table level_weight: Level -> number default 0.5"
+        );
+        assert_eq!(table.detail.as_deref(), Some("2 entries"));
+        assert_eq!(table.docs, "Weight of a level.");
+        assert_eq!(at(&index, "senior: 1", 0).signature, "Level.senior");
 
         assert_eq!(at(&index, "good\n", 0).kind, SymbolKind::Grade);
         assert_eq!(at(&index, "juniors does", 0).kind, SymbolKind::Rule);

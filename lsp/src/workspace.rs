@@ -101,11 +101,6 @@ impl StdlibFiles {
         }
         Ok(path)
     }
-
-    /// Whether a path is one of the copies (so an open copy is checked as a standard module).
-    pub fn contains(&self, path: &Path) -> bool {
-        path.starts_with(&self.dir)
-    }
 }
 
 /// Every open document.
