@@ -233,10 +233,16 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// Opens `page` in headless Chromium (a fresh profile, nothing reached over the network) and
-/// returns the console errors it logged, and the DOM it printed.
+/// returns the console errors it logged, and the DOM it printed. Output goes to files (the DOM
+/// is larger than a pipe holds) and Chromium gets a minute before it is killed.
 fn console_errors(browser: &Path, page: &Path) -> (Vec<String>, String) {
-    let profile = tempfile::tempdir().unwrap();
-    let output = Command::new(browser)
+    let scratch = tempfile::tempdir().unwrap();
+    let profile = scratch.path().join("profile");
+    let (out, err) = (
+        scratch.path().join("dom.html"),
+        scratch.path().join("log.txt"),
+    );
+    let mut child = Command::new(browser)
         .args([
             "--headless",
             "--no-sandbox",
@@ -252,18 +258,30 @@ fn console_errors(browser: &Path, page: &Path) -> (Vec<String>, String) {
             "--v=0",
             "--virtual-time-budget=2000",
         ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--user-data-dir={}", profile.display()))
         .arg("--dump-dom")
         .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let errors = stderr
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("chromium starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(&err).unwrap_or_default();
+    let errors = log
         .lines()
         .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught") || l.contains("Refused to"))
         .map(str::to_string)
         .collect();
-    (errors, String::from_utf8_lossy(&output.stdout).into_owned())
+    (errors, std::fs::read_to_string(&out).unwrap_or_default())
 }
 
 #[test]
