@@ -17,7 +17,7 @@ use std::process::ExitCode;
 pub struct Args {
     /// The policy that labels the real pairs (the validation split is stratified by its overall
     /// grade); with a pipeline, also where the shares, split and batch size are read from.
-    #[arg(long, alias = "pipeline")]
+    #[arg(long, visible_alias = "pipeline")]
     policy: PathBuf,
     /// The real (golden) pairs.
     #[arg(long)]

@@ -21,7 +21,7 @@ use std::time::Duration;
 pub struct Args {
     /// The policy that labels the pairs; with a pipeline, also where count, strategy and the
     /// validation split are read from.
-    #[arg(long, alias = "pipeline")]
+    #[arg(long, visible_alias = "pipeline")]
     policy: PathBuf,
     /// The golden pairs to perturb (JSON lines, `source: "real"`).
     #[arg(long)]
