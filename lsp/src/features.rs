@@ -267,6 +267,17 @@ pub fn completion(document: &Document, position: Position) -> Vec<CompletionItem
         let head = head_text.get(head_start..).unwrap_or("");
         return index.members(head).into_iter().map(item).collect();
     }
+    if let Some((role, written)) = record_field_context(before.get(..prefix_start).unwrap_or("")) {
+        let fields: Vec<CompletionItem> = index
+            .members(role)
+            .into_iter()
+            .filter(|d| d.kind == SymbolKind::Field && !written.contains(&d.name.as_str()))
+            .map(item)
+            .collect();
+        if !fields.is_empty() {
+            return fields;
+        }
+    }
     let mut seen = BTreeSet::new();
     let mut items = Vec::new();
     for def in index.visible_at(u32::try_from(offset).unwrap_or(u32::MAX)) {
@@ -291,6 +302,39 @@ pub fn completion(document: &Document, position: Position) -> Vec<CompletionItem
         }
     }
     items
+}
+
+/// Where a field name of an example record goes (`query { a: 1, |`): the word before the
+/// record's unclosed `{` (a role, when the caller finds one of that name) and the fields already
+/// written in it.
+fn record_field_context(before: &str) -> Option<(&str, Vec<&str>)> {
+    let trimmed = before.trim_end();
+    if !(trimmed.ends_with('{') || trimmed.ends_with(',')) {
+        return None;
+    }
+    let mut depth = 0usize;
+    let open = trimmed.char_indices().rev().find_map(|(i, c)| {
+        match c {
+            '}' | ']' | ')' => depth += 1,
+            '[' | '(' if depth > 0 => depth -= 1,
+            '[' | '(' => return Some(None),
+            '{' if depth > 0 => depth -= 1,
+            '{' => return Some(Some(i)),
+            _ => {}
+        }
+        None
+    })??;
+    let head = trimmed.get(..open)?.trim_end();
+    let word_start = head
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1);
+    let role = head.get(word_start..)?;
+    let written = trimmed
+        .get(open + 1..)?
+        .split(',')
+        .filter_map(|part| part.split_once(':').map(|(name, _)| name.trim()))
+        .collect();
+    Some((role, written))
 }
 
 fn item(def: &Definition) -> CompletionItem {

@@ -578,8 +578,17 @@ fn completion_offers_fields_enum_values_and_standard_functions() {
         ["junior", "mid", "senior"]
     );
 
+    // The fields of a role in an example's record, less those already written.
+    let typing = POLICY.replace(
+        r#"query { skills: ["rust"], level: senior, city: "Zürich 🚀" }"#,
+        r#"query { skills: ["rust"], ci"#,
+    );
+    client.change(&uri, 4, &typing);
+    let at = position_of(&typing, r#"["rust"], ci"#, 12);
+    assert_eq!(labels(&client.completion(&uri, at)), ["level", "city"]);
+
     // Elsewhere: what is visible, standard functions with their import, keywords.
-    client.change(&uri, 4, POLICY);
+    client.change(&uri, 5, POLICY);
     let at = position_of(POLICY, "score = have", 8);
     let items = client.completion(&uri, at);
     let all = labels(&items);
