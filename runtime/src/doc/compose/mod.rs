@@ -2,13 +2,18 @@
 //! with its prose and what the rubric says about it, a table of contents, a summary at a glance,
 //! and the links between rules and the dimensions they touch.
 
+mod examples;
+mod modules;
+mod pipeline;
+
 use super::{Block, ContentsEntry, Inline, PolicyDocument};
 use crate::compile::Compiled;
-use crate::examples::{ExampleResult, failed_expectation, run_policy_examples};
-use crate::label::engine::{Engine, Label, OverallGrade};
+use crate::examples::{ExampleResult, run_policy_examples};
+use crate::label::engine::Engine;
 use rubric_compiler::check::EXCLUDED;
-use rubric_compiler::format::{format_expr, format_pipeline};
-use rubric_compiler::lower::ir::{LabelingProgram, RuleActionIr};
+use rubric_compiler::format::format_expr;
+use rubric_compiler::lower::ir::LabelingProgram;
+use rubric_compiler::resolve::ScopeId;
 use rubric_compiler::syntax::ast::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,7 +48,8 @@ pub fn policy_document(compiled: &Compiled) -> PolicyDocument {
             _ => None,
         })
     });
-    let mut composer = Composer::new(source, program, policy, &results);
+    let modules = &checked.program.module_decls;
+    let mut composer = Composer::new(source, program, policy, &results, modules);
     composer.compose(&file, pipeline);
     PolicyDocument {
         name: program.policy.name.clone(),
@@ -152,7 +158,7 @@ impl Touch {
 }
 
 /// Groups of the table of contents, in the order they are listed.
-const GROUPS: [&str; 9] = [
+const GROUPS: [&str; 10] = [
     "Entities",
     "Enums",
     "Tables",
@@ -162,6 +168,7 @@ const GROUPS: [&str; 9] = [
     "Overall grade",
     "Examples",
     "Pipeline",
+    "From modules",
 ];
 
 struct Composer<'a> {
@@ -169,6 +176,7 @@ struct Composer<'a> {
     program: &'a LabelingProgram,
     policy: &'a PolicyDecl,
     results: &'a [ExampleResult],
+    modules: &'a [(ScopeId, ModuleDecl)],
     total_weight: f64,
     touches: Vec<Touch>,
     title: String,
@@ -182,6 +190,7 @@ impl<'a> Composer<'a> {
         program: &'a LabelingProgram,
         policy: &'a PolicyDecl,
         results: &'a [ExampleResult],
+        modules: &'a [(ScopeId, ModuleDecl)],
     ) -> Self {
         let roles: Vec<String> = program.roles.iter().map(|r| r.name.clone()).collect();
         let dimensions: Vec<&DimensionDecl> = policy
@@ -227,6 +236,7 @@ impl<'a> Composer<'a> {
             program,
             policy,
             results,
+            modules,
             total_weight,
             touches,
             title: String::new(),
@@ -307,6 +317,7 @@ impl<'a> Composer<'a> {
         if let Some(p) = pipeline {
             self.pipeline(p);
         }
+        self.modules_appendix();
         let contents = self.contents_entries();
         self.blocks.insert(contents_at, Block::Contents(contents));
         self.blocks.insert(
@@ -506,7 +517,9 @@ impl<'a> Composer<'a> {
             .map(|u| {
                 let mut line = vec![Inline::Code(u.path.raw.clone()), Inline::Text(": ".into())];
                 line.extend(join_inlines(
-                    u.names.iter().map(|n| vec![Inline::Code(n.name.clone())]),
+                    u.names
+                        .iter()
+                        .map(|n| vec![link_code(&n.name, &import_id(&u.path.raw, &n.name))]),
                     ", ",
                 ));
                 line
@@ -640,23 +653,8 @@ impl<'a> Composer<'a> {
             2,
         );
         self.listed("Functions", title, id);
-        let params: Vec<String> = f
-            .params
-            .iter()
-            .map(|p| format!("{}: {}", p.name.name, type_text(&p.ty)))
-            .collect();
-        let range = f
-            .declared_range
-            .as_ref()
-            .map(|r| format!(" in [{}, {}]", r.lo, r.hi))
-            .unwrap_or_default();
         let body = indent(&self.expr(&f.body), "  ");
-        self.push(Block::Code(format!(
-            "fn {}({}) -> {}{range} =\n{body}",
-            f.name.name,
-            params.join(", "),
-            type_text(&f.result)
-        )));
+        self.push(Block::Code(format!("{} =\n{body}", fn_signature(f))));
     }
 
     // ---- dimensions
@@ -939,328 +937,6 @@ impl<'a> Composer<'a> {
         let table = self.bands(g);
         self.push(table);
     }
-
-    // ---- examples
-
-    fn example(&mut self, e: &ExampleDecl, index: usize) {
-        if index == 0 {
-            self.push(Block::Heading {
-                level: 2,
-                text: vec![Inline::Text("Examples".into())],
-                id: Some("examples".into()),
-            });
-            self.push(Block::Paragraph(vec![
-                Inline::Text(
-                    "Each example is a pair with what the policy must say about it; ".into(),
-                ),
-                Inline::Code("rubric test".into()),
-                Inline::Text(
-                    " checks every one. Fields not given are empty (text) or missing (optional \
-                     fields). The labels shown are what the policy gives today."
-                        .into(),
-                ),
-            ]));
-        }
-        let id = format!("example-{}", index + 1);
-        let title = self.section(&e.docs, vec![Inline::Text(e.name.clone())], &id, 3);
-        self.listed("Examples", title, id);
-        let mut rows = Vec::new();
-        for record in &e.records {
-            for (i, f) in record.fields.iter().enumerate() {
-                let role = if i == 0 {
-                    vec![Inline::Code(record.role.name.clone())]
-                } else {
-                    Vec::new()
-                };
-                rows.push(vec![
-                    role,
-                    vec![Inline::Code(f.name.name.clone())],
-                    vec![Inline::Code(literal_text(&f.value))],
-                ]);
-            }
-        }
-        self.push(Block::Table {
-            head: vec!["".into(), "field".into(), "value".into()],
-            rows,
-        });
-        let Some(result) = self.results.get(index) else {
-            return;
-        };
-        let rows = e
-            .expectations
-            .iter()
-            .map(|x| {
-                let holds = failed_expectation(self.program, x, &result.label).is_none();
-                vec![
-                    vec![Inline::Code(expectation_text(x))],
-                    vec![Inline::Text(self.today(x, &result.label))],
-                    vec![if holds {
-                        Inline::Text("yes".into())
-                    } else {
-                        Inline::Strong("no".into())
-                    }],
-                ]
-            })
-            .collect();
-        self.push(Block::Table {
-            head: vec!["expectation".into(), "today".into(), "holds".into()],
-            rows,
-        });
-        let labels = self.labels_line(&result.label);
-        self.push(Block::Paragraph(labels));
-    }
-
-    /// What the label says about an expectation's subject.
-    fn today(&self, x: &Expectation, label: &Label) -> String {
-        match x {
-            Expectation::Rule { rule, .. } => {
-                let fired = self
-                    .program
-                    .rules
-                    .iter()
-                    .position(|r| r.name == rule.name)
-                    .is_some_and(|i| label.rules.iter().any(|f| *f as usize == i));
-                if fired { "fires" } else { "does not fire" }.to_string()
-            }
-            Expectation::Compare { target, .. } => match &target.dimension {
-                None if target.grade => self.overall_grade(label),
-                None => score_text(label.overall),
-                Some(d) => {
-                    let i = self
-                        .program
-                        .dimensions
-                        .iter()
-                        .position(|x| x.name == d.name);
-                    match i {
-                        Some(i) if target.grade => self.dimension_grade(i, label),
-                        Some(i) => score_text(label.dimensions.get(i).copied().flatten()),
-                        None => String::new(),
-                    }
-                }
-            },
-        }
-    }
-
-    fn dimension_grade(&self, i: usize, label: &Label) -> String {
-        label
-            .grades
-            .get(i)
-            .copied()
-            .flatten()
-            .and_then(|g| {
-                self.program
-                    .dimensions
-                    .get(i)?
-                    .grades
-                    .get(g as usize)
-                    .map(|b| b.name.clone())
-            })
-            .unwrap_or_else(|| "no grade".into())
-    }
-
-    fn overall_grade(&self, label: &Label) -> String {
-        match label.overall_grade {
-            Some(OverallGrade::Band(b)) => self
-                .program
-                .overall
-                .grades
-                .get(b as usize)
-                .map(|b| b.name.clone()),
-            Some(OverallGrade::SetByRule(r)) => {
-                self.program
-                    .rules
-                    .get(r as usize)
-                    .and_then(|r| match &r.action {
-                        RuleActionIr::SetGrade(g) => Some(g.clone()),
-                        _ => None,
-                    })
-            }
-            Some(OverallGrade::Excluded) => Some(EXCLUDED.to_string()),
-            None => None,
-        }
-        .unwrap_or_else(|| "no grade".into())
-    }
-
-    fn labels_line(&self, label: &Label) -> Vec<Inline> {
-        let mut line = vec![
-            Inline::Strong("Labels today".into()),
-            Inline::Text(": ".into()),
-        ];
-        for (i, d) in self.program.dimensions.iter().enumerate() {
-            let score = label.dimensions.get(i).copied().flatten();
-            let grade = match score {
-                Some(_) if !d.grades.is_empty() => format!(" ({})", self.dimension_grade(i, label)),
-                _ => String::new(),
-            };
-            line.push(Inline::Code(d.name.clone()));
-            line.push(Inline::Text(format!(" {}{grade} · ", score_text(score))));
-        }
-        line.push(Inline::Strong(format!(
-            "overall {} ({})",
-            score_text(label.overall),
-            self.overall_grade(label)
-        )));
-        if label.rules.is_empty() {
-            line.push(Inline::Text("; no rule fired.".into()));
-        } else {
-            line.push(Inline::Text("; rules fired: ".into()));
-            let names = label
-                .rules
-                .iter()
-                .filter_map(|r| self.program.rules.get(*r as usize))
-                .map(|r| vec![link_code(&r.name, &rule_id(&r.name))]);
-            line.extend(join_inlines(names, ", "));
-            line.push(Inline::Text(".".into()));
-        }
-        line
-    }
-
-    // ---- the pipeline
-
-    fn pipeline(&mut self, p: &PipelineDecl) {
-        let id = format!("pipeline-{}", p.name.name);
-        let title = self.section(
-            &p.docs,
-            vec![
-                Inline::Text("Pipeline ".into()),
-                Inline::Code(p.name.name.clone()),
-            ],
-            &id,
-            2,
-        );
-        self.listed("Pipeline", title, id);
-        let mut items: Vec<Vec<Inline>> = Vec::new();
-        for d in &p.data {
-            for s in &d.sources {
-                let mut line = vec![
-                    Inline::Strong("Data".into()),
-                    Inline::Text(" ".into()),
-                    Inline::Code(s.name.name.clone()),
-                    Inline::Text(" from ".into()),
-                    Inline::Code(s.path.clone()),
-                ];
-                if !s.clean.is_empty() {
-                    line.push(Inline::Text(format!(
-                        ", cleaned by {} rule{}",
-                        s.clean.len(),
-                        if s.clean.len() == 1 { "" } else { "s" }
-                    )));
-                }
-                items.push(line);
-            }
-            for s in &d.synthetic {
-                items.push(vec![
-                    Inline::Strong("Synthetic data".into()),
-                    Inline::Text(" from ".into()),
-                    Inline::Code(s.from.name.clone()),
-                    Inline::Text(": ".into()),
-                    Inline::Code(settings_text(&s.settings)),
-                ]);
-            }
-            for m in &d.mixes {
-                let shares: Vec<String> = m
-                    .shares
-                    .iter()
-                    .map(|(name, share, _)| format!("{} {}", name.name, percent(*share)))
-                    .collect();
-                items.push(vec![
-                    Inline::Strong("Mix".into()),
-                    Inline::Text(format!(" {}", shares.join(", "))),
-                ]);
-            }
-            for s in &d.splits {
-                let seed = s.seed.map(|x| format!(", seed {x}")).unwrap_or_default();
-                items.push(vec![
-                    Inline::Strong("Validation".into()),
-                    Inline::Text(format!(" {} held out{seed}", percent(s.validation))),
-                ]);
-            }
-        }
-        for t in &p.teachers {
-            let mut line = vec![
-                Inline::Strong("Teacher".into()),
-                Inline::Text(" ".into()),
-                Inline::Code(t.name.name.clone()),
-                Inline::Text(": ".into()),
-            ];
-            line.extend(models_text(&t.model));
-            let predicts: Vec<&str> = t.predicts.iter().map(|x| x.name.as_str()).collect();
-            line.push(Inline::Text(format!("; predicts {}", predicts.join(", "))));
-            if let Some(loss) = &t.loss {
-                line.push(Inline::Text(format!("; loss {}", loss.kind.name)));
-            }
-            if !t.train.is_empty() {
-                line.push(Inline::Text("; trains with ".into()));
-                line.push(Inline::Code(settings_text(&t.train)));
-            }
-            items.push(line);
-        }
-        for s in &p.students {
-            let mut line = vec![Inline::Strong("Student".into()), Inline::Text(": ".into())];
-            line.extend(models_text(&s.model));
-            if !s.distill.is_empty() {
-                line.push(Inline::Text("; distilled from ".into()));
-                let parts = s.distill.iter().map(|d| {
-                    vec![
-                        Inline::Code(d.teacher.name.clone()),
-                        Inline::Text(format!(" (weight {}, loss {})", d.weight, d.loss.kind.name)),
-                    ]
-                });
-                line.extend(join_inlines(parts, ", "));
-            }
-            for d in &s.drift {
-                line.push(Inline::Text(format!(
-                    "; policy-drift penalty {} beyond a tolerance of {}",
-                    d.weight, d.tolerance
-                )));
-                if let Some((n, _)) = d.rebalance_every {
-                    line.push(Inline::Text(format!(", rebalanced every {n} epochs")));
-                }
-            }
-            if let Some(stop) = &s.early_stop {
-                line.push(Inline::Text(format!(
-                    "; stops early on {} (patience {})",
-                    stop.metric.name, stop.patience
-                )));
-            }
-            items.push(line);
-        }
-        for q in &p.quantize {
-            let mut line = vec![
-                Inline::Strong("Quantized".into()),
-                Inline::Text(format!(" to {}", q.scheme.name)),
-            ];
-            if let Some((v, _)) = q.prune_heads_below {
-                line.push(Inline::Text(format!(
-                    ", attention heads below {v} importance pruned"
-                )));
-            }
-            items.push(line);
-        }
-        for m in &p.monitors {
-            let alerts = m.alerts.iter().map(|a| {
-                let threshold = match a.threshold {
-                    Threshold::Number(v) => v.to_string(),
-                    Threshold::Percent(v) => percent(v),
-                    Threshold::Duration(ms) => format!("{ms}ms"),
-                };
-                vec![Inline::Code(format!(
-                    "{} {} {threshold}",
-                    a.metric.name,
-                    a.op.symbol()
-                ))]
-            });
-            let mut line = vec![
-                Inline::Strong("Monitored".into()),
-                Inline::Text(": alert when ".into()),
-            ];
-            line.extend(join_inlines(alerts, ", "));
-            items.push(line);
-        }
-        self.push(Block::List(items));
-        self.push(Block::Paragraph(vec![Inline::Text("In full:".into())]));
-        self.push(Block::Code(format_pipeline(p, self.src)));
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1268,6 +944,31 @@ impl<'a> Composer<'a> {
 
 fn dimension_id(name: &str) -> String {
     format!("dimension-{name}")
+}
+
+/// The link target of a name imported from a module.
+fn import_id(module: &str, name: &str) -> String {
+    format!("module-{module}-{name}")
+}
+
+/// `fn name(a: T, ...) -> R in [lo, hi]`.
+fn fn_signature(f: &FnDecl) -> String {
+    let params: Vec<String> = f
+        .params
+        .iter()
+        .map(|p| format!("{}: {}", p.name.name, type_text(&p.ty)))
+        .collect();
+    let range = f
+        .declared_range
+        .as_ref()
+        .map(|r| format!(" in [{}, {}]", r.lo, r.hi))
+        .unwrap_or_default();
+    format!(
+        "fn {}({}) -> {}{range}",
+        f.name.name,
+        params.join(", "),
+        type_text(&f.result)
+    )
 }
 
 fn rule_id(name: &str) -> String {
@@ -1412,58 +1113,6 @@ fn literal_text(l: &Literal) -> String {
         ),
         LiteralKind::Abstain => "abstain".into(),
     }
-}
-
-fn expectation_text(x: &Expectation) -> String {
-    match x {
-        Expectation::Rule { rule, fires, .. } => format!(
-            "rule {} {}",
-            rule.name,
-            if *fires { "fires" } else { "does not fire" }
-        ),
-        Expectation::Compare {
-            target, op, value, ..
-        } => {
-            let subject = target
-                .dimension
-                .as_ref()
-                .map_or("overall".to_string(), |d| d.name.clone());
-            let grade = if target.grade { ".grade" } else { "" };
-            format!("{subject}{grade} {} {}", op.symbol(), literal_text(value))
-        }
-    }
-}
-
-fn settings_text(settings: &[Setting]) -> String {
-    settings
-        .iter()
-        .map(|s| {
-            let value = match &s.value {
-                SettingValue::Number(v) => v.to_string(),
-                SettingValue::Percent(v) => percent(*v),
-                SettingValue::Duration(ms) => format!("{ms}ms"),
-                SettingValue::String(v) => format!("{v:?}"),
-                SettingValue::Bool(b) => b.to_string(),
-                SettingValue::Name(n) => n.clone(),
-            };
-            format!("{} {value}", s.key.name)
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn models_text(models: &[ModelSpec]) -> Vec<Inline> {
-    let parts = models.iter().map(|m| match m {
-        ModelSpec::Encoder { settings, .. } => vec![
-            Inline::Text("an encoder with ".into()),
-            Inline::Code(settings_text(settings)),
-        ],
-        ModelSpec::Init { path, .. } => vec![
-            Inline::Text("initialised from ".into()),
-            Inline::Code(path.clone()),
-        ],
-    });
-    join_inlines(parts, ", ")
 }
 
 /// The title (a first line `# ...`) and the rest of the policy's prose.

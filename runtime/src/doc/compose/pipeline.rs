@@ -1,0 +1,186 @@
+//! The pipeline section: a summary a reviewer reads (data, teachers, student, quantization,
+//! monitoring), then the pipeline in full.
+
+use super::{Composer, join_inlines, percent};
+use crate::doc::{Block, Inline};
+use rubric_compiler::format::format_pipeline;
+use rubric_compiler::syntax::ast::{ModelSpec, PipelineDecl, Setting, SettingValue, Threshold};
+
+impl Composer<'_> {
+    pub(super) fn pipeline(&mut self, p: &PipelineDecl) {
+        let id = format!("pipeline-{}", p.name.name);
+        let title = self.section(
+            &p.docs,
+            vec![
+                Inline::Text("Pipeline ".into()),
+                Inline::Code(p.name.name.clone()),
+            ],
+            &id,
+            2,
+        );
+        self.listed("Pipeline", title, id);
+        let mut items: Vec<Vec<Inline>> = Vec::new();
+        for d in &p.data {
+            for s in &d.sources {
+                let mut line = vec![
+                    Inline::Strong("Data".into()),
+                    Inline::Text(" ".into()),
+                    Inline::Code(s.name.name.clone()),
+                    Inline::Text(" from ".into()),
+                    Inline::Code(s.path.clone()),
+                ];
+                if !s.clean.is_empty() {
+                    line.push(Inline::Text(format!(
+                        ", cleaned by {} rule{}",
+                        s.clean.len(),
+                        if s.clean.len() == 1 { "" } else { "s" }
+                    )));
+                }
+                items.push(line);
+            }
+            for s in &d.synthetic {
+                items.push(vec![
+                    Inline::Strong("Synthetic data".into()),
+                    Inline::Text(" from ".into()),
+                    Inline::Code(s.from.name.clone()),
+                    Inline::Text(": ".into()),
+                    Inline::Code(settings_text(&s.settings)),
+                ]);
+            }
+            for m in &d.mixes {
+                let shares: Vec<String> = m
+                    .shares
+                    .iter()
+                    .map(|(name, share, _)| format!("{} {}", name.name, percent(*share)))
+                    .collect();
+                items.push(vec![
+                    Inline::Strong("Mix".into()),
+                    Inline::Text(format!(" {}", shares.join(", "))),
+                ]);
+            }
+            for s in &d.splits {
+                let seed = s.seed.map(|x| format!(", seed {x}")).unwrap_or_default();
+                items.push(vec![
+                    Inline::Strong("Validation".into()),
+                    Inline::Text(format!(" {} held out{seed}", percent(s.validation))),
+                ]);
+            }
+        }
+        for t in &p.teachers {
+            let mut line = vec![
+                Inline::Strong("Teacher".into()),
+                Inline::Text(" ".into()),
+                Inline::Code(t.name.name.clone()),
+                Inline::Text(": ".into()),
+            ];
+            line.extend(models_text(&t.model));
+            let predicts: Vec<&str> = t.predicts.iter().map(|x| x.name.as_str()).collect();
+            line.push(Inline::Text(format!("; predicts {}", predicts.join(", "))));
+            if let Some(loss) = &t.loss {
+                line.push(Inline::Text(format!("; loss {}", loss.kind.name)));
+            }
+            if !t.train.is_empty() {
+                line.push(Inline::Text("; trains with ".into()));
+                line.push(Inline::Code(settings_text(&t.train)));
+            }
+            items.push(line);
+        }
+        for s in &p.students {
+            let mut line = vec![Inline::Strong("Student".into()), Inline::Text(": ".into())];
+            line.extend(models_text(&s.model));
+            if !s.distill.is_empty() {
+                line.push(Inline::Text("; distilled from ".into()));
+                let parts = s.distill.iter().map(|d| {
+                    vec![
+                        Inline::Code(d.teacher.name.clone()),
+                        Inline::Text(format!(" (weight {}, loss {})", d.weight, d.loss.kind.name)),
+                    ]
+                });
+                line.extend(join_inlines(parts, ", "));
+            }
+            for d in &s.drift {
+                line.push(Inline::Text(format!(
+                    "; policy-drift penalty {} beyond a tolerance of {}",
+                    d.weight, d.tolerance
+                )));
+                if let Some((n, _)) = d.rebalance_every {
+                    line.push(Inline::Text(format!(", rebalanced every {n} epochs")));
+                }
+            }
+            if let Some(stop) = &s.early_stop {
+                line.push(Inline::Text(format!(
+                    "; stops early on {} (patience {})",
+                    stop.metric.name, stop.patience
+                )));
+            }
+            items.push(line);
+        }
+        for q in &p.quantize {
+            let mut line = vec![
+                Inline::Strong("Quantized".into()),
+                Inline::Text(format!(" to {}", q.scheme.name)),
+            ];
+            if let Some((v, _)) = q.prune_heads_below {
+                line.push(Inline::Text(format!(
+                    ", attention heads below {v} importance pruned"
+                )));
+            }
+            items.push(line);
+        }
+        for m in &p.monitors {
+            let alerts = m.alerts.iter().map(|a| {
+                let threshold = match a.threshold {
+                    Threshold::Number(v) => v.to_string(),
+                    Threshold::Percent(v) => percent(v),
+                    Threshold::Duration(ms) => format!("{ms}ms"),
+                };
+                vec![Inline::Code(format!(
+                    "{} {} {threshold}",
+                    a.metric.name,
+                    a.op.symbol()
+                ))]
+            });
+            let mut line = vec![
+                Inline::Strong("Monitored".into()),
+                Inline::Text(": alert when ".into()),
+            ];
+            line.extend(join_inlines(alerts, ", "));
+            items.push(line);
+        }
+        self.push(Block::List(items));
+        self.push(Block::Paragraph(vec![Inline::Text("In full:".into())]));
+        self.push(Block::Code(format_pipeline(p, self.src)));
+    }
+}
+
+fn settings_text(settings: &[Setting]) -> String {
+    settings
+        .iter()
+        .map(|s| {
+            let value = match &s.value {
+                SettingValue::Number(v) => v.to_string(),
+                SettingValue::Percent(v) => percent(*v),
+                SettingValue::Duration(ms) => format!("{ms}ms"),
+                SettingValue::String(v) => format!("{v:?}"),
+                SettingValue::Bool(b) => b.to_string(),
+                SettingValue::Name(n) => n.clone(),
+            };
+            format!("{} {value}", s.key.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn models_text(models: &[ModelSpec]) -> Vec<Inline> {
+    let parts = models.iter().map(|m| match m {
+        ModelSpec::Encoder { settings, .. } => vec![
+            Inline::Text("an encoder with ".into()),
+            Inline::Code(settings_text(settings)),
+        ],
+        ModelSpec::Init { path, .. } => vec![
+            Inline::Text("initialised from ".into()),
+            Inline::Code(path.clone()),
+        ],
+    });
+    join_inlines(parts, ", ")
+}
