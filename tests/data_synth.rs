@@ -268,7 +268,7 @@ fn stub_server() -> (String, Arc<Mutex<Vec<String>>>) {
                     .unwrap()
                     .push(format!("{path} {}", String::from_utf8_lossy(&body)));
                 if n == 1 {
-                    std::thread::sleep(std::time::Duration::from_millis(2500));
+                    std::thread::sleep(std::time::Duration::from_secs(6));
                 }
                 let (status, answer) = if n % 3 == 2 {
                     (
@@ -310,7 +310,7 @@ fn the_paraphraser_rewrites_prose_counts_failures_and_never_loses_a_row() {
             "--paraphrase-model",
             "stub-model",
             "--paraphrase-timeout",
-            "1",
+            "2",
         ],
     );
     let synthetic = rows(&out);
