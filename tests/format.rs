@@ -154,6 +154,19 @@ fn every_file_that_parses_formats_idempotently_and_keeps_its_meaning() {
 }
 
 #[test]
+fn the_meaning_check_sees_an_edit_but_not_a_comment() {
+    let path = Path::new("examples/language_sketch/job_match.policy");
+    let text = std::fs::read_to_string(path).unwrap();
+    let edited = text.replacen("0.8 * required", "0.7 * required", 1);
+    let commented = text.replacen("policy job_match", "// a comment\npolicy job_match", 1);
+    assert!(edited != text && commented != text);
+    let original = meaning(check_as(path, &text));
+    assert!(matches!(original, Meaning::Policy { .. }), "{original:?}");
+    assert!(original != meaning(check_as(path, &edited)));
+    assert!(original == meaning(check_as(path, &commented)));
+}
+
+#[test]
 fn the_shipped_policies_and_stdlib_are_in_canonical_layout() {
     let mut files = policy_files(Path::new("policies"));
     files.extend(policy_files(Path::new("stdlib/std")));
