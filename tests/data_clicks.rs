@@ -114,3 +114,25 @@ fn pairs_without_ids_are_refused_with_line_and_field() {
         "{stderr}"
     );
 }
+
+#[test]
+fn shares_outside_zero_to_one_are_usage_errors() {
+    let o = rubric(&[
+        "data",
+        "clicks",
+        "--policy",
+        "p",
+        "--pairs",
+        "q",
+        "--out",
+        "o",
+        "--bot-share",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("expected a share between 0 and 1, like 0.02, not `2`"),
+        "{err}"
+    );
+}

@@ -42,13 +42,13 @@ pub struct Args {
     #[arg(long)]
     sessions: Option<u64>,
     /// Results shown per list.
-    #[arg(long, default_value_t = 10)]
-    list_len: usize,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    list_len: u16,
     /// Share of sessions that are bots.
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = 0.02, value_parser = share)]
     bot_share: f64,
     /// Share of human clicks with an absurd dwell time.
-    #[arg(long, default_value_t = 0.005)]
+    #[arg(long, default_value_t = 0.005, value_parser = share)]
     outlier_share: f64,
     /// Where to flag the injected rows (bots, outliers) by line (default: OUT with
     /// `.truth.jsonl` appended).
@@ -68,6 +68,16 @@ pub struct Args {
     out: PathBuf,
     #[command(flatten)]
     report: ReportArgs,
+}
+
+/// A share between 0 and 1 (both included).
+fn share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!(
+            "expected a share between 0 and 1, like 0.02, not `{text}`"
+        )),
+    }
 }
 
 fn create(path: &Path) -> Result<BufWriter<File>, ExitCode> {
@@ -178,7 +188,7 @@ fn run_simulation(args: &Args) -> ExitCode {
     };
     let mut config = SimConfig::new(args.seed);
     config.sessions = args.sessions;
-    config.list_len = args.list_len;
+    config.list_len = usize::from(args.list_len);
     config.bot_share = args.bot_share;
     config.outlier_share = args.outlier_share;
     let bar = spinner("simulating sessions");
