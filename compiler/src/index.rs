@@ -90,6 +90,9 @@ pub struct SymbolIndex {
     /// Functions, enums, entities and tables the file's scope sees, and the values of its enums.
     scope_names: Vec<DefId>,
     enums: Vec<(String, Vec<DefId>)>,
+    /// Grade bands by dimension (`None`: the overall grade).
+    grades: Vec<(Option<String>, DefId)>,
+    rules: Vec<DefId>,
     regions: Vec<Region>,
 }
 
@@ -153,6 +156,31 @@ impl SymbolIndex {
             .collect()
     }
 
+    /// The policy's dimensions, in order.
+    pub fn dimensions(&self) -> Vec<&Definition> {
+        self.defs(&self.dimensions)
+    }
+
+    /// The grades of a dimension's bands, or of `grade overall` for `None`.
+    pub fn grades(&self, dimension: Option<&str>) -> Vec<&Definition> {
+        let ids: Vec<DefId> = self
+            .grades
+            .iter()
+            .filter(|(d, _)| d.as_deref() == dimension)
+            .map(|(_, id)| *id)
+            .collect();
+        self.defs(&ids)
+    }
+
+    /// The policy's rules, in order.
+    pub fn rules(&self) -> Vec<&Definition> {
+        self.defs(&self.rules)
+    }
+
+    fn defs(&self, ids: &[DefId]) -> Vec<&Definition> {
+        ids.iter().filter_map(|id| self.definition(*id)).collect()
+    }
+
     /// The names visible at a byte offset of the file, for completion: a function's parameters
     /// inside its body; elsewhere the roles, dimensions and the `let`s of the enclosing
     /// dimension; everywhere the scope's functions, enums, tables and enum values, and the
@@ -209,9 +237,9 @@ fn builtins_iter() -> impl Iterator<Item = &'static Definition> {
         .iter()
 }
 
-/// Every function of the standard library, with its module, signature and docs: what an editor
-/// offers to import.
-pub fn stdlib_functions() -> Vec<Definition> {
+/// Every function and enum of the standard library, with its module, declaration and docs: what
+/// an editor offers to import.
+pub fn stdlib_exports() -> Vec<Definition> {
     let mut out = Vec::new();
     for (module, _, text) in stdlib::MODULES {
         let parsed = syntax::parse(FileId(0), text, &Limits::default());
@@ -219,17 +247,27 @@ pub fn stdlib_functions() -> Vec<Definition> {
         for item in &tree.items {
             if let TopItem::Module(m) = item {
                 for item in &m.items {
-                    if let Item::Fn(f) = item {
-                        out.push(Definition {
-                            kind: SymbolKind::Function,
-                            name: f.name.name.clone(),
-                            span: None,
-                            signature: fn_signature(f),
-                            detail: None,
-                            docs: f.docs.text(),
-                            module: Some((*module).to_string()),
-                        });
-                    }
+                    let (kind, name, signature, docs) = match item {
+                        Item::Fn(f) => (SymbolKind::Function, &f.name, fn_signature(f), &f.docs),
+                        Item::Enum(e) => {
+                            let sep = if e.ordered { " < " } else { ", " };
+                            let values: Vec<&str> =
+                                e.variants.iter().map(|v| v.name.name.as_str()).collect();
+                            let signature =
+                                format!("enum {} {{ {} }}", e.name.name, values.join(sep));
+                            (SymbolKind::Enum, &e.name, signature, &e.docs)
+                        }
+                        _ => continue,
+                    };
+                    out.push(Definition {
+                        kind,
+                        name: name.name.clone(),
+                        span: None,
+                        signature,
+                        detail: None,
+                        docs: docs.text(),
+                        module: Some((*module).to_string()),
+                    });
                 }
             }
         }
@@ -603,6 +641,7 @@ impl<'a> Builder<'a> {
                         for band in &g.bands {
                             let id = self.band(band, Some(&d.name.name));
                             grades.push((band.name.name.clone(), id));
+                            self.index.grades.push((Some(d.name.name.clone()), id));
                         }
                     }
                     self.dimension_grades.insert(d.name.name.clone(), grades);
@@ -618,11 +657,13 @@ impl<'a> Builder<'a> {
                         module: None,
                     });
                     self.rules.push((r.name.name.clone(), id));
+                    self.index.rules.push(id);
                 }
                 Item::OverallGrade(g) => {
                     for band in &g.bands {
                         let id = self.band(band, None);
                         self.overall_grades.push((band.name.name.clone(), id));
+                        self.index.grades.push((None, id));
                     }
                 }
                 _ => {}
@@ -1386,6 +1427,10 @@ mod tests {
         assert_eq!(names(index.members("query")), ["skills", "level"]);
         assert_eq!(names(index.members("Level")), ["junior", "senior"]);
         assert!(index.members("nothing").is_empty());
+        assert_eq!(names(index.dimensions()), ["fit"]);
+        assert_eq!(names(index.grades(Some("fit"))), ["good", "poor"]);
+        assert_eq!(names(index.grades(None)), ["top", "rest"]);
+        assert_eq!(names(index.rules()), ["juniors"]);
 
         let in_dimension = names(index.visible_at(POLICY.find("score = have").unwrap() as u32));
         for wanted in ["have", "query", "fit", "bonus", "coverage", "junior", "len"] {
@@ -1404,8 +1449,8 @@ mod tests {
     }
 
     #[test]
-    fn standard_functions_are_listed_with_their_modules() {
-        let all = stdlib_functions();
+    fn standard_functions_and_enums_are_listed_with_their_modules() {
+        let all = stdlib_exports();
         let coverage = all.iter().find(|d| d.name == "coverage").unwrap();
         assert_eq!(coverage.module.as_deref(), Some("std.text"));
         assert_eq!(
@@ -1413,5 +1458,15 @@ mod tests {
             "fn coverage(required: set<string>, have: set<string>) -> number in [0, 1]"
         );
         assert!(all.iter().any(|d| d.module.as_deref() == Some("std.num")));
+        let seniority = all.iter().find(|d| d.name == "Seniority").unwrap();
+        assert_eq!(
+            (seniority.kind, seniority.module.as_deref()),
+            (SymbolKind::Enum, Some("std.career"))
+        );
+        assert!(
+            seniority
+                .signature
+                .starts_with("enum Seniority { intern < ")
+        );
     }
 }

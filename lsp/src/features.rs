@@ -10,7 +10,7 @@ use lsp_types::{
     Location, MarkupContent, MarkupKind, NumberOrString, Position, Range, SymbolKind as LspKind,
     TextEdit, Url,
 };
-use rubric_compiler::index::{Definition, SymbolKind, stdlib_functions};
+use rubric_compiler::index::{Definition, SymbolIndex, SymbolKind, stdlib_exports};
 use rubric_compiler::syntax::ast::{Item, PipelineDecl, TopItem};
 use rubric_compiler::{Code, FileId, Limits, Severity, Span};
 use std::collections::BTreeSet;
@@ -267,6 +267,13 @@ pub fn completion(document: &Document, position: Position) -> Vec<CompletionItem
         let head = head_text.get(head_start..).unwrap_or("");
         return index.members(head).into_iter().map(item).collect();
     }
+    let line = before.get(..prefix_start).unwrap_or("");
+    let line = line
+        .get(line.rfind('\n').map_or(0, |i| i + 1)..)
+        .unwrap_or("");
+    if let Some(items) = line_context(index, line) {
+        return items;
+    }
     if let Some((role, written)) = record_field_context(before.get(..prefix_start).unwrap_or("")) {
         let fields: Vec<CompletionItem> = index
             .members(role)
@@ -285,7 +292,7 @@ pub fn completion(document: &Document, position: Position) -> Vec<CompletionItem
             items.push(item(def));
         }
     }
-    for def in stdlib_functions() {
+    for def in stdlib_exports() {
         if seen.insert(def.name.clone()) {
             let mut it = item(&def);
             it.additional_text_edits = import_edit(analysis, &def);
@@ -302,6 +309,47 @@ pub fn completion(document: &Document, position: Position) -> Vec<CompletionItem
         }
     }
     items
+}
+
+/// Completion decided by the line before the cursor: an expectation's dimension, rule or grade,
+/// or a name to import from a standard module.
+fn line_context(index: &SymbolIndex, line: &str) -> Option<Vec<CompletionItem>> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let keyword = |label: &str| CompletionItem {
+        label: label.to_string(),
+        kind: Some(CompletionItemKind::KEYWORD),
+        ..CompletionItem::default()
+    };
+    match words.as_slice() {
+        ["expect"] => {
+            let mut items: Vec<CompletionItem> = index.dimensions().into_iter().map(item).collect();
+            items.push(keyword("overall"));
+            items.push(keyword("rule"));
+            return Some(items);
+        }
+        ["expect", "rule"] => return Some(index.rules().into_iter().map(item).collect()),
+        ["expect", target, "==" | "!="] if target.ends_with(".grade") => {
+            let dimension = target.trim_end_matches(".grade");
+            let dimension = (dimension != "overall").then_some(dimension);
+            return Some(index.grades(dimension).into_iter().map(item).collect());
+        }
+        _ => {}
+    }
+    // `use std.text.{coverage, ` : what the module exports and the `use` does not name yet.
+    let rest = line.trim_start().strip_prefix("use ")?;
+    let (module, names) = rest.split_once(".{")?;
+    if names.contains('}') {
+        return None;
+    }
+    let written: Vec<&str> = names.split(',').map(str::trim).collect();
+    Some(
+        stdlib_exports()
+            .iter()
+            .filter(|d| d.module.as_deref() == Some(module.trim()))
+            .filter(|d| !written.contains(&d.name.as_str()))
+            .map(item)
+            .collect(),
+    )
 }
 
 /// Where a field name of an example record goes (`query { a: 1, |`): the word before the

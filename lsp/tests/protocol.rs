@@ -587,8 +587,38 @@ fn completion_offers_fields_enum_values_and_standard_functions() {
     let at = position_of(&typing, r#"["rust"], ci"#, 12);
     assert_eq!(labels(&client.completion(&uri, at)), ["level", "city"]);
 
+    // An expectation's dimension, rule and grade.
+    let typing = POLICY.replace("    expect skill_match.grade == strong\n", "    expect \n");
+    client.change(&uri, 5, &typing);
+    let at = position_of(&typing, "expect \n", 7);
+    assert_eq!(
+        labels(&client.completion(&uri, at)),
+        ["skill_match", "level_match", "overall", "rule"]
+    );
+    let typing = POLICY.replace(
+        "    expect skill_match.grade == strong\n",
+        "    expect rule \n",
+    );
+    client.change(&uri, 6, &typing);
+    let at = position_of(&typing, "expect rule \n", 12);
+    assert_eq!(labels(&client.completion(&uri, at)), ["senior_only"]);
+    let typing = POLICY.replace("skill_match.grade == strong\n", "skill_match.grade == st\n");
+    client.change(&uri, 7, &typing);
+    let at = position_of(&typing, "== st\n", 5);
+    assert_eq!(labels(&client.completion(&uri, at)), ["strong", "weak"]);
+
+    // The names a standard module exports, in its `use`.
+    let typing = POLICY.replace("use std.text.{coverage}", "use std.text.{coverage, ja");
+    client.change(&uri, 8, &typing);
+    let at = position_of(&typing, "coverage, ja", 12);
+    let items = client.completion(&uri, at);
+    let exported = labels(&items);
+    assert!(exported.contains(&"jaccard"), "{exported:?}");
+    assert!(!exported.contains(&"coverage"), "{exported:?}");
+    assert!(!exported.contains(&"ramp"), "{exported:?}");
+
     // Elsewhere: what is visible, standard functions with their import, keywords.
-    client.change(&uri, 5, POLICY);
+    client.change(&uri, 9, POLICY);
     let at = position_of(POLICY, "score = have", 8);
     let items = client.completion(&uri, at);
     let all = labels(&items);
@@ -602,6 +632,7 @@ fn completion_offers_fields_enum_values_and_standard_functions() {
         "senior",
         "len",
         "jaccard",
+        "Seniority",
         "when",
     ] {
         assert!(all.contains(&wanted), "{wanted} missing from {all:?}");
