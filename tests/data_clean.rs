@@ -489,3 +489,99 @@ fn a_condition_runs_as_compiled() {
         stderr(&c.output)
     );
 }
+
+mod reconciliation {
+    use super::*;
+    use proptest::prelude::*;
+    use rubric_runtime::data::clean::{CleanOptions, CleanOutputs, clean};
+    use std::io::{BufRead, Cursor};
+
+    /// One generated row: session, query, candidate, seconds since the session's last row
+    /// (negative: out of order), position, clicked, dwell, and how to break it (0-2) or not.
+    type Row = (u8, u8, u8, i16, u16, bool, Option<u32>, u8);
+
+    fn lines(rows: &[Row]) -> Vec<String> {
+        let mut clock = [0f64; 6];
+        rows.iter()
+            .map(|&(s, q, c, dt, position, clicked, dwell, broken)| {
+                let s = usize::from(s % 6);
+                clock[s] += f64::from(dt);
+                let mut v = click(
+                    &format!("q-{q}"),
+                    &format!("c-{c}"),
+                    1000.0 * s as f64 + clock[s].max(-900.0),
+                    u32::from(position),
+                    clicked,
+                    &format!("s-{s}"),
+                );
+                if let Some(d) = dwell {
+                    v["dwell_seconds"] = json!(d);
+                }
+                match broken {
+                    0 => "{\"query_id\": ".to_string(),
+                    1 => {
+                        v.as_object_mut().unwrap().remove("ts");
+                        v.to_string()
+                    }
+                    _ => v.to_string(),
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Every line is kept, dropped by one rule or quarantined, exactly once, in any log.
+        #[test]
+        fn every_row_is_accounted_for_once(rows in proptest::collection::vec(
+            (0u8..6, 0u8..3, 0u8..8, -30i16..120, 1u16..15, any::<bool>(),
+             proptest::option::of(0u32..200_000), 0u8..20),
+            0..120,
+        )) {
+            let compiled = compile_file(Path::new("policies/feed_ranking.policy"), &Options::default())
+                .expect("compiles");
+            let plan = compiled.lowered.training_plan.expect("a pipeline");
+            let text = lines(&rows).join("\n");
+            let open = || -> std::io::Result<Box<dyn BufRead>> {
+                Ok(Box::new(Cursor::new(text.clone().into_bytes())))
+            };
+            let (mut kept, mut quarantine, mut dropped) = (Vec::new(), Vec::new(), Vec::new());
+            let report = clean(
+                &plan,
+                None,
+                &open,
+                &CleanOptions { known_pairs: None, quarantine: true },
+                CleanOutputs {
+                    kept: &mut kept,
+                    quarantine: Some(&mut quarantine),
+                    dropped: Some(&mut dropped),
+                },
+                &mut |_| {},
+            )
+            .expect("cleans");
+            let numbers = |bytes: &[u8]| -> Vec<u64> {
+                String::from_utf8_lossy(bytes)
+                    .lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap()["line"].as_u64().unwrap())
+                    .collect()
+            };
+            let (q, d) = (numbers(&quarantine), numbers(&dropped));
+            let all: Vec<&str> = text.lines().collect();
+            let expected_kept: Vec<&str> = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !q.contains(&(*i as u64 + 1)) && !d.contains(&(*i as u64 + 1)))
+                .map(|(_, l)| *l)
+                .collect();
+            let kept_text = String::from_utf8(kept).unwrap();
+            prop_assert_eq!(kept_text.lines().collect::<Vec<_>>(), expected_kept);
+            prop_assert!(q.iter().all(|n| !d.contains(n)));
+            let r = &report.rows;
+            prop_assert_eq!(r.rows_in, all.len() as u64);
+            prop_assert_eq!(r.rows_in, r.kept + r.dropped + r.quarantined);
+            prop_assert_eq!(r.quarantined, q.len() as u64);
+            prop_assert_eq!(r.dropped, d.len() as u64);
+        }
+    }
+}
