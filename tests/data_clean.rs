@@ -585,3 +585,30 @@ mod reconciliation {
         }
     }
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_a_bad_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("clicks.jsonl");
+    let mut bytes = click("q-0", "c-1", 0.0, 1, false, "s-1")
+        .to_string()
+        .into_bytes();
+    bytes.extend_from_slice(b"\n{\"query_id\": \"q-\xff\"}\n");
+    std::fs::write(&log, bytes).unwrap();
+    let c = clean(dir.path(), "policies/job_match.policy", &log, &[]);
+    let err = stderr(&c.output);
+    assert_eq!(c.output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("clicks.jsonl`, line 2: not valid UTF-8"),
+        "{err}"
+    );
+    let c = clean(
+        dir.path(),
+        "policies/job_match.policy",
+        &log,
+        &["quarantine"],
+    );
+    assert_reconciles(&c);
+    assert_eq!(c.report["quarantine"]["malformed"], 1);
+    assert_eq!(c.kept.len(), 1);
+}

@@ -329,30 +329,35 @@ impl Rule<'_> {
     }
 }
 
-/// Reads an input once, line by line: `(line number, text)` of every non-blank line.
+/// Reads an input once, line by line: `on_line(line number, text, raw bytes, valid UTF-8)` for
+/// every line, with empty text for a blank one (a line that is not UTF-8 comes lossily decoded).
 fn each_line(
     input: &mut dyn BufRead,
     progress: &mut dyn FnMut(u64),
-    mut on_line: impl FnMut(u64, &str, &[u8]) -> Result<(), CleanError>,
+    mut on_line: impl FnMut(u64, &str, &[u8], bool) -> Result<(), CleanError>,
 ) -> Result<(u64, u64), CleanError> {
-    let mut buf = String::new();
+    let mut buf: Vec<u8> = Vec::new();
     let mut line_no = 0u64;
     let mut bytes = 0u64;
     let mut blank = 0u64;
     loop {
         buf.clear();
-        let n = input.read_line(&mut buf)?;
+        let n = input.read_until(b'\n', &mut buf)?;
         if n == 0 {
             break;
         }
         line_no += 1;
         bytes += n as u64;
-        let line = buf.trim_end_matches(['\n', '\r']);
+        let (text, utf8) = match std::str::from_utf8(&buf) {
+            Ok(t) => (std::borrow::Cow::Borrowed(t), true),
+            Err(_) => (String::from_utf8_lossy(&buf), false),
+        };
+        let line = text.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
             blank += 1;
-            on_line(line_no, "", buf.as_bytes())?;
+            on_line(line_no, "", &buf, utf8)?;
         } else {
-            on_line(line_no, line, buf.as_bytes())?;
+            on_line(line_no, line, &buf, utf8)?;
         }
         if line_no.is_multiple_of(65_536) {
             progress(bytes);
@@ -438,13 +443,22 @@ pub fn clean(
                 bytes,
             })
         },
-        |line_no, line, raw| {
+        |line_no, line, raw, utf8| {
             hasher.update(raw);
             if line.is_empty() {
                 return Ok(());
             }
             rows_in += 1;
-            let checked = Click::parse(line_no, line).and_then(|click| {
+            let parsed = if utf8 {
+                Click::parse(line_no, line)
+            } else {
+                Err(RowError {
+                    line: line_no,
+                    path: String::new(),
+                    message: "not valid UTF-8".to_string(),
+                })
+            };
+            let checked = parsed.and_then(|click| {
                 if let Some(known) = &options.known_pairs
                     && !known.contains(&(click.query_id.clone(), click.candidate_id.clone()))
                 {
@@ -540,7 +554,7 @@ pub fn clean(
                     bytes,
                 })
             },
-            |line_no, line, _| {
+            |line_no, line, _, _| {
                 if line.is_empty() {
                     return Ok(());
                 }
@@ -694,7 +708,7 @@ pub fn clean(
                 bytes,
             })
         },
-        |line_no, line, _| {
+        |line_no, line, _, _| {
             if line.is_empty() {
                 return Ok(());
             }
