@@ -224,3 +224,52 @@ fn the_label_writer_writes_what_label_json_gives() {
         }
     }
 }
+
+#[test]
+fn a_row_that_is_not_utf8_is_a_bad_row_not_the_end_of_the_stream() {
+    let engine = engine();
+    let rows = good_rows(&engine, 3, 8);
+    let mut input: Vec<u8> = Vec::new();
+    input.extend_from_slice(rows[0].as_bytes());
+    input.extend_from_slice(b"\n{\"id\": \"\xff\xfe\"}\n");
+    input.extend_from_slice(rows[1].as_bytes());
+    input.push(b'\n');
+    let label = |quarantine: bool| {
+        let mut out = Vec::new();
+        let mut q = Vec::new();
+        let result = label_stream(
+            &engine,
+            &mut Cursor::new(&input[..]),
+            &mut out,
+            if quarantine { Some(&mut q) } else { None },
+            LabelOptions::default(),
+            &mut |_| {},
+        );
+        (
+            result,
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&q).into_owned(),
+        )
+    };
+    let (result, out, _) = label(false);
+    match result {
+        Err(LabelError::Row(e)) => {
+            assert_eq!(e.line, 2);
+            assert!(e.message.starts_with("not valid UTF-8"), "{e}");
+        }
+        other => panic!("expected a row error, got {other:?}"),
+    }
+    // The row before it was labeled and written.
+    assert_eq!(out.lines().count(), 1);
+    let (result, out, q) = label(true);
+    let summary = result.expect("quarantined");
+    assert_eq!(
+        (summary.rows, summary.labeled, summary.quarantined),
+        (3, 2, 1)
+    );
+    assert_eq!(out.lines().count(), 2);
+    assert!(
+        q.contains("\"line\":2") && q.contains("not valid UTF-8"),
+        "{q}"
+    );
+}

@@ -250,12 +250,36 @@ impl LabelWriter {
     }
 }
 
-enum RowOutcome {
-    Labeled(String),
-    Bad(RowError),
+/// What one slice of a batch gave: its labels as JSON lines, in order, and its bad rows, each
+/// with where in `labels` it sat (the labels before it are written before it is handled).
+struct SliceOut {
+    labels: String,
+    labeled: u64,
+    bad: Vec<(usize, usize, RowError)>,
+    blank: u64,
+    events: Events,
+}
+
+/// A batch's rows: the bytes read, and each row's line number and span in them.
+struct Batch {
+    text: Vec<u8>,
+    rows: Vec<(u64, usize, usize)>,
+}
+
+impl Batch {
+    fn row(&self, i: usize) -> &[u8] {
+        self.rows
+            .get(i)
+            .and_then(|(_, a, b)| self.text.get(*a..*b))
+            .unwrap_or(&[])
+    }
 }
 
 /// Labels a stream of pairs. `progress` is called with the bytes read so far after each batch.
+///
+/// The reading thread only splits lines into a batch's buffer; decoding (UTF-8 included),
+/// labeling and writing each label's JSON run on all threads, and each slice's labels reach
+/// `output` as one write.
 pub fn label_stream(
     engine: &Engine,
     input: &mut dyn BufRead,
@@ -272,80 +296,107 @@ pub fn label_stream(
     };
     let mut line_no: u64 = 0;
     let mut bytes: u64 = 0;
-    let mut batch: Vec<(u64, String)> = Vec::with_capacity(options.batch_rows);
-    let mut buf = String::new();
+    let mut batch = Batch {
+        text: Vec::new(),
+        rows: Vec::with_capacity(options.batch_rows),
+    };
     loop {
-        batch.clear();
-        while batch.len() < options.batch_rows {
-            buf.clear();
-            let n = input.read_line(&mut buf)?;
+        batch.text.clear();
+        batch.rows.clear();
+        while batch.rows.len() < options.batch_rows {
+            let start = batch.text.len();
+            let n = input.read_until(b'\n', &mut batch.text)?;
             if n == 0 {
                 break;
             }
             bytes += n as u64;
             line_no += 1;
-            let line = buf.trim_end_matches(['\n', '\r']);
-            if line.trim().is_empty() {
-                summary.blank += 1;
-                continue;
-            }
-            batch.push((line_no, line.to_string()));
+            let line = batch.text.get(start..).unwrap_or(&[]);
+            let kept = line.len()
+                - line
+                    .iter()
+                    .rev()
+                    .take_while(|b| matches!(b, b'\n' | b'\r'))
+                    .count();
+            batch.rows.push((line_no, start, start + kept));
         }
-        if batch.is_empty() {
+        if batch.rows.is_empty() {
             break;
         }
         let threads = rayon::current_num_threads().max(1);
-        let chunk = batch.len().div_ceil(threads * 4).max(64);
-        let results: Vec<(Vec<RowOutcome>, Events)> = batch
+        let chunk = batch.rows.len().div_ceil(threads * 4).max(64);
+        let indices: Vec<usize> = (0..batch.rows.len()).collect();
+        let results: Vec<SliceOut> = indices
             .par_chunks(chunk)
-            .map(|rows| {
+            .map(|slice| {
                 let mut strings = Interner::new(&engine.strings);
-                let mut buffer = String::with_capacity(256);
-                let mut events = Events::new(engine.program.dimensions.len());
-                let mut out = Vec::with_capacity(rows.len());
-                for (no, line) in rows {
-                    match decoder.decode(*no, line, &mut strings) {
-                        Ok(pair) => {
-                            let mut ctx = Ctx::new(&mut strings, &mut events, None);
-                            let label = engine.label(&pair, &mut ctx);
-                            buffer.clear();
-                            writer.write(&mut buffer, &label);
-                            out.push(RowOutcome::Labeled(buffer.clone()));
+                let mut out = SliceOut {
+                    labels: String::with_capacity(slice.len() * 256),
+                    labeled: 0,
+                    bad: Vec::new(),
+                    blank: 0,
+                    events: Events::new(engine.program.dimensions.len()),
+                };
+                for &i in slice {
+                    let no = batch.rows.get(i).map_or(0, |r| r.0);
+                    let line = match std::str::from_utf8(batch.row(i)) {
+                        Ok(line) => line,
+                        Err(e) => {
+                            let error = RowError {
+                                line: no,
+                                path: String::new(),
+                                message: format!("not valid UTF-8: {e}"),
+                            };
+                            out.bad.push((out.labels.len(), i, error));
+                            continue;
                         }
-                        Err(e) => out.push(RowOutcome::Bad(e)),
+                    };
+                    if line.trim().is_empty() {
+                        out.blank += 1;
+                        continue;
+                    }
+                    match decoder.decode(no, line, &mut strings) {
+                        Ok(pair) => {
+                            let mut ctx = Ctx::new(&mut strings, &mut out.events, None);
+                            let label = engine.label(&pair, &mut ctx);
+                            writer.write(&mut out.labels, &label);
+                            out.labels.push('\n');
+                            out.labeled += 1;
+                        }
+                        Err(e) => out.bad.push((out.labels.len(), i, e)),
                     }
                 }
-                (out, events)
+                out
             })
             .collect();
-        let mut rows = batch.iter();
-        for (outcomes, events) in results {
-            summary.events.merge(&events);
-            for outcome in outcomes {
-                let raw = rows.next().map_or("", |(_, l)| l.as_str());
-                summary.rows += 1;
-                match outcome {
-                    RowOutcome::Labeled(json) => {
-                        output.write_all(json.as_bytes())?;
-                        output.write_all(b"\n")?;
-                        summary.labeled += 1;
+        for slice in results {
+            summary.events.merge(&slice.events);
+            summary.blank += slice.blank;
+            let mut written = 0;
+            for (at, i, error) in slice.bad {
+                let before = slice.labels.get(written..at).unwrap_or("");
+                output.write_all(before.as_bytes())?;
+                written = at;
+                match quarantine.as_deref_mut() {
+                    Some(q) => {
+                        let entry = json!({
+                            "line": error.line,
+                            "field": error.path,
+                            "error": error.message,
+                            "row": String::from_utf8_lossy(batch.row(i)),
+                        });
+                        q.write_all(entry.to_string().as_bytes())?;
+                        q.write_all(b"\n")?;
+                        summary.quarantined += 1;
+                        summary.rows += 1;
                     }
-                    RowOutcome::Bad(error) => match quarantine.as_deref_mut() {
-                        Some(q) => {
-                            let entry = json!({
-                                "line": error.line,
-                                "field": error.path,
-                                "error": error.message,
-                                "row": raw,
-                            });
-                            q.write_all(entry.to_string().as_bytes())?;
-                            q.write_all(b"\n")?;
-                            summary.quarantined += 1;
-                        }
-                        None => return Err(LabelError::Row(error)),
-                    },
+                    // The rows before it were labeled and written.
+                    None => return Err(LabelError::Row(error)),
                 }
             }
+            output.write_all(slice.labels.get(written..).unwrap_or("").as_bytes())?;
+            summary.labeled += slice.labeled;
+            summary.rows += slice.labeled;
         }
         progress(bytes);
     }
