@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use rubric_compiler::lower::ir::Const;
 use serde_json::{Map, Value, json};
 use skillspan::{Posting, SkillSpanError, read_skillspan};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{self, Write};
 use std::path::Path;
@@ -308,6 +308,52 @@ struct Sources {
     families: Vec<String>,
     /// Per occupation: occupations the policy's tables pair with its family.
     related: Vec<Vec<usize>>,
+    /// Per posting, per sentence: its words (for choosing sentences that fit an occupation).
+    posting_words: Vec<Vec<BTreeSet<String>>>,
+    /// Per posting: the words of all its sentences.
+    posting_vocabulary: Vec<BTreeSet<String>>,
+    /// The computer and engineering occupations.
+    tech: Vec<usize>,
+}
+
+/// A posting shares fewer words than this with an occupation: its sentences are not quoted.
+const MIN_SHARED_WORDS: usize = 6;
+
+/// Words too common to say what a posting is about.
+const COMMON: [&str; 24] = [
+    "with",
+    "that",
+    "this",
+    "will",
+    "your",
+    "have",
+    "from",
+    "they",
+    "their",
+    "them",
+    "other",
+    "such",
+    "work",
+    "working",
+    "team",
+    "experience",
+    "skills",
+    "ability",
+    "able",
+    "using",
+    "including",
+    "within",
+    "about",
+    "software",
+];
+
+/// The distinctive words of a text: lower case, four letters or more, not common.
+pub fn words(text: &str) -> BTreeSet<String> {
+    text.split(|c: char| !c.is_alphanumeric() && c != '+' && c != '#')
+        .filter(|w| w.chars().count() >= 4)
+        .map(str::to_lowercase)
+        .filter(|w| !COMMON.contains(&w.as_str()))
+        .collect()
 }
 
 /// An O*NET title as a policy title family: lower case, underscores, without `and`/`or`, cut
@@ -427,11 +473,28 @@ impl Sources {
                     .collect()
             })
             .collect();
+        let posting_words: Vec<Vec<BTreeSet<String>>> = postings
+            .iter()
+            .map(|p| p.sentences.iter().map(|s| words(s)).collect())
+            .collect();
+        let tech = occupations
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| is_tech(&o.code))
+            .map(|(i, _)| i)
+            .collect();
+        let posting_vocabulary = posting_words
+            .iter()
+            .map(|sentences| sentences.iter().flatten().cloned().collect())
+            .collect();
         Ok(Sources {
             occupations,
             postings,
             families,
             related,
+            posting_words,
+            posting_vocabulary,
+            tech,
         })
     }
 
@@ -487,8 +550,25 @@ struct Job {
     draft: Draft,
 }
 
+/// Whether an occupation is a computer or engineering one (SOC major groups 15 and 17): the
+/// kind of job SkillSpan's postings are, and the one the policy's title tables know best.
+fn is_tech(code: &str) -> bool {
+    matches!(code.get(..2), Some("15" | "17"))
+}
+
+/// The share of postings drawn from computer and engineering occupations (about a tenth of
+/// O*NET's occupations).
+const TECH_SHARE: f64 = 0.4;
+
 fn build_job(src: &Sources, rng: &mut ChaCha8Rng) -> Job {
-    let i = rng.random_range(0..src.occupations.len());
+    let i = if rng.random_bool(TECH_SHARE) && !src.tech.is_empty() {
+        src.tech
+            .get(rng.random_range(0..src.tech.len()))
+            .copied()
+            .unwrap_or(0)
+    } else {
+        rng.random_range(0..src.occupations.len())
+    };
     let fallback = Occupation::default();
     let occ = src.occupation(i).unwrap_or(&fallback);
     let mut d = Draft::default();
@@ -568,26 +648,56 @@ fn build_job(src: &Sources, rng: &mut ChaCha8Rng) -> Job {
     );
     let weeks = *[1, 2, 4, 6, 8, 12].choose(rng).unwrap_or(&4);
     d.set("start_within_weeks", json!(weeks), Origin::Generated);
-    // Real prose: the occupation's description and sentences of a real posting of its kind.
-    let tech = matches!(occ.code.get(..2), Some("15" | "17"));
-    let kind: Vec<&Posting> = src
-        .postings
+    // Real prose: the occupation's description, then sentences of the real posting that shares
+    // the most words with the occupation (its title, description and tasks), drawn
+    // among the five closest; its two to four sentences closest to the occupation, in order.
+    // Other occupations quote their O*NET tasks.
+    let mut about = words(&occ.title);
+    about.extend(words(&occ.description));
+    for t in &occ.tasks {
+        about.extend(words(t));
+    }
+    let overlap = |w: &BTreeSet<String>| w.intersection(&about).count();
+    // SkillSpan's postings are software and engineering jobs: only those occupations (SOC
+    // major groups 15 and 17) quote them.
+    let fits = is_tech(&occ.code);
+    let mut ranked: Vec<(usize, usize)> = src
+        .posting_vocabulary
         .iter()
-        .filter(|p| (p.source == "tech") == tech)
+        .enumerate()
+        .filter(|_| fits)
+        .map(|(i, vocabulary)| (overlap(vocabulary), i))
+        .filter(|(shared, _)| *shared >= MIN_SHARED_WORDS)
         .collect();
-    let posting = kind
-        .choose(rng)
-        .copied()
-        .or_else(|| src.postings.choose(rng));
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let top: Vec<usize> = ranked.iter().take(5).map(|(_, i)| *i).collect();
     let mut prose = occ.description.clone();
-    if let Some(p) = posting {
+    if let Some(pi) = top.choose(rng).copied()
+        && let (Some(p), Some(sentence_words)) = (src.postings.get(pi), src.posting_words.get(pi))
+    {
         let n = rng.random_range(2..=4usize).min(p.sentences.len());
-        let start = rng.random_range(0..=p.sentences.len() - n);
-        for s in p.sentences.iter().skip(start).take(n) {
-            prose.push(' ');
-            prose.push_str(s);
+        let mut chosen: Vec<(usize, usize)> = sentence_words
+            .iter()
+            .enumerate()
+            .map(|(j, w)| (overlap(w), j))
+            .collect();
+        chosen.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut picked: Vec<usize> = chosen.iter().take(n).map(|(_, j)| *j).collect();
+        picked.sort_unstable();
+        for j in picked {
+            if let Some(sentence) = p.sentences.get(j) {
+                prose.push(' ');
+                prose.push_str(sentence);
+            }
         }
         d.provenance.skillspan = Some(p.id.clone());
+    } else {
+        // No real posting is about this kind of work: the occupation's own tasks instead.
+        let n = rng.random_range(1..=2usize);
+        for t in occ.tasks.iter().take(n) {
+            prose.push(' ');
+            prose.push_str(t);
+        }
     }
     let description = text::with_glance(&prose, &text::job_glance(&d.record));
     d.set("description", json!(description), Origin::Composed);
