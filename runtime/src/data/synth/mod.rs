@@ -475,14 +475,22 @@ fn restore_text(pair: &mut Value, root: &Value, fields: &[(String, String)]) {
     }
 }
 
+/// A perturbed pair, held as compact JSON (a `Value` takes several times the bytes, and tens of
+/// thousands are held).
 struct Candidate {
-    value: Value,
+    value: String,
+    /// Its content key.
+    key: String,
     from: String,
     changes: Vec<String>,
     changed_roles: BTreeSet<String>,
     grade: String,
     hits: Vec<bool>,
-    label: Value,
+    label: String,
+}
+
+fn parse(json: &str) -> Value {
+    serde_json::from_str(json).unwrap_or(Value::Null)
 }
 
 /// Golden rows to synthesize from: those not in `held_out` (the validation split's ids).
@@ -561,7 +569,7 @@ pub fn synthesize(
         let (mut value, from, mut changes, mut changed_roles) =
             match bases.choose(&mut rng).filter(|_| rng.random_bool(0.5)) {
                 Some(k) => (
-                    k.value.clone(),
+                    parse(&k.value),
                     k.from.clone(),
                     k.changes.clone(),
                     k.changed_roles.clone(),
@@ -583,6 +591,9 @@ pub fn synthesize(
                     )
                 }
             };
+        if !value.is_object() {
+            continue;
+        }
         let n_ops = rng.random_range(1..=3usize);
         for _ in 0..n_ops {
             if let Some((_, roles, what)) = perturber.perturb(&mut value, &mut rng) {
@@ -610,13 +621,14 @@ pub fn synthesize(
             .any(|((h, r), p)| *h && !*r && *p);
         let n = per_grade.entry(labeled.grade.clone()).or_insert(0);
         let candidate = Candidate {
-            value,
+            value: value.to_string(),
+            key: key.clone(),
             from,
             changes,
             changed_roles,
             grade: labeled.grade.clone(),
             hits,
-            label: labeled.json,
+            label: labeled.json.to_string(),
         };
         let keep = if exploring {
             new_clause
@@ -648,7 +660,7 @@ pub fn synthesize(
     let mut rest = overflow.into_iter().chain(frontier);
     while kept.len() < options.count {
         let Some(c) = rest.next() else { break };
-        if !seen.insert(content_key(engine, &c.value)) {
+        if !seen.insert(c.key.clone()) {
             continue;
         }
         for (r, h) in reached.iter_mut().zip(&c.hits) {
@@ -670,37 +682,33 @@ pub fn synthesize(
             *i,
         )
     });
-    let kept: Vec<Candidate> = kept
-        .into_iter()
-        .map(|(_, mut c)| {
-            if let Some(root) = by_id.get(c.from.as_str()) {
-                restore_text(&mut c.value, &root.value, &text_fields);
-            }
-            c
-        })
-        .collect();
+    let kept = kept.into_iter().map(|(_, c)| c);
 
     let mut by_grade: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_operation: BTreeMap<String, usize> = BTreeMap::new();
     let mut stats = paraphraser.as_ref().map(|_| ParaphraseStats::default());
-    for (n, mut c) in kept.into_iter().enumerate() {
+    for (n, c) in kept.enumerate() {
         let id = format!("s-{:06}", n + 1);
+        let mut value = parse(&c.value);
+        if let Some(root) = by_id.get(c.from.as_str()) {
+            restore_text(&mut value, &root.value, &text_fields);
+        }
         let roles: Vec<String> = program.roles.iter().map(|r| r.name.clone()).collect();
         for role in &roles {
             if c.changed_roles.contains(role)
-                && let Some(r) = c.value.get_mut(role).and_then(Value::as_object_mut)
+                && let Some(r) = value.get_mut(role).and_then(Value::as_object_mut)
             {
                 text::refresh(r);
             }
         }
         if let (Some(p), Some(stats)) = (paraphraser.as_deref_mut(), stats.as_mut()) {
             for role in &roles {
-                if let Some(r) = c.value.get_mut(role).and_then(Value::as_object_mut) {
+                if let Some(r) = value.get_mut(role).and_then(Value::as_object_mut) {
                     paraphrase::paraphrase_record(p, r, stats);
                 }
             }
         }
-        let Value::Object(map) = &mut c.value else {
+        let Value::Object(map) = &mut value else {
             continue;
         };
         let suffix = format!("~{}", id);
@@ -718,13 +726,14 @@ pub fn synthesize(
         map.insert("perturbations".to_string(), json!(c.changes));
         map.remove("provenance");
         map.remove("kind");
-        out.write_all(c.value.to_string().as_bytes())?;
+        out.write_all(value.to_string().as_bytes())?;
         out.write_all(b"\n")?;
         if let Some(l) = labels.as_deref_mut() {
-            if let Value::Object(label) = &mut c.label {
-                label.insert("id".to_string(), json!(id));
+            let mut label = parse(&c.label);
+            if let Value::Object(map) = &mut label {
+                map.insert("id".to_string(), json!(id));
             }
-            l.write_all(c.label.to_string().as_bytes())?;
+            l.write_all(label.to_string().as_bytes())?;
             l.write_all(b"\n")?;
         }
         *by_grade.entry(c.grade.clone()).or_insert(0) += 1;
