@@ -219,42 +219,42 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let schema = self.program.entities.get(self.entity).ok_or_else(give_up)?;
-        let mut values: Vec<Option<Val<'static>>> = vec![None; schema.fields.len()];
-        let mut seen = vec![false; schema.fields.len()];
+        // Unset fields hold `Abstain` (no decoded value is one), a `null` holds `Missing`.
+        let mut fields: Vec<Val<'static>> = vec![Val::Abstain; schema.fields.len()];
         while let Some(key) = map.next_key_seed(FieldKeySeed(self.names))? {
             let Some(i) = key else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
-            let (Some(field), Some(seen)) = (schema.fields.get(i), seen.get_mut(i)) else {
+            let (Some(field), Some(slot)) = (schema.fields.get(i), fields.get_mut(i)) else {
                 return Err(give_up());
             };
-            if *seen {
+            if !matches!(slot, Val::Abstain) {
+                // A duplicate key: the checked decoder applies its rule.
                 return Err(give_up());
             }
-            *seen = true;
-            let v = map.next_value_seed(ValueSeed {
-                program: self.program,
-                ty: &field.ty,
-                strings: &mut *self.strings,
-            })?;
-            if let Some(slot) = values.get_mut(i) {
-                *slot = v;
-            }
+            *slot = map
+                .next_value_seed(ValueSeed {
+                    program: self.program,
+                    ty: &field.ty,
+                    strings: &mut *self.strings,
+                })?
+                .unwrap_or(Val::Missing);
         }
         // Absent or null: missing when optional, carried when text; anything else is an error
         // the checked decoder words.
-        schema
-            .fields
-            .iter()
-            .zip(values)
-            .map(|(f, v)| match v {
-                Some(v) => Ok(v),
-                None if f.optional => Ok(Val::Missing),
-                None if f.ty == ValueType::Text => Ok(Val::Text),
-                None => Err(give_up()),
-            })
-            .collect()
+        for (f, v) in schema.fields.iter().zip(fields.iter_mut()) {
+            if matches!(v, Val::Abstain | Val::Missing) {
+                *v = if f.optional {
+                    Val::Missing
+                } else if f.ty == ValueType::Text {
+                    Val::Text
+                } else {
+                    return Err(give_up());
+                };
+            }
+        }
+        Ok(fields)
     }
 }
 
