@@ -5,11 +5,13 @@
 //! exactly the same rows with the same result, and this one is only ever faster.
 
 use super::decode::Pair;
-use super::value::{Interner, Kind, Val, to_set};
+use super::value::{Interner, Kind, Seq, Val};
 use rubric_compiler::lower::ir::{EnumSchema, LabelingProgram, ValueType};
 use rustc_hash::FxHashMap;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::cell::Cell;
 use std::fmt;
+use std::sync::Arc;
 
 /// Role and field names, resolved once per decoder.
 pub(super) struct Schemas {
@@ -59,6 +61,12 @@ pub(super) fn decode(
     .ok()?;
     de.end().ok()?;
     Some(pair)
+}
+
+thread_local! {
+    /// Scratch for the items of a set or list being read, reused from value to value.
+    static IDS: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+    static NUMS: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
 }
 
 fn give_up<E: de::Error>() -> E {
@@ -323,7 +331,8 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
             _ => return Err(give_up()),
         };
         if *of == ValueType::Number {
-            let mut nums = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+            let mut nums = NUMS.take();
+            nums.clear();
             while let Some(v) = seq.next_element_seed(ValueSeed {
                 program: self.program,
                 ty: of,
@@ -338,9 +347,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
                 nums.sort_by(f64::total_cmp);
                 nums.dedup();
             }
-            return Ok(Some(Val::Nums(nums.into())));
+            let shared: Arc<[f64]> = Arc::from(&nums[..]);
+            NUMS.set(nums);
+            return Ok(Some(Val::Nums(Seq::Shared(shared))));
         }
-        let mut ids = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        // Items gather in this thread's scratch vector; the value gets one exact allocation.
+        let mut ids = IDS.take();
+        ids.clear();
         while let Some(v) = seq.next_element_seed(ValueSeed {
             program: self.program,
             ty: of,
@@ -351,8 +364,13 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
                 _ => return Err(give_up()),
             }
         }
-        let ids = if kind == Kind::Set { to_set(ids) } else { ids };
-        Ok(Some(Val::Ids(ids.into(), kind)))
+        if kind == Kind::Set {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        let shared: Arc<[u32]> = Arc::from(&ids[..]);
+        IDS.set(ids);
+        Ok(Some(Val::Ids(Seq::Shared(shared), kind)))
     }
 }
 
