@@ -40,7 +40,8 @@ impl std::error::Error for RowError {}
 /// Rows longer than this are refused before parsing (a guard against a runaway line).
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
-fn describe(v: &Value) -> String {
+/// A JSON value in words, for an error message: `the string "x"`, `a list`, ...
+pub(crate) fn describe(v: &Value) -> String {
     match v {
         Value::Null => "null".to_string(),
         Value::Bool(b) => format!("`{b}`"),
@@ -74,19 +75,15 @@ impl<'p> Decoder<'p> {
         line: &str,
         strings: &mut Interner<'_>,
     ) -> Result<Pair, RowError> {
-        let err = |path: String, message: String| RowError {
-            line: line_no,
-            path,
-            message,
-        };
         if line.len() > MAX_LINE_BYTES {
-            return Err(err(
-                String::new(),
-                format!(
+            return Err(RowError {
+                line: line_no,
+                path: String::new(),
+                message: format!(
                     "the row is {} bytes, more than the limit of {MAX_LINE_BYTES}",
                     line.len()
                 ),
-            ));
+            });
         }
         // Most rows are well formed: read them straight into a pair. A row the fast path does
         // not take is read again, checked, and its problem named.

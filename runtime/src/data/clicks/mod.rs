@@ -3,7 +3,7 @@
 
 pub mod simulate;
 
-use crate::label::decode::{MAX_LINE_BYTES, RowError};
+use crate::label::decode::{MAX_LINE_BYTES, RowError, describe};
 use jiff::Timestamp;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -100,7 +100,7 @@ impl Click {
             Some(other) => {
                 return Err(err(
                     "position",
-                    format!("expected a whole number, found {}", kind(other)),
+                    format!("expected a whole number, found {}", describe(other)),
                 ));
             }
             None => {
@@ -115,7 +115,7 @@ impl Click {
             Some(other) => {
                 return Err(err(
                     "clicked",
-                    format!("expected `true` or `false`, found {}", kind(other)),
+                    format!("expected `true` or `false`, found {}", describe(other)),
                 ));
             }
             None => {
@@ -182,9 +182,10 @@ impl Fields<'_> {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
             Some(Value::String(_)) => Err(self.err(name, "empty: expected an id".to_string())),
             Some(Value::Number(n)) => Ok(n.to_string()),
-            Some(other) => {
-                Err(self.err(name, format!("expected a string id, found {}", kind(other))))
-            }
+            Some(other) => Err(self.err(
+                name,
+                format!("expected a string id, found {}", describe(other)),
+            )),
             None => Err(self.err(name, "missing: every click names it".to_string())),
         }
     }
@@ -194,7 +195,10 @@ impl Fields<'_> {
         match self.map.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(self.err(name, format!("expected a string, found {}", kind(other)))),
+            Some(other) => Err(self.err(
+                name,
+                format!("expected a string, found {}", describe(other)),
+            )),
         }
     }
 
@@ -206,22 +210,11 @@ impl Fields<'_> {
                 Some(x) if x.is_finite() => Ok(Some(x)),
                 _ => Err(self.err(name, format!("expected a finite number, found {n}"))),
             },
-            Some(other) => Err(self.err(name, format!("expected a number, found {}", kind(other)))),
+            Some(other) => Err(self.err(
+                name,
+                format!("expected a number, found {}", describe(other)),
+            )),
         }
-    }
-}
-
-fn kind(v: &Value) -> String {
-    match v {
-        Value::Null => "null".to_string(),
-        Value::Bool(b) => format!("`{b}`"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => {
-            let short: String = s.chars().take(40).collect();
-            format!("the string \"{short}\"")
-        }
-        Value::Array(_) => "a list".to_string(),
-        Value::Object(_) => "an object".to_string(),
     }
 }
 
