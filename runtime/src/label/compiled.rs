@@ -1223,7 +1223,6 @@ impl Compiler<'_> {
     /// parameter slots (false when one abstains: the call abstains), the body compiled for the
     /// arguments' types, and the declared range. `None` for a call that cannot be compiled (an
     /// unknown function, or recursion, which the checker refuses).
-    #[allow(clippy::type_complexity)]
     fn call(
         &mut self,
         function: u32,
