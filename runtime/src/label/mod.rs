@@ -275,6 +275,33 @@ impl Batch {
     }
 }
 
+/// Appends one line (with its newline, if any) to `buf`; the byte count, 0 at the end. Like
+/// `BufRead::read_until`, with a vectorised search for the newline: this runs on the one thread
+/// that reads.
+fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut read = 0;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(read);
+        }
+        let (done, used) = match memchr::memchr(b'\n', available) {
+            Some(i) => (true, i + 1),
+            None => (false, available.len()),
+        };
+        buf.extend_from_slice(available.get(..used).unwrap_or(available));
+        input.consume(used);
+        read += used;
+        if done {
+            return Ok(read);
+        }
+    }
+}
+
 /// Labels a stream of pairs. `progress` is called with the bytes read so far after each batch.
 ///
 /// The reading thread only splits lines into a batch's buffer; decoding (UTF-8 included),
@@ -305,7 +332,7 @@ pub fn label_stream(
         batch.rows.clear();
         while batch.rows.len() < options.batch_rows {
             let start = batch.text.len();
-            let n = input.read_until(b'\n', &mut batch.text)?;
+            let n = read_line(input, &mut batch.text)?;
             if n == 0 {
                 break;
             }
@@ -405,4 +432,44 @@ pub fn label_stream(
         q.flush()?;
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod read_line_tests {
+    use super::read_line;
+    use std::io::{BufRead, BufReader, Cursor};
+
+    fn lines(input: &[u8], capacity: usize) -> Vec<Vec<u8>> {
+        let mut reader = BufReader::with_capacity(capacity, Cursor::new(input.to_vec()));
+        let mut out = Vec::new();
+        loop {
+            let mut buf = Vec::new();
+            let n = read_line(&mut reader, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            assert_eq!(n, buf.len());
+            out.push(buf);
+        }
+        out
+    }
+
+    #[test]
+    fn read_line_agrees_with_read_until_at_any_buffer_size() {
+        let input = b"{\"a\":1}\r\n\n  \nlong line that spans several buffers of the reader\nlast";
+        for capacity in [1, 2, 3, 7, 64, 4096] {
+            let mut expected = Vec::new();
+            let mut reader = BufReader::with_capacity(capacity, Cursor::new(input.to_vec()));
+            loop {
+                let mut buf = Vec::new();
+                if reader.read_until(b'\n', &mut buf).unwrap() == 0 {
+                    break;
+                }
+                expected.push(buf);
+            }
+            assert_eq!(lines(input, capacity), expected, "capacity {capacity}");
+        }
+        assert!(lines(b"", 8).is_empty());
+    }
 }
