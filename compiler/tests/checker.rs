@@ -335,3 +335,53 @@ fn bands_after_a_band_that_always_holds_are_shadowed() {
     let codes: Vec<Code> = checked.diagnostics.iter().map(|d| d.code).collect();
     assert_eq!(codes, [Code::GradeShadowed]);
 }
+
+/// The messages of the arity errors in `score` (with `rest` in the policy body).
+fn arity_messages(score: &str, rest: &str) -> Vec<String> {
+    let text = format!(
+        r#"policy p version 1 {{
+  entity A {{ x: number }}
+  pair query: A, candidate: A
+  dimension d weight 100% {{ score = {score} }}
+  grade overall {{ good when overall >= 0.5  poor otherwise }}
+  {rest}
+}}
+"#
+    );
+    let checked = check_source("t.policy", &text, &mut NoModules, &Options::default());
+    checked
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == Code::Arity)
+        .map(|d| d.message.clone())
+        .collect()
+}
+
+#[test]
+fn arity_errors_name_the_missing_parameters_or_count_the_extra_arguments() {
+    assert_eq!(
+        arity_messages("clamp(query.x)", ""),
+        [
+            "`clamp` needs 3 arguments (`x`, `lo`, `hi`); this call gives 1: `lo` and `hi` are missing"
+        ]
+    );
+    assert_eq!(
+        arity_messages("clamp(min(query.x), 0, 1)", ""),
+        ["`min` needs 2 or more arguments (`a`, `b`, ...); this call gives 1: `b` is missing"]
+    );
+    assert_eq!(
+        arity_messages(
+            "clamp(f(), 0, 1)",
+            "fn f(a: number, b: number) -> number = a + b"
+        ),
+        ["`f` needs 2 arguments (`a`, `b`); this call gives none: `a` and `b` are missing"]
+    );
+    assert_eq!(
+        arity_messages("clamp(f(query.x, 1), 0, 1)", "fn f() -> number = 0.5"),
+        ["`f` needs no arguments; this call gives 2: 2 too many"]
+    );
+    assert_eq!(
+        arity_messages("clamp(max(query.x, 1, 2), 0, 1)", ""),
+        Vec::<String>::new()
+    );
+}

@@ -905,26 +905,19 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn arity(&mut self, func: &Ident, args: &[Expr], span: Span, want: &str, ok: bool) -> bool {
+    /// Whether a native function's call gives as many arguments as its signature names; when not,
+    /// reports which parameters are missing or how many arguments are extra.
+    fn arity(&mut self, func: &Ident, args: &[Expr], span: Span) -> bool {
+        let Some((params, variadic)) = super::prelude::parameters(&func.name) else {
+            return true;
+        };
+        let ok = args.len() == params.len() || (variadic && args.len() > params.len());
         if !ok {
-            self.report(
-                Diagnostic::new(
-                    Code::Arity,
-                    format!(
-                        "`{}` takes {want}, but {} given",
-                        func.name,
-                        plural(args.len(), "argument was", "arguments were")
-                    ),
-                )
-                .at(
-                    span,
-                    format!("{} here", plural(args.len(), "argument", "arguments")),
-                )
-                .help(match super::prelude::signature(&func.name) {
-                    Some((sig, _)) => format!("the signature is `{sig}`"),
-                    None => format!("pass {want}"),
-                }),
-            );
+            let mut d = arity_diagnostic(&func.name, &params, variadic, args, span);
+            if let Some((sig, _)) = super::prelude::signature(&func.name) {
+                d = d.help(format!("the signature is `{sig}`"));
+            }
+            self.report(d);
         }
         ok
     }
@@ -932,7 +925,7 @@ impl<'a> Checker<'a> {
     fn native(&mut self, func: &Ident, args: &[Expr], span: Span, env: &Env) -> Value {
         let name = func.name.as_str();
         if name == "missing" {
-            if !self.arity(func, args, span, "one argument", args.len() == 1) {
+            if !self.arity(func, args, span) {
                 return Value::of(Type::Bool);
             }
             let Some(arg) = args.first() else {
@@ -973,7 +966,7 @@ impl<'a> Checker<'a> {
         let span_of = |i: usize| args.get(i).map_or(span, |a| a.span);
         let mut out = match name {
             "len" => {
-                if !self.arity(func, args, span, "one argument", args.len() == 1) {
+                if !self.arity(func, args, span) {
                     return Value::number(Interval::count());
                 }
                 let v = arg(0);
@@ -991,7 +984,7 @@ impl<'a> Checker<'a> {
                 Value::number(Interval::count())
             }
             "abs" => {
-                if !self.arity(func, args, span, "one argument", args.len() == 1) {
+                if !self.arity(func, args, span) {
                     return Value::number(Interval::TOP);
                 }
                 let v = arg(0);
@@ -999,7 +992,7 @@ impl<'a> Checker<'a> {
                 Value::number(v.range.abs())
             }
             "min" | "max" => {
-                if !self.arity(func, args, span, "two or more arguments", args.len() >= 2) {
+                if !self.arity(func, args, span) {
                     return Value::number(Interval::TOP);
                 }
                 let mut range: Option<Interval> = None;
@@ -1019,7 +1012,7 @@ impl<'a> Checker<'a> {
                 Value::number(range.unwrap_or(Interval::TOP))
             }
             "clamp" => {
-                if !self.arity(func, args, span, "three arguments", args.len() == 3) {
+                if !self.arity(func, args, span) {
                     return Value::number(Interval::TOP);
                 }
                 for i in 0..3 {
@@ -1044,13 +1037,13 @@ impl<'a> Checker<'a> {
                 Value::number(x.max(&lo).min(&hi))
             }
             "lower" => {
-                if self.arity(func, args, span, "one argument", args.len() == 1) {
+                if self.arity(func, args, span) {
                     self.expect(&arg(0), &Type::String, span_of(0), "`lower` takes a string");
                 }
                 Value::of(Type::String)
             }
             "contains" => {
-                if !self.arity(func, args, span, "two arguments", args.len() == 2) {
+                if !self.arity(func, args, span) {
                     return Value::of(Type::Bool);
                 }
                 let (c, x) = (arg(0), arg(1));
@@ -1080,7 +1073,7 @@ impl<'a> Checker<'a> {
                 Value::of(Type::Bool)
             }
             "rank" => {
-                if !self.arity(func, args, span, "one argument", args.len() == 1) {
+                if !self.arity(func, args, span) {
                     return Value::number(Interval::count());
                 }
                 let v = arg(0);
@@ -1147,21 +1140,10 @@ impl<'a> Checker<'a> {
                 params.join(", "),
                 self.program.type_name(&def.result)
             );
+            let names: Vec<&str> = def.params.iter().map(|(n, _)| n.as_str()).collect();
             self.report(
-                Diagnostic::new(
-                    Code::Arity,
-                    format!(
-                        "`{}` takes {}, but {} given",
-                        func.name,
-                        plural(want, "argument", "arguments"),
-                        plural(args.len(), "was", "were")
-                    ),
-                )
-                .at(
-                    span,
-                    format!("{} here", plural(args.len(), "argument", "arguments")),
-                )
-                .help(format!("the signature is `{signature}`")),
+                arity_diagnostic(&func.name, &names, false, args, span)
+                    .help(format!("the signature is `{signature}`")),
             );
             let mut v = Value::of(def.result.clone());
             if let Some(r) = &def.decl.declared_range {
@@ -1962,6 +1944,65 @@ pub fn table_range(def: &crate::resolve::TableDef) -> Interval {
         }
     }
     range.unwrap_or(Interval::TOP)
+}
+
+/// The arity error for a call of `name` whose parameters are `params` (more may follow when
+/// `variadic`): names the parameters the call leaves out, or underlines the arguments it adds.
+fn arity_diagnostic(
+    name: &str,
+    params: &[&str],
+    variadic: bool,
+    args: &[Expr],
+    span: Span,
+) -> Diagnostic {
+    let quoted: Vec<String> = params.iter().map(|p| format!("`{p}`")).collect();
+    let needs = match (params.len(), variadic) {
+        (0, _) => "no arguments".to_string(),
+        (n, true) => format!("{n} or more arguments ({}, ...)", quoted.join(", ")),
+        (n, false) => format!(
+            "{} ({})",
+            plural(n, "argument", "arguments"),
+            quoted.join(", ")
+        ),
+    };
+    let gives = match args.len() {
+        0 => "none".to_string(),
+        n => n.to_string(),
+    };
+    let d = |problem: String| {
+        Diagnostic::new(
+            Code::Arity,
+            format!("`{name}` needs {needs}; this call gives {gives}: {problem}"),
+        )
+    };
+    match (quoted.get(args.len()..), args.get(params.len()..)) {
+        (Some(missing @ [_, ..]), _) => d(format!(
+            "{} {} missing",
+            and_list(missing),
+            if missing.len() == 1 { "is" } else { "are" }
+        ))
+        .at(
+            span,
+            format!("{} here", plural(args.len(), "argument", "arguments")),
+        ),
+        (_, Some(extra @ [first, ..])) => {
+            let last = extra.last().unwrap_or(first);
+            d(format!("{} too many", extra.len())).at(
+                first.span.to(last.span),
+                plural(extra.len(), "extra argument", "extra arguments"),
+            )
+        }
+        _ => d("the count differs".to_string()).at(span, "this call"),
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

@@ -45,3 +45,43 @@ pub fn signature(name: &str) -> Option<(&'static str, &'static str)> {
         _ => return None,
     })
 }
+
+/// The parameter names of a native function, read from its signature, and whether it takes more
+/// after them (`min(a, b, ...)`), so an arity diagnostic can name what a call leaves out.
+pub fn parameters(name: &str) -> Option<(Vec<&'static str>, bool)> {
+    let (sig, _) = signature(name)?;
+    let inside = sig.split_once('(')?.1.rsplit_once(')')?.0;
+    let mut names = Vec::new();
+    let mut variadic = false;
+    for param in inside.split(", ") {
+        match param.split_once(':') {
+            Some((name, _)) => names.push(name.trim()),
+            None if param.trim() == "..." => variadic = true,
+            None => return None,
+        }
+    }
+    Some((names, variadic))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_native_names_its_parameters() {
+        for name in PRELUDE {
+            assert!(
+                parameters(name).is_some(),
+                "`{name}` has no readable signature"
+            );
+        }
+        assert_eq!(parameters("clamp"), Some((vec!["x", "lo", "hi"], false)));
+        assert_eq!(parameters("min"), Some((vec!["a", "b"], true)));
+        assert_eq!(
+            parameters("contains"),
+            Some((vec!["collection", "x"], false))
+        );
+        assert_eq!(parameters("nope"), None);
+    }
+}
