@@ -385,3 +385,33 @@ fn arity_errors_name_the_missing_parameters_or_count_the_extra_arguments() {
         Vec::<String>::new()
     );
 }
+
+/// The codes for a policy that imports `std.text.{jaccard}` and scores with `score`.
+fn with_jaccard(score: &str) -> Vec<Code> {
+    let text = format!(
+        r#"policy p version 1 {{
+  use std.text.{{jaccard}}
+  entity A {{ tags: set<string> }}
+  pair query: A, candidate: A
+  dimension d weight 100% {{ score = {score} }}
+  grade overall {{ good when overall >= 0.5  poor otherwise }}
+}}
+"#
+    );
+    let checked = check_source("t.policy", &text, &mut NoModules, &Options::default());
+    checked.diagnostics.iter().map(|d| d.code).collect()
+}
+
+#[test]
+fn a_misspelled_import_is_one_error_not_also_an_unused_import() {
+    assert_eq!(with_jaccard("jaccard(query.tags, candidate.tags)"), []);
+    assert_eq!(
+        with_jaccard("jacard(query.tags, candidate.tags)"),
+        [Code::UnknownFunction]
+    );
+    // A name that suggests nothing leaves the import unused.
+    assert_eq!(
+        with_jaccard("overlap(query.tags, candidate.tags)"),
+        [Code::UnusedImport, Code::UnknownFunction]
+    );
+}

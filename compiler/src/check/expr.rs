@@ -235,6 +235,12 @@ impl<'a> Checker<'a> {
         Some(binding.symbol)
     }
 
+    /// A misspelled name's suggestion counts as a use of the import it names: the typo's own error
+    /// explains it, and an "unused import" warning echoing the typo would only add noise.
+    fn meant(&mut self, scope: ScopeId, suggestion: &str) {
+        self.lookup(scope, suggestion);
+    }
+
     /// An expression whose value is used: an optional that is not known present is reported.
     pub fn expr(&mut self, e: &Expr, env: &Env) -> Value {
         let mut v = self.expr_raw(e, env);
@@ -835,6 +841,7 @@ impl<'a> Checker<'a> {
             .at(name.span, "not defined here");
         if let Some(best) = did_you_mean(&name.name, candidates.iter().map(String::as_str)) {
             d = d.help(format!("did you mean `{best}`?"));
+            self.meant(env.scope, best);
         } else if name.name == "score" {
             d = d.help("`score` names a dimension's score inside its `grade` bands; elsewhere use the dimension's name");
         } else if name.name == "overall" {
@@ -898,6 +905,7 @@ impl<'a> Checker<'a> {
                 } else if let Some(best) = did_you_mean(name, candidates.iter().map(String::as_str))
                 {
                     d = d.help(format!("did you mean `{best}`?"));
+                    self.meant(env.scope, best);
                 }
                 self.report(d);
                 Value::error()
@@ -1243,6 +1251,7 @@ impl<'a> Checker<'a> {
                 if let Some(best) = did_you_mean(&table.name, candidates.iter().map(String::as_str))
                 {
                     d = d.help(format!("did you mean `{best}`?"));
+                    self.meant(env.scope, best);
                 }
                 self.report(d);
                 return Value::error();

@@ -689,11 +689,25 @@ fn check_teachers(
         // Reported as a missing student or missing `distill`; every teacher would be "unused" too.
         return;
     }
+    // A misspelled `distill` counts for the teacher its error suggests: that error explains it,
+    // and an "unused teacher" warning echoing the typo would only add noise.
+    let declared: Vec<&str> = pipeline
+        .teachers
+        .iter()
+        .map(|t| t.name.name.as_str())
+        .collect();
     let distilled: HashSet<&str> = pipeline
         .students
         .iter()
         .flat_map(|s| &s.distill)
         .map(|d| d.teacher.name.as_str())
+        .map(|name| {
+            if declared.contains(&name) {
+                name
+            } else {
+                did_you_mean(name, declared.iter().copied()).unwrap_or(name)
+            }
+        })
         .collect();
     let mut warned = HashSet::new();
     for teacher in &pipeline.teachers {
@@ -1670,7 +1684,14 @@ pipeline job_match_v3 for job_match {
 
     #[test]
     fn unknown_and_unused_teachers() {
+        // A misspelled teacher is the one problem: the teacher it meant is not also "unused".
         let text = edit("distill click  weight", "distill clicks weight");
+        assert_eq!(codes(&text), vec![Code::UnknownTeacher]);
+        let found = check(&text);
+        assert_eq!(&text[found[0].span().unwrap().range()], "clicks");
+        assert_eq!(found[0].help.as_deref(), Some("did you mean `click`?"));
+        // A name too far from any teacher suggests none, so the teacher is still unused.
+        let text = edit("distill click  weight", "distill engagement weight");
         assert_eq!(
             codes(&text),
             vec![Code::UnusedTeacher, Code::UnknownTeacher]
@@ -1678,8 +1699,6 @@ pipeline job_match_v3 for job_match {
         let found = check(&text);
         assert_eq!(found[0].severity(), crate::diagnostics::Severity::Warning);
         assert_eq!(&text[found[0].span().unwrap().range()], "click");
-        assert_eq!(&text[found[1].span().unwrap().range()], "clicks");
-        assert_eq!(found[1].help.as_deref(), Some("did you mean `click`?"));
     }
 
     #[test]
