@@ -161,18 +161,18 @@ enum Body {
 const MAX_CALL_DEPTH: u32 = 64;
 
 /// Table keys, padded: longer keys go to the default.
-pub(super) const MAX_KEYS: usize = 4;
-pub(super) type KeyTuple = [Option<Key>; MAX_KEYS];
+const MAX_KEYS: usize = 4;
+type KeyTuple = [Option<Key>; MAX_KEYS];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(super) enum Key {
+enum Key {
     Num(u64),
     Bool(bool),
     Str(u32),
     Enum(u32),
 }
 
-pub(super) fn key(v: &Val<'_>) -> Option<Key> {
+fn key(v: &Val<'_>) -> Option<Key> {
     Some(match v {
         Val::Num(n) => Key::Num(if *n == 0.0 { 0 } else { n.to_bits() }),
         Val::Bool(b) => Key::Bool(*b),
@@ -182,9 +182,9 @@ pub(super) fn key(v: &Val<'_>) -> Option<Key> {
     })
 }
 
-pub(super) struct TableIndex {
-    pub entries: FxHashMap<KeyTuple, Val<'static>>,
-    pub default: Val<'static>,
+struct TableIndex {
+    entries: FxHashMap<KeyTuple, Val<'static>>,
+    default: Val<'static>,
 }
 
 /// The compiled program: one score closure and its `let`s per dimension, band conditions, rule
@@ -284,7 +284,7 @@ fn key_tuple(keys: &[Key]) -> Option<KeyTuple> {
     Some(out)
 }
 
-pub(super) fn to_val(c: &Const) -> Val<'static> {
+fn to_val(c: &Const) -> Val<'static> {
     match c {
         Const::Number(n) => Val::Num(*n),
         Const::Bool(b) => Val::Bool(*b),
