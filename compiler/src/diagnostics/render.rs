@@ -106,7 +106,6 @@ pub fn render(
     width: usize,
     colour: bool,
 ) -> String {
-    let report = report(diagnostic, sources);
     let mut out = String::new();
     let written = match format {
         ErrorFormat::Human => {
@@ -115,18 +114,93 @@ pub fn render(
             } else {
                 GraphicalTheme::unicode_nocolor()
             };
+            // The message and help are wrapped here, keeping `code spans` whole; miette only
+            // indents the lines. Its margins: `  × ` / `  │ ` and `  help: ` / 8 spaces, within
+            // `width - 2` columns.
+            let mut wrapped = diagnostic.clone();
+            wrapped.message = wrap(&diagnostic.message, width.saturating_sub(2 + 4));
+            wrapped.help = diagnostic
+                .help
+                .as_deref()
+                .map(|h| wrap(h, width.saturating_sub(2 + 8)));
             GraphicalReportHandler::new_themed(theme)
                 .with_width(width)
+                .with_wrap_lines(false)
                 .with_links(false)
-                .render_report(&mut out, &report)
+                .render_report(&mut out, &report(&wrapped, sources))
         }
-        ErrorFormat::Plain => NarratableReportHandler::new().render_report(&mut out, &report),
-        ErrorFormat::Json => JSONReportHandler::new().render_report(&mut out, &report),
+        ErrorFormat::Plain => {
+            NarratableReportHandler::new().render_report(&mut out, &report(diagnostic, sources))
+        }
+        ErrorFormat::Json => {
+            JSONReportHandler::new().render_report(&mut out, &report(diagnostic, sources))
+        }
     };
     if written.is_err() {
         out = format!("{}: {}", diagnostic.code, diagnostic.message);
     }
     out
+}
+
+/// Stands for a space inside a code span while the text is split into words.
+const GLUE: char = '\u{1f}';
+
+/// `text` with line breaks so no line passes `width` columns, breaking only at spaces and never
+/// inside a `code span` unless the span alone is wider than a line. Existing line breaks stay.
+fn wrap(text: &str, width: usize) -> String {
+    let width = width.max(20);
+    let mut lines: Vec<String> = Vec::new();
+    for paragraph in text.split('\n') {
+        let mut line = String::new();
+        let mut line_width = 0;
+        for word in words(paragraph, width) {
+            let word_width = word.chars().count();
+            if line_width > 0 && line_width + 1 + word_width > width {
+                lines.push(std::mem::take(&mut line));
+                line_width = 0;
+            }
+            if line_width > 0 {
+                line.push(' ');
+                line_width += 1;
+            }
+            line.push_str(&word);
+            line_width += word_width;
+        }
+        lines.push(line);
+    }
+    lines.join("\n")
+}
+
+/// The words of a paragraph: split at spaces outside closed backtick spans; a span wider than
+/// `width` is split at its own spaces.
+fn words(paragraph: &str, width: usize) -> Vec<String> {
+    let parts: Vec<&str> = paragraph.split('`').collect();
+    let closed = 2 * (parts.len().saturating_sub(1) / 2);
+    let mut glued = String::with_capacity(paragraph.len());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            glued.push('`');
+        }
+        if i % 2 == 1 && i < closed {
+            glued.extend(part.chars().map(|c| if c == ' ' { GLUE } else { c }));
+        } else {
+            glued.push_str(part);
+        }
+    }
+    glued
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .flat_map(|w| {
+            if w.chars().count() > width {
+                w.split(GLUE)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            } else {
+                vec![w.replace(GLUE, " ")]
+            }
+        })
+        .collect()
 }
 
 /// Renders several diagnostics: human and plain separated by blank lines, json one a line.
@@ -147,4 +221,76 @@ pub fn render_all<'a>(
         }
     }
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::diagnostics::Code;
+    use crate::source::Span;
+
+    const HELP: &str = "list bands from the highest threshold down, like `strong when score >= 0.8` before `partial when score >= 0.5`";
+
+    fn human(help: &str) -> String {
+        let mut sources = Sources::new();
+        let file = sources.add("p.policy", "grade x");
+        let d = Diagnostic::new(Code::GradeOrder, "grade band thresholds out of order")
+            .at(Span::new(file, 0, 5), "here")
+            .help(help);
+        render(&d, &sources, ErrorFormat::Human, 80, false)
+    }
+
+    /// The lines from `help:` on.
+    fn help_lines(out: &str) -> Vec<&str> {
+        out.lines()
+            .skip_while(|l| !l.trim_start().starts_with("help:"))
+            .collect()
+    }
+
+    #[test]
+    fn wrapped_help_keeps_code_spans_on_one_line() {
+        let out = human(HELP);
+        let lines = help_lines(&out);
+        assert_eq!(
+            lines,
+            [
+                "  help: list bands from the highest threshold down, like",
+                "        `strong when score >= 0.8` before `partial when score >= 0.5`",
+            ],
+            "{out}"
+        );
+        assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
+    }
+
+    #[test]
+    fn wrapping_breaks_only_at_spaces() {
+        let help = "put the data in a folder beside it, like `\"data/golden.jsonl\"` or `a-b/c-d`";
+        assert_eq!(
+            wrap(help, 40),
+            "put the data in a folder beside it, like\n`\"data/golden.jsonl\"` or `a-b/c-d`"
+        );
+    }
+
+    #[test]
+    fn a_code_span_wider_than_a_line_breaks_at_its_spaces() {
+        assert_eq!(
+            wrap(
+                "add `grade overall { good when overall >= 0.7  poor otherwise }`",
+                30
+            ),
+            "add `grade overall { good when\noverall >= 0.7 poor otherwise\n}`"
+        );
+    }
+
+    #[test]
+    fn an_unclosed_backtick_and_line_breaks_are_kept() {
+        assert_eq!(wrap("a `b c` d `e f", 20), "a `b c` d `e f");
+        assert_eq!(wrap("one\ntwo", 20), "one\ntwo");
+        assert_eq!(wrap("x `aaa bbb` y", 20), "x `aaa bbb` y");
+        assert_eq!(
+            wrap("xxxxxxxxxxxxxxx `aaa bbb` y", 20),
+            "xxxxxxxxxxxxxxx\n`aaa bbb` y"
+        );
+    }
 }
