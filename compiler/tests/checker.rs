@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use rubric_compiler::{Code, NoModules, Options, check_source};
+use rubric_compiler::{Code, MemoryModules, NoModules, Options, check_source};
 
 /// A policy with entity `A` (`x: number`, `n: number?`, `loc: string?`, `tags: set<string>`,
 /// `flag: bool`, `level: Level`) for both roles, one dimension `d` scored by `SCORE`, and `REST`
@@ -414,4 +414,45 @@ fn a_misspelled_import_is_one_error_not_also_an_unused_import() {
         with_jaccard("overlap(query.tags, candidate.tags)"),
         [Code::UnusedImport, Code::UnknownFunction]
     );
+}
+
+#[test]
+fn a_misspelled_local_module_suggests_the_module_meant() {
+    let mut modules = MemoryModules::default();
+    modules.modules.insert(
+        "lib.scoring".to_string(),
+        "module lib.scoring { fn half(v: number) -> number = v / 2 }".to_string(),
+    );
+    let policy = |path: &str| {
+        format!(
+            r#"policy p version 1 {{
+  use {path}.{{half}}
+  entity A {{ x: number }}
+  pair query: A, candidate: A
+  dimension d weight 100% {{ score = clamp(half(query.x), 0, 1) }}
+  grade overall {{ good when overall >= 0.5  poor otherwise }}
+}}
+"#
+        )
+    };
+    let helps = |path: &str| -> Vec<(Code, Option<String>)> {
+        let checked = check_source(
+            "t.policy",
+            &policy(path),
+            &mut modules.clone(),
+            &Options::default(),
+        );
+        checked
+            .diagnostics
+            .iter()
+            .map(|d| (d.code, d.help.clone()))
+            .collect()
+    };
+    assert_eq!(helps("lib.scoring"), []);
+    let typo = helps("lib.scorng");
+    assert_eq!(typo[0].0, Code::UnknownModule);
+    assert_eq!(typo[0].1.as_deref(), Some("did you mean `lib.scoring`?"));
+    let far = helps("lib.weights");
+    assert_eq!(far[0].0, Code::UnknownModule);
+    assert_ne!(far[0].1.as_deref(), Some("did you mean `lib.scoring`?"));
 }

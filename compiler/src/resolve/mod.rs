@@ -47,6 +47,12 @@ pub trait ModuleProvider {
     /// project directory.
     fn module(&mut self, segments: &[&str]) -> Result<LoadedSource, LoadError>;
 
+    /// The project's own modules by dotted name (`lib.scoring`), for "did you mean" on an
+    /// import that is not found; a provider that cannot list them offers none.
+    fn module_names(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The policy a pipeline in its own file names (`pipeline p for job_match`),
     /// conventionally `job_match.policy` beside the pipeline's file.
     fn policy(&mut self, name: &str) -> Result<LoadedSource, LoadError> {
@@ -86,6 +92,10 @@ impl ModuleProvider for MemoryModules {
             }),
             None => Err(LoadError::NotFound { looked_for: name }),
         }
+    }
+
+    fn module_names(&mut self) -> Vec<String> {
+        self.modules.keys().cloned().collect()
     }
 
     fn policy(&mut self, name: &str) -> Result<LoadedSource, LoadError> {
@@ -506,8 +516,15 @@ impl<'a> Resolver<'a> {
         let loaded = match loaded {
             Ok(l) => l,
             Err(error) => {
-                self.diagnostics
-                    .push(load_error(error, raw, path.span, "module"));
+                let not_found = matches!(error, LoadError::NotFound { .. });
+                let mut d = load_error(error, raw, path.span, "module");
+                if not_found {
+                    let names = self.provider.module_names();
+                    if let Some(best) = did_you_mean(raw, names.iter().map(String::as_str)) {
+                        d = d.help(format!("did you mean `{best}`?"));
+                    }
+                }
+                self.diagnostics.push(d);
                 self.program.modules.insert(raw.to_string(), None);
                 return None;
             }
