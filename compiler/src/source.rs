@@ -52,6 +52,8 @@ impl Span {
 pub struct SourceFile {
     pub name: String,
     pub text: Arc<str>,
+    /// Byte offset of each line's start, for `line_col` by binary search.
+    line_starts: Vec<u32>,
 }
 
 /// Every file of one compilation, in the order they were added.
@@ -67,9 +69,17 @@ impl Sources {
 
     pub fn add(&mut self, name: impl Into<String>, text: impl Into<Arc<str>>) -> FileId {
         let id = FileId(u32::try_from(self.files.len()).unwrap_or(u32::MAX));
+        let text: Arc<str> = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(
+                text.match_indices('\n')
+                    .map(|(i, _)| u32::try_from(i + 1).unwrap_or(u32::MAX)),
+            )
+            .collect();
         self.files.push(SourceFile {
             name: name.into(),
-            text: text.into(),
+            text,
+            line_starts,
         });
         id
     }
@@ -100,16 +110,57 @@ impl Sources {
             .unwrap_or("")
     }
 
-    /// One-based line and column of a byte offset.
+    /// One-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, file: FileId, offset: u32) -> (usize, usize) {
         let Some(f) = self.get(file) else {
             return (0, 0);
         };
-        let upto = f.text.get(..offset as usize).unwrap_or(&f.text);
-        let line = upto.matches('\n').count() + 1;
-        let col = upto.rfind('\n').map_or(upto.chars().count(), |nl| {
-            upto.get(nl + 1..).map_or(0, |rest| rest.chars().count())
-        }) + 1;
+        let offset = offset.min(u32::try_from(f.text.len()).unwrap_or(u32::MAX));
+        // The last line starting at or before the offset.
+        let line = f
+            .line_starts
+            .partition_point(|start| *start <= offset)
+            .max(1);
+        let start = f.line_starts.get(line - 1).copied().unwrap_or(0) as usize;
+        let col = f
+            .text
+            .get(start..offset as usize)
+            .map_or(0, |rest| rest.chars().count())
+            + 1;
         (line, col)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Line and column by counting from the start, as the index must agree.
+    fn counted(text: &str, offset: usize) -> (usize, usize) {
+        let upto = text.get(..offset).unwrap_or(text);
+        let line = upto.matches('\n').count() + 1;
+        let col = upto
+            .rfind('\n')
+            .map_or(upto.chars().count(), |nl| upto[nl + 1..].chars().count())
+            + 1;
+        (line, col)
+    }
+
+    #[test]
+    fn line_col_agrees_with_counting_at_every_offset() {
+        let text = "policy p {\n  // Zürich 🚀\n\n  dimension d weight 100% {}\n}";
+        let mut sources = Sources::new();
+        let id = sources.add("p.policy", text);
+        for (offset, _) in text.char_indices().chain([(text.len(), ' ')]) {
+            let at = u32::try_from(offset).unwrap();
+            assert_eq!(
+                sources.line_col(id, at),
+                counted(text, offset),
+                "offset {offset}"
+            );
+        }
+        assert_eq!(sources.line_col(id, 10_000), counted(text, text.len()));
+        assert_eq!(sources.line_col(FileId(9), 0), (0, 0));
     }
 }
