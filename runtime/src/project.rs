@@ -138,6 +138,52 @@ impl ModuleProvider for FsModules {
         let rel = self.file_dir.join(format!("{name}.policy"));
         self.project.read_confined(&rel, self.max_file_bytes)
     }
+
+    /// The project's `.policy` files as dotted module names, for "did you mean": a bounded walk
+    /// (a few levels, a few thousand entries) that skips hidden folders, `target` and
+    /// `node_modules` and follows no symbolic link out of the project.
+    fn module_names(&mut self) -> Vec<String> {
+        const MAX_DEPTH: usize = 4;
+        const MAX_ENTRIES: usize = 5_000;
+        let mut names = Vec::new();
+        let mut seen = 0;
+        let mut stack = vec![(self.project.root.clone(), Vec::<String>::new())];
+        while let Some((dir, prefix)) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                seen += 1;
+                if seen > MAX_ENTRIES {
+                    stack.clear();
+                    break;
+                }
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if kind.is_dir() {
+                    if prefix.len() < MAX_DEPTH
+                        && !name.starts_with('.')
+                        && name != "target"
+                        && name != "node_modules"
+                    {
+                        let mut p = prefix.clone();
+                        p.push(name);
+                        stack.push((entry.path(), p));
+                    }
+                } else if kind.is_file()
+                    && let Some(stem) = name.strip_suffix(".policy")
+                {
+                    let mut parts = prefix.clone();
+                    parts.push(stem.to_string());
+                    names.push(parts.join("."));
+                }
+            }
+        }
+        names.sort();
+        names
+    }
 }
 
 /// Reads and checks one policy file with its project's modules.
