@@ -265,6 +265,18 @@ fn from_pest(
     };
     let mut diagnostic =
         Diagnostic::new(Code::SyntaxUnexpected, format!("unexpected {token}")).at(span, label);
+    if expected.contains(&"`else`")
+        && let Some((at, c)) = text.get(..offset).and_then(|before| {
+            before
+                .char_indices()
+                .rev()
+                .find(|(_, c)| !c.is_whitespace())
+        })
+    {
+        // What is missing belongs after the `if`'s last word, often on the line before.
+        let end = Span::new(file, at, at + c.len_utf8());
+        diagnostic = diagnostic.with(end, "the `else` and its value go after this");
+    }
     let misspelled = token
         .strip_prefix('`')
         .and_then(|t| t.strip_suffix('`'))
