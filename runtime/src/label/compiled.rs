@@ -33,11 +33,11 @@ pub(super) struct Env<'a, 's, 'p> {
     pub undefined: bool,
 }
 
-type NumFn = dyn for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>) -> f64 + Send + Sync;
-type TriFn = dyn for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>) -> Option<bool> + Send + Sync;
 type ValFn = dyn for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>) -> Val<'a> + Send + Sync;
-pub(super) type NumC = Box<NumFn>;
-pub(super) type TriC = Box<TriFn>;
+/// Compiled code that yields a plain value: a number or a truth.
+pub(super) type Code<T> = Box<dyn for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>) -> T + Send + Sync>;
+pub(super) type NumC = Code<f64>;
+pub(super) type TriC = Code<Option<bool>>;
 pub(super) type ValC = Box<ValFn>;
 
 /// Evaluates a call's arguments into the parameters' slots; false when one abstains.
@@ -463,6 +463,24 @@ impl Compiler<'_> {
         found
     }
 
+    /// A `when` chain's arms: each condition as a truth, each result as `then` compiles it.
+    fn when_arms<T>(
+        &mut self,
+        arms: &[WhenArmIr],
+        locals: &[Local],
+        then: fn(&mut Self, &Node, &[Local]) -> T,
+    ) -> Vec<(TriC, T, u32)> {
+        arms.iter()
+            .map(|a| {
+                (
+                    self.tri(&a.when, locals),
+                    then(self, &a.then, locals),
+                    a.clause,
+                )
+            })
+            .collect()
+    }
+
     /// Compiles a node for a consumer that wants a number.
     fn num(&mut self, node: &Node, locals: &[Local]) -> NumC {
         match node {
@@ -552,50 +570,16 @@ impl Compiler<'_> {
             } => {
                 let c = self.tri(cond, locals);
                 let (t, o) = (self.num(then, locals), self.num(otherwise, locals));
-                let (tc, ec) = (*then_clause, *else_clause);
-                num_c(move |e| match c(e) {
-                    Some(true) => {
-                        e.ctx.hit(tc);
-                        t(e)
-                    }
-                    Some(false) => {
-                        e.ctx.hit(ec);
-                        o(e)
-                    }
-                    None => NONE,
-                })
+                if_code(c, t, o, (*then_clause, *else_clause), NONE)
             }
             Node::When {
                 arms,
                 otherwise,
                 otherwise_clause,
             } => {
-                let arms: Vec<(TriC, NumC, u32)> = arms
-                    .iter()
-                    .map(|a| {
-                        (
-                            self.tri(&a.when, locals),
-                            self.num(&a.then, locals),
-                            a.clause,
-                        )
-                    })
-                    .collect();
+                let arms = self.when_arms(arms, locals, Self::num);
                 let o = self.num(otherwise, locals);
-                let oc = *otherwise_clause;
-                num_c(move |e| {
-                    for (w, t, c) in &arms {
-                        match w(e) {
-                            Some(true) => {
-                                e.ctx.hit(*c);
-                                return t(e);
-                            }
-                            Some(false) => {}
-                            None => return NONE,
-                        }
-                    }
-                    e.ctx.hit(oc);
-                    o(e)
-                })
+                when_code(arms, o, *otherwise_clause, NONE)
             }
             Node::Match { scrutinee, arms }
                 if self.ty(scrutinee, locals) == Ty::Num
@@ -887,50 +871,16 @@ impl Compiler<'_> {
             } => {
                 let c = self.tri(cond, locals);
                 let (t, o) = (self.tri(then, locals), self.tri(otherwise, locals));
-                let (tc, ec) = (*then_clause, *else_clause);
-                tri_c(move |e| match c(e) {
-                    Some(true) => {
-                        e.ctx.hit(tc);
-                        t(e)
-                    }
-                    Some(false) => {
-                        e.ctx.hit(ec);
-                        o(e)
-                    }
-                    None => None,
-                })
+                if_code(c, t, o, (*then_clause, *else_clause), None)
             }
             Node::When {
                 arms,
                 otherwise,
                 otherwise_clause,
             } => {
-                let arms: Vec<(TriC, TriC, u32)> = arms
-                    .iter()
-                    .map(|a| {
-                        (
-                            self.tri(&a.when, locals),
-                            self.tri(&a.then, locals),
-                            a.clause,
-                        )
-                    })
-                    .collect();
+                let arms = self.when_arms(arms, locals, Self::tri);
                 let o = self.tri(otherwise, locals);
-                let oc = *otherwise_clause;
-                tri_c(move |e| {
-                    for (w, t, c) in &arms {
-                        match w(e) {
-                            Some(true) => {
-                                e.ctx.hit(*c);
-                                return t(e);
-                            }
-                            Some(false) => {}
-                            None => return None,
-                        }
-                    }
-                    e.ctx.hit(oc);
-                    o(e)
-                })
+                when_code(arms, o, *otherwise_clause, None)
             }
             Node::CallFn { function, args } => {
                 match self.call(*function, args, locals, Repr::Tri) {
@@ -1073,16 +1023,7 @@ impl Compiler<'_> {
                 otherwise,
                 otherwise_clause,
             } => {
-                let arms: Vec<(TriC, ValC, u32)> = arms
-                    .iter()
-                    .map(|a| {
-                        (
-                            self.tri(&a.when, locals),
-                            self.val(&a.then, locals),
-                            a.clause,
-                        )
-                    })
-                    .collect();
+                let arms = self.when_arms(arms, locals, Self::val);
                 let o = self.val(otherwise, locals);
                 let oc = *otherwise_clause;
                 val_c(move |e| {
@@ -1306,6 +1247,51 @@ impl Compiler<'_> {
         });
         Some((prelude, body, f.declared_range))
     }
+}
+
+/// An `if` over code of a plain result: the branch its condition picks, `absent` when undecided.
+fn if_code<T: Copy + Send + Sync + 'static>(
+    c: TriC,
+    t: Code<T>,
+    o: Code<T>,
+    (then_clause, else_clause): (u32, u32),
+    absent: T,
+) -> Code<T> {
+    Box::new(move |e: &mut Env<'_, '_, '_>| match c(e) {
+        Some(true) => {
+            e.ctx.hit(then_clause);
+            t(e)
+        }
+        Some(false) => {
+            e.ctx.hit(else_clause);
+            o(e)
+        }
+        None => absent,
+    })
+}
+
+/// A `when` chain over code of a plain result: the first arm that holds, `absent` as soon as an
+/// arm cannot be decided, else `otherwise`.
+fn when_code<T: Copy + Send + Sync + 'static>(
+    arms: Vec<(TriC, Code<T>, u32)>,
+    otherwise: Code<T>,
+    otherwise_clause: u32,
+    absent: T,
+) -> Code<T> {
+    Box::new(move |e: &mut Env<'_, '_, '_>| {
+        for (w, t, c) in &arms {
+            match w(e) {
+                Some(true) => {
+                    e.ctx.hit(*c);
+                    return t(e);
+                }
+                Some(false) => {}
+                None => return absent,
+            }
+        }
+        e.ctx.hit(otherwise_clause);
+        otherwise(e)
+    })
 }
 
 /// Calls `f` on each direct child of a node.
