@@ -11,7 +11,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rayon::prelude::*;
 use rubric_compiler::Options;
 use rubric_runtime::compile::compile_file;
-use rubric_runtime::label::decode::{Decoder, Pair};
+use rubric_runtime::label::batch::PairBatch;
+use rubric_runtime::label::decode::Decoder;
 use rubric_runtime::label::engine::{Ctx, Engine, Events};
 use rubric_runtime::label::value::Interner;
 use rubric_runtime::label::{LabelOptions, label_stream};
@@ -37,22 +38,21 @@ fn bench(c: &mut Criterion) {
     let lines = lines(&engine);
     let text = lines.join("\n") + "\n";
 
-    // Decoded batches: each rayon chunk keeps the interner its pairs were decoded with.
+    // Decoded batches, as `rubric label` builds them: each keeps the interner its pairs were
+    // decoded with.
     let decoder = Decoder::new(&engine.program);
-    let chunks: Vec<(Interner<'_>, Vec<Pair>)> = lines
+    let batches: Vec<(Interner<'_>, PairBatch)> = lines
         .chunks(4096)
         .map(|chunk| {
             let mut strings = Interner::new(&engine.strings);
-            let pairs = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    decoder
-                        .decode(i as u64 + 1, l, &mut strings)
-                        .expect("valid pair")
-                })
-                .collect();
-            (strings, pairs)
+            let mut batch = PairBatch::new(&engine.program);
+            for (i, l) in chunk.iter().enumerate() {
+                let pair = decoder
+                    .decode(i as u64 + 1, l, &mut strings)
+                    .expect("valid pair");
+                batch.push(&pair);
+            }
+            (strings, batch)
         })
         .collect();
 
@@ -61,13 +61,13 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(PAIRS as u64));
     group.bench_function(BenchmarkId::new("engine_decoded", PAIRS), |b| {
         b.iter(|| {
-            chunks.par_iter().for_each(|(strings, pairs)| {
+            batches.par_iter().for_each(|(strings, batch)| {
                 let mut strings = strings.clone();
                 let mut events = Events::new(engine.program.dimensions.len());
-                for pair in pairs {
-                    let mut ctx = Ctx::new(&mut strings, &mut events, None);
-                    black_box(engine.label(pair, &mut ctx));
-                }
+                let mut labels = Vec::with_capacity(batch.len());
+                let mut ctx = Ctx::new(&mut strings, &mut events, None);
+                engine.label_batch(batch, &mut ctx, &mut labels);
+                black_box(labels);
             });
         });
     });

@@ -24,6 +24,7 @@ use rubric_compiler::Options;
 use rubric_compiler::resolve::Type;
 use rubric_compiler::syntax::ast::{Item, Literal, LiteralKind, RuleAction};
 use rubric_runtime::compile::{Compiled, compile_file};
+use rubric_runtime::label::batch::PairBatch;
 use rubric_runtime::label::decode::Decoder;
 use rubric_runtime::label::engine::{Ctx, Engine, Events};
 use rubric_runtime::label::label_json;
@@ -40,26 +41,56 @@ fn compile(path: &str) -> Compiled {
     compile_file(Path::new(path), &Options::default()).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// Labels pairs with the engine, the way `rubric label` does (decode a JSON line, label it, the
-/// label's JSON), but without printing and re-reading the labels: serde_json (without its
-/// `float_roundtrip` feature) does not read back every 17-digit float exactly, which would
-/// show up here as last-bit differences that are not the engine's.
+/// Labels pairs with the engine, the way `rubric label` does (decode JSON lines into batches,
+/// label each batch, each label's JSON), but without printing and re-reading the labels:
+/// serde_json (without its `float_roundtrip` feature) does not read back every 17-digit float
+/// exactly, which would show up here as last-bit differences that are not the engine's.
+///
+/// The engine evaluates a batch a chunk of rows at a time, each branch only for the rows that
+/// take it; labeling each pair alone must give the same labels, the same counted events and the
+/// same clause hits, so the batches are checked against that too.
 fn engine_labels(engine: &Engine, pairs: &[Json]) -> Vec<Json> {
     let decoder = Decoder::new(&engine.program);
+    let clauses = engine.program.clauses.len();
+    let dims = engine.program.dimensions.len();
     let mut strings = Interner::new(&engine.strings);
-    let mut events = Events::new(engine.program.dimensions.len());
-    pairs
+    let decoded: Vec<_> = pairs
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let pair = decoder
+            decoder
                 .decode(i as u64 + 1, &p.to_string(), &mut strings)
-                .unwrap_or_else(|e| panic!("the engine refused {p}: {e}"));
-            let mut ctx = Ctx::new(&mut strings, &mut events, None);
-            let label = engine.label(&pair, &mut ctx);
-            label_json(engine, &label)
+                .unwrap_or_else(|e| panic!("the engine refused {p}: {e}"))
         })
-        .collect()
+        .collect();
+
+    let (mut alone_events, mut alone_hits) = (Events::new(dims), vec![false; clauses]);
+    let alone: Vec<_> = decoded
+        .iter()
+        .map(|pair| {
+            let mut ctx = Ctx::new(&mut strings, &mut alone_events, Some(&mut alone_hits));
+            engine.label(pair, &mut ctx)
+        })
+        .collect();
+
+    // Batches of an odd size, so chunks end inside them and the last chunk is short.
+    let (mut events, mut hits) = (Events::new(dims), vec![false; clauses]);
+    let mut labels = Vec::with_capacity(pairs.len());
+    for batch in decoded.chunks(700) {
+        let batch = PairBatch::of(&engine.program, batch.iter().cloned());
+        let mut ctx = Ctx::new(&mut strings, &mut events, Some(&mut hits));
+        engine.label_batch(&batch, &mut ctx, &mut labels);
+    }
+    assert_eq!(labels.len(), alone.len());
+    for (i, (a, b)) in labels.iter().zip(&alone).enumerate() {
+        assert_eq!(a, b, "pair {i} labeled in a batch and alone");
+    }
+    assert_eq!(
+        events, alone_events,
+        "events counted in batches and pair by pair"
+    );
+    assert_eq!(hits, alone_hits, "clauses hit in batches and pair by pair");
+    labels.iter().map(|l| label_json(engine, l)).collect()
 }
 
 /// The pair as the engine reads it: printed as a JSON line and parsed again, so that both sides

@@ -1,12 +1,17 @@
-//! The labeling program compiled for speed: each node becomes a closure specialised to what its
-//! consumer needs (a number, a three-valued truth or a general value), constants and tables are
-//! prepared once, and each function body is compiled once per argument types, with fixed slots.
+//! The labeling program compiled for speed, evaluated a chunk of pairs at a time: each node
+//! becomes a closure specialised to what its consumer needs (a number, a three-valued truth or a
+//! general value) that computes its result for every selected row of the chunk, so the cost of
+//! reaching a node is paid once per chunk, not once per pair. Branches (`if`, `when`, `match`,
+//! short-circuit `and`/`or`, calls whose arguments abstain) narrow the selection, so each
+//! row evaluates exactly the nodes it would evaluate alone: clause hits and counted events stay
+//! those of the pair. Constants and tables are prepared once, and each function body is
+//! compiled once per argument types, its parameters at fixed slots.
 //!
 //! Numbers travel as `f64` with NaN meaning "no number" (missing, abstaining or another kind):
 //! the decoder and the constants only ever produce finite numbers, and every arithmetic result
 //! that is not finite abstains, so NaN is free to carry that meaning.
 
-use super::decode::Pair;
+use super::batch::{Column, MISSING_BOOL, MISSING_ID, PairBatch, role_starts};
 use super::engine::Ctx;
 use super::value::{Kind, Seq, Val, to_set};
 use rubric_compiler::lower::ir::*;
@@ -17,67 +22,178 @@ use std::sync::Arc;
 /// No number.
 pub(super) const NONE: f64 = f64::NAN;
 
-/// Everything a compiled node may read and write while one pair is labeled.
+/// Rows evaluated together: every buffer holds one value per row of a chunk.
+pub(super) const CHUNK: usize = 256;
+
+/// Everything a compiled node may read and write while a chunk of pairs is labeled. Row `r` of
+/// the chunk is pair `base + r` of the batch.
 pub(super) struct Env<'a, 's, 'p> {
-    pub pair: &'a Pair,
-    /// `let`s, function parameters and call arguments, each at a slot fixed at compile time.
-    pub slots: Vec<Val<'a>>,
+    pub batch: &'a PairBatch,
+    pub base: usize,
+    /// `let`s, function parameters and call arguments: each a column at a slot fixed at
+    /// compile time.
+    pub slots: Vec<Vec<Val<'a>>>,
     pub ctx: &'a mut Ctx<'s, 'p>,
     /// The dimension's score while its grade bands run; NaN elsewhere.
-    pub score: f64,
+    pub score: Vec<f64>,
     /// The overall score while rules and overall bands run; NaN elsewhere.
-    pub overall: f64,
-    /// The dimensions' scores while rules and overall bands run; empty before.
-    pub dims: Vec<Option<f64>>,
+    pub overall: Vec<f64>,
+    /// Each dimension's scores (NaN: abstained) while rules and overall bands run.
+    pub dims: Vec<Vec<f64>>,
     /// A division by zero or an overflow happened in the dimension being evaluated.
-    pub undefined: bool,
+    pub undefined: Vec<bool>,
+    pool: Pool<'a>,
 }
 
-type ValFn = dyn for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>) -> Val<'a> + Send + Sync;
-/// Compiled code that yields a plain value: a number or a truth.
-pub(super) type Code<T> = Box<dyn for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>) -> T + Send + Sync>;
+/// Buffers handed out to nodes and given back, so a chunk allocates nothing after the first.
+#[derive(Default)]
+struct Pool<'a> {
+    nums: Vec<Vec<f64>>,
+    tris: Vec<Vec<Option<bool>>>,
+    vals: Vec<Vec<Val<'a>>>,
+    sels: Vec<Vec<u32>>,
+    keys: Vec<Vec<KeyTuple>>,
+}
+
+impl<'a, 's, 'p> Env<'a, 's, 'p> {
+    pub fn new(batch: &'a PairBatch, ctx: &'a mut Ctx<'s, 'p>, slots: usize, dims: usize) -> Self {
+        Env {
+            batch,
+            base: 0,
+            slots: (0..slots).map(|_| vec![Val::Abstain; CHUNK]).collect(),
+            ctx,
+            score: vec![NONE; CHUNK],
+            overall: vec![NONE; CHUNK],
+            dims: vec![vec![NONE; CHUNK]; dims],
+            undefined: vec![false; CHUNK],
+            pool: Pool::default(),
+        }
+    }
+
+    fn column(&self, c: usize) -> Option<&'a Column> {
+        self.batch.column(c)
+    }
+
+    pub fn take_num(&mut self) -> Vec<f64> {
+        self.pool.nums.pop().unwrap_or_else(|| vec![NONE; CHUNK])
+    }
+    pub fn give_num(&mut self, b: Vec<f64>) {
+        self.pool.nums.push(b);
+    }
+    pub fn take_tri(&mut self) -> Vec<Option<bool>> {
+        self.pool.tris.pop().unwrap_or_else(|| vec![None; CHUNK])
+    }
+    pub fn give_tri(&mut self, b: Vec<Option<bool>>) {
+        self.pool.tris.push(b);
+    }
+    fn take_val(&mut self) -> Vec<Val<'a>> {
+        self.pool
+            .vals
+            .pop()
+            .unwrap_or_else(|| vec![Val::Abstain; CHUNK])
+    }
+    fn give_val(&mut self, b: Vec<Val<'a>>) {
+        self.pool.vals.push(b);
+    }
+    /// An empty selection.
+    pub fn take_sel(&mut self) -> Vec<u32> {
+        let mut s = self.pool.sels.pop().unwrap_or_default();
+        s.clear();
+        s
+    }
+    pub fn give_sel(&mut self, s: Vec<u32>) {
+        self.pool.sels.push(s);
+    }
+
+    fn take_keys(&mut self) -> Vec<KeyTuple> {
+        self.pool
+            .keys
+            .pop()
+            .unwrap_or_else(|| vec![[None; MAX_KEYS]; CHUNK])
+    }
+    fn give_keys(&mut self, b: Vec<KeyTuple>) {
+        self.pool.keys.push(b);
+    }
+}
+
+/// Compiled code: writes its result for every selected row into the buffer, at the row.
+pub(super) type Code<T> =
+    Box<dyn for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>, &[u32], &mut [T]) + Send + Sync>;
 pub(super) type NumC = Code<f64>;
 pub(super) type TriC = Code<Option<bool>>;
+type ValFn = dyn for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>, &[u32], &mut [Val<'a>]) + Send + Sync;
 pub(super) type ValC = Box<ValFn>;
 
-/// Evaluates a call's arguments into the parameters' slots; false when one abstains.
-type Prelude = Box<dyn for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>) -> bool + Send + Sync>;
+/// Evaluates a call's arguments into the parameters' slots and narrows the selection to the
+/// rows where none abstained (the others' calls abstain).
+type Prelude = Box<dyn for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>, &mut Vec<u32>) + Send + Sync>;
 
 fn num_c<F>(f: F) -> NumC
 where
-    F: for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>) -> f64 + Send + Sync + 'static,
+    F: for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>, &[u32], &mut [f64]) + Send + Sync + 'static,
 {
     Box::new(f)
 }
 
 fn tri_c<F>(f: F) -> TriC
 where
-    F: for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>) -> Option<bool> + Send + Sync + 'static,
+    F: for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>, &[u32], &mut [Option<bool>])
+        + Send
+        + Sync
+        + 'static,
 {
     Box::new(f)
 }
 
 fn val_c<F>(f: F) -> ValC
 where
-    F: for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>) -> Val<'a> + Send + Sync + 'static,
+    F: for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>, &[u32], &mut [Val<'a>]) + Send + Sync + 'static,
 {
     Box::new(f)
+}
+
+/// Writes `f(row)` at every selected row.
+#[inline]
+fn each<T>(sel: &[u32], out: &mut [T], mut f: impl FnMut(usize) -> T) {
+    for &r in sel {
+        let r = r as usize;
+        if let Some(o) = out.get_mut(r) {
+            *o = f(r);
+        }
+    }
+}
+
+/// Updates the value at every selected row.
+#[inline]
+fn update<T>(sel: &[u32], out: &mut [T], mut f: impl FnMut(usize, &mut T)) {
+    for &r in sel {
+        let r = r as usize;
+        if let Some(o) = out.get_mut(r) {
+            f(r, o);
+        }
+    }
+}
+
+#[inline]
+fn at<T: Copy>(buf: &[T], r: usize, default: T) -> T {
+    buf.get(r).copied().unwrap_or(default)
 }
 
 fn absent(v: &Val<'_>) -> bool {
     matches!(v, Val::Abstain | Val::Missing)
 }
 
-fn set_slot<'a>(slots: &mut [Val<'a>], i: usize, v: Val<'a>) {
-    if let Some(s) = slots.get_mut(i) {
-        *s = v;
-    }
-}
-
 fn num_or_none(v: &Val<'_>) -> f64 {
     match v {
         Val::Num(n) => *n,
         _ => NONE,
+    }
+}
+
+fn tri_of(v: &Val<'_>) -> Option<bool> {
+    match v {
+        Val::Bool(b) => Some(*b),
+        _ => None,
     }
 }
 
@@ -225,6 +341,7 @@ pub(super) fn compile(program: &LabelingProgram) -> Compiled {
         .collect();
     let mut c = Compiler {
         program,
+        columns: role_starts(program),
         tables,
         slots: 0,
         param_slots: vec![None; program.functions.len()],
@@ -323,6 +440,8 @@ fn to_val(c: &Const) -> Val<'static> {
 
 struct Compiler<'g> {
     program: &'g LabelingProgram,
+    /// The first column of each role in a batch.
+    columns: Vec<usize>,
     tables: Vec<Arc<TableIndex>>,
     slots: usize,
     /// The first slot of each function's parameters. No function is active twice at once (the
@@ -442,25 +561,11 @@ impl Compiler<'_> {
         }
     }
 
-    /// Whether evaluating a node may call `target`, directly or through other functions.
-    fn calls_into(&self, node: &Node, target: u32, depth: u32) -> bool {
-        if depth > MAX_CALL_DEPTH {
-            return true;
-        }
-        let mut found = false;
-        visit_children(node, &mut |child| {
-            found = found || self.calls_into(child, target, depth);
-        });
-        if let Node::CallFn { function, .. } = node {
-            found = found
-                || *function == target
-                || self
-                    .program
-                    .functions
-                    .get(*function as usize)
-                    .is_some_and(|f| self.calls_into(&f.body, target, depth + 1));
-        }
-        found
+    /// The column of a role's field.
+    fn column(&self, role: u32, field: u32) -> Option<usize> {
+        self.columns
+            .get(role as usize)
+            .map(|start| start + field as usize)
     }
 
     /// A `when` chain's arms: each condition as a truth, each result as `then` compiles it.
@@ -489,34 +594,44 @@ impl Compiler<'_> {
                     Const::Number(n) => *n,
                     _ => NONE,
                 };
-                num_c(move |_| x)
+                num_c(move |_, sel, out| each(sel, out, |_| x))
             }
             Node::Field(role, field) => {
-                let (r, f) = (*role as usize, *field as usize);
-                num_c(move |e| {
-                    e.pair
-                        .roles
-                        .get(r)
-                        .and_then(|x| x.get(f))
-                        .map_or(NONE, num_or_none)
+                let col = self.column(*role, *field);
+                num_c(move |e, sel, out| {
+                    let base = e.base;
+                    match col.and_then(|c| e.column(c)) {
+                        Some(Column::Num(v)) => each(sel, out, |r| at(v, base + r, NONE)),
+                        Some(c) => each(sel, out, |r| num_or_none(&c.val(base + r))),
+                        None => each(sel, out, |_| NONE),
+                    }
                 })
             }
             Node::Local(i) => match locals.get(*i as usize) {
                 Some(l) => {
                     let s = l.slot;
-                    num_c(move |e| e.slots.get(s).map_or(NONE, num_or_none))
+                    num_c(move |e, sel, out| match e.slots.get(s) {
+                        Some(v) => each(sel, out, |r| v.get(r).map_or(NONE, num_or_none)),
+                        None => each(sel, out, |_| NONE),
+                    })
                 }
-                None => num_c(|_| NONE),
+                None => num_c(|_, sel, out| each(sel, out, |_| NONE)),
             },
-            Node::Score => num_c(|e| e.score),
-            Node::Overall => num_c(|e| e.overall),
+            Node::Score => num_c(|e, sel, out| each(sel, out, |r| at(&e.score, r, NONE))),
+            Node::Overall => num_c(|e, sel, out| each(sel, out, |r| at(&e.overall, r, NONE))),
             Node::Dimension(i) => {
                 let i = *i as usize;
-                num_c(move |e| e.dims.get(i).copied().flatten().unwrap_or(NONE))
+                num_c(move |e, sel, out| match e.dims.get(i) {
+                    Some(d) => each(sel, out, |r| at(d, r, NONE)),
+                    None => each(sel, out, |_| NONE),
+                })
             }
             Node::Neg(a) => {
                 let a = self.num(a, locals);
-                num_c(move |e| -a(e))
+                num_c(move |e, sel, out| {
+                    a(e, sel, out);
+                    update(sel, out, |_, x| *x = -*x);
+                })
             }
             Node::Binary { op, lhs, rhs }
                 if matches!(op, BinOp::Add | BinOp::Mul | BinOp::Div)
@@ -524,41 +639,53 @@ impl Compiler<'_> {
             {
                 let (l, r) = (self.num(lhs, locals), self.num(rhs, locals));
                 match op {
-                    BinOp::Add => num_c(move |e| {
-                        let (x, y) = (l(e), r(e));
-                        finite(x + y)
-                    }),
-                    BinOp::Sub => num_c(move |e| {
-                        let (x, y) = (l(e), r(e));
-                        finite(x - y)
-                    }),
-                    BinOp::Mul => num_c(move |e| {
-                        let (x, y) = (l(e), r(e));
-                        finite(x * y)
-                    }),
-                    _ => num_c(move |e| {
-                        let (x, y) = (l(e), r(e));
-                        if x.is_nan() || y.is_nan() {
-                            return NONE;
+                    BinOp::Add => arith(l, r, |x, y| finite(x + y)),
+                    BinOp::Sub => arith(l, r, |x, y| finite(x - y)),
+                    BinOp::Mul => arith(l, r, |x, y| finite(x * y)),
+                    _ => num_c(move |e, sel, out| {
+                        l(e, sel, out);
+                        let mut y = e.take_num();
+                        r(e, sel, &mut y);
+                        for &row in sel {
+                            let row = row as usize;
+                            let (Some(x), Some(d)) = (out.get_mut(row), y.get(row)) else {
+                                continue;
+                            };
+                            if x.is_nan() || d.is_nan() {
+                                *x = NONE;
+                                continue;
+                            }
+                            let q = *x / *d;
+                            if *d == 0.0 || !q.is_finite() {
+                                if let Some(u) = e.undefined.get_mut(row) {
+                                    *u = true;
+                                }
+                                *x = NONE;
+                            } else {
+                                *x = q;
+                            }
                         }
-                        if y == 0.0 {
-                            e.undefined = true;
-                            return NONE;
-                        }
-                        let q = x / y;
-                        if !q.is_finite() {
-                            e.undefined = true;
-                            return NONE;
-                        }
-                        q
+                        e.give_num(y);
                     }),
                 }
             }
             Node::Coalesce { value, default } => {
                 let (v, d) = (self.val(value, locals), self.num(default, locals));
-                num_c(move |e| match v(e) {
-                    Val::Missing => d(e),
-                    v => num_or_none(&v),
+                num_c(move |e, sel, out| {
+                    let mut vs = e.take_val();
+                    v(e, sel, &mut vs);
+                    let mut missing = e.take_sel();
+                    for &r in sel {
+                        match vs.get(r as usize) {
+                            Some(Val::Missing) => missing.push(r),
+                            v => each(&[r], out, |_| v.map_or(NONE, num_or_none)),
+                        }
+                    }
+                    e.give_val(vs);
+                    if !missing.is_empty() {
+                        d(e, &missing, out);
+                    }
+                    e.give_sel(missing);
                 })
             }
             Node::If {
@@ -602,48 +729,88 @@ impl Compiler<'_> {
                         (ps, self.num(&a.then, locals), a.clause)
                     })
                     .collect();
-                num_c(move |e| {
-                    let x = s(e);
-                    if x.is_nan() {
-                        return NONE;
-                    }
-                    for (ps, t, c) in &arms {
-                        if ps.is_empty() || ps.contains(&x) {
-                            e.ctx.hit(*c);
-                            return t(e);
+                num_c(move |e, sel, out| {
+                    let mut xs = e.take_num();
+                    s(e, sel, &mut xs);
+                    let (mut live, mut taken, mut rest) =
+                        (e.take_sel(), e.take_sel(), e.take_sel());
+                    for &r in sel {
+                        if at(&xs, r as usize, NONE).is_nan() {
+                            each(&[r], out, |_| NONE);
+                        } else {
+                            live.push(r);
                         }
                     }
-                    NONE
+                    for (ps, t, c) in &arms {
+                        if live.is_empty() {
+                            break;
+                        }
+                        taken.clear();
+                        rest.clear();
+                        for &r in &live {
+                            let x = at(&xs, r as usize, NONE);
+                            if ps.is_empty() || ps.contains(&x) {
+                                taken.push(r);
+                            } else {
+                                rest.push(r);
+                            }
+                        }
+                        if !taken.is_empty() {
+                            e.ctx.hit(*c);
+                            t(e, &taken, out);
+                        }
+                        std::mem::swap(&mut live, &mut rest);
+                    }
+                    // No arm matched.
+                    each(&live, out, |_| NONE);
+                    e.give_num(xs);
+                    e.give_sel(live);
+                    e.give_sel(taken);
+                    e.give_sel(rest);
                 })
             }
             Node::Call { builtin, args } => self.builtin_num(*builtin, args, locals),
             Node::CallFn { function, args } => {
                 match self.call(*function, args, locals, Repr::Num) {
-                    Some((prelude, Body::Num(body), range)) => num_c(move |e| {
-                        if !prelude(e) {
-                            return NONE;
+                    Some((prelude, Body::Num(body), range)) => num_c(move |e, sel, out| {
+                        each(sel, out, |_| NONE);
+                        let mut live = e.take_sel();
+                        live.extend_from_slice(sel);
+                        prelude(e, &mut live);
+                        if !live.is_empty() {
+                            body(e, &live, out);
                         }
-                        let x = body(e);
-                        match range {
-                            Some([lo, hi]) if !x.is_nan() && !(lo..=hi).contains(&x) => {
-                                e.ctx.events.function_clamped += 1;
-                                x.clamp(lo, hi)
-                            }
-                            _ => x,
+                        if let Some([lo, hi]) = range {
+                            let mut clamped = 0;
+                            update(&live, out, |_, x| {
+                                if !x.is_nan() && !(lo..=hi).contains(x) {
+                                    clamped += 1;
+                                    *x = x.clamp(lo, hi);
+                                }
+                            });
+                            e.ctx.events.function_clamped += clamped;
                         }
+                        e.give_sel(live);
                     }),
-                    _ => num_c(|_| NONE),
+                    _ => num_c(|_, sel, out| each(sel, out, |_| NONE)),
                 }
             }
             Node::Lookup { .. } | Node::List(_) | Node::Match { .. } | Node::Binary { .. } => {
                 let v = self.val(node, locals);
-                num_c(move |e| num_or_none(&v(e)))
+                num_c(move |e, sel, out| {
+                    let mut vs = e.take_val();
+                    v(e, sel, &mut vs);
+                    each(sel, out, |r| vs.get(r).map_or(NONE, num_or_none));
+                    e.give_val(vs);
+                })
             }
             Node::Not(_) | Node::Missing(_) => {
                 let t = self.tri(node, locals);
-                num_c(move |e| {
-                    t(e);
-                    NONE
+                num_c(move |e, sel, out| {
+                    let mut ts = e.take_tri();
+                    t(e, sel, &mut ts);
+                    e.give_tri(ts);
+                    each(sel, out, |_| NONE);
                 })
             }
         }
@@ -653,27 +820,50 @@ impl Compiler<'_> {
         match b {
             Builtin::Abs => {
                 let a = self.arg_num(args, 0, locals);
-                num_c(move |e| a(e).abs())
+                num_c(move |e, sel, out| {
+                    a(e, sel, out);
+                    update(sel, out, |_, x| *x = x.abs());
+                })
             }
             Builtin::Min | Builtin::Max => {
                 let xs: Vec<NumC> = args.iter().map(|a| self.num(a, locals)).collect();
                 let min = b == Builtin::Min;
-                num_c(move |e| {
-                    let mut acc = NONE;
+                num_c(move |e, sel, out| {
+                    // Arguments are read in order; one that abstains ends the call for its row.
+                    let mut live = e.take_sel();
+                    let mut next = e.take_sel();
+                    let mut v = e.take_num();
+                    each(sel, out, |_| NONE);
+                    live.extend_from_slice(sel);
                     for (i, x) in xs.iter().enumerate() {
-                        let v = x(e);
-                        if v.is_nan() {
-                            return NONE;
+                        if live.is_empty() {
+                            break;
                         }
-                        acc = if i == 0 {
-                            v
-                        } else if min {
-                            acc.min(v)
-                        } else {
-                            acc.max(v)
-                        };
+                        x(e, &live, &mut v);
+                        next.clear();
+                        for &r in &live {
+                            let (Some(acc), Some(y)) = (out.get_mut(r as usize), v.get(r as usize))
+                            else {
+                                continue;
+                            };
+                            if y.is_nan() {
+                                *acc = NONE;
+                                continue;
+                            }
+                            *acc = if i == 0 {
+                                *y
+                            } else if min {
+                                acc.min(*y)
+                            } else {
+                                acc.max(*y)
+                            };
+                            next.push(r);
+                        }
+                        std::mem::swap(&mut live, &mut next);
                     }
-                    acc
+                    e.give_num(v);
+                    e.give_sel(live);
+                    e.give_sel(next);
                 })
             }
             Builtin::Clamp => {
@@ -682,20 +872,52 @@ impl Compiler<'_> {
                     self.arg_num(args, 1, locals),
                     self.arg_num(args, 2, locals),
                 );
-                num_c(move |e| {
-                    let (x, lo, hi) = (x(e), lo(e), hi(e));
-                    if x.is_nan() || lo.is_nan() || hi.is_nan() {
-                        NONE
-                    } else {
-                        x.max(lo).min(hi)
-                    }
+                num_c(move |e, sel, out| {
+                    x(e, sel, out);
+                    let (mut l, mut h) = (e.take_num(), e.take_num());
+                    lo(e, sel, &mut l);
+                    hi(e, sel, &mut h);
+                    update(sel, out, |r, x| {
+                        let (lo, hi) = (at(&l, r, NONE), at(&h, r, NONE));
+                        *x = if x.is_nan() || lo.is_nan() || hi.is_nan() {
+                            NONE
+                        } else {
+                            x.max(lo).min(hi)
+                        };
+                    });
+                    e.give_num(l);
+                    e.give_num(h);
                 })
             }
             Builtin::Rank => {
+                if let Some(Node::Field(role, field)) = args.first() {
+                    let col = self.column(*role, *field);
+                    return num_c(move |e, sel, out| {
+                        let base = e.base;
+                        match col.and_then(|c| e.column(c)) {
+                            Some(Column::Id { ids, is_enum: true }) => {
+                                each(sel, out, |r| match at(ids, base + r, MISSING_ID) {
+                                    MISSING_ID => NONE,
+                                    x => f64::from(x),
+                                })
+                            }
+                            Some(c) => each(sel, out, |r| match c.val(base + r) {
+                                Val::Enum(x) => f64::from(x),
+                                _ => NONE,
+                            }),
+                            None => each(sel, out, |_| NONE),
+                        }
+                    });
+                }
                 let a = self.arg_val(args, 0, locals);
-                num_c(move |e| match a(e) {
-                    Val::Enum(x) => f64::from(x),
-                    _ => NONE,
+                num_c(move |e, sel, out| {
+                    let mut vs = e.take_val();
+                    a(e, sel, &mut vs);
+                    each(sel, out, |r| match vs.get(r) {
+                        Some(Val::Enum(x)) => f64::from(*x),
+                        _ => NONE,
+                    });
+                    e.give_val(vs);
                 })
             }
             Builtin::Len => {
@@ -709,26 +931,48 @@ impl Compiler<'_> {
                 {
                     // Counted without building the set.
                     let (l, r, op) = (self.val(lhs, locals), self.val(rhs, locals), *op);
-                    return num_c(move |e| {
-                        let (x, y) = (l(e), r(e));
-                        match (as_set(&x), as_set(&y), &x, &y) {
-                            (Some(p), Some(q), _, _) => set_op_len(op, &p, &q) as f64,
-                            (_, _, Val::Nums(p), Val::Nums(q)) => num_set_op(op, p, q).len() as f64,
-                            _ => NONE,
-                        }
+                    return num_c(move |e, sel, out| {
+                        let (mut xs, mut ys) = (e.take_val(), e.take_val());
+                        l(e, sel, &mut xs);
+                        r(e, sel, &mut ys);
+                        each(sel, out, |row| {
+                            let (Some(x), Some(y)) = (xs.get(row), ys.get(row)) else {
+                                return NONE;
+                            };
+                            match (as_set(x), as_set(y), x, y) {
+                                (Some(p), Some(q), _, _) => set_op_len(op, &p, &q) as f64,
+                                (_, _, Val::Nums(p), Val::Nums(q)) => {
+                                    num_set_op(op, p, q).len() as f64
+                                }
+                                _ => NONE,
+                            }
+                        });
+                        e.give_val(xs);
+                        e.give_val(ys);
                     });
                 }
                 let a = self.arg_val(args, 0, locals);
-                num_c(move |e| match a(e) {
-                    Val::Ids(ids, _) => ids.len() as f64,
-                    Val::Nums(ns) => ns.len() as f64,
-                    Val::Str(s) => e.ctx.strings.text(s).chars().count() as f64,
-                    _ => NONE,
+                num_c(move |e, sel, out| {
+                    let mut vs = e.take_val();
+                    a(e, sel, &mut vs);
+                    let strings = &e.ctx.strings;
+                    each(sel, out, |r| match vs.get(r) {
+                        Some(Val::Ids(ids, _)) => ids.len() as f64,
+                        Some(Val::Nums(ns)) => ns.len() as f64,
+                        Some(Val::Str(s)) => strings.text(*s).chars().count() as f64,
+                        _ => NONE,
+                    });
+                    e.give_val(vs);
                 })
             }
             Builtin::Lower | Builtin::Contains => {
                 let v = self.builtin_val(b, args, locals);
-                num_c(move |e| num_or_none(&v(e)))
+                num_c(move |e, sel, out| {
+                    let mut vs = e.take_val();
+                    v(e, sel, &mut vs);
+                    each(sel, out, |r| vs.get(r).map_or(NONE, num_or_none));
+                    e.give_val(vs);
+                })
             }
         }
     }
@@ -736,14 +980,14 @@ impl Compiler<'_> {
     fn arg_num(&mut self, args: &[Node], i: usize, locals: &[Local]) -> NumC {
         match args.get(i) {
             Some(a) => self.num(a, locals),
-            None => num_c(|_| NONE),
+            None => num_c(|_, sel, out| each(sel, out, |_| NONE)),
         }
     }
 
     fn arg_val(&mut self, args: &[Node], i: usize, locals: &[Local]) -> ValC {
         match args.get(i) {
             Some(a) => self.val(a, locals),
-            None => val_c(|_| Val::Abstain),
+            None => val_c(|_, sel, out| each(sel, out, |_| Val::Abstain)),
         }
     }
 
@@ -755,47 +999,92 @@ impl Compiler<'_> {
                     Const::Bool(b) => Some(*b),
                     _ => None,
                 };
-                tri_c(move |_| t)
+                tri_c(move |_, sel, out| each(sel, out, |_| t))
             }
             Node::Field(role, field) => {
-                let (r, f) = (*role as usize, *field as usize);
-                tri_c(move |e| match e.pair.roles.get(r).and_then(|x| x.get(f)) {
-                    Some(Val::Bool(b)) => Some(*b),
-                    _ => None,
+                let col = self.column(*role, *field);
+                tri_c(move |e, sel, out| {
+                    let base = e.base;
+                    match col.and_then(|c| e.column(c)) {
+                        Some(Column::Bool(v)) => {
+                            each(sel, out, |r| match at(v, base + r, MISSING_BOOL) {
+                                0 => Some(false),
+                                1 => Some(true),
+                                _ => None,
+                            })
+                        }
+                        Some(c) => each(sel, out, |r| tri_of(&c.val(base + r))),
+                        None => each(sel, out, |_| None),
+                    }
                 })
             }
             Node::Local(i) => match locals.get(*i as usize) {
                 Some(l) => {
                     let s = l.slot;
-                    tri_c(move |e| match e.slots.get(s) {
-                        Some(Val::Bool(b)) => Some(*b),
-                        _ => None,
+                    tri_c(move |e, sel, out| match e.slots.get(s) {
+                        Some(v) => each(sel, out, |r| v.get(r).and_then(tri_of)),
+                        None => each(sel, out, |_| None),
                     })
                 }
-                None => tri_c(|_| None),
+                None => tri_c(|_, sel, out| each(sel, out, |_| None)),
             },
             Node::Not(a) => {
                 let a = self.tri(a, locals);
-                tri_c(move |e| a(e).map(|b| !b))
+                tri_c(move |e, sel, out| {
+                    a(e, sel, out);
+                    update(sel, out, |_, t| *t = t.map(|b| !b));
+                })
             }
             Node::Missing(a) => {
+                if let Node::Field(role, field) = &**a {
+                    let col = self.column(*role, *field);
+                    return tri_c(move |e, sel, out| {
+                        let base = e.base;
+                        match col.and_then(|c| e.column(c)) {
+                            Some(Column::Id { ids, .. }) => {
+                                each(sel, out, |r| Some(at(ids, base + r, 0) == MISSING_ID))
+                            }
+                            Some(c) => {
+                                each(sel, out, |r| Some(matches!(c.val(base + r), Val::Missing)))
+                            }
+                            None => each(sel, out, |_| Some(false)),
+                        }
+                    });
+                }
                 let a = self.val(a, locals);
-                tri_c(move |e| Some(matches!(a(e), Val::Missing)))
+                tri_c(move |e, sel, out| {
+                    let mut vs = e.take_val();
+                    a(e, sel, &mut vs);
+                    each(sel, out, |r| Some(matches!(vs.get(r), Some(Val::Missing))));
+                    e.give_val(vs);
+                })
             }
             Node::Binary { op, lhs, rhs } if matches!(op, BinOp::And | BinOp::Or) => {
                 // Conditions are three-valued: an undecided side does not hide a decided answer.
+                // The right side is only evaluated for rows the left side did not decide.
                 let (l, r) = (self.tri(lhs, locals), self.tri(rhs, locals));
                 let short = *op == BinOp::Or;
-                tri_c(move |e| {
-                    let a = l(e);
-                    if a == Some(short) {
-                        return Some(short);
+                tri_c(move |e, sel, out| {
+                    l(e, sel, out);
+                    let mut rest = e.take_sel();
+                    rest.extend(
+                        sel.iter()
+                            .copied()
+                            .filter(|&i| at(out, i as usize, None) != Some(short)),
+                    );
+                    if !rest.is_empty() {
+                        let mut b = e.take_tri();
+                        r(e, &rest, &mut b);
+                        update(&rest, out, |i, a| {
+                            *a = match (*a, at(&b, i, None)) {
+                                (_, Some(x)) if x == short => Some(short),
+                                (Some(_), Some(_)) => Some(!short),
+                                _ => None,
+                            };
+                        });
+                        e.give_tri(b);
                     }
-                    match (a, r(e)) {
-                        (_, Some(x)) if x == short => Some(short),
-                        (Some(_), Some(_)) => Some(!short),
-                        _ => None,
-                    }
+                    e.give_sel(rest);
                 })
             }
             Node::Binary { op, lhs, rhs }
@@ -806,22 +1095,14 @@ impl Compiler<'_> {
                     && self.ty(rhs, locals) == Ty::Num =>
             {
                 let (l, r) = (self.num(lhs, locals), self.num(rhs, locals));
-                let cmp: fn(f64, f64) -> bool = match op {
-                    BinOp::Eq => |x, y| x == y,
-                    BinOp::Ne => |x, y| x != y,
-                    BinOp::Lt => |x, y| x < y,
-                    BinOp::Le => |x, y| x <= y,
-                    BinOp::Gt => |x, y| x > y,
-                    _ => |x, y| x >= y,
-                };
-                tri_c(move |e| {
-                    let (x, y) = (l(e), r(e));
-                    if x.is_nan() || y.is_nan() {
-                        None
-                    } else {
-                        Some(cmp(x, y))
-                    }
-                })
+                match op {
+                    BinOp::Eq => compare(l, r, |x, y| x == y),
+                    BinOp::Ne => compare(l, r, |x, y| x != y),
+                    BinOp::Lt => compare(l, r, |x, y| x < y),
+                    BinOp::Le => compare(l, r, |x, y| x <= y),
+                    BinOp::Gt => compare(l, r, |x, y| x > y),
+                    _ => compare(l, r, |x, y| x >= y),
+                }
             }
             Node::Binary { op, lhs, rhs }
                 if matches!(
@@ -830,36 +1111,37 @@ impl Compiler<'_> {
                 ) =>
             {
                 let (l, r, op) = (self.val(lhs, locals), self.val(rhs, locals), *op);
-                tri_c(move |e| {
-                    let (a, b) = (l(e), r(e));
-                    if absent(&a) || absent(&b) {
-                        return None;
-                    }
-                    match op {
-                        BinOp::Eq => Some(equal(&a, &b)),
-                        BinOp::Ne => Some(!equal(&a, &b)),
-                        _ => {
-                            let (x, y) = match (&a, &b) {
-                                (Val::Num(x), Val::Num(y)) => (*x, *y),
-                                (Val::Enum(x), Val::Enum(y)) => (f64::from(*x), f64::from(*y)),
-                                _ => return None,
-                            };
-                            Some(match op {
-                                BinOp::Lt => x < y,
-                                BinOp::Le => x <= y,
-                                BinOp::Gt => x > y,
-                                _ => x >= y,
-                            })
-                        }
-                    }
+                tri_c(move |e, sel, out| {
+                    let (mut xs, mut ys) = (e.take_val(), e.take_val());
+                    l(e, sel, &mut xs);
+                    r(e, sel, &mut ys);
+                    each(sel, out, |i| {
+                        let (Some(a), Some(b)) = (xs.get(i), ys.get(i)) else {
+                            return None;
+                        };
+                        compare_vals(op, a, b)
+                    });
+                    e.give_val(xs);
+                    e.give_val(ys);
                 })
             }
             Node::Coalesce { value, default } => {
                 let (v, d) = (self.val(value, locals), self.tri(default, locals));
-                tri_c(move |e| match v(e) {
-                    Val::Missing => d(e),
-                    Val::Bool(b) => Some(b),
-                    _ => None,
+                tri_c(move |e, sel, out| {
+                    let mut vs = e.take_val();
+                    v(e, sel, &mut vs);
+                    let mut missing = e.take_sel();
+                    for &r in sel {
+                        match vs.get(r as usize) {
+                            Some(Val::Missing) => missing.push(r),
+                            v => each(&[r], out, |_| v.and_then(tri_of)),
+                        }
+                    }
+                    e.give_val(vs);
+                    if !missing.is_empty() {
+                        d(e, &missing, out);
+                    }
+                    e.give_sel(missing);
                 })
             }
             Node::If {
@@ -884,20 +1166,26 @@ impl Compiler<'_> {
             }
             Node::CallFn { function, args } => {
                 match self.call(*function, args, locals, Repr::Tri) {
-                    Some((prelude, Body::Tri(body), _)) => tri_c(move |e| {
-                        if !prelude(e) {
-                            return None;
+                    Some((prelude, Body::Tri(body), _)) => tri_c(move |e, sel, out| {
+                        each(sel, out, |_| None);
+                        let mut live = e.take_sel();
+                        live.extend_from_slice(sel);
+                        prelude(e, &mut live);
+                        if !live.is_empty() {
+                            body(e, &live, out);
                         }
-                        body(e)
+                        e.give_sel(live);
                     }),
-                    _ => tri_c(|_| None),
+                    _ => tri_c(|_, sel, out| each(sel, out, |_| None)),
                 }
             }
             _ => {
                 let v = self.val(node, locals);
-                tri_c(move |e| match v(e) {
-                    Val::Bool(b) => Some(b),
-                    _ => None,
+                tri_c(move |e, sel, out| {
+                    let mut vs = e.take_val();
+                    v(e, sel, &mut vs);
+                    each(sel, out, |r| vs.get(r).and_then(tri_of));
+                    e.give_val(vs);
                 })
             }
         }
@@ -908,24 +1196,27 @@ impl Compiler<'_> {
         match node {
             Node::Const(c) => {
                 let v = to_val(c);
-                val_c(move |_| v.clone())
+                val_c(move |_, sel, out| each(sel, out, |_| v.clone()))
             }
             Node::Field(role, field) => {
-                let (r, f) = (*role as usize, *field as usize);
-                val_c(move |e| {
-                    e.pair
-                        .roles
-                        .get(r)
-                        .and_then(|x| x.get(f))
-                        .map_or(Val::Abstain, Val::view)
+                let col = self.column(*role, *field);
+                val_c(move |e, sel, out| {
+                    let base = e.base;
+                    match col.and_then(|c| e.column(c)) {
+                        Some(c) => each(sel, out, |r| c.val(base + r)),
+                        None => each(sel, out, |_| Val::Abstain),
+                    }
                 })
             }
             Node::Local(i) => match locals.get(*i as usize) {
                 Some(l) => {
                     let s = l.slot;
-                    val_c(move |e| e.slots.get(s).cloned().unwrap_or(Val::Abstain))
+                    val_c(move |e, sel, out| match e.slots.get(s) {
+                        Some(v) => each(sel, out, |r| v.get(r).cloned().unwrap_or(Val::Abstain)),
+                        None => each(sel, out, |_| Val::Abstain),
+                    })
                 }
-                None => val_c(|_| Val::Abstain),
+                None => val_c(|_, sel, out| each(sel, out, |_| Val::Abstain)),
             },
             Node::Score
             | Node::Overall
@@ -942,14 +1233,14 @@ impl Compiler<'_> {
                 ..
             } => {
                 let n = self.num(node, locals);
-                val_c(move |e| from_num(n(e)))
+                val_of_num(n)
             }
             Node::Binary { op, lhs, .. }
                 if matches!(op, BinOp::Add | BinOp::Mul | BinOp::Div)
                     || (*op == BinOp::Sub && self.ty(lhs, locals) == Ty::Num) =>
             {
                 let n = self.num(node, locals);
-                val_c(move |e| from_num(n(e)))
+                val_of_num(n)
             }
             Node::Not(_)
             | Node::Missing(_)
@@ -966,34 +1257,45 @@ impl Compiler<'_> {
                 ..
             } => {
                 let t = self.tri(node, locals);
-                val_c(move |e| from_tri(t(e)))
+                val_c(move |e, sel, out| {
+                    let mut ts = e.take_tri();
+                    t(e, sel, &mut ts);
+                    each(sel, out, |r| from_tri(at(&ts, r, None)));
+                    e.give_tri(ts);
+                })
             }
             Node::Binary { op, lhs, rhs } => {
                 // Union, intersection, and a difference of sets (or of numbers, when the
                 // types could not tell).
                 let (l, r, op) = (self.val(lhs, locals), self.val(rhs, locals), *op);
-                val_c(move |e| {
-                    let (a, b) = (l(e), r(e));
-                    if absent(&a) || absent(&b) {
-                        return Val::Abstain;
-                    }
-                    match (&a, &b) {
-                        (Val::Nums(x), Val::Nums(y)) => Val::Nums(num_set_op(op, x, y).into()),
-                        (Val::Nums(_), _) => Val::Abstain,
-                        (Val::Ids(..), _) => match (as_set(&a), as_set(&b)) {
-                            (Some(x), Some(y)) => Val::Ids(set_op(op, &x, &y).into(), Kind::Set),
-                            _ => Val::Abstain,
-                        },
-                        (Val::Num(x), Val::Num(y)) if op == BinOp::Sub => from_num(finite(x - y)),
-                        _ => Val::Abstain,
-                    }
+                val_c(move |e, sel, out| {
+                    l(e, sel, out);
+                    let mut ys = e.take_val();
+                    r(e, sel, &mut ys);
+                    update(sel, out, |i, a| {
+                        let Some(b) = ys.get(i) else {
+                            *a = Val::Abstain;
+                            return;
+                        };
+                        *a = set_binary(op, a, b);
+                    });
+                    e.give_val(ys);
                 })
             }
             Node::Coalesce { value, default } => {
                 let (v, d) = (self.val(value, locals), self.val(default, locals));
-                val_c(move |e| match v(e) {
-                    Val::Missing => d(e),
-                    v => v,
+                val_c(move |e, sel, out| {
+                    v(e, sel, out);
+                    let mut missing = e.take_sel();
+                    missing.extend(
+                        sel.iter()
+                            .copied()
+                            .filter(|&r| matches!(out.get(r as usize), Some(Val::Missing))),
+                    );
+                    if !missing.is_empty() {
+                        d(e, &missing, out);
+                    }
+                    e.give_sel(missing);
                 })
             }
             Node::If {
@@ -1006,16 +1308,24 @@ impl Compiler<'_> {
                 let c = self.tri(cond, locals);
                 let (t, o) = (self.val(then, locals), self.val(otherwise, locals));
                 let (tc, ec) = (*then_clause, *else_clause);
-                val_c(move |e| match c(e) {
-                    Some(true) => {
+                val_c(move |e, sel, out| {
+                    let mut cond = e.take_tri();
+                    c(e, sel, &mut cond);
+                    let (mut yes, mut no) = (e.take_sel(), e.take_sel());
+                    partition(sel, &cond, &mut yes, &mut no, |r| {
+                        each(&[r], out, |_| Val::Abstain)
+                    });
+                    e.give_tri(cond);
+                    if !yes.is_empty() {
                         e.ctx.hit(tc);
-                        t(e)
+                        t(e, &yes, out);
                     }
-                    Some(false) => {
+                    if !no.is_empty() {
                         e.ctx.hit(ec);
-                        o(e)
+                        o(e, &no, out);
                     }
-                    None => Val::Abstain,
+                    e.give_sel(yes);
+                    e.give_sel(no);
                 })
             }
             Node::When {
@@ -1026,19 +1336,34 @@ impl Compiler<'_> {
                 let arms = self.when_arms(arms, locals, Self::val);
                 let o = self.val(otherwise, locals);
                 let oc = *otherwise_clause;
-                val_c(move |e| {
+                val_c(move |e, sel, out| {
+                    let (mut live, mut yes, mut rest) = (e.take_sel(), e.take_sel(), e.take_sel());
+                    live.extend_from_slice(sel);
+                    let mut cond = e.take_tri();
                     for (w, t, c) in &arms {
-                        match w(e) {
-                            Some(true) => {
-                                e.ctx.hit(*c);
-                                return t(e);
-                            }
-                            Some(false) => {}
-                            None => return Val::Abstain,
+                        if live.is_empty() {
+                            break;
                         }
+                        w(e, &live, &mut cond);
+                        yes.clear();
+                        rest.clear();
+                        partition(&live, &cond, &mut yes, &mut rest, |r| {
+                            each(&[r], out, |_| Val::Abstain)
+                        });
+                        if !yes.is_empty() {
+                            e.ctx.hit(*c);
+                            t(e, &yes, out);
+                        }
+                        std::mem::swap(&mut live, &mut rest);
                     }
-                    e.ctx.hit(oc);
-                    o(e)
+                    if !live.is_empty() {
+                        e.ctx.hit(oc);
+                        o(e, &live, out);
+                    }
+                    e.give_tri(cond);
+                    e.give_sel(live);
+                    e.give_sel(yes);
+                    e.give_sel(rest);
                 })
             }
             Node::Match { scrutinee, arms } => {
@@ -1047,75 +1372,174 @@ impl Compiler<'_> {
                     .iter()
                     .map(|a| (a.patterns.clone(), self.val(&a.then, locals), a.clause))
                     .collect();
-                val_c(move |e| {
-                    let s = s(e);
-                    if absent(&s) {
-                        return Val::Abstain;
-                    }
-                    for (ps, t, c) in &arms {
-                        if ps.is_empty() || ps.iter().any(|p| pattern_matches(p, &s)) {
-                            e.ctx.hit(*c);
-                            return t(e);
+                val_c(move |e, sel, out| {
+                    let mut ss = e.take_val();
+                    s(e, sel, &mut ss);
+                    let (mut live, mut taken, mut rest) =
+                        (e.take_sel(), e.take_sel(), e.take_sel());
+                    for &r in sel {
+                        if ss.get(r as usize).is_none_or(absent) {
+                            each(&[r], out, |_| Val::Abstain);
+                        } else {
+                            live.push(r);
                         }
                     }
-                    Val::Abstain
+                    for (ps, t, c) in &arms {
+                        if live.is_empty() {
+                            break;
+                        }
+                        taken.clear();
+                        rest.clear();
+                        for &r in &live {
+                            let matched = ps.is_empty()
+                                || ss
+                                    .get(r as usize)
+                                    .is_some_and(|v| ps.iter().any(|p| pattern_matches(p, v)));
+                            if matched {
+                                taken.push(r);
+                            } else {
+                                rest.push(r);
+                            }
+                        }
+                        if !taken.is_empty() {
+                            e.ctx.hit(*c);
+                            t(e, &taken, out);
+                        }
+                        std::mem::swap(&mut live, &mut rest);
+                    }
+                    each(&live, out, |_| Val::Abstain);
+                    e.give_val(ss);
+                    e.give_sel(live);
+                    e.give_sel(taken);
+                    e.give_sel(rest);
                 })
             }
             Node::Call { builtin, args } => self.builtin_val(*builtin, args, locals),
             Node::CallFn { function, args } => {
                 match self.call(*function, args, locals, Repr::Val) {
-                    Some((prelude, Body::Val(body), range)) => val_c(move |e| {
-                        if !prelude(e) {
-                            return Val::Abstain;
+                    Some((prelude, Body::Val(body), range)) => val_c(move |e, sel, out| {
+                        each(sel, out, |_| Val::Abstain);
+                        let mut live = e.take_sel();
+                        live.extend_from_slice(sel);
+                        prelude(e, &mut live);
+                        if !live.is_empty() {
+                            body(e, &live, out);
                         }
-                        match (body(e), range) {
-                            (Val::Num(n), Some([lo, hi])) if !(lo..=hi).contains(&n) => {
-                                e.ctx.events.function_clamped += 1;
-                                Val::Num(n.clamp(lo, hi))
-                            }
-                            (v, _) => v,
+                        if let Some([lo, hi]) = range {
+                            let mut clamped = 0;
+                            update(&live, out, |_, v| {
+                                if let Val::Num(n) = v
+                                    && !(lo..=hi).contains(n)
+                                {
+                                    clamped += 1;
+                                    *n = n.clamp(lo, hi);
+                                }
+                            });
+                            e.ctx.events.function_clamped += clamped;
                         }
+                        e.give_sel(live);
                     }),
-                    _ => val_c(|_| Val::Abstain),
+                    _ => val_c(|_, sel, out| each(sel, out, |_| Val::Abstain)),
                 }
             }
             Node::Lookup { table, keys } => {
                 let Some(index) = self.tables.get(*table as usize).cloned() else {
-                    return val_c(|_| Val::Abstain);
+                    return val_c(|_, sel, out| each(sel, out, |_| Val::Abstain));
                 };
                 let keys: Vec<ValC> = keys.iter().map(|k| self.val(k, locals)).collect();
-                val_c(move |e| {
-                    let mut k: KeyTuple = [None; MAX_KEYS];
+                val_c(move |e, sel, out| {
+                    // Keys are read in order: one that abstains ends the lookup for its row,
+                    // one that cannot be a key gives the default.
+                    let mut tuples = e.take_keys();
+                    let (mut live, mut next) = (e.take_sel(), e.take_sel());
+                    live.extend_from_slice(sel);
+                    let mut v = e.take_val();
                     for (i, code) in keys.iter().enumerate() {
-                        let v = code(e);
-                        if absent(&v) {
-                            return Val::Abstain;
+                        if live.is_empty() {
+                            break;
                         }
-                        match (key(&v), k.get_mut(i)) {
-                            (Some(x), Some(slot)) => *slot = Some(x),
-                            _ => return index.default.clone(),
+                        code(e, &live, &mut v);
+                        next.clear();
+                        for &r in &live {
+                            let r = r as usize;
+                            let val = v.get(r).unwrap_or(&Val::Abstain);
+                            if absent(val) {
+                                each(&[r as u32], out, |_| Val::Abstain);
+                                continue;
+                            }
+                            match (key(val), tuples.get_mut(r).and_then(|t| t.get_mut(i))) {
+                                (Some(x), Some(slot)) => {
+                                    *slot = Some(x);
+                                    next.push(r as u32);
+                                }
+                                _ => each(&[r as u32], out, |_| index.default.clone()),
+                            }
                         }
+                        std::mem::swap(&mut live, &mut next);
                     }
-                    index.entries.get(&k).unwrap_or(&index.default).clone()
+                    for &r in &live {
+                        let r = r as usize;
+                        let mut k: KeyTuple = [None; MAX_KEYS];
+                        if let Some(t) = tuples.get(r) {
+                            for (slot, x) in k.iter_mut().zip(t.iter()).take(keys.len()) {
+                                *slot = *x;
+                            }
+                        }
+                        each(&[r as u32], out, |_| {
+                            index.entries.get(&k).unwrap_or(&index.default).clone()
+                        });
+                    }
+                    e.give_val(v);
+                    e.give_keys(tuples);
+                    e.give_sel(live);
+                    e.give_sel(next);
                 })
             }
             Node::List(items) => {
                 let items: Vec<ValC> = items.iter().map(|i| self.val(i, locals)).collect();
-                val_c(move |e| {
-                    let mut ids = Vec::with_capacity(items.len());
-                    let mut nums = Vec::new();
-                    for i in &items {
-                        match i(e) {
-                            Val::Str(s) | Val::Enum(s) => ids.push(s),
-                            Val::Num(n) => nums.push(n),
-                            _ => return Val::Abstain,
+                val_c(move |e, sel, out| {
+                    // Items are read in order; one that is neither a string, an enum value nor
+                    // a number makes the list abstain.
+                    let mut lists: Vec<(Vec<u32>, Vec<f64>)> = vec![Default::default(); CHUNK];
+                    let (mut live, mut next) = (e.take_sel(), e.take_sel());
+                    live.extend_from_slice(sel);
+                    let mut v = e.take_val();
+                    for code in &items {
+                        if live.is_empty() {
+                            break;
                         }
+                        code(e, &live, &mut v);
+                        next.clear();
+                        for &r in &live {
+                            let Some((ids, nums)) = lists.get_mut(r as usize) else {
+                                continue;
+                            };
+                            match v.get(r as usize) {
+                                Some(Val::Str(s) | Val::Enum(s)) => ids.push(*s),
+                                Some(Val::Num(n)) => nums.push(*n),
+                                _ => {
+                                    each(&[r], out, |_| Val::Abstain);
+                                    continue;
+                                }
+                            }
+                            next.push(r);
+                        }
+                        std::mem::swap(&mut live, &mut next);
                     }
-                    match (ids.is_empty(), nums.is_empty()) {
-                        (_, true) => Val::Ids(to_set(ids).into(), Kind::Set),
-                        (true, false) => Val::Nums(nums.into()),
-                        (false, false) => Val::Abstain,
+                    for &r in &live {
+                        let Some((ids, nums)) = lists.get_mut(r as usize) else {
+                            continue;
+                        };
+                        let list = match (ids.is_empty(), nums.is_empty()) {
+                            (_, true) => Val::Ids(to_set(std::mem::take(ids)).into(), Kind::Set),
+                            (true, false) => Val::Nums(std::mem::take(nums).into()),
+                            (false, false) => Val::Abstain,
+                        };
+                        each(&[r], out, |_| list.clone());
                     }
+                    e.give_val(v);
+                    e.give_sel(live);
+                    e.give_sel(next);
                 })
             }
         }
@@ -1125,45 +1549,58 @@ impl Compiler<'_> {
         match b {
             Builtin::Lower => {
                 let a = self.arg_val(args, 0, locals);
-                val_c(move |e| match a(e) {
-                    Val::Str(s) => Val::Str(e.ctx.strings.lower(s)),
-                    _ => Val::Abstain,
+                val_c(move |e, sel, out| {
+                    a(e, sel, out);
+                    let strings = &mut e.ctx.strings;
+                    update(sel, out, |_, v| {
+                        *v = match v {
+                            Val::Str(s) => Val::Str(strings.lower(*s)),
+                            _ => Val::Abstain,
+                        };
+                    });
                 })
             }
             Builtin::Contains => {
                 let (h, n) = (self.arg_val(args, 0, locals), self.arg_val(args, 1, locals));
-                val_c(move |e| {
-                    let (h, n) = (h(e), n(e));
-                    if absent(&h) || absent(&n) {
-                        return Val::Abstain;
-                    }
-                    match (h, n) {
-                        (Val::Ids(ids, Kind::Set), Val::Str(x) | Val::Enum(x)) => {
-                            Val::Bool(ids.binary_search(&x).is_ok())
-                        }
-                        (Val::Ids(ids, Kind::List), Val::Str(x) | Val::Enum(x)) => {
-                            Val::Bool(ids.contains(&x))
-                        }
-                        (Val::Nums(ns), Val::Num(x)) => Val::Bool(ns.contains(&x)),
-                        (Val::Str(h), Val::Str(x)) => {
-                            let found = e.ctx.strings.text(h).contains(e.ctx.strings.text(x));
-                            Val::Bool(found)
-                        }
-                        _ => Val::Abstain,
-                    }
+                val_c(move |e, sel, out| {
+                    h(e, sel, out);
+                    let mut ns = e.take_val();
+                    n(e, sel, &mut ns);
+                    let strings = &e.ctx.strings;
+                    update(sel, out, |i, h| {
+                        let n = ns.get(i).unwrap_or(&Val::Abstain);
+                        *h = if absent(h) || absent(n) {
+                            Val::Abstain
+                        } else {
+                            match (&*h, n) {
+                                (Val::Ids(ids, Kind::Set), Val::Str(x) | Val::Enum(x)) => {
+                                    Val::Bool(ids.binary_search(x).is_ok())
+                                }
+                                (Val::Ids(ids, Kind::List), Val::Str(x) | Val::Enum(x)) => {
+                                    Val::Bool(ids.contains(x))
+                                }
+                                (Val::Nums(ns), Val::Num(x)) => Val::Bool(ns.contains(x)),
+                                (Val::Str(h), Val::Str(x)) => {
+                                    Val::Bool(strings.text(*h).contains(strings.text(*x)))
+                                }
+                                _ => Val::Abstain,
+                            }
+                        };
+                    });
+                    e.give_val(ns);
                 })
             }
             _ => {
                 let n = self.builtin_num(b, args, locals);
-                val_c(move |e| from_num(n(e)))
+                val_of_num(n)
             }
         }
     }
 
     /// A call of a function: the code that evaluates the arguments into the function's
-    /// parameter slots (false when one abstains: the call abstains), the body compiled for the
-    /// arguments' types, and the declared range. `None` for a call that cannot be compiled (an
-    /// unknown function, or recursion, which the checker refuses).
+    /// parameter slots (narrowing the selection to the rows where none abstained), the body
+    /// compiled for the arguments' types, and the declared range. `None` for a call that cannot
+    /// be compiled (an unknown function, or recursion, which the checker refuses).
     fn call(
         &mut self,
         function: u32,
@@ -1210,42 +1647,141 @@ impl Compiler<'_> {
                 body
             }
         };
-        let n = codes.len();
-        if !args.iter().any(|a| self.calls_into(a, function, 0)) {
-            // No argument reaches this function again: arguments go straight to its slots.
-            let prelude: Prelude = Box::new(move |e: &mut Env<'_, '_, '_>| {
-                for (i, code) in codes.iter().enumerate() {
-                    let v = code(e);
-                    if matches!(v, Val::Abstain) {
-                        return false;
+        // Arguments are evaluated in order, each only for the rows whose earlier arguments did
+        // not abstain, into buffers of their own (an argument may call this function too), and
+        // only then moved to the parameters' slots.
+        let prelude: Prelude = Box::new(move |e: &mut Env<'_, '_, '_>, live: &mut Vec<u32>| {
+            let mut args = Vec::with_capacity(codes.len());
+            let mut next = e.take_sel();
+            for code in &codes {
+                if live.is_empty() {
+                    break;
+                }
+                let mut v = e.take_val();
+                code(e, live, &mut v);
+                next.clear();
+                next.extend(
+                    live.iter()
+                        .copied()
+                        .filter(|&r| !matches!(v.get(r as usize), Some(Val::Abstain) | None)),
+                );
+                std::mem::swap(live, &mut next);
+                args.push(v);
+            }
+            e.give_sel(next);
+            for (i, mut v) in args.into_iter().enumerate() {
+                if let Some(slot) = e.slots.get_mut(params + i) {
+                    for &r in live.iter() {
+                        let r = r as usize;
+                        if let (Some(s), Some(x)) = (slot.get_mut(r), v.get_mut(r)) {
+                            *s = std::mem::replace(x, Val::Abstain);
+                        }
                     }
-                    set_slot(&mut e.slots, params + i, v);
                 }
-                true
-            });
-            return Some((prelude, body, f.declared_range));
-        }
-        // Arguments land in slots of their own first: one of them calls this function again.
-        let scratch = self.slot(n);
-        let prelude: Prelude = Box::new(move |e: &mut Env<'_, '_, '_>| {
-            for (i, code) in codes.iter().enumerate() {
-                let v = code(e);
-                if matches!(v, Val::Abstain) {
-                    // A call with an argument that abstains abstains.
-                    return false;
-                }
-                set_slot(&mut e.slots, scratch + i, v);
+                e.give_val(v);
             }
-            for i in 0..n {
-                let v = e
-                    .slots
-                    .get_mut(scratch + i)
-                    .map_or(Val::Abstain, |s| std::mem::replace(s, Val::Abstain));
-                set_slot(&mut e.slots, params + i, v);
-            }
-            true
         });
         Some((prelude, body, f.declared_range))
+    }
+}
+
+/// Splits selected rows by a truth: true rows to `yes`, false rows to `no`, and `undecided`
+/// called for the rest.
+fn partition(
+    sel: &[u32],
+    cond: &[Option<bool>],
+    yes: &mut Vec<u32>,
+    no: &mut Vec<u32>,
+    mut undecided: impl FnMut(u32),
+) {
+    for &r in sel {
+        match at(cond, r as usize, None) {
+            Some(true) => yes.push(r),
+            Some(false) => no.push(r),
+            None => undecided(r),
+        }
+    }
+}
+
+/// Arithmetic on two numbers, row by row.
+fn arith(l: NumC, r: NumC, f: impl Fn(f64, f64) -> f64 + Send + Sync + 'static) -> NumC {
+    num_c(move |e, sel, out| {
+        l(e, sel, out);
+        let mut y = e.take_num();
+        r(e, sel, &mut y);
+        update(sel, out, |i, x| *x = f(*x, at(&y, i, NONE)));
+        e.give_num(y);
+    })
+}
+
+/// A comparison of two numbers, row by row; undecided when either is no number.
+fn compare(l: NumC, r: NumC, f: impl Fn(f64, f64) -> bool + Send + Sync + 'static) -> TriC {
+    tri_c(move |e, sel, out| {
+        let (mut x, mut y) = (e.take_num(), e.take_num());
+        l(e, sel, &mut x);
+        r(e, sel, &mut y);
+        each(sel, out, |i| {
+            let (a, b) = (at(&x, i, NONE), at(&y, i, NONE));
+            if a.is_nan() || b.is_nan() {
+                None
+            } else {
+                Some(f(a, b))
+            }
+        });
+        e.give_num(x);
+        e.give_num(y);
+    })
+}
+
+/// A number as a value.
+fn val_of_num(n: NumC) -> ValC {
+    val_c(move |e, sel, out| {
+        let mut xs = e.take_num();
+        n(e, sel, &mut xs);
+        each(sel, out, |r| from_num(at(&xs, r, NONE)));
+        e.give_num(xs);
+    })
+}
+
+/// A comparison of two values of any kind.
+fn compare_vals(op: BinOp, a: &Val<'_>, b: &Val<'_>) -> Option<bool> {
+    if absent(a) || absent(b) {
+        return None;
+    }
+    match op {
+        BinOp::Eq => Some(equal(a, b)),
+        BinOp::Ne => Some(!equal(a, b)),
+        _ => {
+            let (x, y) = match (a, b) {
+                (Val::Num(x), Val::Num(y)) => (*x, *y),
+                (Val::Enum(x), Val::Enum(y)) => (f64::from(*x), f64::from(*y)),
+                _ => return None,
+            };
+            Some(match op {
+                BinOp::Lt => x < y,
+                BinOp::Le => x <= y,
+                BinOp::Gt => x > y,
+                _ => x >= y,
+            })
+        }
+    }
+}
+
+/// Union, intersection, and a difference of sets (or of numbers, when the types could not
+/// tell).
+fn set_binary<'a>(op: BinOp, a: &Val<'_>, b: &Val<'_>) -> Val<'a> {
+    if absent(a) || absent(b) {
+        return Val::Abstain;
+    }
+    match (a, b) {
+        (Val::Nums(x), Val::Nums(y)) => Val::Nums(num_set_op(op, x, y).into()),
+        (Val::Nums(_), _) => Val::Abstain,
+        (Val::Ids(..), _) => match (as_set(a), as_set(b)) {
+            (Some(x), Some(y)) => Val::Ids(set_op(op, &x, &y).into(), Kind::Set),
+            _ => Val::Abstain,
+        },
+        (Val::Num(x), Val::Num(y)) if op == BinOp::Sub => from_num(finite(x - y)),
+        _ => Val::Abstain,
     }
 }
 
@@ -1257,16 +1793,24 @@ fn if_code<T: Copy + Send + Sync + 'static>(
     (then_clause, else_clause): (u32, u32),
     absent: T,
 ) -> Code<T> {
-    Box::new(move |e: &mut Env<'_, '_, '_>| match c(e) {
-        Some(true) => {
+    Box::new(move |e: &mut Env<'_, '_, '_>, sel: &[u32], out: &mut [T]| {
+        let mut cond = e.take_tri();
+        c(e, sel, &mut cond);
+        let (mut yes, mut no) = (e.take_sel(), e.take_sel());
+        partition(sel, &cond, &mut yes, &mut no, |r| {
+            each(&[r], out, |_| absent)
+        });
+        e.give_tri(cond);
+        if !yes.is_empty() {
             e.ctx.hit(then_clause);
-            t(e)
+            t(e, &yes, out);
         }
-        Some(false) => {
+        if !no.is_empty() {
             e.ctx.hit(else_clause);
-            o(e)
+            o(e, &no, out);
         }
-        None => absent,
+        e.give_sel(yes);
+        e.give_sel(no);
     })
 }
 
@@ -1278,76 +1822,35 @@ fn when_code<T: Copy + Send + Sync + 'static>(
     otherwise_clause: u32,
     absent: T,
 ) -> Code<T> {
-    Box::new(move |e: &mut Env<'_, '_, '_>| {
+    Box::new(move |e: &mut Env<'_, '_, '_>, sel: &[u32], out: &mut [T]| {
+        let (mut live, mut yes, mut rest) = (e.take_sel(), e.take_sel(), e.take_sel());
+        live.extend_from_slice(sel);
+        let mut cond = e.take_tri();
         for (w, t, c) in &arms {
-            match w(e) {
-                Some(true) => {
-                    e.ctx.hit(*c);
-                    return t(e);
-                }
-                Some(false) => {}
-                None => return absent,
+            if live.is_empty() {
+                break;
             }
+            w(e, &live, &mut cond);
+            yes.clear();
+            rest.clear();
+            partition(&live, &cond, &mut yes, &mut rest, |r| {
+                each(&[r], out, |_| absent)
+            });
+            if !yes.is_empty() {
+                e.ctx.hit(*c);
+                t(e, &yes, out);
+            }
+            std::mem::swap(&mut live, &mut rest);
         }
-        e.ctx.hit(otherwise_clause);
-        otherwise(e)
+        if !live.is_empty() {
+            e.ctx.hit(otherwise_clause);
+            otherwise(e, &live, out);
+        }
+        e.give_tri(cond);
+        e.give_sel(live);
+        e.give_sel(yes);
+        e.give_sel(rest);
     })
-}
-
-/// Calls `f` on each direct child of a node.
-fn visit_children<'n>(node: &'n Node, f: &mut dyn FnMut(&'n Node)) {
-    match node {
-        Node::Const(_)
-        | Node::Field(..)
-        | Node::Local(_)
-        | Node::Score
-        | Node::Overall
-        | Node::Dimension(_) => {}
-        Node::Not(a) | Node::Neg(a) | Node::Missing(a) => f(a),
-        Node::Binary { lhs, rhs, .. } => {
-            f(lhs);
-            f(rhs);
-        }
-        Node::Coalesce { value, default } => {
-            f(value);
-            f(default);
-        }
-        Node::If {
-            cond,
-            then,
-            otherwise,
-            ..
-        } => {
-            f(cond);
-            f(then);
-            f(otherwise);
-        }
-        Node::When {
-            arms, otherwise, ..
-        } => {
-            for a in arms {
-                f(&a.when);
-                f(&a.then);
-            }
-            f(otherwise);
-        }
-        Node::Match { scrutinee, arms } => {
-            f(scrutinee);
-            for a in arms {
-                f(&a.then);
-            }
-        }
-        Node::Call { args, .. } | Node::CallFn { args, .. } | Node::Lookup { keys: args, .. } => {
-            for a in args {
-                f(a);
-            }
-        }
-        Node::List(items) => {
-            for i in items {
-                f(i);
-            }
-        }
-    }
 }
 
 /// Sorted-merge set operations on id slices.

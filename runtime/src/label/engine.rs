@@ -2,11 +2,11 @@
 //! abstentions), grades, the weighted overall score, then the rules in their fixed order:
 //! exclude, caps (lowest wins), floors (highest wins), set grade.
 
-use super::compiled::{Compiled, Env, NONE, TriC, compile};
+use super::batch::PairBatch;
+use super::compiled::{CHUNK, Compiled, Env, NONE, TriC, compile};
 use super::decode::Pair;
-use super::value::{BaseStrings, Interner, Val};
+use super::value::{BaseStrings, Interner};
 use rubric_compiler::lower::ir::*;
-use std::cell::Cell;
 
 /// What a pair's overall grade is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,12 +65,6 @@ impl Events {
     }
 }
 
-thread_local! {
-    /// Each thread's slot buffer and fired-rule list, reused from pair to pair.
-    static SLOTS: Cell<Vec<Val<'static>>> = const { Cell::new(Vec::new()) };
-    static FIRED: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
-}
-
 /// A labeling program ready to evaluate.
 pub struct Engine {
     pub program: LabelingProgram,
@@ -124,205 +118,372 @@ impl Engine {
 
     /// Labels one pair.
     pub fn label(&self, pair: &Pair, ctx: &mut Ctx<'_, '_>) -> Label {
-        let mut fired = FIRED.take();
-        let label = self.evaluate(pair, ctx, &mut fired);
-        FIRED.set(fired);
-        label
+        let batch = PairBatch::of(&self.program, [pair.clone()]);
+        let mut out = None;
+        self.evaluate(&batch, ctx, &mut |label, _| out = Some(label));
+        out.unwrap_or_else(|| self.abstaining(pair))
     }
 
     /// Labels one pair, and also returns every rule whose condition held, by index in
     /// declaration order, whether or not it took effect (a higher cap, an exclusion or an
     /// abstaining overall score can keep a fired rule out of `Label::rules`).
     pub fn label_with_fired(&self, pair: &Pair, ctx: &mut Ctx<'_, '_>) -> (Label, Vec<u32>) {
-        let mut fired = Vec::new();
-        let label = self.evaluate(pair, ctx, &mut fired);
-        (label, fired)
+        let batch = PairBatch::of(&self.program, [pair.clone()]);
+        let mut out = None;
+        self.evaluate(&batch, ctx, &mut |label, fired| {
+            out = Some((label, fired.to_vec()))
+        });
+        out.unwrap_or_else(|| (self.abstaining(pair), Vec::new()))
     }
 
-    fn evaluate(&self, pair: &Pair, ctx: &mut Ctx<'_, '_>, fired: &mut Vec<u32>) -> Label {
+    /// Labels every pair of a batch, in order, appending to `out`.
+    pub fn label_batch(&self, batch: &PairBatch, ctx: &mut Ctx<'_, '_>, out: &mut Vec<Label>) {
+        out.reserve(batch.len());
+        self.evaluate(batch, ctx, &mut |label, _| out.push(label));
+    }
+
+    /// Labels every pair of a batch, in order, with the rules that fired (as
+    /// [`Engine::label_with_fired`]).
+    pub fn label_batch_with_fired(
+        &self,
+        batch: &PairBatch,
+        ctx: &mut Ctx<'_, '_>,
+        out: &mut Vec<(Label, Vec<u32>)>,
+    ) {
+        out.reserve(batch.len());
+        self.evaluate(batch, ctx, &mut |label, fired| {
+            out.push((label, fired.to_vec()))
+        });
+    }
+
+    /// A label with nothing decided (never produced: every evaluated pair gets its own).
+    fn abstaining(&self, pair: &Pair) -> Label {
+        let n = self.program.dimensions.len();
+        Label {
+            id: pair.id.clone(),
+            dimensions: vec![None; n],
+            grades: vec![None; n],
+            overall: None,
+            overall_grade: None,
+            rules: Vec::new(),
+        }
+    }
+
+    /// Evaluates a batch a chunk of rows at a time; `sink` gets each pair's label and the rules
+    /// that fired for it, in order.
+    fn evaluate(
+        &self,
+        batch: &PairBatch,
+        ctx: &mut Ctx<'_, '_>,
+        sink: &mut dyn FnMut(Label, &[u32]),
+    ) {
         let p = &self.program;
         let c = &self.compiled;
-        let mut grades = Vec::with_capacity(p.dimensions.len());
-        let mut dimensions = Vec::with_capacity(p.dimensions.len());
-        touch(pair);
-        let mut slots: Vec<Val<'_>> = SLOTS.take();
-        slots.resize(c.slots, Val::Abstain);
-        let mut env = Env {
-            pair,
-            slots,
-            ctx,
-            score: NONE,
-            overall: NONE,
-            dims: Vec::new(),
-            undefined: false,
-        };
-        for (i, d) in c.dimensions.iter().enumerate() {
-            env.undefined = false;
-            for (slot, code) in &d.lets {
-                let v = code(&mut env);
-                if let Some(s) = env.slots.get_mut(*slot) {
-                    *s = v;
+        let dims = p.dimensions.len();
+        let mut env = Env::new(batch, ctx, c.slots, dims);
+        let mut scores = vec![vec![NONE; CHUNK]; dims];
+        let mut grades = vec![vec![None; CHUNK]; dims];
+        let mut fired: Vec<Vec<u32>> = vec![Vec::new(); CHUNK];
+        let mut overall_grades: Vec<Option<u32>> = vec![None; CHUNK];
+        let mut outcome: Vec<Outcome> = vec![Outcome::Abstain; CHUNK];
+        let mut buf = vec![NONE; CHUNK];
+        let mut truths = vec![None; CHUNK];
+        let mut all: Vec<u32> = Vec::with_capacity(CHUNK);
+        let mut rows: Vec<u32> = Vec::with_capacity(CHUNK);
+        let mut base = 0;
+        while base < batch.len() {
+            let n = (batch.len() - base).min(CHUNK);
+            env.base = base;
+            all.clear();
+            all.extend(0..n as u32);
+
+            for (i, d) in c.dimensions.iter().enumerate() {
+                env.undefined.iter_mut().for_each(|u| *u = false);
+                for (slot, code) in &d.lets {
+                    if let Some(s) = env.slots.get_mut(*slot) {
+                        let mut column = std::mem::take(s);
+                        code(&mut env, &all, &mut column);
+                        if let Some(s) = env.slots.get_mut(*slot) {
+                            *s = column;
+                        }
+                    }
                 }
-            }
-            let s = (d.score)(&mut env);
-            let score = if s.is_nan() {
-                if env.undefined
-                    && let Some(c) = env.ctx.events.undefined.get_mut(i)
-                {
-                    *c += 1;
+                (d.score)(&mut env, &all, &mut buf);
+                let (Some(dim), Some(grade)) = (scores.get_mut(i), grades.get_mut(i)) else {
+                    continue;
+                };
+                rows.clear();
+                for r in 0..n {
+                    let s = buf.get(r).copied().unwrap_or(NONE);
+                    let score = if s.is_nan() {
+                        if env.undefined.get(r) == Some(&true)
+                            && let Some(u) = env.ctx.events.undefined.get_mut(i)
+                        {
+                            *u += 1;
+                        }
+                        NONE
+                    } else if (0.0..=1.0).contains(&s) {
+                        s
+                    } else {
+                        if let Some(c) = env.ctx.events.clamped.get_mut(i) {
+                            *c += 1;
+                        }
+                        s.clamp(0.0, 1.0)
+                    };
+                    if let Some(x) = dim.get_mut(r) {
+                        *x = score;
+                    }
+                    if let Some(g) = grade.get_mut(r) {
+                        *g = None;
+                    }
+                    if !score.is_nan() {
+                        rows.push(r as u32);
+                        if let Some(x) = env.score.get_mut(r) {
+                            *x = score;
+                        }
+                    }
                 }
-                None
-            } else if (0.0..=1.0).contains(&s) {
-                Some(s)
-            } else {
-                if let Some(c) = env.ctx.events.clamped.get_mut(i) {
-                    *c += 1;
-                }
-                Some(s.clamp(0.0, 1.0))
-            };
-            let grade = match score {
-                Some(s) if !d.bands.is_empty() => {
-                    env.score = s;
+                if !d.bands.is_empty() {
                     let clauses = p.dimensions.get(i).map_or(&[][..], |d| &d.grades[..]);
-                    let g = band(&d.bands, clauses, &mut env);
-                    env.score = NONE;
-                    g
+                    band(&d.bands, clauses, &mut env, &rows, grade, &mut truths);
                 }
+                env.score.iter_mut().for_each(|x| *x = NONE);
+            }
+
+            // The weighted mean of the dimensions that voted; rules all read the scores before
+            // any rule applies.
+            for r in 0..n {
+                let (mut sum, mut weight) = (0.0, 0.0);
+                for (d, s) in p.dimensions.iter().zip(&scores) {
+                    let s = s.get(r).copied().unwrap_or(NONE);
+                    if !s.is_nan() {
+                        sum += d.weight * s;
+                        weight += d.weight;
+                    }
+                }
+                let covered = if self.total_weight > 0.0 {
+                    weight / self.total_weight
+                } else {
+                    0.0
+                };
+                let mean = if weight > 0.0 && covered + 1e-12 >= p.overall.min_coverage {
+                    sum / weight
+                } else {
+                    NONE
+                };
+                if let Some(o) = env.overall.get_mut(r) {
+                    *o = mean;
+                }
+            }
+            std::mem::swap(&mut env.dims, &mut scores);
+            fired.iter_mut().for_each(Vec::clear);
+            for (i, when) in c.rules.iter().enumerate() {
+                when(&mut env, &all, &mut truths);
+                for r in 0..n {
+                    if truths.get(r) == Some(&Some(true))
+                        && let Some(f) = fired.get_mut(r)
+                    {
+                        f.push(u32::try_from(i).unwrap_or(u32::MAX));
+                    }
+                }
+            }
+
+            // Each pair's rules decide its overall score; the overall bands then grade the
+            // pairs that have one and were not excluded.
+            rows.clear();
+            for r in 0..n {
+                let mean = env.overall.get(r).copied().unwrap_or(NONE);
+                let f = fired.get(r).map_or(&[][..], |f| &f[..]);
+                let o = self.apply_rules(f, mean);
+                if let (Outcome::Scored(score), Some(x)) = (o, env.overall.get_mut(r)) {
+                    *x = score;
+                    rows.push(r as u32);
+                }
+                if let Some(x) = outcome.get_mut(r) {
+                    *x = o;
+                }
+                if let Some(g) = overall_grades.get_mut(r) {
+                    *g = None;
+                }
+            }
+            band(
+                &c.overall_bands,
+                &p.overall.grades,
+                &mut env,
+                &rows,
+                &mut overall_grades,
+                &mut truths,
+            );
+            std::mem::swap(&mut env.dims, &mut scores);
+
+            for r in 0..n {
+                let f = fired.get(r).map_or(&[][..], |f| &f[..]);
+                let rule = |i: &u32| p.rules.get(*i as usize);
+                let (overall, overall_grade, applied) = match outcome
+                    .get(r)
+                    .copied()
+                    .unwrap_or(Outcome::Abstain)
+                {
+                    Outcome::Excluded => {
+                        let excluded = f
+                            .iter()
+                            .copied()
+                            .filter(|i| rule(i).is_some_and(|r| r.action == RuleActionIr::Exclude))
+                            .collect();
+                        (Some(0.0), Some(OverallGrade::Excluded), excluded)
+                    }
+                    Outcome::Scored(o) => {
+                        let caps_and_floors = |i: &u32| {
+                            matches!(
+                                rule(i).map(|r| &r.action),
+                                Some(RuleActionIr::Cap(_) | RuleActionIr::Floor(_))
+                            )
+                        };
+                        let sets_grade = |i: &u32| {
+                            matches!(rule(i).map(|r| &r.action), Some(RuleActionIr::SetGrade(_)))
+                        };
+                        let mut grade = overall_grades
+                            .get(r)
+                            .copied()
+                            .flatten()
+                            .map(OverallGrade::Band);
+                        if let Some(first) = f.iter().copied().find(sets_grade) {
+                            grade = Some(OverallGrade::SetByRule(first));
+                        }
+                        // Every cap and floor that fired is recorded; the lowest cap and
+                        // the highest floor decided the score.
+                        let mut applied: Vec<u32> = f
+                            .iter()
+                            .copied()
+                            .filter(|i| caps_and_floors(i) || sets_grade(i))
+                            .collect();
+                        applied.sort_unstable();
+                        (Some(o), grade, applied)
+                    }
+                    Outcome::Abstain => (None, None, Vec::new()),
+                };
+                for i in &applied {
+                    if let Some(rule) = rule(i) {
+                        env.ctx.hit(rule.clause);
+                    }
+                }
+                let label = Label {
+                    id: batch.id(base + r).to_string(),
+                    dimensions: scores
+                        .iter()
+                        .map(|d| d.get(r).copied().filter(|s| !s.is_nan()))
+                        .collect(),
+                    grades: grades.iter().map(|g| g.get(r).copied().flatten()).collect(),
+                    overall,
+                    overall_grade,
+                    rules: applied,
+                };
+                sink(label, f);
+            }
+            env.overall.iter_mut().for_each(|x| *x = NONE);
+            base += n;
+        }
+    }
+
+    /// What the rules that fired make of a pair's weighted mean: exclusion first, then the
+    /// lowest cap, then the highest floor.
+    fn apply_rules(&self, fired: &[u32], mean: f64) -> Outcome {
+        let rule = |i: &u32| self.program.rules.get(*i as usize).map(|r| &r.action);
+        if fired
+            .iter()
+            .any(|i| rule(i) == Some(&RuleActionIr::Exclude))
+        {
+            return Outcome::Excluded;
+        }
+        if mean.is_nan() {
+            return Outcome::Abstain;
+        }
+        let cap = fired
+            .iter()
+            .filter_map(|i| match rule(i) {
+                Some(RuleActionIr::Cap(c)) => Some(*c),
                 _ => None,
-            };
-            dimensions.push(score);
-            grades.push(grade);
+            })
+            .min_by(f64::total_cmp);
+        let floor = fired
+            .iter()
+            .filter_map(|i| match rule(i) {
+                Some(RuleActionIr::Floor(f)) => Some(*f),
+                _ => None,
+            })
+            .max_by(f64::total_cmp);
+        let mut o = mean;
+        if let Some(c) = cap {
+            o = o.min(c);
         }
-
-        // The weighted mean of the dimensions that voted.
-        let (mut sum, mut weight) = (0.0, 0.0);
-        for (d, s) in p.dimensions.iter().zip(&dimensions) {
-            if let Some(s) = s {
-                sum += d.weight * s;
-                weight += d.weight;
-            }
+        if let Some(f) = floor {
+            o = o.max(f);
         }
-        let covered = if self.total_weight > 0.0 {
-            weight / self.total_weight
-        } else {
-            0.0
-        };
-        let mean =
-            (weight > 0.0 && covered + 1e-12 >= p.overall.min_coverage).then(|| sum / weight);
-
-        // Rules, all read the scores before any rule applies.
-        env.dims = dimensions;
-        env.overall = mean.unwrap_or(NONE);
-        fired.clear();
-        for (i, when) in c.rules.iter().enumerate() {
-            if when(&mut env) == Some(true) {
-                fired.push(u32::try_from(i).unwrap_or(u32::MAX));
-            }
-        }
-        let rule = |i: &u32| p.rules.get(*i as usize);
-        let excludes = |i: &u32| rule(i).is_some_and(|r| r.action == RuleActionIr::Exclude);
-        let (overall, overall_grade, applied) = if fired.iter().any(excludes) {
-            let excluded = fired.iter().copied().filter(excludes).collect();
-            (Some(0.0), Some(OverallGrade::Excluded), excluded)
-        } else if let Some(mut o) = mean {
-            let mut applied = Vec::new();
-            let cap = fired
-                .iter()
-                .filter_map(|i| match rule(i).map(|r| &r.action) {
-                    Some(RuleActionIr::Cap(c)) => Some((*i, *c)),
-                    _ => None,
-                })
-                .min_by(|a, b| a.1.total_cmp(&b.1));
-            let floor = fired
-                .iter()
-                .filter_map(|i| match rule(i).map(|r| &r.action) {
-                    Some(RuleActionIr::Floor(f)) => Some((*i, *f)),
-                    _ => None,
-                })
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            // Every cap and floor that fired is recorded; the lowest cap and the highest floor
-            // decide the score.
-            if let Some((_, c)) = cap {
-                o = o.min(c);
-            }
-            if let Some((_, f)) = floor {
-                o = o.max(f);
-            }
-            applied.extend(fired.iter().copied().filter(|i| {
-                matches!(
-                    rule(i).map(|r| &r.action),
-                    Some(RuleActionIr::Cap(_) | RuleActionIr::Floor(_))
-                )
-            }));
-            env.overall = o;
-            let mut grade =
-                band(&c.overall_bands, &p.overall.grades, &mut env).map(OverallGrade::Band);
-            let sets_grade =
-                |i: &u32| matches!(rule(i).map(|r| &r.action), Some(RuleActionIr::SetGrade(_)));
-            if let Some(first) = fired.iter().copied().find(sets_grade) {
-                grade = Some(OverallGrade::SetByRule(first));
-            }
-            applied.extend(fired.iter().copied().filter(sets_grade));
-            applied.sort_unstable();
-            (Some(o), grade, applied)
-        } else {
-            (None, None, Vec::new())
-        };
-        for i in &applied {
-            if let Some(r) = rule(i) {
-                env.ctx.hit(r.clause);
-            }
-        }
-        let label = Label {
-            id: pair.id.clone(),
-            dimensions: std::mem::take(&mut env.dims),
-            grades,
-            overall,
-            overall_grade,
-            rules: applied,
-        };
-        // The slot buffer goes back to the thread, emptied of this pair's values.
-        let mut slots = std::mem::take(&mut env.slots);
-        slots.clear();
-        // (Empty, so this only re-types the buffer; the allocation is kept.)
-        SLOTS.set(slots.into_iter().map(|_| Val::Abstain).collect());
-        label
+        Outcome::Scored(o)
     }
 }
 
-/// Reads one word of each cache line a pair's fields (and their sets) sit on, all at once, so
-/// that the memory reads of a pair not in cache overlap instead of stalling one by one as the
-/// dimensions reach each field.
-fn touch(pair: &Pair) {
-    let mut acc = 0usize;
-    for role in &pair.roles {
-        for v in role.iter().step_by(2) {
-            acc = acc.wrapping_add(match v {
-                Val::Ids(ids, _) => ids.first().map_or(1, |x| *x as usize),
-                Val::Nums(ns) => ns.len(),
-                Val::Str(s) | Val::Enum(s) => *s as usize,
-                _ => 0,
-            });
-        }
-    }
-    std::hint::black_box(acc);
+/// A pair's overall score once the rules applied.
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    Scored(f64),
+    Excluded,
+    /// Too few dimensions voted.
+    Abstain,
 }
 
-/// The first band whose condition holds; `None` when a condition cannot be decided.
-fn band(bands: &[Option<TriC>], clauses: &[BandIr], env: &mut Env<'_, '_, '_>) -> Option<u32> {
+/// Grades the selected rows: each gets the first band whose condition holds, `None` when a
+/// condition cannot be decided.
+fn band(
+    bands: &[Option<TriC>],
+    clauses: &[BandIr],
+    env: &mut Env<'_, '_, '_>,
+    rows: &[u32],
+    grades: &mut [Option<u32>],
+    truths: &mut [Option<bool>],
+) {
+    let mut live = env.take_sel();
+    let mut next = env.take_sel();
+    live.extend_from_slice(rows);
     for (i, (when, b)) in bands.iter().zip(clauses).enumerate() {
-        let holds = match when {
-            None => Some(true),
-            Some(c) => c(env),
-        };
-        match holds {
-            Some(true) => {
+        if live.is_empty() {
+            break;
+        }
+        let grade = u32::try_from(i).ok();
+        next.clear();
+        match when {
+            None => {
+                for &r in &live {
+                    if let Some(g) = grades.get_mut(r as usize) {
+                        *g = grade;
+                    }
+                }
                 env.ctx.hit(b.clause);
-                return u32::try_from(i).ok();
+                live.clear();
+                break;
             }
-            Some(false) => {}
-            None => return None,
+            Some(c) => {
+                c(env, &live, truths);
+                let mut took = false;
+                for &r in &live {
+                    match truths.get(r as usize).copied().flatten() {
+                        Some(true) => {
+                            if let Some(g) = grades.get_mut(r as usize) {
+                                *g = grade;
+                            }
+                            took = true;
+                        }
+                        Some(false) => next.push(r),
+                        None => {}
+                    }
+                }
+                if took {
+                    env.ctx.hit(b.clause);
+                }
+                std::mem::swap(&mut live, &mut next);
+            }
         }
     }
-    None
+    env.give_sel(live);
+    env.give_sel(next);
 }

@@ -3,12 +3,14 @@
 //! row stops the run with its line and field, or, with a quarantine, is set aside and counted:
 //! rows in = labeled + quarantined, always.
 
+pub mod batch;
 mod compiled;
 pub mod decode;
 pub mod engine;
 mod fast_decode;
 pub mod value;
 
+use batch::PairBatch;
 use decode::{Decoder, RowError};
 use engine::{Ctx, Engine, Events, Label, OverallGrade};
 use rayon::prelude::*;
@@ -364,6 +366,10 @@ pub fn label_stream(
                     blank: 0,
                     events: Events::new(engine.program.dimensions.len()),
                 };
+                // Decode the slice's rows into one batch (a bad row is kept with the number of
+                // good rows before it, to be put back in its place), label the batch, write.
+                let mut pairs = PairBatch::new(&engine.program);
+                let mut bad = Vec::new();
                 for &i in slice {
                     let no = batch.rows.get(i).map_or(0, |r| r.0);
                     let line = match std::str::from_utf8(batch.row(i)) {
@@ -374,7 +380,7 @@ pub fn label_stream(
                                 path: String::new(),
                                 message: format!("not valid UTF-8: {e}"),
                             };
-                            out.bad.push((out.labels.len(), i, error));
+                            bad.push((pairs.len(), i, error));
                             continue;
                         }
                     };
@@ -383,15 +389,24 @@ pub fn label_stream(
                         continue;
                     }
                     match decoder.decode(no, line, &mut strings) {
-                        Ok(pair) => {
-                            let mut ctx = Ctx::new(&mut strings, &mut out.events, None);
-                            let label = engine.label(&pair, &mut ctx);
-                            writer.write(&mut out.labels, &label);
-                            out.labels.push('\n');
-                            out.labeled += 1;
-                        }
-                        Err(e) => out.bad.push((out.labels.len(), i, e)),
+                        Ok(pair) => pairs.push(&pair),
+                        Err(e) => bad.push((pairs.len(), i, e)),
                     }
+                }
+                let mut labels = Vec::with_capacity(pairs.len());
+                let mut ctx = Ctx::new(&mut strings, &mut out.events, None);
+                engine.label_batch(&pairs, &mut ctx, &mut labels);
+                let mut bad = bad.into_iter().peekable();
+                for (n, label) in labels.iter().enumerate() {
+                    while let Some((_, i, e)) = bad.next_if(|b| b.0 == n) {
+                        out.bad.push((out.labels.len(), i, e));
+                    }
+                    writer.write(&mut out.labels, label);
+                    out.labels.push('\n');
+                    out.labeled += 1;
+                }
+                for (_, i, e) in bad {
+                    out.bad.push((out.labels.len(), i, e));
                 }
                 out
             })
