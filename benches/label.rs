@@ -13,7 +13,7 @@ use rubric_compiler::Options;
 use rubric_runtime::compile::compile_file;
 use rubric_runtime::label::batch::PairBatch;
 use rubric_runtime::label::decode::Decoder;
-use rubric_runtime::label::engine::{Ctx, Engine, Events};
+use rubric_runtime::label::engine::{Ctx, Engine, Events, Labels};
 use rubric_runtime::label::value::Interner;
 use rubric_runtime::label::{LabelOptions, label_stream};
 use rubric_runtime::random_pairs::PairGenerator;
@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
             batches.par_iter().for_each(|(strings, batch)| {
                 let mut strings = strings.clone();
                 let mut events = Events::new(engine.program.dimensions.len());
-                let mut labels = Vec::with_capacity(batch.len());
+                let mut labels = Labels::default();
                 let mut ctx = Ctx::new(&mut strings, &mut events, None);
                 engine.label_batch(batch, &mut ctx, &mut labels);
                 black_box(labels);

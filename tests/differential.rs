@@ -26,7 +26,7 @@ use rubric_compiler::syntax::ast::{Item, Literal, LiteralKind, RuleAction};
 use rubric_runtime::compile::{Compiled, compile_file};
 use rubric_runtime::label::batch::PairBatch;
 use rubric_runtime::label::decode::Decoder;
-use rubric_runtime::label::engine::{Ctx, Engine, Events};
+use rubric_runtime::label::engine::{Ctx, Engine, Events, Labels};
 use rubric_runtime::label::label_json;
 use rubric_runtime::label::value::Interner;
 use rubric_runtime::random_pairs::PairGenerator;
@@ -76,10 +76,13 @@ fn engine_labels(engine: &Engine, pairs: &[Json]) -> Vec<Json> {
     // Batches of an odd size, so chunks end inside them and the last chunk is short.
     let (mut events, mut hits) = (Events::new(dims), vec![false; clauses]);
     let mut labels = Vec::with_capacity(pairs.len());
+    let mut out = Labels::default();
     for batch in decoded.chunks(700) {
         let batch = PairBatch::of(&engine.program, batch.iter().cloned());
         let mut ctx = Ctx::new(&mut strings, &mut events, Some(&mut hits));
-        engine.label_batch(&batch, &mut ctx, &mut labels);
+        out.clear();
+        engine.label_batch(&batch, &mut ctx, &mut out);
+        labels.extend(out.iter().map(|l| l.to_label()));
     }
     assert_eq!(labels.len(), alone.len());
     for (i, (a, b)) in labels.iter().zip(&alone).enumerate() {

@@ -202,8 +202,9 @@ fn output_is_the_same_for_any_batch_size_and_thread_count() {
 
 #[test]
 fn the_label_writer_writes_what_label_json_gives() {
+    use rubric_runtime::label::batch::PairBatch;
     use rubric_runtime::label::decode::Decoder;
-    use rubric_runtime::label::engine::{Ctx, Events};
+    use rubric_runtime::label::engine::{Ctx, Events, Labels};
     use rubric_runtime::label::value::Interner;
     use rubric_runtime::label::{LabelWriter, label_json};
     for policy in ["policies/job_match.policy", "policies/feed_ranking.policy"] {
@@ -213,14 +214,33 @@ fn the_label_writer_writes_what_label_json_gives() {
         let decoder = Decoder::new(&e.program);
         let mut strings = Interner::new(&e.strings);
         let mut events = Events::new(e.program.dimensions.len());
-        for (i, row) in good_rows(&e, 2000, 11).iter().enumerate() {
-            let pair = decoder
+        let rows = good_rows(&e, 2000, 11);
+        let mut batch = PairBatch::new(&e.program);
+        for (i, row) in rows.iter().enumerate() {
+            let mut pair = decoder
                 .decode(i as u64 + 1, row, &mut strings)
                 .expect("valid");
-            let label = e.label(&pair, &mut Ctx::new(&mut strings, &mut events, None));
+            // Ids that need escaping, too.
+            if i % 7 == 0 {
+                pair.id = format!("{}\"\\\n\u{1}é", pair.id);
+            }
+            batch.push(&pair);
+        }
+        let mut labels = Labels::default();
+        e.label_batch(
+            &batch,
+            &mut Ctx::new(&mut strings, &mut events, None),
+            &mut labels,
+        );
+        assert_eq!(labels.len(), rows.len());
+        for (label, row) in labels.iter().zip(&rows) {
             let mut line = String::new();
-            writer.write(&mut line, &label);
-            assert_eq!(line, label_json(&e, &label).to_string(), "{policy}: {row}");
+            writer.write(&mut line, label);
+            assert_eq!(
+                line,
+                label_json(&e, &label.to_label()).to_string(),
+                "{policy}: {row}"
+            );
         }
     }
 }

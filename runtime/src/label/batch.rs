@@ -44,6 +44,9 @@ pub(super) enum Column {
 
 pub(super) const MISSING_BOOL: u8 = 2;
 pub(super) const MISSING_ID: u32 = u32::MAX;
+/// An id that abstains. Interned strings stay below it: an id column refuses ids from here up
+/// (four billion strings in one batch) and keeps such values one by one instead.
+pub(super) const ABSENT_ID: u32 = u32::MAX - 1;
 
 /// The first column of each role: field `f` of role `r` is column `starts[r] + f`.
 pub(super) fn role_starts(program: &LabelingProgram) -> Vec<usize> {
@@ -119,7 +122,7 @@ impl Column {
             (Column::Bool(c), Val::Bool(b)) => c.push(u8::from(*b)),
             (Column::Bool(c), Val::Missing) => c.push(MISSING_BOOL),
             (Column::Id { ids, is_enum }, Val::Str(s) | Val::Enum(s))
-                if *s != MISSING_ID && *is_enum == matches!(v, Val::Enum(_)) =>
+                if *s < ABSENT_ID && *is_enum == matches!(v, Val::Enum(_)) =>
             {
                 ids.push(*s)
             }

@@ -11,7 +11,7 @@
 //! the decoder and the constants only ever produce finite numbers, and every arithmetic result
 //! that is not finite abstains, so NaN is free to carry that meaning.
 
-use super::batch::{Column, MISSING_BOOL, MISSING_ID, PairBatch, role_starts};
+use super::batch::{ABSENT_ID, Column, MISSING_BOOL, MISSING_ID, PairBatch, role_starts};
 use super::engine::Ctx;
 use super::value::{Kind, Seq, Val, to_set};
 use rubric_compiler::lower::ir::*;
@@ -30,9 +30,12 @@ pub(super) const CHUNK: usize = 256;
 pub(super) struct Env<'a, 's, 'p> {
     pub batch: &'a PairBatch,
     pub base: usize,
-    /// `let`s, function parameters and call arguments: each a column at a slot fixed at
-    /// compile time.
+    /// `let`s and function parameters: each a column at a slot fixed at compile time, held as
+    /// numbers, truths, ids or general values (see [`SlotKind`]).
     pub slots: Vec<Vec<Val<'a>>>,
+    pub num_slots: Vec<Vec<f64>>,
+    pub tri_slots: Vec<Vec<Option<bool>>>,
+    pub id_slots: Vec<Vec<u32>>,
     pub ctx: &'a mut Ctx<'s, 'p>,
     /// The dimension's score while its grade bands run; NaN elsewhere.
     pub score: Vec<f64>,
@@ -52,21 +55,67 @@ struct Pool<'a> {
     tris: Vec<Vec<Option<bool>>>,
     vals: Vec<Vec<Val<'a>>>,
     sels: Vec<Vec<u32>>,
+    ids: Vec<Vec<u32>>,
     keys: Vec<Vec<KeyTuple>>,
 }
 
 impl<'a, 's, 'p> Env<'a, 's, 'p> {
-    pub fn new(batch: &'a PairBatch, ctx: &'a mut Ctx<'s, 'p>, slots: usize, dims: usize) -> Self {
+    pub fn new(batch: &'a PairBatch, ctx: &'a mut Ctx<'s, 'p>, slots: Slots, dims: usize) -> Self {
         Env {
             batch,
             base: 0,
-            slots: (0..slots).map(|_| vec![Val::Abstain; CHUNK]).collect(),
+            slots: (0..slots.val).map(|_| vec![Val::Abstain; CHUNK]).collect(),
+            num_slots: vec![vec![NONE; CHUNK]; slots.num],
+            tri_slots: vec![vec![None; CHUNK]; slots.tri],
+            id_slots: vec![vec![ABSENT_ID; CHUNK]; slots.id],
             ctx,
             score: vec![NONE; CHUNK],
             overall: vec![NONE; CHUNK],
             dims: vec![vec![NONE; CHUNK]; dims],
             undefined: vec![false; CHUNK],
             pool: Pool::default(),
+        }
+    }
+
+    /// Evaluates a `let` into its slot for the selected rows.
+    pub fn set_slot(&mut self, slot: usize, code: &SlotCode, sel: &[u32]) {
+        match code {
+            SlotCode::Num(c) => {
+                if let Some(s) = self.num_slots.get_mut(slot) {
+                    let mut column = std::mem::take(s);
+                    c(self, sel, &mut column);
+                    if let Some(s) = self.num_slots.get_mut(slot) {
+                        *s = column;
+                    }
+                }
+            }
+            SlotCode::Tri(c) => {
+                if let Some(s) = self.tri_slots.get_mut(slot) {
+                    let mut column = std::mem::take(s);
+                    c(self, sel, &mut column);
+                    if let Some(s) = self.tri_slots.get_mut(slot) {
+                        *s = column;
+                    }
+                }
+            }
+            SlotCode::Id(c) => {
+                if let Some(s) = self.id_slots.get_mut(slot) {
+                    let mut column = std::mem::take(s);
+                    c(self, sel, &mut column);
+                    if let Some(s) = self.id_slots.get_mut(slot) {
+                        *s = column;
+                    }
+                }
+            }
+            SlotCode::Val(c) => {
+                if let Some(s) = self.slots.get_mut(slot) {
+                    let mut column = std::mem::take(s);
+                    c(self, sel, &mut column);
+                    if let Some(s) = self.slots.get_mut(slot) {
+                        *s = column;
+                    }
+                }
+            }
         }
     }
 
@@ -85,6 +134,15 @@ impl<'a, 's, 'p> Env<'a, 's, 'p> {
     }
     pub fn give_tri(&mut self, b: Vec<Option<bool>>) {
         self.pool.tris.push(b);
+    }
+    fn take_id(&mut self) -> Vec<u32> {
+        self.pool
+            .ids
+            .pop()
+            .unwrap_or_else(|| vec![ABSENT_ID; CHUNK])
+    }
+    fn give_id(&mut self, b: Vec<u32>) {
+        self.pool.ids.push(b);
     }
     fn take_val(&mut self) -> Vec<Val<'a>> {
         self.pool
@@ -123,6 +181,8 @@ pub(super) type NumC = Code<f64>;
 pub(super) type TriC = Code<Option<bool>>;
 type ValFn = dyn for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>, &[u32], &mut [Val<'a>]) + Send + Sync;
 pub(super) type ValC = Box<ValFn>;
+/// Strings and enum values as ids ([`MISSING_ID`], [`ABSENT_ID`]: missing, abstaining).
+pub(super) type IdC = Code<u32>;
 
 /// Evaluates a call's arguments into the parameters' slots and narrows the selection to the
 /// rows where none abstained (the others' calls abstain).
@@ -141,6 +201,13 @@ where
         + Send
         + Sync
         + 'static,
+{
+    Box::new(f)
+}
+
+fn id_c<F>(f: F) -> IdC
+where
+    F: for<'a, 's, 'p> Fn(&mut Env<'a, 's, 'p>, &[u32], &mut [u32]) + Send + Sync + 'static,
 {
     Box::new(f)
 }
@@ -187,6 +254,24 @@ fn num_or_none(v: &Val<'_>) -> f64 {
     match v {
         Val::Num(n) => *n,
         _ => NONE,
+    }
+}
+
+/// A string or an enum value as its id.
+fn id_of(v: &Val<'_>) -> u32 {
+    match v {
+        Val::Str(s) | Val::Enum(s) => *s,
+        Val::Missing => MISSING_ID,
+        _ => ABSENT_ID,
+    }
+}
+
+fn from_id<'a>(id: u32, is_enum: bool) -> Val<'a> {
+    match id {
+        MISSING_ID => Val::Missing,
+        ABSENT_ID => Val::Abstain,
+        id if is_enum => Val::Enum(id),
+        id => Val::Str(id),
     }
 }
 
@@ -255,20 +340,78 @@ fn value_ty(t: &ValueType) -> Ty {
 struct Local {
     slot: usize,
     ty: Ty,
+    kind: SlotKind,
+    /// Whether it may hold `missing` (an optional field, or something that passes one on).
+    may_miss: bool,
+}
+
+/// How a `let` or a parameter is held: as the plain representation its type allows, or as a
+/// general value when it must keep `missing` apart from `abstain` and the plain one cannot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum SlotKind {
+    Num,
+    Tri,
+    Id,
+    Val,
+}
+
+fn slot_kind(ty: Ty, may_miss: bool) -> SlotKind {
+    match ty {
+        Ty::Num if !may_miss => SlotKind::Num,
+        Ty::Bool if !may_miss => SlotKind::Tri,
+        Ty::Str | Ty::Enum => SlotKind::Id,
+        _ => SlotKind::Val,
+    }
+}
+
+/// How many slots of each kind a chunk needs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Slots {
+    pub num: usize,
+    pub tri: usize,
+    pub id: usize,
+    pub val: usize,
+}
+
+impl Slots {
+    fn next(&mut self, kind: SlotKind) -> usize {
+        let n = match kind {
+            SlotKind::Num => &mut self.num,
+            SlotKind::Tri => &mut self.tri,
+            SlotKind::Id => &mut self.id,
+            SlotKind::Val => &mut self.val,
+        };
+        *n += 1;
+        *n - 1
+    }
+}
+
+/// A `let` (or an argument): its code in the representation of its slot.
+pub(super) enum SlotCode {
+    Num(NumC),
+    Tri(TriC),
+    Id(IdC),
+    Val(ValC),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Repr {
     Num,
     Tri,
+    Id,
     Val,
 }
+
+/// A function body's compiled form is shared by the calls with the same function, argument
+/// types (and whether each may be missing) and representation.
+type BodyKey = (u32, Vec<(Ty, bool)>, Repr);
 
 /// A function body compiled once, shared by its call sites.
 #[derive(Clone)]
 enum Body {
     Num(Arc<NumC>),
     Tri(Arc<TriC>),
+    Id(Arc<IdC>),
     Val(Arc<ValC>),
 }
 
@@ -300,7 +443,15 @@ fn key(v: &Val<'_>) -> Option<Key> {
 
 struct TableIndex {
     entries: FxHashMap<KeyTuple, Val<'static>>,
+    /// The same entries by a one- or two-part key of strings and enum values, packed in a
+    /// `u64`; `None` for tables keyed otherwise.
+    by_ids: Option<FxHashMap<u64, Val<'static>>>,
     default: Val<'static>,
+}
+
+/// One or two ids as one key.
+fn pack(a: u32, b: u32) -> u64 {
+    (u64::from(a) << 32) | u64::from(b)
 }
 
 /// The compiled program: one score closure and its `let`s per dimension, band conditions, rule
@@ -309,11 +460,11 @@ pub(super) struct Compiled {
     pub dimensions: Vec<CompiledDimension>,
     pub rules: Vec<TriC>,
     pub overall_bands: Vec<Option<TriC>>,
-    pub slots: usize,
+    pub slots: Slots,
 }
 
 pub(super) struct CompiledDimension {
-    pub lets: Vec<(usize, ValC)>,
+    pub lets: Vec<(usize, SlotCode)>,
     pub score: NumC,
     pub bands: Vec<Option<TriC>>,
 }
@@ -324,6 +475,24 @@ pub(super) fn compile(program: &LabelingProgram) -> Compiled {
         .tables
         .iter()
         .map(|t| {
+            let ids = |t: &ValueType| matches!(t, ValueType::String | ValueType::Enum { .. });
+            let by_ids = (matches!(t.keys.len(), 1 | 2) && t.keys.iter().all(ids)).then(|| {
+                t.entries
+                    .iter()
+                    .filter_map(|e| {
+                        let id = |k: &Const| match k {
+                            Const::Str(s) | Const::Enum(_, s) => Some(*s),
+                            _ => None,
+                        };
+                        let a = id(e.keys.first()?)?;
+                        let b = match e.keys.get(1) {
+                            Some(k) => id(k)?,
+                            None => 0,
+                        };
+                        Some((pack(a, b), to_val(&e.value)))
+                    })
+                    .collect()
+            });
             Arc::new(TableIndex {
                 entries: t
                     .entries
@@ -335,6 +504,7 @@ pub(super) fn compile(program: &LabelingProgram) -> Compiled {
                             .map(|k| (k, to_val(&e.value)))
                     })
                     .collect(),
+                by_ids,
                 default: to_val(&t.default),
             })
         })
@@ -343,8 +513,8 @@ pub(super) fn compile(program: &LabelingProgram) -> Compiled {
         program,
         columns: role_starts(program),
         tables,
-        slots: 0,
-        param_slots: vec![None; program.functions.len()],
+        slots: Slots::default(),
+        param_slots: FxHashMap::default(),
         bodies: FxHashMap::default(),
         compiling: Vec::new(),
         body_tys: RefCell::default(),
@@ -356,10 +526,17 @@ pub(super) fn compile(program: &LabelingProgram) -> Compiled {
         let mut locals: Vec<Local> = Vec::with_capacity(d.lets.len());
         let mut lets = Vec::with_capacity(d.lets.len());
         for l in &d.lets {
-            let code = c.val(&l.value, &locals);
-            let slot = c.slot(1);
             let ty = c.ty(&l.value, &locals);
-            locals.push(Local { slot, ty });
+            let may_miss = c.may_miss(&l.value, &locals);
+            let kind = slot_kind(ty, may_miss);
+            let code = c.slot_code(&l.value, &locals, kind);
+            let slot = c.slots.next(kind);
+            locals.push(Local {
+                slot,
+                ty,
+                kind,
+                may_miss,
+            });
             lets.push((slot, code));
         }
         let score = c.num(&d.score, &locals);
@@ -443,11 +620,11 @@ struct Compiler<'g> {
     /// The first column of each role in a batch.
     columns: Vec<usize>,
     tables: Vec<Arc<TableIndex>>,
-    slots: usize,
-    /// The first slot of each function's parameters. No function is active twice at once (the
-    /// checker refuses recursion), so each function's parameters can live at fixed slots.
-    param_slots: Vec<Option<usize>>,
-    bodies: FxHashMap<(u32, Vec<Ty>, Repr), Body>,
+    slots: Slots,
+    /// The slots of a function's parameters, by the kinds of its arguments. No function is
+    /// active twice at once (the checker refuses recursion), so parameters live at fixed slots.
+    param_slots: FxHashMap<(u32, Vec<SlotKind>), Vec<usize>>,
+    bodies: FxHashMap<BodyKey, Body>,
     /// Functions whose body is being compiled: a call back into one of them (recursion, which
     /// the checker refuses) compiles to `abstain` instead of looping.
     compiling: Vec<u32>,
@@ -457,10 +634,72 @@ struct Compiler<'g> {
 }
 
 impl Compiler<'_> {
-    fn slot(&mut self, n: usize) -> usize {
-        let s = self.slots;
-        self.slots += n;
-        s
+    /// Code for a node in the representation of a slot of this kind.
+    fn slot_code(&mut self, node: &Node, locals: &[Local], kind: SlotKind) -> SlotCode {
+        match kind {
+            SlotKind::Num => SlotCode::Num(self.num(node, locals)),
+            SlotKind::Tri => SlotCode::Tri(self.tri(node, locals)),
+            SlotKind::Id => SlotCode::Id(self.id(node, locals)),
+            SlotKind::Val => SlotCode::Val(self.val(node, locals)),
+        }
+    }
+
+    /// Whether a node may evaluate to `missing` (and not only to a value or `abstain`).
+    fn may_miss(&self, node: &Node, locals: &[Local]) -> bool {
+        match node {
+            Node::Field(role, field) => self
+                .program
+                .roles
+                .get(*role as usize)
+                .and_then(|r| self.program.entities.get(r.entity as usize))
+                .and_then(|e| e.fields.get(*field as usize))
+                .is_none_or(|f| f.optional),
+            Node::Local(i) => locals.get(*i as usize).is_some_and(|l| l.may_miss),
+            Node::Coalesce { default, .. } => self.may_miss(default, locals),
+            Node::If {
+                then, otherwise, ..
+            } => self.may_miss(then, locals) || self.may_miss(otherwise, locals),
+            Node::When {
+                arms, otherwise, ..
+            } => {
+                self.may_miss(otherwise, locals)
+                    || arms.iter().any(|a| self.may_miss(&a.then, locals))
+            }
+            Node::Match { arms, .. } => arms.iter().any(|a| self.may_miss(&a.then, locals)),
+            Node::CallFn { function, args } => {
+                let Some(f) = self.program.functions.get(*function as usize) else {
+                    return false;
+                };
+                // Recursion (refused by the checker) must not loop here.
+                if self.typing_depth.get() > MAX_CALL_DEPTH {
+                    return true;
+                }
+                let params: Vec<Local> = args
+                    .iter()
+                    .map(|a| Local {
+                        slot: 0,
+                        ty: self.ty(a, locals),
+                        kind: SlotKind::Val,
+                        may_miss: self.may_miss(a, locals),
+                    })
+                    .collect();
+                self.typing_depth.set(self.typing_depth.get() + 1);
+                let m = self.may_miss(&f.body, &params);
+                self.typing_depth.set(self.typing_depth.get() - 1);
+                m
+            }
+            Node::Const(_)
+            | Node::Score
+            | Node::Overall
+            | Node::Dimension(_)
+            | Node::Not(_)
+            | Node::Neg(_)
+            | Node::Binary { .. }
+            | Node::Missing(_)
+            | Node::Call { .. }
+            | Node::Lookup { .. }
+            | Node::List(_) => false,
+        }
     }
 
     fn ty(&self, node: &Node, locals: &[Local]) -> Ty {
@@ -535,8 +774,16 @@ impl Compiler<'_> {
                 if self.typing_depth.get() > MAX_CALL_DEPTH {
                     return Ty::Other;
                 }
-                let params: Vec<Local> =
-                    key.1.iter().map(|ty| Local { slot: 0, ty: *ty }).collect();
+                let params: Vec<Local> = key
+                    .1
+                    .iter()
+                    .map(|ty| Local {
+                        slot: 0,
+                        ty: *ty,
+                        kind: SlotKind::Val,
+                        may_miss: true,
+                    })
+                    .collect();
                 self.typing_depth.set(self.typing_depth.get() + 1);
                 let t = self.ty(&f.body, &params);
                 self.typing_depth.set(self.typing_depth.get() - 1);
@@ -607,16 +854,7 @@ impl Compiler<'_> {
                     }
                 })
             }
-            Node::Local(i) => match locals.get(*i as usize) {
-                Some(l) => {
-                    let s = l.slot;
-                    num_c(move |e, sel, out| match e.slots.get(s) {
-                        Some(v) => each(sel, out, |r| v.get(r).map_or(NONE, num_or_none)),
-                        None => each(sel, out, |_| NONE),
-                    })
-                }
-                None => num_c(|_, sel, out| each(sel, out, |_| NONE)),
-            },
+            Node::Local(i) => local_num(locals.get(*i as usize)),
             Node::Score => num_c(|e, sel, out| each(sel, out, |r| at(&e.score, r, NONE))),
             Node::Overall => num_c(|e, sel, out| each(sel, out, |r| at(&e.overall, r, NONE))),
             Node::Dimension(i) => {
@@ -890,23 +1128,16 @@ impl Compiler<'_> {
                 })
             }
             Builtin::Rank => {
-                if let Some(Node::Field(role, field)) = args.first() {
-                    let col = self.column(*role, *field);
+                if args.first().is_some_and(|a| self.ty(a, locals) == Ty::Enum) {
+                    let a = self.arg_id(args, 0, locals);
                     return num_c(move |e, sel, out| {
-                        let base = e.base;
-                        match col.and_then(|c| e.column(c)) {
-                            Some(Column::Id { ids, is_enum: true }) => {
-                                each(sel, out, |r| match at(ids, base + r, MISSING_ID) {
-                                    MISSING_ID => NONE,
-                                    x => f64::from(x),
-                                })
-                            }
-                            Some(c) => each(sel, out, |r| match c.val(base + r) {
-                                Val::Enum(x) => f64::from(x),
-                                _ => NONE,
-                            }),
-                            None => each(sel, out, |_| NONE),
-                        }
+                        let mut xs = e.take_id();
+                        a(e, sel, &mut xs);
+                        each(sel, out, |r| match at(&xs, r, ABSENT_ID) {
+                            x if x >= ABSENT_ID => NONE,
+                            x => f64::from(x),
+                        });
+                        e.give_id(xs);
                     });
                 }
                 let a = self.arg_val(args, 0, locals);
@@ -949,6 +1180,19 @@ impl Compiler<'_> {
                         });
                         e.give_val(xs);
                         e.give_val(ys);
+                    });
+                }
+                if args.first().is_some_and(|a| self.ty(a, locals) == Ty::Str) {
+                    let a = self.arg_id(args, 0, locals);
+                    return num_c(move |e, sel, out| {
+                        let mut xs = e.take_id();
+                        a(e, sel, &mut xs);
+                        let strings = &e.ctx.strings;
+                        each(sel, out, |r| match at(&xs, r, ABSENT_ID) {
+                            x if x >= ABSENT_ID => NONE,
+                            x => strings.text(x).chars().count() as f64,
+                        });
+                        e.give_id(xs);
                     });
                 }
                 let a = self.arg_val(args, 0, locals);
@@ -1018,16 +1262,7 @@ impl Compiler<'_> {
                     }
                 })
             }
-            Node::Local(i) => match locals.get(*i as usize) {
-                Some(l) => {
-                    let s = l.slot;
-                    tri_c(move |e, sel, out| match e.slots.get(s) {
-                        Some(v) => each(sel, out, |r| v.get(r).and_then(tri_of)),
-                        None => each(sel, out, |_| None),
-                    })
-                }
-                None => tri_c(|_, sel, out| each(sel, out, |_| None)),
-            },
+            Node::Local(i) => local_tri(locals.get(*i as usize)),
             Node::Not(a) => {
                 let a = self.tri(a, locals);
                 tri_c(move |e, sel, out| {
@@ -1036,14 +1271,20 @@ impl Compiler<'_> {
                 })
             }
             Node::Missing(a) => {
+                if self.is_id(a, locals) {
+                    let a = self.id(a, locals);
+                    return tri_c(move |e, sel, out| {
+                        let mut xs = e.take_id();
+                        a(e, sel, &mut xs);
+                        each(sel, out, |r| Some(at(&xs, r, ABSENT_ID) == MISSING_ID));
+                        e.give_id(xs);
+                    });
+                }
                 if let Node::Field(role, field) = &**a {
                     let col = self.column(*role, *field);
                     return tri_c(move |e, sel, out| {
                         let base = e.base;
                         match col.and_then(|c| e.column(c)) {
-                            Some(Column::Id { ids, .. }) => {
-                                each(sel, out, |r| Some(at(ids, base + r, 0) == MISSING_ID))
-                            }
                             Some(c) => {
                                 each(sel, out, |r| Some(matches!(c.val(base + r), Val::Missing)))
                             }
@@ -1086,6 +1327,28 @@ impl Compiler<'_> {
                     }
                     e.give_sel(rest);
                 })
+            }
+            Node::Binary { op, lhs, rhs }
+                if matches!(
+                    (op, self.ty(lhs, locals), self.ty(rhs, locals)),
+                    (BinOp::Eq | BinOp::Ne, Ty::Str, Ty::Str)
+                        | (
+                            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge,
+                            Ty::Enum,
+                            Ty::Enum
+                        )
+                ) =>
+            {
+                // Strings and enum values compare by id (enum values by position).
+                let (l, r) = (self.id(lhs, locals), self.id(rhs, locals));
+                match op {
+                    BinOp::Eq => compare_ids(l, r, |x, y| x == y),
+                    BinOp::Ne => compare_ids(l, r, |x, y| x != y),
+                    BinOp::Lt => compare_ids(l, r, |x, y| x < y),
+                    BinOp::Le => compare_ids(l, r, |x, y| x <= y),
+                    BinOp::Gt => compare_ids(l, r, |x, y| x > y),
+                    _ => compare_ids(l, r, |x, y| x >= y),
+                }
             }
             Node::Binary { op, lhs, rhs }
                 if matches!(
@@ -1208,16 +1471,7 @@ impl Compiler<'_> {
                     }
                 })
             }
-            Node::Local(i) => match locals.get(*i as usize) {
-                Some(l) => {
-                    let s = l.slot;
-                    val_c(move |e, sel, out| match e.slots.get(s) {
-                        Some(v) => each(sel, out, |r| v.get(r).cloned().unwrap_or(Val::Abstain)),
-                        None => each(sel, out, |_| Val::Abstain),
-                    })
-                }
-                None => val_c(|_, sel, out| each(sel, out, |_| Val::Abstain)),
-            },
+            Node::Local(i) => local_val(locals.get(*i as usize)),
             Node::Score
             | Node::Overall
             | Node::Dimension(_)
@@ -1414,6 +1668,10 @@ impl Compiler<'_> {
                     e.give_sel(rest);
                 })
             }
+            Node::Call {
+                builtin: Builtin::Lower,
+                ..
+            } if self.ty(node, locals) == Ty::Str => val_of_id(self.id(node, locals), false),
             Node::Call { builtin, args } => self.builtin_val(*builtin, args, locals),
             Node::CallFn { function, args } => {
                 match self.call(*function, args, locals, Repr::Val) {
@@ -1446,6 +1704,13 @@ impl Compiler<'_> {
                 let Some(index) = self.tables.get(*table as usize).cloned() else {
                     return val_c(|_, sel, out| each(sel, out, |_| Val::Abstain));
                 };
+                if index.by_ids.is_some()
+                    && matches!(keys.len(), 1 | 2)
+                    && keys.iter().all(|k| self.is_id(k, locals))
+                {
+                    let codes: Vec<IdC> = keys.iter().map(|k| self.id(k, locals)).collect();
+                    return lookup_ids(index, codes);
+                }
                 let keys: Vec<ValC> = keys.iter().map(|k| self.val(k, locals)).collect();
                 val_c(move |e, sel, out| {
                     // Keys are read in order: one that abstains ends the lookup for its row,
@@ -1545,6 +1810,120 @@ impl Compiler<'_> {
         }
     }
 
+    /// Whether a node is a string or an enum value (held as an id).
+    fn is_id(&self, node: &Node, locals: &[Local]) -> bool {
+        matches!(self.ty(node, locals), Ty::Str | Ty::Enum)
+    }
+
+    /// Compiles a node of string or enum type for a consumer that wants its id.
+    fn id(&mut self, node: &Node, locals: &[Local]) -> IdC {
+        match node {
+            Node::Const(c) => {
+                let x = match c {
+                    Const::Str(s) | Const::Enum(_, s) => *s,
+                    _ => ABSENT_ID,
+                };
+                id_c(move |_, sel, out| each(sel, out, |_| x))
+            }
+            Node::Field(role, field) => {
+                let col = self.column(*role, *field);
+                id_c(move |e, sel, out| {
+                    let base = e.base;
+                    match col.and_then(|c| e.column(c)) {
+                        Some(Column::Id { ids, .. }) => {
+                            each(sel, out, |r| at(ids, base + r, ABSENT_ID))
+                        }
+                        Some(c) => each(sel, out, |r| id_of(&c.val(base + r))),
+                        None => each(sel, out, |_| ABSENT_ID),
+                    }
+                })
+            }
+            Node::Local(i) => local_id(locals.get(*i as usize)),
+            Node::Call {
+                builtin: Builtin::Lower,
+                args,
+            } if args.len() == 1 && args.first().is_some_and(|a| self.ty(a, locals) == Ty::Str) => {
+                let a = self.arg_id(args, 0, locals);
+                id_c(move |e, sel, out| {
+                    a(e, sel, out);
+                    let strings = &mut e.ctx.strings;
+                    update(sel, out, |_, x| {
+                        *x = if *x < ABSENT_ID {
+                            strings.lower(*x)
+                        } else {
+                            ABSENT_ID
+                        };
+                    });
+                })
+            }
+            Node::Coalesce { value, default } if self.is_id(value, locals) => {
+                let (v, d) = (self.id(value, locals), self.id(default, locals));
+                id_c(move |e, sel, out| {
+                    v(e, sel, out);
+                    let mut missing = e.take_sel();
+                    missing.extend(
+                        sel.iter()
+                            .copied()
+                            .filter(|&r| at(out, r as usize, ABSENT_ID) == MISSING_ID),
+                    );
+                    if !missing.is_empty() {
+                        d(e, &missing, out);
+                    }
+                    e.give_sel(missing);
+                })
+            }
+            Node::If {
+                cond,
+                then,
+                otherwise,
+                then_clause,
+                else_clause,
+            } => {
+                let c = self.tri(cond, locals);
+                let (t, o) = (self.id(then, locals), self.id(otherwise, locals));
+                if_code(c, t, o, (*then_clause, *else_clause), ABSENT_ID)
+            }
+            Node::When {
+                arms,
+                otherwise,
+                otherwise_clause,
+            } => {
+                let arms = self.when_arms(arms, locals, Self::id);
+                let o = self.id(otherwise, locals);
+                when_code(arms, o, *otherwise_clause, ABSENT_ID)
+            }
+            Node::CallFn { function, args } => match self.call(*function, args, locals, Repr::Id) {
+                Some((prelude, Body::Id(body), _)) => id_c(move |e, sel, out| {
+                    each(sel, out, |_| ABSENT_ID);
+                    let mut live = e.take_sel();
+                    live.extend_from_slice(sel);
+                    prelude(e, &mut live);
+                    if !live.is_empty() {
+                        body(e, &live, out);
+                    }
+                    e.give_sel(live);
+                }),
+                _ => id_c(|_, sel, out| each(sel, out, |_| ABSENT_ID)),
+            },
+            _ => {
+                let v = self.val(node, locals);
+                id_c(move |e, sel, out| {
+                    let mut vs = e.take_val();
+                    v(e, sel, &mut vs);
+                    each(sel, out, |r| vs.get(r).map_or(ABSENT_ID, id_of));
+                    e.give_val(vs);
+                })
+            }
+        }
+    }
+
+    fn arg_id(&mut self, args: &[Node], i: usize, locals: &[Local]) -> IdC {
+        match args.get(i) {
+            Some(a) => self.id(a, locals),
+            None => id_c(|_, sel, out| each(sel, out, |_| ABSENT_ID)),
+        }
+    }
+
     fn builtin_val(&mut self, b: Builtin, args: &[Node], locals: &[Local]) -> ValC {
         match b {
             Builtin::Lower => {
@@ -1612,34 +1991,46 @@ impl Compiler<'_> {
         if self.compiling.contains(&function) {
             return None;
         }
-        let tys: Vec<Ty> = args.iter().map(|a| self.ty(a, locals)).collect();
-        let codes: Vec<ValC> = args.iter().map(|a| self.val(a, locals)).collect();
-        let params = match self.param_slots.get(function as usize).copied().flatten() {
-            Some(p) => p,
+        // Each argument is held as the plain representation its type allows.
+        let shapes: Vec<(Ty, bool)> = args
+            .iter()
+            .map(|a| (self.ty(a, locals), self.may_miss(a, locals)))
+            .collect();
+        let kinds: Vec<SlotKind> = shapes.iter().map(|(t, m)| slot_kind(*t, *m)).collect();
+        let codes: Vec<SlotCode> = args
+            .iter()
+            .zip(&kinds)
+            .map(|(a, k)| self.slot_code(a, locals, *k))
+            .collect();
+        let params = match self.param_slots.get(&(function, kinds.clone())) {
+            Some(p) => p.clone(),
             None => {
-                let p = self.slot(args.len().max(f.params.len()));
-                if let Some(s) = self.param_slots.get_mut(function as usize) {
-                    *s = Some(p);
-                }
+                let p: Vec<usize> = kinds.iter().map(|k| self.slots.next(*k)).collect();
+                self.param_slots
+                    .insert((function, kinds.clone()), p.clone());
                 p
             }
         };
-        let key = (function, tys.clone(), repr);
+        let key = (function, shapes.clone(), repr);
         let body = match self.bodies.get(&key) {
             Some(b) => b.clone(),
             None => {
-                let body_locals: Vec<Local> = tys
+                let body_locals: Vec<Local> = shapes
                     .iter()
-                    .enumerate()
-                    .map(|(i, ty)| Local {
-                        slot: params + i,
+                    .zip(&kinds)
+                    .zip(&params)
+                    .map(|(((ty, may_miss), kind), slot)| Local {
+                        slot: *slot,
                         ty: *ty,
+                        kind: *kind,
+                        may_miss: *may_miss,
                     })
                     .collect();
                 self.compiling.push(function);
                 let body = match repr {
                     Repr::Num => Body::Num(Arc::new(self.num(&f.body, &body_locals))),
                     Repr::Tri => Body::Tri(Arc::new(self.tri(&f.body, &body_locals))),
+                    Repr::Id => Body::Id(Arc::new(self.id(&f.body, &body_locals))),
                     Repr::Val => Body::Val(Arc::new(self.val(&f.body, &body_locals))),
                 };
                 self.compiling.pop();
@@ -1652,36 +2043,173 @@ impl Compiler<'_> {
         // only then moved to the parameters' slots.
         let prelude: Prelude = Box::new(move |e: &mut Env<'_, '_, '_>, live: &mut Vec<u32>| {
             let mut args = Vec::with_capacity(codes.len());
-            let mut next = e.take_sel();
             for code in &codes {
                 if live.is_empty() {
                     break;
                 }
-                let mut v = e.take_val();
-                code(e, live, &mut v);
-                next.clear();
-                next.extend(
-                    live.iter()
-                        .copied()
-                        .filter(|&r| !matches!(v.get(r as usize), Some(Val::Abstain) | None)),
-                );
-                std::mem::swap(live, &mut next);
-                args.push(v);
+                let arg = match code {
+                    SlotCode::Num(c) => {
+                        let mut b = e.take_num();
+                        c(e, live, &mut b);
+                        live.retain(|&r| !at(&b, r as usize, NONE).is_nan());
+                        Arg::Num(b)
+                    }
+                    SlotCode::Tri(c) => {
+                        let mut b = e.take_tri();
+                        c(e, live, &mut b);
+                        live.retain(|&r| at(&b, r as usize, None).is_some());
+                        Arg::Tri(b)
+                    }
+                    SlotCode::Id(c) => {
+                        let mut b = e.take_id();
+                        c(e, live, &mut b);
+                        live.retain(|&r| at(&b, r as usize, ABSENT_ID) != ABSENT_ID);
+                        Arg::Id(b)
+                    }
+                    SlotCode::Val(c) => {
+                        let mut b = e.take_val();
+                        c(e, live, &mut b);
+                        live.retain(|&r| !matches!(b.get(r as usize), Some(Val::Abstain) | None));
+                        Arg::Val(b)
+                    }
+                };
+                args.push(arg);
             }
-            e.give_sel(next);
-            for (i, mut v) in args.into_iter().enumerate() {
-                if let Some(slot) = e.slots.get_mut(params + i) {
-                    for &r in live.iter() {
-                        let r = r as usize;
-                        if let (Some(s), Some(x)) = (slot.get_mut(r), v.get_mut(r)) {
-                            *s = std::mem::replace(x, Val::Abstain);
+            for (arg, &slot) in args.into_iter().zip(&params) {
+                match arg {
+                    Arg::Num(b) => {
+                        if let Some(s) = e.num_slots.get_mut(slot) {
+                            copy_rows(live, &b, s);
                         }
+                        e.give_num(b);
+                    }
+                    Arg::Tri(b) => {
+                        if let Some(s) = e.tri_slots.get_mut(slot) {
+                            copy_rows(live, &b, s);
+                        }
+                        e.give_tri(b);
+                    }
+                    Arg::Id(b) => {
+                        if let Some(s) = e.id_slots.get_mut(slot) {
+                            copy_rows(live, &b, s);
+                        }
+                        e.give_id(b);
+                    }
+                    Arg::Val(mut b) => {
+                        if let Some(s) = e.slots.get_mut(slot) {
+                            for &r in live.iter() {
+                                let r = r as usize;
+                                if let (Some(s), Some(x)) = (s.get_mut(r), b.get_mut(r)) {
+                                    *s = std::mem::replace(x, Val::Abstain);
+                                }
+                            }
+                        }
+                        e.give_val(b);
                     }
                 }
-                e.give_val(v);
             }
         });
         Some((prelude, body, f.declared_range))
+    }
+}
+
+/// An argument's values, before they move to the parameter's slot.
+enum Arg<'a> {
+    Num(Vec<f64>),
+    Tri(Vec<Option<bool>>),
+    Id(Vec<u32>),
+    Val(Vec<Val<'a>>),
+}
+
+/// Copies the selected rows of one buffer into another.
+fn copy_rows<T: Copy>(sel: &[u32], from: &[T], to: &mut [T]) {
+    for &r in sel {
+        let r = r as usize;
+        if let (Some(t), Some(f)) = (to.get_mut(r), from.get(r)) {
+            *t = *f;
+        }
+    }
+}
+
+/// Reads a `let` or a parameter as a number.
+fn local_num(l: Option<&Local>) -> NumC {
+    let Some(&Local { slot, kind, .. }) = l else {
+        return num_c(|_, sel, out| each(sel, out, |_| NONE));
+    };
+    match kind {
+        SlotKind::Num => num_c(move |e, sel, out| match e.num_slots.get(slot) {
+            Some(v) => each(sel, out, |r| at(v, r, NONE)),
+            None => each(sel, out, |_| NONE),
+        }),
+        SlotKind::Val => num_c(move |e, sel, out| match e.slots.get(slot) {
+            Some(v) => each(sel, out, |r| v.get(r).map_or(NONE, num_or_none)),
+            None => each(sel, out, |_| NONE),
+        }),
+        SlotKind::Tri | SlotKind::Id => num_c(|_, sel, out| each(sel, out, |_| NONE)),
+    }
+}
+
+/// Reads a `let` or a parameter as a truth.
+fn local_tri(l: Option<&Local>) -> TriC {
+    let Some(&Local { slot, kind, .. }) = l else {
+        return tri_c(|_, sel, out| each(sel, out, |_| None));
+    };
+    match kind {
+        SlotKind::Tri => tri_c(move |e, sel, out| match e.tri_slots.get(slot) {
+            Some(v) => each(sel, out, |r| at(v, r, None)),
+            None => each(sel, out, |_| None),
+        }),
+        SlotKind::Val => tri_c(move |e, sel, out| match e.slots.get(slot) {
+            Some(v) => each(sel, out, |r| v.get(r).and_then(tri_of)),
+            None => each(sel, out, |_| None),
+        }),
+        SlotKind::Num | SlotKind::Id => tri_c(|_, sel, out| each(sel, out, |_| None)),
+    }
+}
+
+/// Reads a `let` or a parameter as an id.
+fn local_id(l: Option<&Local>) -> IdC {
+    let Some(&Local { slot, kind, .. }) = l else {
+        return id_c(|_, sel, out| each(sel, out, |_| ABSENT_ID));
+    };
+    match kind {
+        SlotKind::Id => id_c(move |e, sel, out| match e.id_slots.get(slot) {
+            Some(v) => each(sel, out, |r| at(v, r, ABSENT_ID)),
+            None => each(sel, out, |_| ABSENT_ID),
+        }),
+        SlotKind::Val => id_c(move |e, sel, out| match e.slots.get(slot) {
+            Some(v) => each(sel, out, |r| v.get(r).map_or(ABSENT_ID, id_of)),
+            None => each(sel, out, |_| ABSENT_ID),
+        }),
+        SlotKind::Num | SlotKind::Tri => id_c(|_, sel, out| each(sel, out, |_| ABSENT_ID)),
+    }
+}
+
+/// Reads a `let` or a parameter as a value.
+fn local_val(l: Option<&Local>) -> ValC {
+    let Some(&Local { slot, kind, ty, .. }) = l else {
+        return val_c(|_, sel, out| each(sel, out, |_| Val::Abstain));
+    };
+    match kind {
+        SlotKind::Val => val_c(move |e, sel, out| match e.slots.get(slot) {
+            Some(v) => each(sel, out, |r| v.get(r).cloned().unwrap_or(Val::Abstain)),
+            None => each(sel, out, |_| Val::Abstain),
+        }),
+        SlotKind::Num => val_c(move |e, sel, out| match e.num_slots.get(slot) {
+            Some(v) => each(sel, out, |r| from_num(at(v, r, NONE))),
+            None => each(sel, out, |_| Val::Abstain),
+        }),
+        SlotKind::Tri => val_c(move |e, sel, out| match e.tri_slots.get(slot) {
+            Some(v) => each(sel, out, |r| from_tri(at(v, r, None))),
+            None => each(sel, out, |_| Val::Abstain),
+        }),
+        SlotKind::Id => {
+            let is_enum = ty == Ty::Enum;
+            val_c(move |e, sel, out| match e.id_slots.get(slot) {
+                Some(v) => each(sel, out, |r| from_id(at(v, r, ABSENT_ID), is_enum)),
+                None => each(sel, out, |_| Val::Abstain),
+            })
+        }
     }
 }
 
@@ -1730,6 +2258,69 @@ fn compare(l: NumC, r: NumC, f: impl Fn(f64, f64) -> bool + Send + Sync + 'stati
         });
         e.give_num(x);
         e.give_num(y);
+    })
+}
+
+/// A lookup in a table keyed by one or two strings or enum values: keys are read in order,
+/// and one that is missing or abstains ends the lookup for its row.
+fn lookup_ids(index: Arc<TableIndex>, keys: Vec<IdC>) -> ValC {
+    val_c(move |e, sel, out| {
+        let Some(entries) = &index.by_ids else {
+            return each(sel, out, |_| Val::Abstain);
+        };
+        let (mut live, mut a, mut b) = (e.take_sel(), e.take_id(), e.take_id());
+        live.extend_from_slice(sel);
+        for (i, code) in keys.iter().enumerate() {
+            let buf = if i == 0 { &mut a } else { &mut b };
+            code(e, &live, buf);
+            live.retain(|&r| {
+                let kept = at(buf, r as usize, ABSENT_ID) < ABSENT_ID;
+                if !kept {
+                    each(&[r], out, |_| Val::Abstain);
+                }
+                kept
+            });
+        }
+        let two = keys.len() == 2;
+        for &r in &live {
+            let r = r as usize;
+            let k = pack(at(&a, r, 0), if two { at(&b, r, 0) } else { 0 });
+            if let Some(o) = out.get_mut(r) {
+                *o = entries.get(&k).unwrap_or(&index.default).clone();
+            }
+        }
+        e.give_sel(live);
+        e.give_id(a);
+        e.give_id(b);
+    })
+}
+
+/// A comparison of two ids, row by row; undecided when either is missing or abstains.
+fn compare_ids(l: IdC, r: IdC, f: impl Fn(u32, u32) -> bool + Send + Sync + 'static) -> TriC {
+    tri_c(move |e, sel, out| {
+        let (mut x, mut y) = (e.take_id(), e.take_id());
+        l(e, sel, &mut x);
+        r(e, sel, &mut y);
+        each(sel, out, |i| {
+            let (a, b) = (at(&x, i, ABSENT_ID), at(&y, i, ABSENT_ID));
+            if a >= ABSENT_ID || b >= ABSENT_ID {
+                None
+            } else {
+                Some(f(a, b))
+            }
+        });
+        e.give_id(x);
+        e.give_id(y);
+    })
+}
+
+/// An id as a value (a string's, or an enum value's).
+fn val_of_id(c: IdC, is_enum: bool) -> ValC {
+    val_c(move |e, sel, out| {
+        let mut xs = e.take_id();
+        c(e, sel, &mut xs);
+        each(sel, out, |r| from_id(at(&xs, r, ABSENT_ID), is_enum));
+        e.give_id(xs);
     })
 }
 

@@ -119,9 +119,10 @@ impl Engine {
     /// Labels one pair.
     pub fn label(&self, pair: &Pair, ctx: &mut Ctx<'_, '_>) -> Label {
         let batch = PairBatch::of(&self.program, [pair.clone()]);
-        let mut out = None;
-        self.evaluate(&batch, ctx, &mut |label, _| out = Some(label));
-        out.unwrap_or_else(|| self.abstaining(pair))
+        let mut out = Labels::default();
+        self.evaluate(&batch, ctx, &mut out, None);
+        out.get(0)
+            .map_or_else(|| self.abstaining(pair), |l| l.to_label())
     }
 
     /// Labels one pair, and also returns every rule whose condition held, by index in
@@ -129,31 +130,19 @@ impl Engine {
     /// abstaining overall score can keep a fired rule out of `Label::rules`).
     pub fn label_with_fired(&self, pair: &Pair, ctx: &mut Ctx<'_, '_>) -> (Label, Vec<u32>) {
         let batch = PairBatch::of(&self.program, [pair.clone()]);
-        let mut out = None;
-        self.evaluate(&batch, ctx, &mut |label, fired| {
-            out = Some((label, fired.to_vec()))
-        });
-        out.unwrap_or_else(|| (self.abstaining(pair), Vec::new()))
+        let mut out = Labels::default();
+        let mut fired = Vec::new();
+        self.evaluate(&batch, ctx, &mut out, Some(&mut fired));
+        let label = out
+            .get(0)
+            .map_or_else(|| self.abstaining(pair), |l| l.to_label());
+        (label, fired.pop().unwrap_or_default())
     }
 
-    /// Labels every pair of a batch, in order, appending to `out`.
-    pub fn label_batch(&self, batch: &PairBatch, ctx: &mut Ctx<'_, '_>, out: &mut Vec<Label>) {
-        out.reserve(batch.len());
-        self.evaluate(batch, ctx, &mut |label, _| out.push(label));
-    }
-
-    /// Labels every pair of a batch, in order, with the rules that fired (as
-    /// [`Engine::label_with_fired`]).
-    pub fn label_batch_with_fired(
-        &self,
-        batch: &PairBatch,
-        ctx: &mut Ctx<'_, '_>,
-        out: &mut Vec<(Label, Vec<u32>)>,
-    ) {
-        out.reserve(batch.len());
-        self.evaluate(batch, ctx, &mut |label, fired| {
-            out.push((label, fired.to_vec()))
-        });
+    /// Labels every pair of a batch, in order, appending to `out`: the fast path, with no
+    /// allocation per pair.
+    pub fn label_batch(&self, batch: &PairBatch, ctx: &mut Ctx<'_, '_>, out: &mut Labels) {
+        self.evaluate(batch, ctx, out, None);
     }
 
     /// A label with nothing decided (never produced: every evaluated pair gets its own).
@@ -169,14 +158,16 @@ impl Engine {
         }
     }
 
-    /// Evaluates a batch a chunk of rows at a time; `sink` gets each pair's label and the rules
-    /// that fired for it, in order.
+    /// Evaluates a batch a chunk of rows at a time, appending each pair's label to `out` and,
+    /// when asked, the rules that fired for it to `fired`.
     fn evaluate(
         &self,
         batch: &PairBatch,
         ctx: &mut Ctx<'_, '_>,
-        sink: &mut dyn FnMut(Label, &[u32]),
+        out: &mut Labels,
+        mut fired_out: Option<&mut Vec<Vec<u32>>>,
     ) {
+        out.dims = self.program.dimensions.len();
         let p = &self.program;
         let c = &self.compiled;
         let dims = p.dimensions.len();
@@ -200,13 +191,7 @@ impl Engine {
             for (i, d) in c.dimensions.iter().enumerate() {
                 env.undefined.iter_mut().for_each(|u| *u = false);
                 for (slot, code) in &d.lets {
-                    if let Some(s) = env.slots.get_mut(*slot) {
-                        let mut column = std::mem::take(s);
-                        code(&mut env, &all, &mut column);
-                        if let Some(s) = env.slots.get_mut(*slot) {
-                            *s = column;
-                        }
-                    }
+                    env.set_slot(*slot, code, &all);
                 }
                 (d.score)(&mut env, &all, &mut buf);
                 let (Some(dim), Some(grade)) = (scores.get_mut(i), grades.get_mut(i)) else {
@@ -318,67 +303,66 @@ impl Engine {
 
             for r in 0..n {
                 let f = fired.get(r).map_or(&[][..], |f| &f[..]);
-                let rule = |i: &u32| p.rules.get(*i as usize);
-                let (overall, overall_grade, applied) = match outcome
-                    .get(r)
-                    .copied()
-                    .unwrap_or(Outcome::Abstain)
-                {
-                    Outcome::Excluded => {
-                        let excluded = f
-                            .iter()
-                            .copied()
-                            .filter(|i| rule(i).is_some_and(|r| r.action == RuleActionIr::Exclude))
-                            .collect();
-                        (Some(0.0), Some(OverallGrade::Excluded), excluded)
-                    }
-                    Outcome::Scored(o) => {
-                        let caps_and_floors = |i: &u32| {
-                            matches!(
-                                rule(i).map(|r| &r.action),
-                                Some(RuleActionIr::Cap(_) | RuleActionIr::Floor(_))
-                            )
-                        };
-                        let sets_grade = |i: &u32| {
-                            matches!(rule(i).map(|r| &r.action), Some(RuleActionIr::SetGrade(_)))
-                        };
-                        let mut grade = overall_grades
-                            .get(r)
-                            .copied()
-                            .flatten()
-                            .map(OverallGrade::Band);
-                        if let Some(first) = f.iter().copied().find(sets_grade) {
-                            grade = Some(OverallGrade::SetByRule(first));
+                let rule = |i: &u32| p.rules.get(*i as usize).map(|r| &r.action);
+                let rules_before = out.rules.len();
+                let (overall, overall_grade) =
+                    match outcome.get(r).copied().unwrap_or(Outcome::Abstain) {
+                        Outcome::Excluded => {
+                            out.rules.extend(
+                                f.iter()
+                                    .copied()
+                                    .filter(|i| rule(i) == Some(&RuleActionIr::Exclude)),
+                            );
+                            (0.0, Some(OverallGrade::Excluded))
                         }
-                        // Every cap and floor that fired is recorded; the lowest cap and
-                        // the highest floor decided the score.
-                        let mut applied: Vec<u32> = f
-                            .iter()
-                            .copied()
-                            .filter(|i| caps_and_floors(i) || sets_grade(i))
-                            .collect();
-                        applied.sort_unstable();
-                        (Some(o), grade, applied)
-                    }
-                    Outcome::Abstain => (None, None, Vec::new()),
-                };
-                for i in &applied {
-                    if let Some(rule) = rule(i) {
+                        Outcome::Scored(o) => {
+                            let sets_grade =
+                                |i: &u32| matches!(rule(i), Some(RuleActionIr::SetGrade(_)));
+                            let mut grade = overall_grades
+                                .get(r)
+                                .copied()
+                                .flatten()
+                                .map(OverallGrade::Band);
+                            if let Some(first) = f.iter().copied().find(sets_grade) {
+                                grade = Some(OverallGrade::SetByRule(first));
+                            }
+                            // Every cap, floor and set grade that fired is recorded (the lowest
+                            // cap and the highest floor decided the score), in declaration
+                            // order: `fired` is.
+                            out.rules.extend(f.iter().copied().filter(|i| {
+                                matches!(
+                                    rule(i),
+                                    Some(
+                                        RuleActionIr::Cap(_)
+                                            | RuleActionIr::Floor(_)
+                                            | RuleActionIr::SetGrade(_)
+                                    )
+                                )
+                            }));
+                            (o, grade)
+                        }
+                        Outcome::Abstain => (NONE, None),
+                    };
+                for i in out.rules.get(rules_before..).unwrap_or(&[]) {
+                    if let Some(rule) = p.rules.get(*i as usize) {
                         env.ctx.hit(rule.clause);
                     }
                 }
-                let label = Label {
-                    id: batch.id(base + r).to_string(),
-                    dimensions: scores
-                        .iter()
-                        .map(|d| d.get(r).copied().filter(|s| !s.is_nan()))
-                        .collect(),
-                    grades: grades.iter().map(|g| g.get(r).copied().flatten()).collect(),
-                    overall,
-                    overall_grade,
-                    rules: applied,
-                };
-                sink(label, f);
+                out.rule_ends.push(out.rules.len());
+                out.ids.push_str(batch.id(base + r));
+                out.id_ends.push(out.ids.len());
+                for d in &scores {
+                    out.scores.push(d.get(r).copied().unwrap_or(NONE));
+                }
+                for g in &grades {
+                    out.grades
+                        .push(g.get(r).copied().flatten().unwrap_or(NO_GRADE));
+                }
+                out.overall.push(overall);
+                out.overall_grade.push(overall_grade);
+                if let Some(fo) = fired_out.as_deref_mut() {
+                    fo.push(f.to_vec());
+                }
             }
             env.overall.iter_mut().for_each(|x| *x = NONE);
             base += n;
@@ -420,6 +404,113 @@ impl Engine {
             o = o.max(f);
         }
         Outcome::Scored(o)
+    }
+}
+
+/// No grade band.
+const NO_GRADE: u32 = u32::MAX;
+
+/// The labels of a batch of pairs, by column: what the engine writes without allocating for
+/// each pair. [`Labels::get`] reads one pair's.
+#[derive(Clone, Debug, Default)]
+pub struct Labels {
+    dims: usize,
+    /// The pairs' ids, one after the other; `id_ends[i]` is where pair `i`'s ends.
+    ids: String,
+    id_ends: Vec<usize>,
+    /// `dims` scores per pair (NaN: abstained) and grade bands ([`NO_GRADE`]: none).
+    scores: Vec<f64>,
+    grades: Vec<u32>,
+    /// NaN: no overall score.
+    overall: Vec<f64>,
+    overall_grade: Vec<Option<OverallGrade>>,
+    /// The rules that took effect, one pair after the other.
+    rules: Vec<u32>,
+    rule_ends: Vec<usize>,
+}
+
+/// One pair's label, read from [`Labels`].
+#[derive(Clone, Copy, Debug)]
+pub struct LabelView<'l> {
+    pub id: &'l str,
+    scores: &'l [f64],
+    grades: &'l [u32],
+    pub overall: Option<f64>,
+    pub overall_grade: Option<OverallGrade>,
+    /// The rules that fired and took effect, by index, in declaration order.
+    pub rules: &'l [u32],
+}
+
+impl Labels {
+    pub fn len(&self) -> usize {
+        self.id_ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.id_ends.is_empty()
+    }
+
+    /// Forgets the labels, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.ids.clear();
+        self.id_ends.clear();
+        self.scores.clear();
+        self.grades.clear();
+        self.overall.clear();
+        self.overall_grade.clear();
+        self.rules.clear();
+        self.rule_ends.clear();
+    }
+
+    /// Pair `i`'s label.
+    pub fn get(&self, i: usize) -> Option<LabelView<'_>> {
+        let start = |ends: &[usize]| match i {
+            0 => Some(0),
+            _ => ends.get(i - 1).copied(),
+        };
+        let id = self.ids.get(start(&self.id_ends)?..*self.id_ends.get(i)?)?;
+        let rules = self
+            .rules
+            .get(start(&self.rule_ends)?..*self.rule_ends.get(i)?)?;
+        let dims = i * self.dims..(i + 1) * self.dims;
+        let overall = *self.overall.get(i)?;
+        Some(LabelView {
+            id,
+            scores: self.scores.get(dims.clone())?,
+            grades: self.grades.get(dims)?,
+            overall: (!overall.is_nan()).then_some(overall),
+            overall_grade: *self.overall_grade.get(i)?,
+            rules,
+        })
+    }
+
+    /// Every label, in order.
+    pub fn iter(&self) -> impl Iterator<Item = LabelView<'_>> {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+impl LabelView<'_> {
+    /// Dimension `i`'s score; `None` when it abstained.
+    pub fn dimension(&self, i: usize) -> Option<f64> {
+        self.scores.get(i).copied().filter(|s| !s.is_nan())
+    }
+
+    /// Dimension `i`'s grade band; `None` when it abstained or has no bands.
+    pub fn grade(&self, i: usize) -> Option<u32> {
+        self.grades.get(i).copied().filter(|g| *g != NO_GRADE)
+    }
+
+    /// The same label, owned.
+    pub fn to_label(&self) -> Label {
+        Label {
+            id: self.id.to_string(),
+            dimensions: (0..self.scores.len()).map(|i| self.dimension(i)).collect(),
+            grades: (0..self.grades.len()).map(|i| self.grade(i)).collect(),
+            overall: self.overall,
+            overall_grade: self.overall_grade,
+            rules: self.rules.to_vec(),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ pub mod value;
 
 use batch::PairBatch;
 use decode::{Decoder, RowError};
-use engine::{Ctx, Engine, Events, Label, OverallGrade};
+use engine::{Ctx, Engine, Events, Label, LabelView, Labels, OverallGrade};
 use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 use std::io::{self, BufRead, Write};
@@ -175,17 +175,27 @@ impl LabelWriter {
         }
     }
 
+    /// A number as serde_json prints it (with the same formatter).
     fn number(out: &mut String, x: f64) {
-        use std::fmt::Write as _;
-        match serde_json::Number::from_f64(x) {
-            Some(n) => {
-                let _ = write!(out, "{n}");
-            }
-            None => out.push_str("null"),
+        if x.is_finite() {
+            out.push_str(zmij::Buffer::new().format_finite(x));
+        } else {
+            out.push_str("null");
         }
     }
 
-    pub fn write(&self, out: &mut String, label: &Label) {
+    /// A string as serde_json prints it: as it is when nothing in it needs escaping.
+    fn string(out: &mut String, s: &str) {
+        if s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+            out.push_str(&quoted(s));
+        } else {
+            out.push('"');
+            out.push_str(s);
+            out.push('"');
+        }
+    }
+
+    pub fn write(&self, out: &mut String, label: LabelView<'_>) {
         let null = "null";
         out.push_str("{\"dimensions\":{");
         for (n, i) in self.sorted.iter().enumerate() {
@@ -193,7 +203,7 @@ impl LabelWriter {
                 out.push(',');
             }
             out.push_str(self.keys.get(*i).map_or("\"\":", String::as_str));
-            match label.dimensions.get(*i).copied().flatten() {
+            match label.dimension(*i) {
                 Some(x) => Self::number(out, x),
                 None => out.push_str(null),
             }
@@ -209,16 +219,11 @@ impl LabelWriter {
             }
             first = false;
             out.push_str(self.keys.get(*i).map_or("\"\":", String::as_str));
-            let grade = label
-                .grades
-                .get(*i)
-                .copied()
-                .flatten()
-                .and_then(|g| bands.get(g as usize));
+            let grade = label.grade(*i).and_then(|g| bands.get(g as usize));
             out.push_str(grade.map_or(null, String::as_str));
         }
         out.push_str("},\"id\":");
-        out.push_str(&quoted(&label.id));
+        Self::string(out, label.id);
         out.push_str(",\"overall\":");
         match label.overall {
             Some(x) => Self::number(out, x),
@@ -393,7 +398,7 @@ pub fn label_stream(
                         Err(e) => bad.push((pairs.len(), i, e)),
                     }
                 }
-                let mut labels = Vec::with_capacity(pairs.len());
+                let mut labels = Labels::default();
                 let mut ctx = Ctx::new(&mut strings, &mut out.events, None);
                 engine.label_batch(&pairs, &mut ctx, &mut labels);
                 let mut bad = bad.into_iter().peekable();
