@@ -875,36 +875,38 @@ impl Compiler<'_> {
                 if matches!(op, BinOp::Add | BinOp::Mul | BinOp::Div)
                     || (*op == BinOp::Sub && self.ty(lhs, locals) == Ty::Num) =>
             {
-                let (l, r) = (self.num(lhs, locals), self.num(rhs, locals));
                 match op {
-                    BinOp::Add => arith(l, r, |x, y| finite(x + y)),
-                    BinOp::Sub => arith(l, r, |x, y| finite(x - y)),
-                    BinOp::Mul => arith(l, r, |x, y| finite(x * y)),
-                    _ => num_c(move |e, sel, out| {
-                        l(e, sel, out);
-                        let mut y = e.take_num();
-                        r(e, sel, &mut y);
-                        for &row in sel {
-                            let row = row as usize;
-                            let (Some(x), Some(d)) = (out.get_mut(row), y.get(row)) else {
-                                continue;
-                            };
-                            if x.is_nan() || d.is_nan() {
-                                *x = NONE;
-                                continue;
-                            }
-                            let q = *x / *d;
-                            if *d == 0.0 || !q.is_finite() {
-                                if let Some(u) = e.undefined.get_mut(row) {
-                                    *u = true;
+                    BinOp::Add => arith(self.num_pair(lhs, rhs, locals), |x, y| finite(x + y)),
+                    BinOp::Sub => arith(self.num_pair(lhs, rhs, locals), |x, y| finite(x - y)),
+                    BinOp::Mul => arith(self.num_pair(lhs, rhs, locals), |x, y| finite(x * y)),
+                    _ => {
+                        let (l, r) = (self.num(lhs, locals), self.num(rhs, locals));
+                        num_c(move |e, sel, out| {
+                            l(e, sel, out);
+                            let mut y = e.take_num();
+                            r(e, sel, &mut y);
+                            for &row in sel {
+                                let row = row as usize;
+                                let (Some(x), Some(d)) = (out.get_mut(row), y.get(row)) else {
+                                    continue;
+                                };
+                                if x.is_nan() || d.is_nan() {
+                                    *x = NONE;
+                                    continue;
                                 }
-                                *x = NONE;
-                            } else {
-                                *x = q;
+                                let q = *x / *d;
+                                if *d == 0.0 || !q.is_finite() {
+                                    if let Some(u) = e.undefined.get_mut(row) {
+                                        *u = true;
+                                    }
+                                    *x = NONE;
+                                } else {
+                                    *x = q;
+                                }
                             }
-                        }
-                        e.give_num(y);
-                    }),
+                            e.give_num(y);
+                        })
+                    }
                 }
             }
             Node::Coalesce { value, default } => {
@@ -1357,14 +1359,14 @@ impl Compiler<'_> {
                 ) && self.ty(lhs, locals) == Ty::Num
                     && self.ty(rhs, locals) == Ty::Num =>
             {
-                let (l, r) = (self.num(lhs, locals), self.num(rhs, locals));
+                let sides = self.num_pair(lhs, rhs, locals);
                 match op {
-                    BinOp::Eq => compare(l, r, |x, y| x == y),
-                    BinOp::Ne => compare(l, r, |x, y| x != y),
-                    BinOp::Lt => compare(l, r, |x, y| x < y),
-                    BinOp::Le => compare(l, r, |x, y| x <= y),
-                    BinOp::Gt => compare(l, r, |x, y| x > y),
-                    _ => compare(l, r, |x, y| x >= y),
+                    BinOp::Eq => compare(sides, |x, y| x == y),
+                    BinOp::Ne => compare(sides, |x, y| x != y),
+                    BinOp::Lt => compare(sides, |x, y| x < y),
+                    BinOp::Le => compare(sides, |x, y| x <= y),
+                    BinOp::Gt => compare(sides, |x, y| x > y),
+                    _ => compare(sides, |x, y| x >= y),
                 }
             }
             Node::Binary { op, lhs, rhs }
@@ -1810,6 +1812,19 @@ impl Compiler<'_> {
         }
     }
 
+    /// The two sides of an operation on numbers, a constant side kept as its value.
+    fn num_pair(&mut self, lhs: &Node, rhs: &Node, locals: &[Local]) -> NumPair {
+        let constant = |n: &Node| match n {
+            Node::Const(Const::Number(x)) => Some(*x),
+            _ => None,
+        };
+        match (constant(lhs), constant(rhs)) {
+            (_, Some(c)) => NumPair::ConstRight(self.num(lhs, locals), c),
+            (Some(c), None) => NumPair::ConstLeft(c, self.num(rhs, locals)),
+            (None, None) => NumPair::Both(self.num(lhs, locals), self.num(rhs, locals)),
+        }
+    }
+
     /// Whether a node is a string or an enum value (held as an id).
     fn is_id(&self, node: &Node, locals: &[Local]) -> bool {
         matches!(self.ty(node, locals), Ty::Str | Ty::Enum)
@@ -2231,34 +2246,65 @@ fn partition(
     }
 }
 
+/// The two sides of an operation on numbers: both computed, or one of them a constant.
+enum NumPair {
+    Both(NumC, NumC),
+    ConstRight(NumC, f64),
+    ConstLeft(f64, NumC),
+}
+
 /// Arithmetic on two numbers, row by row.
-fn arith(l: NumC, r: NumC, f: impl Fn(f64, f64) -> f64 + Send + Sync + 'static) -> NumC {
-    num_c(move |e, sel, out| {
-        l(e, sel, out);
-        let mut y = e.take_num();
-        r(e, sel, &mut y);
-        update(sel, out, |i, x| *x = f(*x, at(&y, i, NONE)));
-        e.give_num(y);
-    })
+fn arith(sides: NumPair, f: impl Fn(f64, f64) -> f64 + Send + Sync + 'static) -> NumC {
+    match sides {
+        NumPair::Both(l, r) => num_c(move |e, sel, out| {
+            l(e, sel, out);
+            let mut y = e.take_num();
+            r(e, sel, &mut y);
+            update(sel, out, |i, x| *x = f(*x, at(&y, i, NONE)));
+            e.give_num(y);
+        }),
+        NumPair::ConstRight(l, c) => num_c(move |e, sel, out| {
+            l(e, sel, out);
+            update(sel, out, |_, x| *x = f(*x, c));
+        }),
+        NumPair::ConstLeft(c, r) => num_c(move |e, sel, out| {
+            r(e, sel, out);
+            update(sel, out, |_, y| *y = f(c, *y));
+        }),
+    }
 }
 
 /// A comparison of two numbers, row by row; undecided when either is no number.
-fn compare(l: NumC, r: NumC, f: impl Fn(f64, f64) -> bool + Send + Sync + 'static) -> TriC {
-    tri_c(move |e, sel, out| {
-        let (mut x, mut y) = (e.take_num(), e.take_num());
-        l(e, sel, &mut x);
-        r(e, sel, &mut y);
-        each(sel, out, |i| {
-            let (a, b) = (at(&x, i, NONE), at(&y, i, NONE));
-            if a.is_nan() || b.is_nan() {
-                None
-            } else {
-                Some(f(a, b))
-            }
-        });
-        e.give_num(x);
-        e.give_num(y);
-    })
+fn compare(sides: NumPair, f: impl Fn(f64, f64) -> bool + Send + Sync + 'static) -> TriC {
+    let decide = move |x: f64, y: f64| {
+        if x.is_nan() || y.is_nan() {
+            None
+        } else {
+            Some(f(x, y))
+        }
+    };
+    match sides {
+        NumPair::Both(l, r) => tri_c(move |e, sel, out| {
+            let (mut x, mut y) = (e.take_num(), e.take_num());
+            l(e, sel, &mut x);
+            r(e, sel, &mut y);
+            each(sel, out, |i| decide(at(&x, i, NONE), at(&y, i, NONE)));
+            e.give_num(x);
+            e.give_num(y);
+        }),
+        NumPair::ConstRight(l, c) => tri_c(move |e, sel, out| {
+            let mut x = e.take_num();
+            l(e, sel, &mut x);
+            each(sel, out, |i| decide(at(&x, i, NONE), c));
+            e.give_num(x);
+        }),
+        NumPair::ConstLeft(c, r) => tri_c(move |e, sel, out| {
+            let mut y = e.take_num();
+            r(e, sel, &mut y);
+            each(sel, out, |i| decide(c, at(&y, i, NONE)));
+            e.give_num(y);
+        }),
+    }
 }
 
 /// A lookup in a table keyed by one or two strings or enum values: keys are read in order,

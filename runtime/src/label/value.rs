@@ -100,14 +100,17 @@ pub fn to_set(mut ids: Vec<u32>) -> Vec<u32> {
     ids
 }
 
+/// Not yet computed.
+const UNKNOWN: u32 = u32::MAX;
+
 /// Strings by id: the policy's literals first (ids `0..base`), then this batch's.
 #[derive(Clone, Debug)]
 pub struct Interner<'p> {
     base: &'p BaseStrings,
     extra: FxHashMap<Box<str>, u32>,
     extra_text: Vec<Box<str>>,
-    /// `lower(s)` by id, computed once.
-    lowered: FxHashMap<u32, u32>,
+    /// `lower(s)` by id, computed once ([`UNKNOWN`] until then).
+    lowered: Vec<u32>,
 }
 
 /// The policy's interned literals, shared read-only by every batch.
@@ -143,7 +146,7 @@ impl<'p> Interner<'p> {
             base,
             extra: FxHashMap::default(),
             extra_text: Vec::new(),
-            lowered: FxHashMap::default(),
+            lowered: Vec::new(),
         }
     }
 
@@ -173,8 +176,10 @@ impl<'p> Interner<'p> {
 
     /// The id of the lower-case form of a string.
     pub fn lower(&mut self, id: u32) -> u32 {
-        if let Some(l) = self.lowered.get(&id) {
-            return *l;
+        if let Some(&l) = self.lowered.get(id as usize)
+            && l != UNKNOWN
+        {
+            return l;
         }
         let text = self.text(id);
         let l = if text.chars().any(char::is_uppercase) {
@@ -183,7 +188,13 @@ impl<'p> Interner<'p> {
         } else {
             id
         };
-        self.lowered.insert(id, l);
+        let i = id as usize;
+        if i >= self.lowered.len() {
+            self.lowered.resize(i + 1, UNKNOWN);
+        }
+        if let Some(slot) = self.lowered.get_mut(i) {
+            *slot = l;
+        }
         l
     }
 
