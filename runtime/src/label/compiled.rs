@@ -119,6 +119,20 @@ impl<'a, 's, 'p> Env<'a, 's, 'p> {
         }
     }
 
+    /// Calls `f` with a row's value where it is, without copying it into a buffer.
+    fn with_val<R>(&self, p: Place, r: usize, f: impl FnOnce(&Val<'_>) -> R) -> R {
+        match p {
+            Place::Column(c) => match self.column(c) {
+                Some(col) => f(&col.val(self.base + r)),
+                None => f(&Val::Abstain),
+            },
+            Place::Slot(s) => match self.slots.get(s).and_then(|v| v.get(r)) {
+                Some(v) => f(v),
+                None => f(&Val::Abstain),
+            },
+        }
+    }
+
     fn column(&self, c: usize) -> Option<&'a Column> {
         self.batch.column(c)
     }
@@ -362,6 +376,13 @@ fn slot_kind(ty: Ty, may_miss: bool) -> SlotKind {
         Ty::Str | Ty::Enum => SlotKind::Id,
         _ => SlotKind::Val,
     }
+}
+
+/// Where values are read in place: a column of the batch, or a value slot.
+#[derive(Clone, Copy, Debug)]
+enum Place {
+    Column(usize),
+    Slot(usize),
 }
 
 /// How many slots of each kind a chunk needs.
@@ -815,6 +836,27 @@ impl Compiler<'_> {
             .map(|start| start + field as usize)
     }
 
+    /// Whether evaluating a node may call `target`, directly or through other functions.
+    fn calls_into(&self, node: &Node, target: u32, depth: u32) -> bool {
+        if depth > MAX_CALL_DEPTH {
+            return true;
+        }
+        let mut found = false;
+        visit_children(node, &mut |child| {
+            found = found || self.calls_into(child, target, depth);
+        });
+        if let Node::CallFn { function, .. } = node {
+            found = found
+                || *function == target
+                || self
+                    .program
+                    .functions
+                    .get(*function as usize)
+                    .is_some_and(|f| self.calls_into(&f.body, target, depth + 1));
+        }
+        found
+    }
+
     /// A `when` chain's arms: each condition as a truth, each result as `then` compiles it.
     fn when_arms<T>(
         &mut self,
@@ -1162,23 +1204,25 @@ impl Compiler<'_> {
                     },
                 ] = args
                 {
-                    // Counted without building the set.
+                    // Counted without building the set, reading fields and `let`s in place.
+                    if let (Some(l), Some(r)) = (self.place(lhs, locals), self.place(rhs, locals)) {
+                        let op = *op;
+                        return num_c(move |e, sel, out| {
+                            each(sel, out, |row| {
+                                e.with_val(l, row, |x| {
+                                    e.with_val(r, row, |y| set_op_count(op, x, y))
+                                })
+                            });
+                        });
+                    }
                     let (l, r, op) = (self.val(lhs, locals), self.val(rhs, locals), *op);
                     return num_c(move |e, sel, out| {
                         let (mut xs, mut ys) = (e.take_val(), e.take_val());
                         l(e, sel, &mut xs);
                         r(e, sel, &mut ys);
-                        each(sel, out, |row| {
-                            let (Some(x), Some(y)) = (xs.get(row), ys.get(row)) else {
-                                return NONE;
-                            };
-                            match (as_set(x), as_set(y), x, y) {
-                                (Some(p), Some(q), _, _) => set_op_len(op, &p, &q) as f64,
-                                (_, _, Val::Nums(p), Val::Nums(q)) => {
-                                    num_set_op(op, p, q).len() as f64
-                                }
-                                _ => NONE,
-                            }
+                        each(sel, out, |row| match (xs.get(row), ys.get(row)) {
+                            (Some(x), Some(y)) => set_op_count(op, x, y),
+                            _ => NONE,
                         });
                         e.give_val(xs);
                         e.give_val(ys);
@@ -1195,6 +1239,18 @@ impl Compiler<'_> {
                             x => strings.text(x).chars().count() as f64,
                         });
                         e.give_id(xs);
+                    });
+                }
+                if let Some(p) = args.first().and_then(|a| self.place(a, locals)) {
+                    return num_c(move |e, sel, out| {
+                        each(sel, out, |r| {
+                            e.with_val(p, r, |v| match v {
+                                Val::Ids(ids, _) => ids.len() as f64,
+                                Val::Nums(ns) => ns.len() as f64,
+                                Val::Str(s) => e.ctx.strings.text(*s).chars().count() as f64,
+                                _ => NONE,
+                            })
+                        });
                     });
                 }
                 let a = self.arg_val(args, 0, locals);
@@ -1825,6 +1881,19 @@ impl Compiler<'_> {
         }
     }
 
+    /// Where a node's values can be read in place: a field's column, or a `let` or parameter
+    /// held as a value.
+    fn place(&self, node: &Node, locals: &[Local]) -> Option<Place> {
+        match node {
+            Node::Field(role, field) => self.column(*role, *field).map(Place::Column),
+            Node::Local(i) => locals
+                .get(*i as usize)
+                .filter(|l| l.kind == SlotKind::Val)
+                .map(|l| Place::Slot(l.slot)),
+            _ => None,
+        }
+    }
+
     /// Whether a node is a string or an enum value (held as an id).
     fn is_id(&self, node: &Node, locals: &[Local]) -> bool {
         matches!(self.ty(node, locals), Ty::Str | Ty::Enum)
@@ -2053,8 +2122,45 @@ impl Compiler<'_> {
                 body
             }
         };
+        if !args.iter().any(|a| self.calls_into(a, function, 0)) {
+            // No argument reaches this function again: each goes straight to its slot, for the
+            // rows whose earlier arguments did not abstain.
+            let prelude: Prelude = Box::new(move |e: &mut Env<'_, '_, '_>, live: &mut Vec<u32>| {
+                for (code, &slot) in codes.iter().zip(&params) {
+                    if live.is_empty() {
+                        break;
+                    }
+                    e.set_slot(slot, code, live);
+                    match code {
+                        SlotCode::Num(_) => {
+                            if let Some(s) = e.num_slots.get(slot) {
+                                live.retain(|&r| !at(s, r as usize, NONE).is_nan());
+                            }
+                        }
+                        SlotCode::Tri(_) => {
+                            if let Some(s) = e.tri_slots.get(slot) {
+                                live.retain(|&r| at(s, r as usize, None).is_some());
+                            }
+                        }
+                        SlotCode::Id(_) => {
+                            if let Some(s) = e.id_slots.get(slot) {
+                                live.retain(|&r| at(s, r as usize, ABSENT_ID) != ABSENT_ID);
+                            }
+                        }
+                        SlotCode::Val(_) => {
+                            if let Some(s) = e.slots.get(slot) {
+                                live.retain(|&r| {
+                                    !matches!(s.get(r as usize), Some(Val::Abstain) | None)
+                                });
+                            }
+                        }
+                    }
+                }
+            });
+            return Some((prelude, body, f.declared_range));
+        }
         // Arguments are evaluated in order, each only for the rows whose earlier arguments did
-        // not abstain, into buffers of their own (an argument may call this function too), and
+        // not abstain, into buffers of their own (an argument calls this function too), and
         // only then moved to the parameters' slots.
         let prelude: Prelude = Box::new(move |e: &mut Env<'_, '_, '_>, live: &mut Vec<u32>| {
             let mut args = Vec::with_capacity(codes.len());
@@ -2490,6 +2596,62 @@ fn when_code<T: Copy + Send + Sync + 'static>(
     })
 }
 
+/// Calls `f` on each direct child of a node.
+fn visit_children<'n>(node: &'n Node, f: &mut dyn FnMut(&'n Node)) {
+    match node {
+        Node::Const(_)
+        | Node::Field(..)
+        | Node::Local(_)
+        | Node::Score
+        | Node::Overall
+        | Node::Dimension(_) => {}
+        Node::Not(a) | Node::Neg(a) | Node::Missing(a) => f(a),
+        Node::Binary { lhs, rhs, .. } => {
+            f(lhs);
+            f(rhs);
+        }
+        Node::Coalesce { value, default } => {
+            f(value);
+            f(default);
+        }
+        Node::If {
+            cond,
+            then,
+            otherwise,
+            ..
+        } => {
+            f(cond);
+            f(then);
+            f(otherwise);
+        }
+        Node::When {
+            arms, otherwise, ..
+        } => {
+            for a in arms {
+                f(&a.when);
+                f(&a.then);
+            }
+            f(otherwise);
+        }
+        Node::Match { scrutinee, arms } => {
+            f(scrutinee);
+            for a in arms {
+                f(&a.then);
+            }
+        }
+        Node::Call { args, .. } | Node::CallFn { args, .. } | Node::Lookup { keys: args, .. } => {
+            for a in args {
+                f(a);
+            }
+        }
+        Node::List(items) => {
+            for i in items {
+                f(i);
+            }
+        }
+    }
+}
+
 /// Sorted-merge set operations on id slices.
 fn set_op(op: BinOp, a: &[u32], b: &[u32]) -> Vec<u32> {
     merge(op, a, b, u32::cmp)
@@ -2545,6 +2707,16 @@ fn as_set<'x>(v: &'x Val<'_>) -> Option<Seq<'x, u32>> {
         Val::Ids(ids, Kind::Set) => Some(ids.view()),
         Val::Ids(ids, Kind::List) => Some(to_set(ids.to_vec()).into()),
         _ => None,
+    }
+}
+
+/// The size of a set operation's result on two values; no number when they are not both sets
+/// (or both lists of numbers).
+fn set_op_count(op: BinOp, x: &Val<'_>, y: &Val<'_>) -> f64 {
+    match (as_set(x), as_set(y), x, y) {
+        (Some(p), Some(q), _, _) => set_op_len(op, &p, &q) as f64,
+        (_, _, Val::Nums(p), Val::Nums(q)) => num_set_op(op, p, q).len() as f64,
+        _ => NONE,
     }
 }
 

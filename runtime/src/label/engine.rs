@@ -351,13 +351,13 @@ impl Engine {
                 out.rule_ends.push(out.rules.len());
                 out.ids.push_str(batch.id(base + r));
                 out.id_ends.push(out.ids.len());
-                for d in &scores {
-                    out.scores.push(d.get(r).copied().unwrap_or(NONE));
-                }
-                for g in &grades {
-                    out.grades
-                        .push(g.get(r).copied().flatten().unwrap_or(NO_GRADE));
-                }
+                out.scores
+                    .extend(scores.iter().map(|d| d.get(r).copied().unwrap_or(NONE)));
+                out.grades.extend(
+                    grades
+                        .iter()
+                        .map(|g| g.get(r).copied().flatten().unwrap_or(NO_GRADE)),
+                );
                 out.overall.push(overall);
                 out.overall_grade.push(overall_grade);
                 if let Some(fo) = fired_out.as_deref_mut() {
