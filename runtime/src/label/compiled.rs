@@ -480,14 +480,58 @@ fn pack(a: u32, b: u32) -> u64 {
 pub(super) struct Compiled {
     pub dimensions: Vec<CompiledDimension>,
     pub rules: Vec<TriC>,
-    pub overall_bands: Vec<Option<TriC>>,
+    pub overall_bands: Bands,
     pub slots: Slots,
 }
 
 pub(super) struct CompiledDimension {
     pub lets: Vec<(usize, SlotCode)>,
     pub score: NumC,
-    pub bands: Vec<Option<TriC>>,
+    pub bands: Bands,
+}
+
+/// Grade bands: each condition compiled (`None` for `otherwise`), and, when every condition
+/// only compares the graded score with a constant (`score >= 0.8`), those thresholds, which
+/// the engine reads without running the conditions.
+pub(super) struct Bands {
+    pub conditions: Vec<Option<TriC>>,
+    pub thresholds: Option<Vec<Threshold>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Threshold {
+    Always,
+    AtLeast(f64),
+    Above(f64),
+}
+
+impl Bands {
+    fn new(c: &mut Compiler<'_>, bands: &[BandIr], locals: &[Local], subject: &Node) -> Bands {
+        let conditions = bands
+            .iter()
+            .map(|b| b.when.as_ref().map(|w| c.tri(w, locals)))
+            .collect();
+        let thresholds = bands
+            .iter()
+            .map(|b| match &b.when {
+                None => Some(Threshold::Always),
+                Some(Node::Binary { op, lhs, rhs }) if **lhs == *subject => match (op, &**rhs) {
+                    (BinOp::Ge, Node::Const(Const::Number(x))) => Some(Threshold::AtLeast(*x)),
+                    (BinOp::Gt, Node::Const(Const::Number(x))) => Some(Threshold::Above(*x)),
+                    _ => None,
+                },
+                Some(_) => None,
+            })
+            .collect();
+        Bands {
+            conditions,
+            thresholds,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conditions.is_empty()
+    }
 }
 
 /// Compiles a labeling program.
@@ -562,11 +606,7 @@ pub(super) fn compile(program: &LabelingProgram) -> Compiled {
         }
         let score = c.num(&d.score, &locals);
         // Grade bands read the score and may read the dimension's `let`s.
-        let bands = d
-            .grades
-            .iter()
-            .map(|b| b.when.as_ref().map(|w| c.tri(w, &locals)))
-            .collect();
+        let bands = Bands::new(&mut c, &d.grades, &locals, &Node::Score);
         dimensions.push(CompiledDimension { lets, score, bands });
     }
     let rules = program
@@ -574,12 +614,7 @@ pub(super) fn compile(program: &LabelingProgram) -> Compiled {
         .iter()
         .map(|r| c.tri(&r.when, no_locals))
         .collect();
-    let overall_bands = program
-        .overall
-        .grades
-        .iter()
-        .map(|b| b.when.as_ref().map(|w| c.tri(w, no_locals)))
-        .collect();
+    let overall_bands = Bands::new(&mut c, &program.overall.grades, no_locals, &Node::Overall);
     Compiled {
         dimensions,
         rules,

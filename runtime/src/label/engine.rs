@@ -3,7 +3,7 @@
 //! exclude, caps (lowest wins), floors (highest wins), set grade.
 
 use super::batch::PairBatch;
-use super::compiled::{CHUNK, Compiled, Env, NONE, TriC, compile};
+use super::compiled::{Bands, CHUNK, Compiled, Env, NONE, Threshold, compile};
 use super::decode::Pair;
 use super::value::{BaseStrings, Interner};
 use rubric_compiler::lower::ir::*;
@@ -230,7 +230,15 @@ impl Engine {
                 }
                 if !d.bands.is_empty() {
                     let clauses = p.dimensions.get(i).map_or(&[][..], |d| &d.grades[..]);
-                    band(&d.bands, clauses, &mut env, &rows, grade, &mut truths);
+                    band(
+                        &d.bands,
+                        clauses,
+                        Subject::Score,
+                        &mut env,
+                        &rows,
+                        grade,
+                        &mut truths,
+                    );
                 }
                 env.score.iter_mut().for_each(|x| *x = NONE);
             }
@@ -294,6 +302,7 @@ impl Engine {
             band(
                 &c.overall_bands,
                 &p.overall.grades,
+                Subject::Overall,
                 &mut env,
                 &rows,
                 &mut overall_grades,
@@ -523,20 +532,62 @@ enum Outcome {
     Abstain,
 }
 
+/// What grade bands grade.
+#[derive(Clone, Copy)]
+enum Subject {
+    Score,
+    Overall,
+}
+
 /// Grades the selected rows: each gets the first band whose condition holds, `None` when a
 /// condition cannot be decided.
 fn band(
-    bands: &[Option<TriC>],
+    bands: &Bands,
     clauses: &[BandIr],
+    subject: Subject,
     env: &mut Env<'_, '_, '_>,
     rows: &[u32],
     grades: &mut [Option<u32>],
     truths: &mut [Option<bool>],
 ) {
+    if let Some(thresholds) = bands.thresholds.as_deref().filter(|t| t.len() <= 64) {
+        // Each row's value against the thresholds, top to bottom.
+        let values = match subject {
+            Subject::Score => &env.score,
+            Subject::Overall => &env.overall,
+        };
+        let mut taken = 0u64;
+        for &r in rows {
+            let x = values.get(r as usize).copied().unwrap_or(NONE);
+            if x.is_nan() {
+                continue;
+            }
+            for (i, t) in thresholds.iter().enumerate() {
+                let holds = match *t {
+                    Threshold::Always => true,
+                    Threshold::AtLeast(c) => x >= c,
+                    Threshold::Above(c) => x > c,
+                };
+                if holds {
+                    if let Some(g) = grades.get_mut(r as usize) {
+                        *g = u32::try_from(i).ok();
+                    }
+                    taken |= 1 << i;
+                    break;
+                }
+            }
+        }
+        for (i, b) in clauses.iter().enumerate().take(thresholds.len()) {
+            if taken & (1 << i) != 0 {
+                env.ctx.hit(b.clause);
+            }
+        }
+        return;
+    }
     let mut live = env.take_sel();
     let mut next = env.take_sel();
     live.extend_from_slice(rows);
-    for (i, (when, b)) in bands.iter().zip(clauses).enumerate() {
+    for (i, (when, b)) in bands.conditions.iter().zip(clauses).enumerate() {
         if live.is_empty() {
             break;
         }
