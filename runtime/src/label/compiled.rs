@@ -126,7 +126,7 @@ impl<'a, 's, 'p> Env<'a, 's, 'p> {
                 Some(col) => f(&col.val(self.base + r)),
                 None => f(&Val::Abstain),
             },
-            Place::Slot(s) => match self.slots.get(s).and_then(|v| v.get(r)) {
+            Place::Slot(s) => match self.slots.get(s).and_then(|v| row(v, r)) {
                 Some(v) => f(v),
                 None => f(&Val::Abstain),
             },
@@ -236,6 +236,14 @@ where
 /// Writes `f(row)` at every selected row.
 #[inline]
 fn each<T>(sel: &[u32], out: &mut [T], mut f: impl FnMut(usize) -> T) {
+    // A chunk's buffer: rows are below CHUNK, so the mask only spares the bounds check.
+    if let Ok(out) = <&mut [T; CHUNK]>::try_from(&mut *out) {
+        for &r in sel {
+            let r = r as usize & (CHUNK - 1);
+            out[r] = f(r);
+        }
+        return;
+    }
     for &r in sel {
         let r = r as usize;
         if let Some(o) = out.get_mut(r) {
@@ -247,6 +255,13 @@ fn each<T>(sel: &[u32], out: &mut [T], mut f: impl FnMut(usize) -> T) {
 /// Updates the value at every selected row.
 #[inline]
 fn update<T>(sel: &[u32], out: &mut [T], mut f: impl FnMut(usize, &mut T)) {
+    if let Ok(out) = <&mut [T; CHUNK]>::try_from(&mut *out) {
+        for &r in sel {
+            let r = r as usize & (CHUNK - 1);
+            f(r, &mut out[r]);
+        }
+        return;
+    }
     for &r in sel {
         let r = r as usize;
         if let Some(o) = out.get_mut(r) {
@@ -255,9 +270,28 @@ fn update<T>(sel: &[u32], out: &mut [T], mut f: impl FnMut(usize, &mut T)) {
     }
 }
 
+/// Row `r` of a chunk's buffer.
 #[inline]
 fn at<T: Copy>(buf: &[T], r: usize, default: T) -> T {
-    buf.get(r).copied().unwrap_or(default)
+    match <&[T; CHUNK]>::try_from(buf) {
+        Ok(b) => b[r & (CHUNK - 1)],
+        Err(_) => buf.get(r).copied().unwrap_or(default),
+    }
+}
+
+/// Row `r` of a chunk's buffer, by reference.
+#[inline]
+fn row<T>(buf: &[T], r: usize) -> Option<&T> {
+    match <&[T; CHUNK]>::try_from(buf) {
+        Ok(b) => Some(&b[r & (CHUNK - 1)]),
+        Err(_) => buf.get(r),
+    }
+}
+
+/// Row `i` of a batch's column.
+#[inline]
+fn col_at<T: Copy>(column: &[T], i: usize, default: T) -> T {
+    column.get(i).copied().unwrap_or(default)
 }
 
 fn absent(v: &Val<'_>) -> bool {
@@ -925,7 +959,7 @@ impl Compiler<'_> {
                 num_c(move |e, sel, out| {
                     let base = e.base;
                     match col.and_then(|c| e.column(c)) {
-                        Some(Column::Num(v)) => each(sel, out, |r| at(v, base + r, NONE)),
+                        Some(Column::Num(v)) => each(sel, out, |r| col_at(v, base + r, NONE)),
                         Some(c) => each(sel, out, |r| num_or_none(&c.val(base + r))),
                         None => each(sel, out, |_| NONE),
                     }
@@ -993,7 +1027,7 @@ impl Compiler<'_> {
                     v(e, sel, &mut vs);
                     let mut missing = e.take_sel();
                     for &r in sel {
-                        match vs.get(r as usize) {
+                        match row(&vs, r as usize) {
                             Some(Val::Missing) => missing.push(r),
                             v => each(&[r], out, |_| v.map_or(NONE, num_or_none)),
                         }
@@ -1117,7 +1151,7 @@ impl Compiler<'_> {
                 num_c(move |e, sel, out| {
                     let mut vs = e.take_val();
                     v(e, sel, &mut vs);
-                    each(sel, out, |r| vs.get(r).map_or(NONE, num_or_none));
+                    each(sel, out, |r| row(&vs, r).map_or(NONE, num_or_none));
                     e.give_val(vs);
                 })
             }
@@ -1159,7 +1193,8 @@ impl Compiler<'_> {
                         x(e, &live, &mut v);
                         next.clear();
                         for &r in &live {
-                            let (Some(acc), Some(y)) = (out.get_mut(r as usize), v.get(r as usize))
+                            let (Some(acc), Some(y)) =
+                                (out.get_mut(r as usize), row(&v, r as usize))
                             else {
                                 continue;
                             };
@@ -1223,7 +1258,7 @@ impl Compiler<'_> {
                 num_c(move |e, sel, out| {
                     let mut vs = e.take_val();
                     a(e, sel, &mut vs);
-                    each(sel, out, |r| match vs.get(r) {
+                    each(sel, out, |r| match row(&vs, r) {
                         Some(Val::Enum(x)) => f64::from(*x),
                         _ => NONE,
                     });
@@ -1255,7 +1290,7 @@ impl Compiler<'_> {
                         let (mut xs, mut ys) = (e.take_val(), e.take_val());
                         l(e, sel, &mut xs);
                         r(e, sel, &mut ys);
-                        each(sel, out, |row| match (xs.get(row), ys.get(row)) {
+                        each(sel, out, |r| match (row(&xs, r), row(&ys, r)) {
                             (Some(x), Some(y)) => set_op_count(op, x, y),
                             _ => NONE,
                         });
@@ -1293,7 +1328,7 @@ impl Compiler<'_> {
                     let mut vs = e.take_val();
                     a(e, sel, &mut vs);
                     let strings = &e.ctx.strings;
-                    each(sel, out, |r| match vs.get(r) {
+                    each(sel, out, |r| match row(&vs, r) {
                         Some(Val::Ids(ids, _)) => ids.len() as f64,
                         Some(Val::Nums(ns)) => ns.len() as f64,
                         Some(Val::Str(s)) => strings.text(*s).chars().count() as f64,
@@ -1307,7 +1342,7 @@ impl Compiler<'_> {
                 num_c(move |e, sel, out| {
                     let mut vs = e.take_val();
                     v(e, sel, &mut vs);
-                    each(sel, out, |r| vs.get(r).map_or(NONE, num_or_none));
+                    each(sel, out, |r| row(&vs, r).map_or(NONE, num_or_none));
                     e.give_val(vs);
                 })
             }
@@ -1344,7 +1379,7 @@ impl Compiler<'_> {
                     let base = e.base;
                     match col.and_then(|c| e.column(c)) {
                         Some(Column::Bool(v)) => {
-                            each(sel, out, |r| match at(v, base + r, MISSING_BOOL) {
+                            each(sel, out, |r| match col_at(v, base + r, MISSING_BOOL) {
                                 0 => Some(false),
                                 1 => Some(true),
                                 _ => None,
@@ -1389,7 +1424,9 @@ impl Compiler<'_> {
                 tri_c(move |e, sel, out| {
                     let mut vs = e.take_val();
                     a(e, sel, &mut vs);
-                    each(sel, out, |r| Some(matches!(vs.get(r), Some(Val::Missing))));
+                    each(sel, out, |r| {
+                        Some(matches!(row(&vs, r), Some(Val::Missing)))
+                    });
                     e.give_val(vs);
                 })
             }
@@ -1472,7 +1509,7 @@ impl Compiler<'_> {
                     l(e, sel, &mut xs);
                     r(e, sel, &mut ys);
                     each(sel, out, |i| {
-                        let (Some(a), Some(b)) = (xs.get(i), ys.get(i)) else {
+                        let (Some(a), Some(b)) = (row(&xs, i), row(&ys, i)) else {
                             return None;
                         };
                         compare_vals(op, a, b)
@@ -1488,7 +1525,7 @@ impl Compiler<'_> {
                     v(e, sel, &mut vs);
                     let mut missing = e.take_sel();
                     for &r in sel {
-                        match vs.get(r as usize) {
+                        match row(&vs, r as usize) {
                             Some(Val::Missing) => missing.push(r),
                             v => each(&[r], out, |_| v.and_then(tri_of)),
                         }
@@ -1540,7 +1577,7 @@ impl Compiler<'_> {
                 tri_c(move |e, sel, out| {
                     let mut vs = e.take_val();
                     v(e, sel, &mut vs);
-                    each(sel, out, |r| vs.get(r).and_then(tri_of));
+                    each(sel, out, |r| row(&vs, r).and_then(tri_of));
                     e.give_val(vs);
                 })
             }
@@ -1620,7 +1657,7 @@ impl Compiler<'_> {
                     let mut ys = e.take_val();
                     r(e, sel, &mut ys);
                     update(sel, out, |i, a| {
-                        let Some(b) = ys.get(i) else {
+                        let Some(b) = row(&ys, i) else {
                             *a = Val::Abstain;
                             return;
                         };
@@ -1725,7 +1762,7 @@ impl Compiler<'_> {
                     let (mut live, mut taken, mut rest) =
                         (e.take_sel(), e.take_sel(), e.take_sel());
                     for &r in sel {
-                        if ss.get(r as usize).is_none_or(absent) {
+                        if row(&ss, r as usize).is_none_or(absent) {
                             each(&[r], out, |_| Val::Abstain);
                         } else {
                             live.push(r);
@@ -1820,7 +1857,7 @@ impl Compiler<'_> {
                         next.clear();
                         for &r in &live {
                             let r = r as usize;
-                            let val = v.get(r).unwrap_or(&Val::Abstain);
+                            let val = row(&v, r).unwrap_or(&Val::Abstain);
                             if absent(val) {
                                 each(&[r as u32], out, |_| Val::Abstain);
                                 continue;
@@ -1872,7 +1909,7 @@ impl Compiler<'_> {
                             let Some((ids, nums)) = lists.get_mut(r as usize) else {
                                 continue;
                             };
-                            match v.get(r as usize) {
+                            match row(&v, r as usize) {
                                 Some(Val::Str(s) | Val::Enum(s)) => ids.push(*s),
                                 Some(Val::Num(n)) => nums.push(*n),
                                 _ => {
@@ -1950,7 +1987,7 @@ impl Compiler<'_> {
                     let base = e.base;
                     match col.and_then(|c| e.column(c)) {
                         Some(Column::Id { ids, .. }) => {
-                            each(sel, out, |r| at(ids, base + r, ABSENT_ID))
+                            each(sel, out, |r| col_at(ids, base + r, ABSENT_ID))
                         }
                         Some(c) => each(sel, out, |r| id_of(&c.val(base + r))),
                         None => each(sel, out, |_| ABSENT_ID),
@@ -2029,7 +2066,7 @@ impl Compiler<'_> {
                 id_c(move |e, sel, out| {
                     let mut vs = e.take_val();
                     v(e, sel, &mut vs);
-                    each(sel, out, |r| vs.get(r).map_or(ABSENT_ID, id_of));
+                    each(sel, out, |r| row(&vs, r).map_or(ABSENT_ID, id_of));
                     e.give_val(vs);
                 })
             }
@@ -2066,7 +2103,7 @@ impl Compiler<'_> {
                     n(e, sel, &mut ns);
                     let strings = &e.ctx.strings;
                     update(sel, out, |i, h| {
-                        let n = ns.get(i).unwrap_or(&Val::Abstain);
+                        let n = row(&ns, i).unwrap_or(&Val::Abstain);
                         *h = if absent(h) || absent(n) {
                             Val::Abstain
                         } else {
@@ -2298,7 +2335,7 @@ fn local_num(l: Option<&Local>) -> NumC {
             None => each(sel, out, |_| NONE),
         }),
         SlotKind::Val => num_c(move |e, sel, out| match e.slots.get(slot) {
-            Some(v) => each(sel, out, |r| v.get(r).map_or(NONE, num_or_none)),
+            Some(v) => each(sel, out, |r| row(v, r).map_or(NONE, num_or_none)),
             None => each(sel, out, |_| NONE),
         }),
         SlotKind::Tri | SlotKind::Id => num_c(|_, sel, out| each(sel, out, |_| NONE)),
@@ -2316,7 +2353,7 @@ fn local_tri(l: Option<&Local>) -> TriC {
             None => each(sel, out, |_| None),
         }),
         SlotKind::Val => tri_c(move |e, sel, out| match e.slots.get(slot) {
-            Some(v) => each(sel, out, |r| v.get(r).and_then(tri_of)),
+            Some(v) => each(sel, out, |r| row(v, r).and_then(tri_of)),
             None => each(sel, out, |_| None),
         }),
         SlotKind::Num | SlotKind::Id => tri_c(|_, sel, out| each(sel, out, |_| None)),
@@ -2334,7 +2371,7 @@ fn local_id(l: Option<&Local>) -> IdC {
             None => each(sel, out, |_| ABSENT_ID),
         }),
         SlotKind::Val => id_c(move |e, sel, out| match e.slots.get(slot) {
-            Some(v) => each(sel, out, |r| v.get(r).map_or(ABSENT_ID, id_of)),
+            Some(v) => each(sel, out, |r| row(v, r).map_or(ABSENT_ID, id_of)),
             None => each(sel, out, |_| ABSENT_ID),
         }),
         SlotKind::Num | SlotKind::Tri => id_c(|_, sel, out| each(sel, out, |_| ABSENT_ID)),
@@ -2348,7 +2385,7 @@ fn local_val(l: Option<&Local>) -> ValC {
     };
     match kind {
         SlotKind::Val => val_c(move |e, sel, out| match e.slots.get(slot) {
-            Some(v) => each(sel, out, |r| v.get(r).cloned().unwrap_or(Val::Abstain)),
+            Some(v) => each(sel, out, |r| row(v, r).cloned().unwrap_or(Val::Abstain)),
             None => each(sel, out, |_| Val::Abstain),
         }),
         SlotKind::Num => val_c(move |e, sel, out| match e.num_slots.get(slot) {
