@@ -210,13 +210,7 @@ impl Column {
                 items,
                 missing,
                 kind,
-            } => match missing.get(i) {
-                Some(false) => Val::Ids(
-                    Seq::Borrowed(items.get(range(starts)).unwrap_or(&[])),
-                    *kind,
-                ),
-                _ => Val::Missing,
-            },
+            } => ids_val(starts, items, missing, *kind, i),
             Column::Nums {
                 starts,
                 items,
@@ -237,6 +231,23 @@ impl Column {
     fn into_vals(self) -> Vec<Val<'static>> {
         (0..self.len()).map(|i| owned(&self.val(i))).collect()
     }
+}
+
+/// Pair `i`'s value in a column of id sets or lists, borrowing from it.
+#[inline]
+pub(super) fn ids_val<'c>(
+    starts: &[u32],
+    items: &'c [u32],
+    missing: &[bool],
+    kind: Kind,
+    i: usize,
+) -> Val<'c> {
+    if missing.get(i) != Some(&false) {
+        return Val::Missing;
+    }
+    let a = starts.get(i).copied().unwrap_or(0) as usize;
+    let b = starts.get(i + 1).copied().unwrap_or(0) as usize;
+    Val::Ids(Seq::Borrowed(items.get(a..b.max(a)).unwrap_or(&[])), kind)
 }
 
 /// A value that owns its sequences.

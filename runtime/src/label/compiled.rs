@@ -11,7 +11,7 @@
 //! the decoder and the constants only ever produce finite numbers, and every arithmetic result
 //! that is not finite abstains, so NaN is free to carry that meaning.
 
-use super::batch::{ABSENT_ID, Column, MISSING_BOOL, MISSING_ID, PairBatch, role_starts};
+use super::batch::{ABSENT_ID, Column, MISSING_BOOL, MISSING_ID, PairBatch, ids_val, role_starts};
 use super::engine::Ctx;
 use super::value::{Kind, Seq, Val, to_set};
 use rubric_compiler::lower::ir::*;
@@ -1413,6 +1413,17 @@ impl Compiler<'_> {
                     return tri_c(move |e, sel, out| {
                         let base = e.base;
                         match col.and_then(|c| e.column(c)) {
+                            Some(Column::Num(v)) => {
+                                each(sel, out, |r| Some(col_at(v, base + r, NONE).is_nan()))
+                            }
+                            Some(Column::Bool(v)) => each(sel, out, |r| {
+                                Some(col_at(v, base + r, MISSING_BOOL) == MISSING_BOOL)
+                            }),
+                            Some(
+                                Column::Ids { missing, .. }
+                                | Column::Nums { missing, .. }
+                                | Column::Text(missing),
+                            ) => each(sel, out, |r| Some(col_at(missing, base + r, true))),
                             Some(c) => {
                                 each(sel, out, |r| Some(matches!(c.val(base + r), Val::Missing)))
                             }
@@ -1596,6 +1607,14 @@ impl Compiler<'_> {
                 val_c(move |e, sel, out| {
                     let base = e.base;
                     match col.and_then(|c| e.column(c)) {
+                        Some(Column::Ids {
+                            starts,
+                            items,
+                            missing,
+                            kind,
+                        }) => each(sel, out, |r| {
+                            ids_val(starts, items, missing, *kind, base + r)
+                        }),
                         Some(c) => each(sel, out, |r| c.val(base + r)),
                         None => each(sel, out, |_| Val::Abstain),
                     }
