@@ -2434,11 +2434,31 @@ fn partition(
     no: &mut Vec<u32>,
     mut undecided: impl FnMut(u32),
 ) {
+    // Each row is written to both lists and kept in the one its truth picks: no branch on the
+    // truth, which the data decides.
+    let (y0, n0) = (yes.len(), no.len());
+    yes.resize(y0 + sel.len(), 0);
+    no.resize(n0 + sel.len(), 0);
+    let (mut ny, mut nn, mut undecided_rows) = (y0, n0, 0);
     for &r in sel {
-        match at(cond, r as usize, None) {
-            Some(true) => yes.push(r),
-            Some(false) => no.push(r),
-            None => undecided(r),
+        let c = at(cond, r as usize, None);
+        if let Some(s) = yes.get_mut(ny) {
+            *s = r;
+        }
+        if let Some(s) = no.get_mut(nn) {
+            *s = r;
+        }
+        ny += usize::from(c == Some(true));
+        nn += usize::from(c == Some(false));
+        undecided_rows += usize::from(c.is_none());
+    }
+    yes.truncate(ny);
+    no.truncate(nn);
+    if undecided_rows > 0 {
+        for &r in sel {
+            if at(cond, r as usize, None).is_none() {
+                undecided(r);
+            }
         }
     }
 }
@@ -2813,17 +2833,12 @@ fn set_op_count(op: BinOp, x: &Val<'_>, y: &Val<'_>) -> f64 {
 
 /// The size of a set operation's result, without building it.
 fn set_op_len(op: BinOp, a: &[u32], b: &[u32]) -> usize {
+    // Without a branch on the comparison, which the data decides and no predictor guesses.
     let (mut i, mut j, mut both) = (0, 0, 0);
-    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
-        match x.cmp(y) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                both += 1;
-                i += 1;
-                j += 1;
-            }
-        }
+    while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+        both += usize::from(x == y);
+        i += usize::from(x <= y);
+        j += usize::from(y <= x);
     }
     match op {
         BinOp::Intersect => both,

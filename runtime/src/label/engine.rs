@@ -562,19 +562,23 @@ fn band(
             if x.is_nan() {
                 continue;
             }
-            for (i, t) in thresholds.iter().enumerate() {
+            // The first threshold that holds, counted without a branch on the data: every
+            // threshold is tested, and those after the first that holds are not counted.
+            let (mut found, mut first) = (false, 0u32);
+            for t in thresholds {
                 let holds = match *t {
                     Threshold::Always => true,
                     Threshold::AtLeast(c) => x >= c,
                     Threshold::Above(c) => x > c,
                 };
-                if holds {
-                    if let Some(g) = grades.get_mut(r as usize) {
-                        *g = u32::try_from(i).ok();
-                    }
-                    taken |= 1 << i;
-                    break;
+                found |= holds;
+                first += u32::from(!found);
+            }
+            if found {
+                if let Some(g) = grades.get_mut(r as usize) {
+                    *g = Some(first);
                 }
+                taken |= 1 << first;
             }
         }
         for (i, b) in clauses.iter().enumerate().take(thresholds.len()) {
