@@ -70,6 +70,7 @@ pub struct Engine {
     pub program: LabelingProgram,
     pub strings: BaseStrings,
     compiled: Compiled,
+    rule_kinds: RuleKinds,
     total_weight: f64,
 }
 
@@ -109,6 +110,7 @@ impl Engine {
         let compiled = compile(&program);
         let total_weight = program.dimensions.iter().map(|d| d.weight).sum();
         Engine {
+            rule_kinds: RuleKinds::new(&program.rules),
             program,
             strings,
             compiled,
@@ -174,7 +176,10 @@ impl Engine {
         let mut env = Env::new(batch, ctx, c.slots, dims);
         let mut scores = vec![vec![NONE; CHUNK]; dims];
         let mut grades = vec![vec![None; CHUNK]; dims];
-        let mut fired: Vec<Vec<u32>> = vec![Vec::new(); CHUNK];
+        let k = &self.rule_kinds;
+        let words = k.words;
+        // Each row's fired rules as a bit set of `words` words.
+        let mut fired = vec![0u64; CHUNK * words];
         let mut overall_grades: Vec<Option<u32>> = vec![None; CHUNK];
         let mut outcome: Vec<Outcome> = vec![Outcome::Abstain; CHUNK];
         let mut buf = vec![NONE; CHUNK];
@@ -269,14 +274,14 @@ impl Engine {
                 }
             }
             std::mem::swap(&mut env.dims, &mut scores);
-            fired.iter_mut().for_each(Vec::clear);
+            fired.iter_mut().for_each(|w| *w = 0);
             for (i, when) in c.rules.iter().enumerate() {
                 when(&mut env, &all, &mut truths);
+                let (word, bit) = (i / 64, i % 64);
                 for r in 0..n {
-                    if truths.get(r) == Some(&Some(true))
-                        && let Some(f) = fired.get_mut(r)
-                    {
-                        f.push(u32::try_from(i).unwrap_or(u32::MAX));
+                    let holds = truths.get(r) == Some(&Some(true));
+                    if let Some(w) = fired.get_mut(r * words + word) {
+                        *w |= u64::from(holds) << bit;
                     }
                 }
             }
@@ -286,8 +291,8 @@ impl Engine {
             rows.clear();
             for r in 0..n {
                 let mean = env.overall.get(r).copied().unwrap_or(NONE);
-                let f = fired.get(r).map_or(&[][..], |f| &f[..]);
-                let o = self.apply_rules(f, mean);
+                let f = fired.get(r * words..(r + 1) * words).unwrap_or(&[]);
+                let o = k.apply(f, mean);
                 if let (Outcome::Scored(score), Some(x)) = (o, env.overall.get_mut(r)) {
                     *x = score;
                     rows.push(r as u32);
@@ -311,43 +316,27 @@ impl Engine {
             std::mem::swap(&mut env.dims, &mut scores);
 
             for r in 0..n {
-                let f = fired.get(r).map_or(&[][..], |f| &f[..]);
-                let rule = |i: &u32| p.rules.get(*i as usize).map(|r| &r.action);
+                let f = fired.get(r * words..(r + 1) * words).unwrap_or(&[]);
                 let rules_before = out.rules.len();
                 let (overall, overall_grade) =
                     match outcome.get(r).copied().unwrap_or(Outcome::Abstain) {
                         Outcome::Excluded => {
-                            out.rules.extend(
-                                f.iter()
-                                    .copied()
-                                    .filter(|i| rule(i) == Some(&RuleActionIr::Exclude)),
-                            );
+                            each_bit(f, &k.exclude, |i| out.rules.push(i));
                             (0.0, Some(OverallGrade::Excluded))
                         }
                         Outcome::Scored(o) => {
-                            let sets_grade =
-                                |i: &u32| matches!(rule(i), Some(RuleActionIr::SetGrade(_)));
                             let mut grade = overall_grades
                                 .get(r)
                                 .copied()
                                 .flatten()
                                 .map(OverallGrade::Band);
-                            if let Some(first) = f.iter().copied().find(sets_grade) {
+                            if let Some(first) = first_bit(f, &k.set_grade) {
                                 grade = Some(OverallGrade::SetByRule(first));
                             }
                             // Every cap, floor and set grade that fired is recorded (the lowest
                             // cap and the highest floor decided the score), in declaration
-                            // order: `fired` is.
-                            out.rules.extend(f.iter().copied().filter(|i| {
-                                matches!(
-                                    rule(i),
-                                    Some(
-                                        RuleActionIr::Cap(_)
-                                            | RuleActionIr::Floor(_)
-                                            | RuleActionIr::SetGrade(_)
-                                    )
-                                )
-                            }));
+                            // order.
+                            each_bit(f, &k.recorded, |i| out.rules.push(i));
                             (o, grade)
                         }
                         Outcome::Abstain => (NONE, None),
@@ -370,50 +359,103 @@ impl Engine {
                 out.overall.push(overall);
                 out.overall_grade.push(overall_grade);
                 if let Some(fo) = fired_out.as_deref_mut() {
-                    fo.push(f.to_vec());
+                    let mut all_fired = Vec::new();
+                    each_bit(f, &k.all, |i| all_fired.push(i));
+                    fo.push(all_fired);
                 }
             }
             env.overall.iter_mut().for_each(|x| *x = NONE);
             base += n;
         }
     }
+}
+
+/// The rules by what they do, each kind a bit set over rule indices (`words` words of 64), and
+/// each cap's or floor's value by index.
+struct RuleKinds {
+    words: usize,
+    all: Vec<u64>,
+    exclude: Vec<u64>,
+    cap: Vec<u64>,
+    floor: Vec<u64>,
+    set_grade: Vec<u64>,
+    /// Caps, floors and set grades: the rules a label records when the pair is not excluded.
+    recorded: Vec<u64>,
+    values: Vec<f64>,
+}
+
+impl RuleKinds {
+    fn new(rules: &[RuleIr]) -> Self {
+        let words = rules.len().div_ceil(64).max(1);
+        let set = |keep: &dyn Fn(&RuleActionIr) -> bool| {
+            let mut bits = vec![0u64; words];
+            for (i, r) in rules.iter().enumerate() {
+                if keep(&r.action)
+                    && let Some(w) = bits.get_mut(i / 64)
+                {
+                    *w |= 1 << (i % 64);
+                }
+            }
+            bits
+        };
+        RuleKinds {
+            words,
+            all: set(&|_| true),
+            exclude: set(&|a| *a == RuleActionIr::Exclude),
+            cap: set(&|a| matches!(a, RuleActionIr::Cap(_))),
+            floor: set(&|a| matches!(a, RuleActionIr::Floor(_))),
+            set_grade: set(&|a| matches!(a, RuleActionIr::SetGrade(_))),
+            recorded: set(&|a| *a != RuleActionIr::Exclude),
+            values: rules
+                .iter()
+                .map(|r| match r.action {
+                    RuleActionIr::Cap(x) | RuleActionIr::Floor(x) => x,
+                    _ => NONE,
+                })
+                .collect(),
+        }
+    }
 
     /// What the rules that fired make of a pair's weighted mean: exclusion first, then the
     /// lowest cap, then the highest floor.
-    fn apply_rules(&self, fired: &[u32], mean: f64) -> Outcome {
-        let rule = |i: &u32| self.program.rules.get(*i as usize).map(|r| &r.action);
-        if fired
-            .iter()
-            .any(|i| rule(i) == Some(&RuleActionIr::Exclude))
-        {
+    fn apply(&self, fired: &[u64], mean: f64) -> Outcome {
+        if first_bit(fired, &self.exclude).is_some() {
             return Outcome::Excluded;
         }
         if mean.is_nan() {
             return Outcome::Abstain;
         }
-        let cap = fired
-            .iter()
-            .filter_map(|i| match rule(i) {
-                Some(RuleActionIr::Cap(c)) => Some(*c),
-                _ => None,
-            })
-            .min_by(f64::total_cmp);
-        let floor = fired
-            .iter()
-            .filter_map(|i| match rule(i) {
-                Some(RuleActionIr::Floor(f)) => Some(*f),
-                _ => None,
-            })
-            .max_by(f64::total_cmp);
+        let value = |i: u32| self.values.get(i as usize).copied().unwrap_or(NONE);
         let mut o = mean;
-        if let Some(c) = cap {
-            o = o.min(c);
-        }
-        if let Some(f) = floor {
-            o = o.max(f);
-        }
+        let mut cap = f64::INFINITY;
+        each_bit(fired, &self.cap, |i| cap = cap.min(value(i)));
+        o = o.min(cap);
+        let mut floor = f64::NEG_INFINITY;
+        each_bit(fired, &self.floor, |i| floor = floor.max(value(i)));
+        o = o.max(floor);
         Outcome::Scored(o)
     }
+}
+
+/// Calls `f` with each rule index in both bit sets, in increasing order.
+fn each_bit(bits: &[u64], mask: &[u64], mut f: impl FnMut(u32)) {
+    for (k, (b, m)) in bits.iter().zip(mask).enumerate() {
+        let mut w = b & m;
+        while w != 0 {
+            let i = k as u32 * 64 + w.trailing_zeros();
+            w &= w - 1;
+            f(i);
+        }
+    }
+}
+
+/// The lowest rule index in both bit sets.
+fn first_bit(bits: &[u64], mask: &[u64]) -> Option<u32> {
+    bits.iter()
+        .zip(mask)
+        .enumerate()
+        .find(|(_, (b, m))| *b & *m != 0)
+        .map(|(k, (b, m))| k as u32 * 64 + (b & m).trailing_zeros())
 }
 
 /// No grade band.
