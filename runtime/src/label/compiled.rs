@@ -1449,11 +1449,7 @@ impl Compiler<'_> {
                 tri_c(move |e, sel, out| {
                     l(e, sel, out);
                     let mut rest = e.take_sel();
-                    rest.extend(
-                        sel.iter()
-                            .copied()
-                            .filter(|&i| at(out, i as usize, None) != Some(short)),
-                    );
+                    select(sel, &mut rest, |i| at(out, i, None) != Some(short));
                     if !rest.is_empty() {
                         let mut b = e.take_tri();
                         r(e, &rest, &mut b);
@@ -2423,6 +2419,21 @@ fn local_val(l: Option<&Local>) -> ValC {
             })
         }
     }
+}
+
+/// Appends the selected rows that `keep` keeps to `into`, without a branch on `keep`'s answer
+/// (each row is written, and counted only when kept).
+pub(super) fn select(sel: &[u32], into: &mut Vec<u32>, keep: impl Fn(usize) -> bool) {
+    let start = into.len();
+    into.resize(start + sel.len(), 0);
+    let mut n = start;
+    for &r in sel {
+        if let Some(s) = into.get_mut(n) {
+            *s = r;
+        }
+        n += usize::from(keep(r as usize));
+    }
+    into.truncate(n);
 }
 
 /// Splits selected rows by a truth: true rows to `yes`, false rows to `no`, and `undecided`

@@ -3,7 +3,7 @@
 //! exclude, caps (lowest wins), floors (highest wins), set grade.
 
 use super::batch::PairBatch;
-use super::compiled::{Bands, CHUNK, Compiled, Env, NONE, Threshold, compile};
+use super::compiled::{Bands, CHUNK, Compiled, Env, NONE, Threshold, compile, select};
 use super::decode::Pair;
 use super::value::{BaseStrings, Interner};
 use rubric_compiler::lower::ir::*;
@@ -226,13 +226,14 @@ impl Engine {
                     if let Some(g) = grade.get_mut(r) {
                         *g = None;
                     }
-                    if !score.is_nan() {
-                        rows.push(r as u32);
-                        if let Some(x) = env.score.get_mut(r) {
-                            *x = score;
-                        }
+                    if let Some(x) = env.score.get_mut(r) {
+                        *x = score;
                     }
                 }
+                // The rows that have a score are graded.
+                select(&all, &mut rows, |r| {
+                    !dim.get(r).copied().unwrap_or(NONE).is_nan()
+                });
                 if !d.bands.is_empty() {
                     let clauses = p.dimensions.get(i).map_or(&[][..], |d| &d.grades[..]);
                     band(
@@ -253,11 +254,12 @@ impl Engine {
             for r in 0..n {
                 let (mut sum, mut weight) = (0.0, 0.0);
                 for (d, s) in p.dimensions.iter().zip(&scores) {
+                    // Adding zero for a dimension that abstained leaves the sums exactly as
+                    // they were, and spares a branch the data decides.
                     let s = s.get(r).copied().unwrap_or(NONE);
-                    if !s.is_nan() {
-                        sum += d.weight * s;
-                        weight += d.weight;
-                    }
+                    let voted = !s.is_nan();
+                    sum += if voted { d.weight * s } else { 0.0 };
+                    weight += if voted { d.weight } else { 0.0 };
                 }
                 let covered = if self.total_weight > 0.0 {
                     weight / self.total_weight
