@@ -530,6 +530,9 @@ pub(super) struct CompiledDimension {
 pub(super) struct Bands {
     pub conditions: Vec<Option<TriC>>,
     pub thresholds: Option<Vec<Threshold>>,
+    /// Whether each threshold that holds implies the next holds too (`>= 0.8`, then `>= 0.5`,
+    /// then `otherwise`): then the first that holds is the number that do not.
+    pub monotone: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -545,7 +548,7 @@ impl Bands {
             .iter()
             .map(|b| b.when.as_ref().map(|w| c.tri(w, locals)))
             .collect();
-        let thresholds = bands
+        let thresholds: Option<Vec<Threshold>> = bands
             .iter()
             .map(|b| match &b.when {
                 None => Some(Threshold::Always),
@@ -557,9 +560,19 @@ impl Bands {
                 Some(_) => None,
             })
             .collect();
+        let monotone = thresholds.as_deref().is_some_and(|t: &[Threshold]| {
+            t.windows(2).all(|w| match (w[0], w[1]) {
+                (_, Threshold::Always) => true,
+                (Threshold::Always, _) => false,
+                (Threshold::AtLeast(a), Threshold::AtLeast(b)) => a >= b,
+                (Threshold::AtLeast(a), Threshold::Above(b)) => a > b,
+                (Threshold::Above(a), Threshold::AtLeast(b) | Threshold::Above(b)) => a >= b,
+            })
+        });
         Bands {
             conditions,
             thresholds,
+            monotone,
         }
     }
 

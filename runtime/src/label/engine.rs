@@ -183,6 +183,7 @@ impl Engine {
         let mut overall_grades: Vec<Option<u32>> = vec![None; CHUNK];
         let mut outcome: Vec<Outcome> = vec![Outcome::Abstain; CHUNK];
         let mut buf = vec![NONE; CHUNK];
+        let (mut sums, mut weights) = (vec![0.0; CHUNK], vec![0.0; CHUNK]);
         let mut truths = vec![None; CHUNK];
         let mut all: Vec<u32> = Vec::with_capacity(CHUNK);
         let mut rows: Vec<u32> = Vec::with_capacity(CHUNK);
@@ -251,16 +252,24 @@ impl Engine {
 
             // The weighted mean of the dimensions that voted; rules all read the scores before
             // any rule applies.
-            for r in 0..n {
-                let (mut sum, mut weight) = (0.0, 0.0);
-                for (d, s) in p.dimensions.iter().zip(&scores) {
-                    // Adding zero for a dimension that abstained leaves the sums exactly as
-                    // they were, and spares a branch the data decides.
-                    let s = s.get(r).copied().unwrap_or(NONE);
+            // Summed a dimension at a time over the rows (each row's terms still in declaration
+            // order), so the rows' additions do not wait on each other. Adding zero for a
+            // dimension that abstained leaves the sums exactly as they were (every term is
+            // non-negative) and spares a branch the data decides.
+            sums.iter_mut().for_each(|x| *x = 0.0);
+            weights.iter_mut().for_each(|x| *x = 0.0);
+            for (d, s) in p.dimensions.iter().zip(&scores) {
+                for ((sum, weight), s) in sums.iter_mut().zip(weights.iter_mut()).zip(s).take(n) {
                     let voted = !s.is_nan();
-                    sum += if voted { d.weight * s } else { 0.0 };
-                    weight += if voted { d.weight } else { 0.0 };
+                    *sum += if voted { d.weight * s } else { 0.0 };
+                    *weight += if voted { d.weight } else { 0.0 };
                 }
+            }
+            for r in 0..n {
+                let (sum, weight) = (
+                    sums.get(r).copied().unwrap_or(0.0),
+                    weights.get(r).copied().unwrap_or(0.0),
+                );
                 let covered = if self.total_weight > 0.0 {
                     weight / self.total_weight
                 } else {
@@ -576,6 +585,33 @@ enum Outcome {
     Abstain,
 }
 
+/// The first threshold that holds for `x`, found without a branch on the data.
+fn first_holding(thresholds: &[Threshold], monotone: bool, x: f64) -> Option<u32> {
+    let holds = |t: &Threshold| match *t {
+        Threshold::Always => true,
+        Threshold::AtLeast(c) => x >= c,
+        Threshold::Above(c) => x > c,
+    };
+    let (found, first) = if monotone {
+        // Those that hold come last: the first is the number that do not.
+        let missed = thresholds.iter().filter(|t| !holds(t)).count();
+        (missed < thresholds.len(), missed)
+    } else {
+        // Every threshold is tested; those after the first that holds are not counted.
+        let (mut found, mut first) = (false, 0);
+        for t in thresholds {
+            found |= holds(t);
+            first += usize::from(!found);
+        }
+        (found, first)
+    };
+    if found {
+        u32::try_from(first).ok()
+    } else {
+        None
+    }
+}
+
 /// What grade bands grade.
 #[derive(Clone, Copy)]
 enum Subject {
@@ -606,19 +642,7 @@ fn band(
             if x.is_nan() {
                 continue;
             }
-            // The first threshold that holds, counted without a branch on the data: every
-            // threshold is tested, and those after the first that holds are not counted.
-            let (mut found, mut first) = (false, 0u32);
-            for t in thresholds {
-                let holds = match *t {
-                    Threshold::Always => true,
-                    Threshold::AtLeast(c) => x >= c,
-                    Threshold::Above(c) => x > c,
-                };
-                found |= holds;
-                first += u32::from(!found);
-            }
-            if found {
+            if let Some(first) = first_holding(thresholds, bands.monotone, x) {
                 if let Some(g) = grades.get_mut(r as usize) {
                     *g = Some(first);
                 }
@@ -676,4 +700,50 @@ fn band(
     }
     env.give_sel(live);
     env.give_sel(next);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// The first threshold that holds, the obvious way.
+    fn first(thresholds: &[Threshold], x: f64) -> Option<u32> {
+        thresholds
+            .iter()
+            .position(|t| match *t {
+                Threshold::Always => true,
+                Threshold::AtLeast(c) => x >= c,
+                Threshold::Above(c) => x > c,
+            })
+            .map(|i| i as u32)
+    }
+
+    #[test]
+    fn thresholds_are_read_as_the_first_that_holds() {
+        use Threshold::*;
+        let monotone = [AtLeast(0.8), Above(0.5), AtLeast(0.5), Always];
+        let no_otherwise = [AtLeast(1.0), AtLeast(0.6)];
+        let out_of_order = [Above(0.25), AtLeast(0.5), AtLeast(0.1)];
+        for x in [0.0, 0.1, 0.25, 0.3, 0.5, 0.6, 0.8, 0.9, 1.0] {
+            assert_eq!(
+                first_holding(&monotone, true, x),
+                first(&monotone, x),
+                "{x}"
+            );
+            assert_eq!(
+                first_holding(&monotone, false, x),
+                first(&monotone, x),
+                "{x}"
+            );
+            assert_eq!(
+                first_holding(&no_otherwise, true, x),
+                first(&no_otherwise, x)
+            );
+            assert_eq!(
+                first_holding(&out_of_order, false, x),
+                first(&out_of_order, x)
+            );
+        }
+    }
 }
