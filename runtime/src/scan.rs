@@ -3,8 +3,9 @@
 //! visitor one by one, in input order, so that what the visitor accumulates is deterministic and
 //! memory does not grow with the input.
 
+use crate::label::batch::PairBatch;
 use crate::label::decode::{Decoder, RowError};
-use crate::label::engine::{Ctx, Engine, Events, Label, OverallGrade};
+use crate::label::engine::{Ctx, Engine, Events, Label, Labels, OverallGrade};
 use crate::label::value::Interner;
 use rayon::prelude::*;
 use rubric_compiler::check::EXCLUDED;
@@ -90,23 +91,43 @@ pub fn scan(
                     .iter()
                     .map(|e| Events::new(e.program.dimensions.len()))
                     .collect();
-                let out = rows
+                let mut out: Vec<Row> = rows
                     .iter()
-                    .map(|(no, line)| Row {
+                    .map(|(no, _)| Row {
                         line: *no,
-                        outcomes: engines
-                            .iter()
-                            .zip(&decoders)
-                            .zip(strings.iter_mut().zip(events.iter_mut()))
-                            .map(|((engine, decoder), (strings, events))| {
-                                let pair = decoder.decode(*no, line, strings)?;
-                                let mut ctx = Ctx::new(strings, events, None);
-                                let (label, fired) = engine.label_with_fired(&pair, &mut ctx);
-                                Ok(Labeled { label, fired })
-                            })
-                            .collect(),
+                        outcomes: Vec::with_capacity(engines.len()),
                     })
                     .collect();
+                // Each engine decodes the slice's rows into one batch and labels it at once.
+                for ((engine, decoder), (strings, events)) in engines
+                    .iter()
+                    .zip(&decoders)
+                    .zip(strings.iter_mut().zip(events.iter_mut()))
+                {
+                    let mut batch = PairBatch::new(&engine.program);
+                    let mut decoded: Vec<Result<(), RowError>> = Vec::with_capacity(rows.len());
+                    for (no, line) in rows {
+                        decoded.push(decoder.decode(*no, line, strings).map(|p| batch.push(&p)));
+                    }
+                    let (mut labels, mut fired) = (Labels::default(), Vec::new());
+                    let mut ctx = Ctx::new(strings, events, None);
+                    engine.label_batch_with_fired(&batch, &mut ctx, &mut labels, &mut fired);
+                    let mut labeled = labels.iter().zip(fired);
+                    for (row, d) in out.iter_mut().zip(decoded) {
+                        let outcome = d.and_then(|()| match labeled.next() {
+                            Some((label, fired)) => Ok(Labeled {
+                                label: label.to_label(),
+                                fired,
+                            }),
+                            None => Err(RowError {
+                                line: row.line,
+                                path: String::new(),
+                                message: "the engine gave no label for this row".to_string(),
+                            }),
+                        });
+                        row.outcomes.push(outcome);
+                    }
+                }
                 (out, events)
             })
             .collect();

@@ -25,6 +25,12 @@ pub(super) const NONE: f64 = f64::NAN;
 /// Rows evaluated together: every buffer holds one value per row of a chunk.
 pub(super) const CHUNK: usize = 256;
 
+/// The rows of a chunk's buffers for a batch of `n` pairs: a batch smaller than a chunk (one
+/// pair, for `rubric trace` or an example) gets buffers of its own size.
+pub(super) fn chunk_rows(n: usize) -> usize {
+    n.clamp(1, CHUNK)
+}
+
 /// Everything a compiled node may read and write while a chunk of pairs is labeled. Row `r` of
 /// the chunk is pair `base + r` of the batch.
 pub(super) struct Env<'a, 's, 'p> {
@@ -45,10 +51,14 @@ pub(super) struct Env<'a, 's, 'p> {
     pub dims: Vec<Vec<f64>>,
     /// A division by zero or an overflow happened in the dimension being evaluated.
     pub undefined: Vec<bool>,
+    /// The length of every buffer: [`CHUNK`], or fewer for a batch that is smaller.
+    pub rows: usize,
     pool: Pool<'a>,
 }
 
 /// Buffers handed out to nodes and given back, so a chunk allocates nothing after the first.
+/// The pool outlives its `Env`: it goes back to its thread when the `Env` is dropped, so that
+/// labeling one pair after another (`rubric trace`, `test`, `stats`) allocates almost nothing.
 #[derive(Default)]
 struct Pool<'a> {
     nums: Vec<Vec<f64>>,
@@ -59,21 +69,57 @@ struct Pool<'a> {
     keys: Vec<Vec<KeyTuple>>,
 }
 
+thread_local! {
+    /// Each thread's pool, between labelings.
+    static POOL: Cell<Pool<'static>> = const {
+        Cell::new(Pool {
+            nums: Vec::new(),
+            tris: Vec::new(),
+            vals: Vec::new(),
+            sels: Vec::new(),
+            ids: Vec::new(),
+            keys: Vec::new(),
+        })
+    };
+}
+
+/// A buffer of `rows` values from a pool's list (its old values are stale: every node writes a
+/// row before reading it).
+fn pooled<T: Clone>(list: &mut Vec<Vec<T>>, rows: usize, fill: T) -> Vec<T> {
+    let mut b = list.pop().unwrap_or_default();
+    b.resize(rows, fill);
+    b
+}
+
 impl<'a, 's, 'p> Env<'a, 's, 'p> {
     pub fn new(batch: &'a PairBatch, ctx: &'a mut Ctx<'s, 'p>, slots: Slots, dims: usize) -> Self {
+        let rows = chunk_rows(batch.len());
+        // The thread's pool, its values' lifetime shortened to this batch's.
+        let mut pool: Pool<'a> = POOL.take();
         Env {
             batch,
             base: 0,
-            slots: (0..slots.val).map(|_| vec![Val::Abstain; CHUNK]).collect(),
-            num_slots: vec![vec![NONE; CHUNK]; slots.num],
-            tri_slots: vec![vec![None; CHUNK]; slots.tri],
-            id_slots: vec![vec![ABSENT_ID; CHUNK]; slots.id],
+            slots: (0..slots.val)
+                .map(|_| pooled(&mut pool.vals, rows, Val::Abstain))
+                .collect(),
+            num_slots: (0..slots.num)
+                .map(|_| pooled(&mut pool.nums, rows, NONE))
+                .collect(),
+            tri_slots: (0..slots.tri)
+                .map(|_| pooled(&mut pool.tris, rows, None))
+                .collect(),
+            id_slots: (0..slots.id)
+                .map(|_| pooled(&mut pool.ids, rows, ABSENT_ID))
+                .collect(),
             ctx,
-            score: vec![NONE; CHUNK],
-            overall: vec![NONE; CHUNK],
-            dims: vec![vec![NONE; CHUNK]; dims],
-            undefined: vec![false; CHUNK],
-            pool: Pool::default(),
+            score: pooled(&mut pool.nums, rows, NONE),
+            overall: pooled(&mut pool.nums, rows, NONE),
+            dims: (0..dims)
+                .map(|_| pooled(&mut pool.nums, rows, NONE))
+                .collect(),
+            undefined: vec![false; rows],
+            rows,
+            pool,
         }
     }
 
@@ -138,31 +184,25 @@ impl<'a, 's, 'p> Env<'a, 's, 'p> {
     }
 
     pub fn take_num(&mut self) -> Vec<f64> {
-        self.pool.nums.pop().unwrap_or_else(|| vec![NONE; CHUNK])
+        pooled(&mut self.pool.nums, self.rows, NONE)
     }
     pub fn give_num(&mut self, b: Vec<f64>) {
         self.pool.nums.push(b);
     }
     pub fn take_tri(&mut self) -> Vec<Option<bool>> {
-        self.pool.tris.pop().unwrap_or_else(|| vec![None; CHUNK])
+        pooled(&mut self.pool.tris, self.rows, None)
     }
     pub fn give_tri(&mut self, b: Vec<Option<bool>>) {
         self.pool.tris.push(b);
     }
     fn take_id(&mut self) -> Vec<u32> {
-        self.pool
-            .ids
-            .pop()
-            .unwrap_or_else(|| vec![ABSENT_ID; CHUNK])
+        pooled(&mut self.pool.ids, self.rows, ABSENT_ID)
     }
     fn give_id(&mut self, b: Vec<u32>) {
         self.pool.ids.push(b);
     }
     fn take_val(&mut self) -> Vec<Val<'a>> {
-        self.pool
-            .vals
-            .pop()
-            .unwrap_or_else(|| vec![Val::Abstain; CHUNK])
+        pooled(&mut self.pool.vals, self.rows, Val::Abstain)
     }
     fn give_val(&mut self, b: Vec<Val<'a>>) {
         self.pool.vals.push(b);
@@ -178,13 +218,43 @@ impl<'a, 's, 'p> Env<'a, 's, 'p> {
     }
 
     fn take_keys(&mut self) -> Vec<KeyTuple> {
-        self.pool
-            .keys
-            .pop()
-            .unwrap_or_else(|| vec![[None; MAX_KEYS]; CHUNK])
+        pooled(&mut self.pool.keys, self.rows, [None; MAX_KEYS])
     }
     fn give_keys(&mut self, b: Vec<KeyTuple>) {
         self.pool.keys.push(b);
+    }
+}
+
+impl Drop for Env<'_, '_, '_> {
+    /// Gives every buffer back to the thread's pool, emptied of this batch's values.
+    fn drop(&mut self) {
+        let mut pool = std::mem::take(&mut self.pool);
+        pool.nums.append(&mut self.num_slots);
+        pool.nums.append(&mut self.dims);
+        pool.nums.push(std::mem::take(&mut self.score));
+        pool.nums.push(std::mem::take(&mut self.overall));
+        pool.tris.append(&mut self.tri_slots);
+        pool.ids.append(&mut self.id_slots);
+        pool.vals.append(&mut self.slots);
+        // Values may borrow from the batch: the value buffers are emptied, which only re-types
+        // them (`collect` reuses each allocation).
+        let vals = std::mem::take(&mut pool.vals)
+            .into_iter()
+            .map(|mut v| {
+                v.clear();
+                v.into_iter()
+                    .map(|_| Val::Abstain)
+                    .collect::<Vec<Val<'static>>>()
+            })
+            .collect();
+        POOL.set(Pool {
+            nums: pool.nums,
+            tris: pool.tris,
+            vals,
+            sels: pool.sels,
+            ids: pool.ids,
+            keys: pool.keys,
+        });
     }
 }
 
@@ -1923,7 +1993,7 @@ impl Compiler<'_> {
                 val_c(move |e, sel, out| {
                     // Items are read in order; one that is neither a string, an enum value nor
                     // a number makes the list abstain.
-                    let mut lists: Vec<(Vec<u32>, Vec<f64>)> = vec![Default::default(); CHUNK];
+                    let mut lists: Vec<(Vec<u32>, Vec<f64>)> = vec![Default::default(); e.rows];
                     let (mut live, mut next) = (e.take_sel(), e.take_sel());
                     live.extend_from_slice(sel);
                     let mut v = e.take_val();

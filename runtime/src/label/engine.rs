@@ -3,7 +3,7 @@
 //! exclude, caps (lowest wins), floors (highest wins), set grade.
 
 use super::batch::PairBatch;
-use super::compiled::{Bands, CHUNK, Compiled, Env, NONE, Threshold, compile, select};
+use super::compiled::{Bands, CHUNK, Compiled, Env, NONE, Threshold, chunk_rows, compile, select};
 use super::decode::Pair;
 use super::value::{BaseStrings, Interner};
 use rubric_compiler::lower::ir::*;
@@ -147,6 +147,18 @@ impl Engine {
         self.evaluate(batch, ctx, out, None);
     }
 
+    /// Labels every pair of a batch as [`Engine::label_batch`] does, and appends, for each, every
+    /// rule whose condition held (as [`Engine::label_with_fired`]) to `fired`.
+    pub fn label_batch_with_fired(
+        &self,
+        batch: &PairBatch,
+        ctx: &mut Ctx<'_, '_>,
+        out: &mut Labels,
+        fired: &mut Vec<Vec<u32>>,
+    ) {
+        self.evaluate(batch, ctx, out, Some(fired));
+    }
+
     /// A label with nothing decided (never produced: every evaluated pair gets its own).
     fn abstaining(&self, pair: &Pair) -> Label {
         let n = self.program.dimensions.len();
@@ -174,19 +186,20 @@ impl Engine {
         let c = &self.compiled;
         let dims = p.dimensions.len();
         let mut env = Env::new(batch, ctx, c.slots, dims);
-        let mut scores = vec![vec![NONE; CHUNK]; dims];
-        let mut grades = vec![vec![None; CHUNK]; dims];
+        let rows_per_chunk = chunk_rows(batch.len());
+        let mut scores = vec![vec![NONE; rows_per_chunk]; dims];
+        let mut grades = vec![vec![None; rows_per_chunk]; dims];
         let k = &self.rule_kinds;
         let words = k.words;
         // Each row's fired rules as a bit set of `words` words.
-        let mut fired = vec![0u64; CHUNK * words];
-        let mut overall_grades: Vec<Option<u32>> = vec![None; CHUNK];
-        let mut outcome: Vec<Outcome> = vec![Outcome::Abstain; CHUNK];
-        let mut buf = vec![NONE; CHUNK];
-        let (mut sums, mut weights) = (vec![0.0; CHUNK], vec![0.0; CHUNK]);
-        let mut truths = vec![None; CHUNK];
-        let mut all: Vec<u32> = Vec::with_capacity(CHUNK);
-        let mut rows: Vec<u32> = Vec::with_capacity(CHUNK);
+        let mut fired = vec![0u64; rows_per_chunk * words];
+        let mut overall_grades: Vec<Option<u32>> = vec![None; rows_per_chunk];
+        let mut outcome: Vec<Outcome> = vec![Outcome::Abstain; rows_per_chunk];
+        let mut buf = vec![NONE; rows_per_chunk];
+        let (mut sums, mut weights) = (vec![0.0; rows_per_chunk], vec![0.0; rows_per_chunk]);
+        let mut truths = vec![None; rows_per_chunk];
+        let mut all: Vec<u32> = Vec::with_capacity(rows_per_chunk);
+        let mut rows: Vec<u32> = Vec::with_capacity(rows_per_chunk);
         let mut base = 0;
         while base < batch.len() {
             let n = (batch.len() - base).min(CHUNK);
