@@ -135,14 +135,7 @@ impl Column {
                     kind,
                 },
                 Val::Ids(seq, k),
-            ) if k == kind => {
-                items.extend_from_slice(seq);
-                let Ok(end) = u32::try_from(items.len()) else {
-                    return false;
-                };
-                starts.push(end);
-                missing.push(false);
-            }
+            ) if k == kind => return push_seq(starts, items, missing, seq),
             (
                 Column::Nums {
                     starts,
@@ -150,14 +143,7 @@ impl Column {
                     missing,
                 },
                 Val::Nums(seq),
-            ) => {
-                items.extend_from_slice(seq);
-                let Ok(end) = u32::try_from(items.len()) else {
-                    return false;
-                };
-                starts.push(end);
-                missing.push(false);
-            }
+            ) => return push_seq(starts, items, missing, seq),
             (
                 Column::Ids {
                     starts, missing, ..
@@ -231,6 +217,23 @@ impl Column {
     fn into_vals(self) -> Vec<Val<'static>> {
         (0..self.len()).map(|i| owned(&self.val(i))).collect()
     }
+}
+
+/// Appends one sequence to a column of sequences; false when the column cannot hold it (its
+/// items would pass `u32::MAX`).
+fn push_seq<T: Copy>(
+    starts: &mut Vec<u32>,
+    items: &mut Vec<T>,
+    missing: &mut Vec<bool>,
+    seq: &[T],
+) -> bool {
+    let Ok(end) = u32::try_from(items.len() + seq.len()) else {
+        return false;
+    };
+    items.extend_from_slice(seq);
+    starts.push(end);
+    missing.push(false);
+    true
 }
 
 /// Pair `i`'s value in a column of id sets or lists, borrowing from it.

@@ -1009,6 +1009,42 @@ impl Compiler<'_> {
         found
     }
 
+    /// An `if` or a `when` for a consumer of a plain result, each branch compiled by `then`;
+    /// `absent` where a condition cannot be decided.
+    fn branches<T: Copy + Send + Sync + 'static>(
+        &mut self,
+        node: &Node,
+        locals: &[Local],
+        then: fn(&mut Self, &Node, &[Local]) -> Code<T>,
+        absent: T,
+    ) -> Code<T> {
+        match node {
+            Node::If {
+                cond,
+                then: yes,
+                otherwise,
+                then_clause,
+                else_clause,
+            } => {
+                let c = self.tri(cond, locals);
+                let (t, o) = (then(self, yes, locals), then(self, otherwise, locals));
+                if_code(c, t, o, (*then_clause, *else_clause), absent)
+            }
+            Node::When {
+                arms,
+                otherwise,
+                otherwise_clause,
+            } => {
+                let arms = self.when_arms(arms, locals, then);
+                let o = then(self, otherwise, locals);
+                when_code(arms, o, *otherwise_clause, absent)
+            }
+            _ => Box::new(move |_: &mut Env<'_, '_, '_>, sel: &[u32], out: &mut [T]| {
+                each(sel, out, |_| absent)
+            }),
+        }
+    }
+
     /// A `when` chain's arms: each condition as a truth, each result as `then` compiles it.
     fn when_arms<T>(
         &mut self,
@@ -1122,26 +1158,7 @@ impl Compiler<'_> {
                     e.give_sel(missing);
                 })
             }
-            Node::If {
-                cond,
-                then,
-                otherwise,
-                then_clause,
-                else_clause,
-            } => {
-                let c = self.tri(cond, locals);
-                let (t, o) = (self.num(then, locals), self.num(otherwise, locals));
-                if_code(c, t, o, (*then_clause, *else_clause), NONE)
-            }
-            Node::When {
-                arms,
-                otherwise,
-                otherwise_clause,
-            } => {
-                let arms = self.when_arms(arms, locals, Self::num);
-                let o = self.num(otherwise, locals);
-                when_code(arms, o, *otherwise_clause, NONE)
-            }
+            Node::If { .. } | Node::When { .. } => self.branches(node, locals, Self::num, NONE),
             Node::Match { scrutinee, arms }
                 if self.ty(scrutinee, locals) == Ty::Num
                     && arms
@@ -1206,26 +1223,25 @@ impl Compiler<'_> {
             Node::Call { builtin, args } => self.builtin_num(*builtin, args, locals),
             Node::CallFn { function, args } => {
                 match self.call(*function, args, locals, Repr::Num) {
-                    Some((prelude, Body::Num(body), range)) => num_c(move |e, sel, out| {
-                        each(sel, out, |_| NONE);
-                        let mut live = e.take_sel();
-                        live.extend_from_slice(sel);
-                        prelude(e, &mut live);
-                        if !live.is_empty() {
-                            body(e, &live, out);
-                        }
-                        if let Some([lo, hi]) = range {
+                    Some((prelude, Body::Num(body), range)) => {
+                        let call = call_code(prelude, body, NONE);
+                        let Some([lo, hi]) = range else {
+                            return call;
+                        };
+                        // A result outside the declared range is clamped and counted (a call
+                        // that abstained is NaN: not counted).
+                        num_c(move |e, sel, out| {
+                            call(e, sel, out);
                             let mut clamped = 0;
-                            update(&live, out, |_, x| {
+                            update(sel, out, |_, x| {
                                 if !x.is_nan() && !(lo..=hi).contains(x) {
                                     clamped += 1;
                                     *x = x.clamp(lo, hi);
                                 }
                             });
                             e.ctx.events.function_clamped += clamped;
-                        }
-                        e.give_sel(live);
-                    }),
+                        })
+                    }
                     _ => num_c(|_, sel, out| each(sel, out, |_| NONE)),
                 }
             }
@@ -1627,38 +1643,10 @@ impl Compiler<'_> {
                     e.give_sel(missing);
                 })
             }
-            Node::If {
-                cond,
-                then,
-                otherwise,
-                then_clause,
-                else_clause,
-            } => {
-                let c = self.tri(cond, locals);
-                let (t, o) = (self.tri(then, locals), self.tri(otherwise, locals));
-                if_code(c, t, o, (*then_clause, *else_clause), None)
-            }
-            Node::When {
-                arms,
-                otherwise,
-                otherwise_clause,
-            } => {
-                let arms = self.when_arms(arms, locals, Self::tri);
-                let o = self.tri(otherwise, locals);
-                when_code(arms, o, *otherwise_clause, None)
-            }
+            Node::If { .. } | Node::When { .. } => self.branches(node, locals, Self::tri, None),
             Node::CallFn { function, args } => {
                 match self.call(*function, args, locals, Repr::Tri) {
-                    Some((prelude, Body::Tri(body), _)) => tri_c(move |e, sel, out| {
-                        each(sel, out, |_| None);
-                        let mut live = e.take_sel();
-                        live.extend_from_slice(sel);
-                        prelude(e, &mut live);
-                        if !live.is_empty() {
-                            body(e, &live, out);
-                        }
-                        e.give_sel(live);
-                    }),
+                    Some((prelude, Body::Tri(body), _)) => call_code(prelude, body, None),
                     _ => tri_c(|_, sel, out| each(sel, out, |_| None)),
                 }
             }
@@ -2126,37 +2114,9 @@ impl Compiler<'_> {
                     e.give_sel(missing);
                 })
             }
-            Node::If {
-                cond,
-                then,
-                otherwise,
-                then_clause,
-                else_clause,
-            } => {
-                let c = self.tri(cond, locals);
-                let (t, o) = (self.id(then, locals), self.id(otherwise, locals));
-                if_code(c, t, o, (*then_clause, *else_clause), ABSENT_ID)
-            }
-            Node::When {
-                arms,
-                otherwise,
-                otherwise_clause,
-            } => {
-                let arms = self.when_arms(arms, locals, Self::id);
-                let o = self.id(otherwise, locals);
-                when_code(arms, o, *otherwise_clause, ABSENT_ID)
-            }
+            Node::If { .. } | Node::When { .. } => self.branches(node, locals, Self::id, ABSENT_ID),
             Node::CallFn { function, args } => match self.call(*function, args, locals, Repr::Id) {
-                Some((prelude, Body::Id(body), _)) => id_c(move |e, sel, out| {
-                    each(sel, out, |_| ABSENT_ID);
-                    let mut live = e.take_sel();
-                    live.extend_from_slice(sel);
-                    prelude(e, &mut live);
-                    if !live.is_empty() {
-                        body(e, &live, out);
-                    }
-                    e.give_sel(live);
-                }),
+                Some((prelude, Body::Id(body), _)) => call_code(prelude, body, ABSENT_ID),
                 _ => id_c(|_, sel, out| each(sel, out, |_| ABSENT_ID)),
             },
             _ => {
@@ -2731,6 +2691,25 @@ fn set_binary<'a>(op: BinOp, a: &Val<'_>, b: &Val<'_>) -> Val<'a> {
         (Val::Num(x), Val::Num(y)) if op == BinOp::Sub => from_num(finite(x - y)),
         _ => Val::Abstain,
     }
+}
+
+/// A call with a plain result: the arguments go to the parameters' slots, and the body runs for
+/// the rows where none abstained; the others get `absent`.
+fn call_code<T: Copy + Send + Sync + 'static>(
+    prelude: Prelude,
+    body: Arc<Code<T>>,
+    absent: T,
+) -> Code<T> {
+    Box::new(move |e: &mut Env<'_, '_, '_>, sel: &[u32], out: &mut [T]| {
+        each(sel, out, |_| absent);
+        let mut live = e.take_sel();
+        live.extend_from_slice(sel);
+        prelude(e, &mut live);
+        if !live.is_empty() {
+            body(e, &live, out);
+        }
+        e.give_sel(live);
+    })
 }
 
 /// An `if` over code of a plain result: the branch its condition picks, `absent` when undecided.
