@@ -2382,58 +2382,53 @@ fn copy_rows<T: Copy>(sel: &[u32], from: &[T], to: &mut [T]) {
     }
 }
 
+/// Reads a `let` or a parameter in a plain representation: straight from its column when it is
+/// held that way (`own`), converted from a value when it is held as one, else `absent`.
+fn local_plain<T: Copy + Send + Sync + 'static>(
+    l: Option<&Local>,
+    own: SlotKind,
+    own_slots: for<'e> fn(&'e Env<'_, '_, '_>) -> &'e [Vec<T>],
+    from_val: fn(&Val<'_>) -> T,
+    absent: T,
+) -> Code<T> {
+    let slot = match l {
+        Some(&Local { slot, kind, .. }) if kind == own || kind == SlotKind::Val => slot,
+        _ => {
+            return Box::new(move |_: &mut Env<'_, '_, '_>, sel: &[u32], out: &mut [T]| {
+                each(sel, out, |_| absent)
+            });
+        }
+    };
+    if l.is_some_and(|l| l.kind == own) {
+        return Box::new(
+            move |e: &mut Env<'_, '_, '_>, sel: &[u32], out: &mut [T]| match own_slots(e).get(slot)
+            {
+                Some(v) => each(sel, out, |r| at(v, r, absent)),
+                None => each(sel, out, |_| absent),
+            },
+        );
+    }
+    Box::new(
+        move |e: &mut Env<'_, '_, '_>, sel: &[u32], out: &mut [T]| match e.slots.get(slot) {
+            Some(v) => each(sel, out, |r| row(v, r).map_or(absent, from_val)),
+            None => each(sel, out, |_| absent),
+        },
+    )
+}
+
 /// Reads a `let` or a parameter as a number.
 fn local_num(l: Option<&Local>) -> NumC {
-    let Some(&Local { slot, kind, .. }) = l else {
-        return num_c(|_, sel, out| each(sel, out, |_| NONE));
-    };
-    match kind {
-        SlotKind::Num => num_c(move |e, sel, out| match e.num_slots.get(slot) {
-            Some(v) => each(sel, out, |r| at(v, r, NONE)),
-            None => each(sel, out, |_| NONE),
-        }),
-        SlotKind::Val => num_c(move |e, sel, out| match e.slots.get(slot) {
-            Some(v) => each(sel, out, |r| row(v, r).map_or(NONE, num_or_none)),
-            None => each(sel, out, |_| NONE),
-        }),
-        SlotKind::Tri | SlotKind::Id => num_c(|_, sel, out| each(sel, out, |_| NONE)),
-    }
+    local_plain(l, SlotKind::Num, |e| &e.num_slots, num_or_none, NONE)
 }
 
 /// Reads a `let` or a parameter as a truth.
 fn local_tri(l: Option<&Local>) -> TriC {
-    let Some(&Local { slot, kind, .. }) = l else {
-        return tri_c(|_, sel, out| each(sel, out, |_| None));
-    };
-    match kind {
-        SlotKind::Tri => tri_c(move |e, sel, out| match e.tri_slots.get(slot) {
-            Some(v) => each(sel, out, |r| at(v, r, None)),
-            None => each(sel, out, |_| None),
-        }),
-        SlotKind::Val => tri_c(move |e, sel, out| match e.slots.get(slot) {
-            Some(v) => each(sel, out, |r| row(v, r).and_then(tri_of)),
-            None => each(sel, out, |_| None),
-        }),
-        SlotKind::Num | SlotKind::Id => tri_c(|_, sel, out| each(sel, out, |_| None)),
-    }
+    local_plain(l, SlotKind::Tri, |e| &e.tri_slots, tri_of, None)
 }
 
 /// Reads a `let` or a parameter as an id.
 fn local_id(l: Option<&Local>) -> IdC {
-    let Some(&Local { slot, kind, .. }) = l else {
-        return id_c(|_, sel, out| each(sel, out, |_| ABSENT_ID));
-    };
-    match kind {
-        SlotKind::Id => id_c(move |e, sel, out| match e.id_slots.get(slot) {
-            Some(v) => each(sel, out, |r| at(v, r, ABSENT_ID)),
-            None => each(sel, out, |_| ABSENT_ID),
-        }),
-        SlotKind::Val => id_c(move |e, sel, out| match e.slots.get(slot) {
-            Some(v) => each(sel, out, |r| row(v, r).map_or(ABSENT_ID, id_of)),
-            None => each(sel, out, |_| ABSENT_ID),
-        }),
-        SlotKind::Num | SlotKind::Tri => id_c(|_, sel, out| each(sel, out, |_| ABSENT_ID)),
-    }
+    local_plain(l, SlotKind::Id, |e| &e.id_slots, id_of, ABSENT_ID)
 }
 
 /// Reads a `let` or a parameter as a value.
