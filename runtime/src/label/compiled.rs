@@ -126,33 +126,9 @@ impl<'a, 's, 'p> Env<'a, 's, 'p> {
     /// Evaluates a `let` into its slot for the selected rows.
     pub fn set_slot(&mut self, slot: usize, code: &SlotCode, sel: &[u32]) {
         match code {
-            SlotCode::Num(c) => {
-                if let Some(s) = self.num_slots.get_mut(slot) {
-                    let mut column = std::mem::take(s);
-                    c(self, sel, &mut column);
-                    if let Some(s) = self.num_slots.get_mut(slot) {
-                        *s = column;
-                    }
-                }
-            }
-            SlotCode::Tri(c) => {
-                if let Some(s) = self.tri_slots.get_mut(slot) {
-                    let mut column = std::mem::take(s);
-                    c(self, sel, &mut column);
-                    if let Some(s) = self.tri_slots.get_mut(slot) {
-                        *s = column;
-                    }
-                }
-            }
-            SlotCode::Id(c) => {
-                if let Some(s) = self.id_slots.get_mut(slot) {
-                    let mut column = std::mem::take(s);
-                    c(self, sel, &mut column);
-                    if let Some(s) = self.id_slots.get_mut(slot) {
-                        *s = column;
-                    }
-                }
-            }
+            SlotCode::Num(c) => run_into_slot(self, |e| &mut e.num_slots, slot, c, sel),
+            SlotCode::Tri(c) => run_into_slot(self, |e| &mut e.tri_slots, slot, c, sel),
+            SlotCode::Id(c) => run_into_slot(self, |e| &mut e.id_slots, slot, c, sel),
             SlotCode::Val(c) => {
                 if let Some(s) = self.slots.get_mut(slot) {
                     let mut column = std::mem::take(s);
@@ -222,6 +198,25 @@ impl<'a, 's, 'p> Env<'a, 's, 'p> {
     }
     fn give_keys(&mut self, b: Vec<KeyTuple>) {
         self.pool.keys.push(b);
+    }
+}
+
+/// Runs code of a plain result into one of the `Env`'s slot columns (taken out while the code
+/// runs, so the code can read the other slots).
+fn run_into_slot<T>(
+    e: &mut Env<'_, '_, '_>,
+    columns: for<'e> fn(&'e mut Env<'_, '_, '_>) -> &'e mut Vec<Vec<T>>,
+    slot: usize,
+    code: &Code<T>,
+    sel: &[u32],
+) {
+    let Some(s) = columns(e).get_mut(slot) else {
+        return;
+    };
+    let mut values = std::mem::take(s);
+    code(e, sel, &mut values);
+    if let Some(s) = columns(e).get_mut(slot) {
+        *s = values;
     }
 }
 
