@@ -1,6 +1,7 @@
-//! The labeling engine: evaluates a labeling program on one decoded pair. Dimension scores (or
-//! abstentions), grades, the weighted overall score, then the rules in their fixed order:
-//! exclude, caps (lowest wins), floors (highest wins), set grade.
+//! The labeling engine: evaluates a labeling program on a batch of decoded pairs, a chunk of rows
+//! at a time (or on one pair, as a batch of one). Dimension scores (or abstentions), grades, the
+//! weighted overall score, then the rules in their fixed order: exclude, caps (lowest wins),
+//! floors (highest wins), set grade. Labels are written by column (`Labels`).
 
 use super::batch::PairBatch;
 use super::compiled::{Bands, CHUNK, Compiled, Env, NONE, Threshold, chunk_rows, compile, select};
