@@ -6,8 +6,9 @@ use super::compile::compile_or_report;
 use super::report::ReportArgs;
 use super::{EXIT_PROBLEMS, EXIT_USAGE};
 use rubric_runtime::examples::{coverage_report, meets, results_table, run_policy_examples};
+use rubric_runtime::label::batch::PairBatch;
 use rubric_runtime::label::decode::Decoder;
-use rubric_runtime::label::engine::{Ctx, Engine, Events};
+use rubric_runtime::label::engine::{Ctx, Engine, Events, Labels};
 use rubric_runtime::label::value::Interner;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -54,6 +55,17 @@ pub fn run(args: Args) -> ExitCode {
         let mut strings = Interner::new(&engine.strings);
         let mut events = Events::new(engine.program.dimensions.len());
         let (mut rows, mut bad) = (0u64, 0u64);
+        // Pairs are labeled a batch at a time; the batch's strings are forgotten after it.
+        let mut batch = PairBatch::new(&engine.program);
+        let mut labels = Labels::default();
+        let mut flush =
+            |batch: &mut PairBatch, strings: &mut Interner<'_>, hits: &mut Vec<bool>| {
+                let mut ctx = Ctx::new(strings, &mut events, Some(hits));
+                labels.clear();
+                engine.label_batch(batch, &mut ctx, &mut labels);
+                batch.clear();
+                strings.clear();
+            };
         for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
             let line = match line {
                 Ok(l) => l,
@@ -68,8 +80,10 @@ pub fn run(args: Args) -> ExitCode {
             rows += 1;
             match decoder.decode(i as u64 + 1, &line, &mut strings) {
                 Ok(pair) => {
-                    let mut ctx = Ctx::new(&mut strings, &mut events, Some(&mut hits));
-                    engine.label(&pair, &mut ctx);
+                    batch.push(&pair);
+                    if batch.len() >= 4096 {
+                        flush(&mut batch, &mut strings, &mut hits);
+                    }
                 }
                 Err(e) => {
                     bad += 1;
@@ -78,10 +92,8 @@ pub fn run(args: Args) -> ExitCode {
                     }
                 }
             }
-            if rows % 65536 == 0 {
-                strings.clear();
-            }
         }
+        flush(&mut batch, &mut strings, &mut hits);
         println!(
             "dataset `{}`: {rows} pairs ({bad} unreadable)",
             data.display()
