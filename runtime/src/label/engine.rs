@@ -8,6 +8,7 @@ use super::compiled::{Bands, CHUNK, Compiled, Env, NONE, Threshold, chunk_rows, 
 use super::decode::Pair;
 use super::value::{BaseStrings, Interner};
 use rubric_compiler::lower::ir::*;
+use std::sync::Mutex;
 
 /// What a pair's overall grade is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +74,9 @@ pub struct Engine {
     compiled: Compiled,
     rule_kinds: RuleKinds,
     total_weight: f64,
+    /// Batches and labels for labeling one pair at a time, kept between calls so that each call
+    /// does not allocate a batch's columns again.
+    spare: Mutex<Vec<(PairBatch, Labels)>>,
 }
 
 /// Per-evaluation state: the batch's strings, optional clause hits, the events counted.
@@ -116,30 +120,45 @@ impl Engine {
             strings,
             compiled,
             total_weight,
+            spare: Mutex::new(Vec::new()),
         }
     }
 
     /// Labels one pair.
     pub fn label(&self, pair: &Pair, ctx: &mut Ctx<'_, '_>) -> Label {
-        let batch = PairBatch::of(&self.program, [pair.clone()]);
-        let mut out = Labels::default();
-        self.evaluate(&batch, ctx, &mut out, None);
-        out.get(0)
-            .map_or_else(|| self.abstaining(pair), |l| l.to_label())
+        self.label_one(pair, ctx, None)
     }
 
     /// Labels one pair, and also returns every rule whose condition held, by index in
     /// declaration order, whether or not it took effect (a higher cap, an exclusion or an
     /// abstaining overall score can keep a fired rule out of `Label::rules`).
     pub fn label_with_fired(&self, pair: &Pair, ctx: &mut Ctx<'_, '_>) -> (Label, Vec<u32>) {
-        let batch = PairBatch::of(&self.program, [pair.clone()]);
-        let mut out = Labels::default();
         let mut fired = Vec::new();
-        self.evaluate(&batch, ctx, &mut out, Some(&mut fired));
+        let label = self.label_one(pair, ctx, Some(&mut fired));
+        (label, fired.pop().unwrap_or_default())
+    }
+
+    /// Labels one pair as a batch of one, with a spare batch and labels when there is one.
+    fn label_one(
+        &self,
+        pair: &Pair,
+        ctx: &mut Ctx<'_, '_>,
+        fired: Option<&mut Vec<Vec<u32>>>,
+    ) -> Label {
+        let spare = self.spare.lock().ok().and_then(|mut s| s.pop());
+        let (mut batch, mut out) =
+            spare.unwrap_or_else(|| (PairBatch::new(&self.program), Labels::default()));
+        batch.clear();
+        out.clear();
+        batch.push(pair);
+        self.evaluate(&batch, ctx, &mut out, fired);
         let label = out
             .get(0)
             .map_or_else(|| self.abstaining(pair), |l| l.to_label());
-        (label, fired.pop().unwrap_or_default())
+        if let Ok(mut s) = self.spare.lock() {
+            s.push((batch, out));
+        }
+        label
     }
 
     /// Labels every pair of a batch, in order, appending to `out`: the fast path, with no
