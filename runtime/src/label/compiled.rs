@@ -1772,25 +1772,9 @@ impl Compiler<'_> {
             } => {
                 let c = self.tri(cond, locals);
                 let (t, o) = (self.val(then, locals), self.val(otherwise, locals));
-                let (tc, ec) = (*then_clause, *else_clause);
+                let clauses = (*then_clause, *else_clause);
                 val_c(move |e, sel, out| {
-                    let mut cond = e.take_tri();
-                    c(e, sel, &mut cond);
-                    let (mut yes, mut no) = (e.take_sel(), e.take_sel());
-                    partition(sel, &cond, &mut yes, &mut no, |r| {
-                        each(&[r], out, |_| Val::Abstain)
-                    });
-                    e.give_tri(cond);
-                    if !yes.is_empty() {
-                        e.ctx.hit(tc);
-                        t(e, &yes, out);
-                    }
-                    if !no.is_empty() {
-                        e.ctx.hit(ec);
-                        o(e, &no, out);
-                    }
-                    e.give_sel(yes);
-                    e.give_sel(no);
+                    if_rows(e, sel, out, (&c, &t, &o), clauses, || Val::Abstain, run_val)
                 })
             }
             Node::When {
@@ -1802,33 +1786,7 @@ impl Compiler<'_> {
                 let o = self.val(otherwise, locals);
                 let oc = *otherwise_clause;
                 val_c(move |e, sel, out| {
-                    let (mut live, mut yes, mut rest) = (e.take_sel(), e.take_sel(), e.take_sel());
-                    live.extend_from_slice(sel);
-                    let mut cond = e.take_tri();
-                    for (w, t, c) in &arms {
-                        if live.is_empty() {
-                            break;
-                        }
-                        w(e, &live, &mut cond);
-                        yes.clear();
-                        rest.clear();
-                        partition(&live, &cond, &mut yes, &mut rest, |r| {
-                            each(&[r], out, |_| Val::Abstain)
-                        });
-                        if !yes.is_empty() {
-                            e.ctx.hit(*c);
-                            t(e, &yes, out);
-                        }
-                        std::mem::swap(&mut live, &mut rest);
-                    }
-                    if !live.is_empty() {
-                        e.ctx.hit(oc);
-                        o(e, &live, out);
-                    }
-                    e.give_tri(cond);
-                    e.give_sel(live);
-                    e.give_sel(yes);
-                    e.give_sel(rest);
+                    when_rows(e, sel, out, (&arms, &o), oc, || Val::Abstain, run_val)
                 })
             }
             Node::Match { scrutinee, arms } => {
@@ -2702,32 +2660,98 @@ fn call_code<T: Copy + Send + Sync + 'static>(
     })
 }
 
+/// Runs an `if` for the selected rows: the condition, then each branch for the rows it picks
+/// (clause hits where some row took it); `absent()` where the condition is undecided. Shared by
+/// every representation: `run` runs a branch's code.
+fn if_rows<'a, 's, 'p, T, B>(
+    e: &mut Env<'a, 's, 'p>,
+    sel: &[u32],
+    out: &mut [T],
+    (c, then, otherwise): (&TriC, &B, &B),
+    (then_clause, else_clause): (u32, u32),
+    absent: impl Fn() -> T,
+    run: impl Fn(&B, &mut Env<'a, 's, 'p>, &[u32], &mut [T]),
+) {
+    let mut cond = e.take_tri();
+    c(e, sel, &mut cond);
+    let (mut yes, mut no) = (e.take_sel(), e.take_sel());
+    partition(sel, &cond, &mut yes, &mut no, |r| {
+        each(&[r], out, |_| absent())
+    });
+    e.give_tri(cond);
+    if !yes.is_empty() {
+        e.ctx.hit(then_clause);
+        run(then, e, &yes, out);
+    }
+    if !no.is_empty() {
+        e.ctx.hit(else_clause);
+        run(otherwise, e, &no, out);
+    }
+    e.give_sel(yes);
+    e.give_sel(no);
+}
+
+/// Runs a `when` chain for the selected rows: each arm's condition on the rows still undecided,
+/// its result for those it holds for; `absent()` as soon as an arm cannot be decided; then
+/// `otherwise` for the rest. Shared by every representation, as [`if_rows`].
+fn when_rows<'a, 's, 'p, T, B>(
+    e: &mut Env<'a, 's, 'p>,
+    sel: &[u32],
+    out: &mut [T],
+    (arms, otherwise): (&[(TriC, B, u32)], &B),
+    otherwise_clause: u32,
+    absent: impl Fn() -> T,
+    run: impl Fn(&B, &mut Env<'a, 's, 'p>, &[u32], &mut [T]),
+) {
+    let (mut live, mut yes, mut rest) = (e.take_sel(), e.take_sel(), e.take_sel());
+    live.extend_from_slice(sel);
+    let mut cond = e.take_tri();
+    for (w, t, c) in arms {
+        if live.is_empty() {
+            break;
+        }
+        w(e, &live, &mut cond);
+        yes.clear();
+        rest.clear();
+        partition(&live, &cond, &mut yes, &mut rest, |r| {
+            each(&[r], out, |_| absent())
+        });
+        if !yes.is_empty() {
+            e.ctx.hit(*c);
+            run(t, e, &yes, out);
+        }
+        std::mem::swap(&mut live, &mut rest);
+    }
+    if !live.is_empty() {
+        e.ctx.hit(otherwise_clause);
+        run(otherwise, e, &live, out);
+    }
+    e.give_tri(cond);
+    e.give_sel(live);
+    e.give_sel(yes);
+    e.give_sel(rest);
+}
+
+/// Runs code of a plain result.
+fn run_code<T>(code: &Code<T>, e: &mut Env<'_, '_, '_>, sel: &[u32], out: &mut [T]) {
+    code(e, sel, out)
+}
+
+/// Runs code of a value.
+fn run_val<'a>(code: &ValC, e: &mut Env<'a, '_, '_>, sel: &[u32], out: &mut [Val<'a>]) {
+    code(e, sel, out)
+}
+
 /// An `if` over code of a plain result: the branch its condition picks, `absent` when undecided.
 fn if_code<T: Copy + Send + Sync + 'static>(
     c: TriC,
     t: Code<T>,
     o: Code<T>,
-    (then_clause, else_clause): (u32, u32),
+    clauses: (u32, u32),
     absent: T,
 ) -> Code<T> {
     Box::new(move |e: &mut Env<'_, '_, '_>, sel: &[u32], out: &mut [T]| {
-        let mut cond = e.take_tri();
-        c(e, sel, &mut cond);
-        let (mut yes, mut no) = (e.take_sel(), e.take_sel());
-        partition(sel, &cond, &mut yes, &mut no, |r| {
-            each(&[r], out, |_| absent)
-        });
-        e.give_tri(cond);
-        if !yes.is_empty() {
-            e.ctx.hit(then_clause);
-            t(e, &yes, out);
-        }
-        if !no.is_empty() {
-            e.ctx.hit(else_clause);
-            o(e, &no, out);
-        }
-        e.give_sel(yes);
-        e.give_sel(no);
+        if_rows(e, sel, out, (&c, &t, &o), clauses, || absent, run_code)
     })
 }
 
@@ -2740,33 +2764,15 @@ fn when_code<T: Copy + Send + Sync + 'static>(
     absent: T,
 ) -> Code<T> {
     Box::new(move |e: &mut Env<'_, '_, '_>, sel: &[u32], out: &mut [T]| {
-        let (mut live, mut yes, mut rest) = (e.take_sel(), e.take_sel(), e.take_sel());
-        live.extend_from_slice(sel);
-        let mut cond = e.take_tri();
-        for (w, t, c) in &arms {
-            if live.is_empty() {
-                break;
-            }
-            w(e, &live, &mut cond);
-            yes.clear();
-            rest.clear();
-            partition(&live, &cond, &mut yes, &mut rest, |r| {
-                each(&[r], out, |_| absent)
-            });
-            if !yes.is_empty() {
-                e.ctx.hit(*c);
-                t(e, &yes, out);
-            }
-            std::mem::swap(&mut live, &mut rest);
-        }
-        if !live.is_empty() {
-            e.ctx.hit(otherwise_clause);
-            otherwise(e, &live, out);
-        }
-        e.give_tri(cond);
-        e.give_sel(live);
-        e.give_sel(yes);
-        e.give_sel(rest);
+        when_rows(
+            e,
+            sel,
+            out,
+            (&arms, &otherwise),
+            otherwise_clause,
+            || absent,
+            run_code,
+        )
     })
 }
 
