@@ -1241,13 +1241,7 @@ impl Compiler<'_> {
                 }
             }
             Node::Lookup { .. } | Node::List(_) | Node::Match { .. } | Node::Binary { .. } => {
-                let v = self.val(node, locals);
-                num_c(move |e, sel, out| {
-                    let mut vs = e.take_val();
-                    v(e, sel, &mut vs);
-                    each(sel, out, |r| row(&vs, r).map_or(NONE, num_or_none));
-                    e.give_val(vs);
-                })
+                plain_of_val(self.val(node, locals), num_or_none, NONE)
             }
             Node::Not(_) | Node::Missing(_) => {
                 let t = self.tri(node, locals);
@@ -1432,13 +1426,7 @@ impl Compiler<'_> {
                 })
             }
             Builtin::Lower | Builtin::Contains => {
-                let v = self.builtin_val(b, args, locals);
-                num_c(move |e, sel, out| {
-                    let mut vs = e.take_val();
-                    v(e, sel, &mut vs);
-                    each(sel, out, |r| row(&vs, r).map_or(NONE, num_or_none));
-                    e.give_val(vs);
-                })
+                plain_of_val(self.builtin_val(b, args, locals), num_or_none, NONE)
             }
         }
     }
@@ -1645,15 +1633,7 @@ impl Compiler<'_> {
                     _ => tri_c(|_, sel, out| each(sel, out, |_| None)),
                 }
             }
-            _ => {
-                let v = self.val(node, locals);
-                tri_c(move |e, sel, out| {
-                    let mut vs = e.take_val();
-                    v(e, sel, &mut vs);
-                    each(sel, out, |r| row(&vs, r).and_then(tri_of));
-                    e.give_val(vs);
-                })
-            }
+            _ => plain_of_val(self.val(node, locals), tri_of, None),
         }
     }
 
@@ -2072,15 +2052,7 @@ impl Compiler<'_> {
                 Some((prelude, Body::Id(body), _)) => call_code(prelude, body, ABSENT_ID),
                 _ => id_c(|_, sel, out| each(sel, out, |_| ABSENT_ID)),
             },
-            _ => {
-                let v = self.val(node, locals);
-                id_c(move |e, sel, out| {
-                    let mut vs = e.take_val();
-                    v(e, sel, &mut vs);
-                    each(sel, out, |r| row(&vs, r).map_or(ABSENT_ID, id_of));
-                    e.give_val(vs);
-                })
-            }
+            _ => plain_of_val(self.val(node, locals), id_of, ABSENT_ID),
         }
     }
 
@@ -2730,6 +2702,21 @@ fn when_rows<'a, 's, 'p, T, B>(
     e.give_sel(live);
     e.give_sel(yes);
     e.give_sel(rest);
+}
+
+/// Value code for a consumer of a plain result: each row's value converted, `absent` where a
+/// row has none.
+fn plain_of_val<T: Copy + Send + Sync + 'static>(
+    v: ValC,
+    convert: fn(&Val<'_>) -> T,
+    absent: T,
+) -> Code<T> {
+    Box::new(move |e: &mut Env<'_, '_, '_>, sel: &[u32], out: &mut [T]| {
+        let mut vs = e.take_val();
+        v(e, sel, &mut vs);
+        each(sel, out, |r| row(&vs, r).map_or(absent, convert));
+        e.give_val(vs);
+    })
 }
 
 /// Runs code of a plain result.
