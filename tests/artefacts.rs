@@ -57,6 +57,45 @@ fn artefacts_of_every_policy() {
     });
 }
 
+/// The runtime reads back what the compiler wrote: the plan and loss terms of every shipped
+/// pipeline round-trip through their readers, and another schema version is refused by name.
+#[test]
+fn plans_and_loss_terms_round_trip_through_the_readers() {
+    use rubric_compiler::lower::plan::{ArtefactError, LossTerms, TrainingPlan};
+    for path in policies()
+        .iter()
+        .chain([&PathBuf::from("examples/language_sketch/job_match.policy")])
+    {
+        let compiled = compile_file(path, &Options::default()).unwrap();
+        let (Some(plan), Some(terms)) = (
+            &compiled.lowered.training_plan,
+            &compiled.lowered.loss_terms,
+        ) else {
+            continue;
+        };
+        let text = deterministic_json(plan);
+        assert_eq!(&TrainingPlan::from_json(&text).unwrap(), plan);
+        assert_eq!(&LossTerms::from_json(&deterministic_json(terms)).unwrap(), terms);
+
+        let old = text.replace("rubric.training-plan/2", "rubric.training-plan/1");
+        match TrainingPlan::from_json(&old) {
+            Err(e @ ArtefactError::Schema { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains("`rubric.training-plan/1`"), "{message}");
+                assert!(message.contains("rubric compile"), "{message}");
+            }
+            other => panic!("an old plan was read: {other:?}"),
+        }
+        let torn = &text[..text.len() / 2];
+        assert!(matches!(
+            TrainingPlan::from_json(torn),
+            Err(ArtefactError::Malformed { .. })
+        ));
+        let unknown = text.replacen("\"pipeline\"", "\"pipelin\"", 1);
+        assert!(TrainingPlan::from_json(&unknown).is_err());
+    }
+}
+
 #[test]
 fn compiling_is_deterministic() {
     for path in policies() {

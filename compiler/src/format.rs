@@ -2209,6 +2209,15 @@ impl Printer<'_> {
         self.comma_list(names.iter().map(|n| self.ident(n)).collect())
     }
 
+    fn regularize(&self, settings: &[Setting]) -> Doc {
+        let mut parts = vec![text("regularize")];
+        for r in settings {
+            parts.push(text(" "));
+            parts.push(self.setting(r));
+        }
+        cat(parts)
+    }
+
     fn teacher(&self, t: &TeacherDecl) -> Doc {
         let head = cat(vec![
             self.docs(&t.docs),
@@ -2231,6 +2240,9 @@ impl Printer<'_> {
                 text("train "),
                 self.settings(&t.train),
             ])));
+        }
+        if !t.regularize.is_empty() {
+            entries.push(Entry::bare(self.regularize(&t.regularize)));
         }
         if !t.features.is_empty() {
             entries.push(Entry::bare(self.features(&t.features)));
@@ -2286,12 +2298,7 @@ impl Printer<'_> {
             entries.push(Entry::new(d.span.start, cat(parts)));
         }
         if !s.regularize.is_empty() {
-            let mut parts = vec![text("regularize")];
-            for r in &s.regularize {
-                parts.push(text(" "));
-                parts.push(self.setting(r));
-            }
-            entries.push(Entry::bare(cat(parts)));
+            entries.push(Entry::bare(self.regularize(&s.regularize)));
         }
         if let Some(e) = &s.early_stop {
             entries.push(Entry::new(

@@ -14,6 +14,7 @@ pub mod resolve;
 pub mod source;
 pub mod stdlib;
 pub mod syntax;
+pub mod vocabulary;
 
 pub use check::PolicyInfo;
 pub use diagnostics::{Code, Diagnostic, Diagnostics, ErrorFormat, Severity};

@@ -274,6 +274,9 @@ pub fn completion(document: &Document, position: Position) -> Vec<CompletionItem
     if let Some(items) = line_context(index, line) {
         return items;
     }
+    if let Some(items) = pipeline_context(before.get(..prefix_start).unwrap_or(""), line) {
+        return items;
+    }
     if let Some((role, written)) = record_field_context(before.get(..prefix_start).unwrap_or("")) {
         let fields: Vec<CompletionItem> = index
             .members(role)
@@ -350,6 +353,86 @@ fn line_context(index: &SymbolIndex, line: &str) -> Option<Vec<CompletionItem>> 
             .map(item)
             .collect(),
     )
+}
+
+/// Completion in a pipeline, from the vocabulary: the settings of the block the cursor is in
+/// (those not written yet), or a metric after `alert` and `early_stop on`.
+fn pipeline_context(before: &str, line: &str) -> Option<Vec<CompletionItem>> {
+    use rubric_compiler::vocabulary::{self, Block};
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if matches!(words.as_slice(), ["alert"] | ["early_stop", "on"]) {
+        return Some(
+            vocabulary::METRICS
+                .iter()
+                .map(|m| CompletionItem {
+                    label: m.name.replace("@K", "@10"),
+                    kind: Some(CompletionItemKind::VALUE),
+                    detail: Some(format!("{:?}, {:?}", m.unit, m.direction).to_lowercase()),
+                    documentation: Some(Documentation::String(m.doc.to_string())),
+                    ..CompletionItem::default()
+                })
+                .collect(),
+        );
+    }
+    let (block, written): (Block, Vec<&str>) = match words.first() {
+        // `regularize weight_decay 0.01 |`: a name goes where an even number of words follow.
+        Some(&"regularize") if words.len() % 2 == 1 => (
+            Block::Regularize,
+            words.iter().skip(1).step_by(2).copied().collect(),
+        ),
+        _ => {
+            let (head, inside) = open_brace(before)?;
+            let head_words: Vec<&str> = head.split_whitespace().collect();
+            let block = match head_words.as_slice() {
+                [.., "encoder"] => Block::Encoder,
+                [.., "train"] => Block::Train,
+                [.., "synthetic", "from", _] => Block::Synthetic,
+                _ => return None,
+            };
+            let parts: Vec<&str> = inside.split(',').collect();
+            // The setting being typed has no value yet.
+            if parts.last().is_some_and(|p| p.split_whitespace().count() > 0) {
+                return None;
+            }
+            let written = parts
+                .iter()
+                .filter_map(|p| p.split_whitespace().next())
+                .collect();
+            (block, written)
+        }
+    };
+    Some(
+        vocabulary::settings(block)
+            .filter(|spec| !written.contains(&spec.name))
+            .map(|spec| CompletionItem {
+                label: spec.name.to_string(),
+                kind: Some(CompletionItemKind::PROPERTY),
+                detail: Some(format!(
+                    "{}; default {}",
+                    spec.kind.type_name(),
+                    spec.default.show()
+                )),
+                documentation: Some(Documentation::String(spec.doc.to_string())),
+                insert_text: Some(format!("{} {}", spec.name, spec.example)),
+                ..CompletionItem::default()
+            })
+            .collect(),
+    )
+}
+
+/// The text before the innermost unclosed `{` and the text after it.
+fn open_brace(before: &str) -> Option<(&str, &str)> {
+    let mut depth = 0usize;
+    let open = before.char_indices().rev().find_map(|(i, c)| {
+        match c {
+            '}' => depth += 1,
+            '{' if depth > 0 => depth -= 1,
+            '{' => return Some(i),
+            _ => {}
+        }
+        None
+    })?;
+    Some((before.get(..open)?, before.get(open + 1..)?))
 }
 
 /// Where a field name of an example record goes (`query { a: 1, |`): the word before the

@@ -851,3 +851,43 @@ fn every_field_and_import_of_the_flagship_policy_resolves() {
     }
     client.stop();
 }
+
+#[test]
+fn completion_offers_every_pipeline_setting_from_the_vocabulary() {
+    use rubric_compiler::vocabulary::{self, Block};
+    let project = Project::new();
+    let mut client = Client::start(&project.stdlib);
+    let uri = project.uri("p.policy");
+    let with_pipeline = format!(
+        "{POLICY}\npipeline p_v1 for p {{\n  data {{\n    golden \"data/golden.jsonl\"\n    \
+         synthetic from golden {{ count 10, }}\n    mix real 50% synthetic 50%\n  }}\n  \
+         teacher policy {{\n    model encoder {{ layers 2, }}\n    predicts dimensions\n    \
+         loss mse\n    train {{ epochs 2, }}\n    regularize dropout 0.1 \n  }}\n  student {{\n    \
+         model encoder {{ layers 1, hidden 16, heads 2 }}\n    distill policy weight 1 loss mse\n  \
+         }}\n  monitor {{\n    alert \n  }}\n}}\n"
+    );
+    client.open(&uri, &with_pipeline);
+    let cases = [
+        (Block::Encoder, "layers 2, ", "layers"),
+        (Block::Train, "epochs 2, ", "epochs"),
+        (Block::Synthetic, "count 10, ", "count"),
+        (Block::Regularize, "dropout 0.1 ", "dropout"),
+    ];
+    for (block, needle, written) in cases {
+        let at = position_of(&with_pipeline, needle, needle.len() as u32);
+        let items = client.completion(&uri, at);
+        let offered = labels(&items);
+        let want: Vec<&str> = vocabulary::settings(block)
+            .map(|s| s.name)
+            .filter(|n| *n != written)
+            .collect();
+        assert_eq!(offered, want, "{}", block.syntax());
+        assert!(items.iter().all(|i| i.detail.as_deref().is_some_and(|d| d.contains("default"))));
+    }
+    let at = position_of(&with_pipeline, "alert \n", 6);
+    let metrics = client.completion(&uri, at);
+    let offered = labels(&metrics);
+    assert!(offered.contains(&"policy_drift") && offered.contains(&"ndcg@10"), "{offered:?}");
+    assert_eq!(offered.len(), vocabulary::METRICS.len());
+    client.stop();
+}

@@ -24,6 +24,8 @@ pub enum CompileError {
     Invalid(Box<Checked>),
     /// The file holds no policy.
     NoPolicy(Box<Checked>),
+    /// A bug in rubric's lowering (it names what it met).
+    Internal(String),
 }
 
 impl std::fmt::Display for CompileError {
@@ -32,6 +34,10 @@ impl std::fmt::Display for CompileError {
             CompileError::Io(e) => write!(f, "{e}"),
             CompileError::Invalid(c) => write!(f, "the policy has {} error(s)", c.error_count()),
             CompileError::NoPolicy(_) => write!(f, "the file holds no policy"),
+            CompileError::Internal(what) => write!(
+                f,
+                "internal error in rubric's lowering: {what}; please report it with the policy"
+            ),
         }
     }
 }
@@ -82,6 +88,9 @@ pub fn compile_checked(checked: Checked) -> Result<Compiled, CompileError> {
         }
         Err(rubric_compiler::lower::LowerError::NoPolicy) => {
             Err(CompileError::NoPolicy(Box::new(checked)))
+        }
+        Err(rubric_compiler::lower::LowerError::Internal(what)) => {
+            Err(CompileError::Internal(what))
         }
     }
 }

@@ -1,6 +1,7 @@
 //! rubric-runtime: everything that touches files, data and models. For now: loading policy
 //! projects from disk for the pure compiler; labeling, data, training and serving join it.
 
+pub mod atomic;
 pub mod compile;
 pub mod data;
 pub mod diff;
@@ -9,6 +10,7 @@ pub mod examples;
 pub mod label;
 pub mod project;
 pub mod random_pairs;
+pub mod run;
 pub mod scan;
 pub mod snapshot;
 pub mod stats;

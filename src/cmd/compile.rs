@@ -49,6 +49,10 @@ pub fn compile_or_report(
             );
             Err(ExitCode::from(EXIT_USAGE))
         }
+        Err(e @ CompileError::Internal(_)) => {
+            eprintln!("error: `{}`: {e}", path.display());
+            Err(ExitCode::from(EXIT_PROBLEMS))
+        }
     }
 }
 

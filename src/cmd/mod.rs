@@ -11,6 +11,7 @@ mod label;
 mod lsp;
 mod new;
 mod report;
+mod run;
 mod snapshot;
 mod stats;
 mod test;
@@ -58,6 +59,9 @@ enum Command {
     New(new::Args),
     /// Run the language server over standard input and output.
     Lsp(lsp::Args),
+    /// Run a policy's pipeline: every stage of its training plan whose inputs changed, in a run
+    /// directory where each stage's outputs are named by the hash of what it read.
+    Run(run::Args),
     /// Data: build a golden set, simulate or read click logs, clean, synthesize and mix.
     #[command(subcommand)]
     Data(data::Command),
@@ -113,6 +117,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Doc(args) => doc::run(args),
         Command::New(args) => new::run(args),
         Command::Lsp(args) => lsp::run(args),
+        Command::Run(args) => run::run(args),
         Command::Data(command) => data::run(command),
     }
 }

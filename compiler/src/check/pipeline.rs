@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::diagnostics::{Code, Diagnostic, Diagnostics, did_you_mean, suggestion_help};
 use crate::source::Span;
+use crate::vocabulary::{self, Block, Kind, MetricUnit, STRATEGIES};
 use crate::syntax::ast::{
     AlertDecl, CleanRule, DataBlock, DataSource, DistillDecl, DriftDecl, EarlyStopDecl, Expr,
     ExprKind, Ident, LossDecl, MixDecl, ModelSpec, PipelineDecl, QuantizeDecl, Setting,
@@ -57,18 +58,6 @@ pub fn check_pipeline(
 /// What a teacher may predict besides a dimension of the policy by name.
 const TARGETS: &[&str] = &["dimensions", "overall", "grades", "click"];
 const LOSSES: &[&str] = &["mse", "bce", "kl"];
-/// The known metrics as suggestions are made from them (`ndcg@K` shown with a cutoff).
-const METRICS: &[&str] = &[
-    "policy_alignment",
-    "grade_kappa",
-    "policy_drift",
-    "click_auc",
-    "click_logloss",
-    "ndcg@10",
-    "ctr",
-    "p50_latency",
-    "p99_latency",
-];
 /// The fields of a click-log record.
 const CLICK_FIELDS: &[&str] = &[
     "query_id",
@@ -100,117 +89,16 @@ const NUMERIC_FIELDS: &[&str] = &[
     "distinct_queries",
 ];
 const MIX_KINDS: &[&str] = &["real", "synthetic"];
-const STRATEGIES: &[&str] = &["coverage", "uniform", "boundary"];
 const DRIFT_REFERENCES: &[&str] = &["policy", "rubric"];
 const QUANTIZE_SCHEMES: &[&str] = &["int8"];
 
-/// What a setting's value must be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Want {
-    /// A whole number of at least 1.
-    Count,
-    /// A whole number of 0 or more.
-    Seed,
-    /// A number above 0.
-    Positive,
-    /// A number of 0 or more.
-    NonNegative,
-    /// A number or percent in [0, 1).
-    Dropout,
-    /// A whole number of steps, or a percent of training below 100%.
-    Warmup,
-    /// One of [`STRATEGIES`], written bare.
-    Strategy,
-    /// `true`, `false`, or a share in [0, 1].
-    Paraphrase,
-}
-
-impl Want {
-    fn requirement(self) -> &'static str {
-        match self {
-            Want::Count => "a whole number of at least 1",
-            Want::Seed => "a whole number of 0 or more",
-            Want::Positive => "a number above 0",
-            Want::NonNegative => "a number of 0 or more",
-            Want::Dropout => "a number from 0 up to but not including 1 (or a percent below 100%)",
-            Want::Warmup => "a whole number of steps or a percent of training below 100%",
-            Want::Strategy => "one of `coverage`, `uniform` or `boundary`",
-            Want::Paraphrase => "`true`, `false` or a share from 0 to 1",
-        }
-    }
-
-    fn accepts(self, value: &SettingValue) -> bool {
-        match (self, value) {
-            (Want::Count, SettingValue::Number(v)) => is_whole(*v) && *v >= 1.0,
-            (Want::Seed, SettingValue::Number(v)) => is_whole(*v) && *v >= 0.0,
-            (Want::Positive, SettingValue::Number(v)) => *v > 0.0,
-            (Want::NonNegative, SettingValue::Number(v)) => *v >= 0.0,
-            (Want::Dropout, SettingValue::Number(v) | SettingValue::Percent(v)) => {
-                (0.0..1.0).contains(v)
-            }
-            (Want::Warmup, SettingValue::Number(v)) => is_whole(*v) && *v >= 0.0,
-            (Want::Warmup, SettingValue::Percent(v)) => (0.0..1.0).contains(v),
-            (Want::Strategy, SettingValue::Name(n)) => STRATEGIES.contains(&n.as_str()),
-            (Want::Paraphrase, SettingValue::Bool(_)) => true,
-            (Want::Paraphrase, SettingValue::Number(v) | SettingValue::Percent(v)) => {
-                (0.0..=1.0).contains(v)
-            }
-            _ => false,
-        }
-    }
-}
-
-/// A block that takes `key value` settings: what it is called in messages, and each setting it
-/// takes with what the value must be and an example value.
-struct SettingsBlock {
-    what: &'static str,
-    settings: &'static [(&'static str, Want, &'static str)],
-}
-
-const ENCODER: SettingsBlock = SettingsBlock {
-    what: "`model encoder`",
-    settings: &[
-        ("layers", Want::Count, "6"),
-        ("hidden", Want::Count, "384"),
-        ("heads", Want::Count, "12"),
-        ("intermediate", Want::Count, "1536"),
-        ("max_len", Want::Count, "256"),
-        ("dropout", Want::Dropout, "0.1"),
-        ("vocab", Want::Count, "30522"),
-    ],
-};
-
-const TRAIN: SettingsBlock = SettingsBlock {
-    what: "`train`",
-    settings: &[
-        ("epochs", Want::Count, "5"),
-        ("lr", Want::Positive, "3e-5"),
-        ("batch", Want::Count, "32"),
-        ("warmup", Want::Warmup, "500"),
-        ("seed", Want::Seed, "7"),
-        ("max_len", Want::Count, "256"),
-        ("weight_decay", Want::NonNegative, "0.01"),
-    ],
-};
-
-const SYNTHETIC: SettingsBlock = SettingsBlock {
-    what: "`synthetic from`",
-    settings: &[
-        ("count", Want::Count, "20000"),
-        ("strategy", Want::Strategy, "coverage"),
-        ("seed", Want::Seed, "7"),
-        ("paraphrase", Want::Paraphrase, "true"),
-    ],
-};
-
-const REGULARIZE: SettingsBlock = SettingsBlock {
-    what: "`regularize`",
-    settings: &[
-        ("weight_decay", Want::NonNegative, "0.01"),
-        ("dropout", Want::Dropout, "0.1"),
-        ("l2", Want::NonNegative, "0.0001"),
-    ],
-};
+/// Settings that moved to another block, with where they are written now: a setting has one
+/// place and one meaning.
+const MOVED: &[(Block, &str, &str)] = &[
+    (Block::Train, "weight_decay", "`regularize weight_decay 0.01`"),
+    (Block::Train, "max_len", "`model encoder { max_len 256 }`"),
+    (Block::Encoder, "dropout", "`regularize dropout 0.1`"),
+];
 
 // ---------------------------------------------------------------------------------------------
 // The pipeline's header
@@ -269,6 +157,7 @@ fn check_data(data: &DataBlock, diags: &mut Diagnostics) {
         }
         check_mix(mix, diags);
     }
+    check_mix_sources(data, diags);
     for (i, split) in data.splits.iter().enumerate() {
         if i > 0 {
             diags.push(
@@ -563,7 +452,42 @@ fn check_synthetic(synthetic: &SyntheticDecl, sources: &[&str], diags: &mut Diag
             .help(help),
         );
     }
-    check_settings(&synthetic.settings, &SYNTHETIC, diags);
+    check_settings(&synthetic.settings, Block::Synthetic, diags);
+}
+
+/// Synthetic pairs need a `mix` saying their share, and a synthetic share needs synthetic pairs:
+/// otherwise no batch could hold the share.
+fn check_mix_sources(data: &DataBlock, diags: &mut Diagnostics) {
+    match (data.synthetic.first(), data.mixes.first()) {
+        (Some(synthetic), None) => diags.push(
+            Diagnostic::new(
+                Code::MissingPart,
+                "the `data` block makes synthetic pairs but has no `mix` to say their share",
+            )
+            .at(synthetic.span, "synthetic pairs")
+            .help("say the share of real and synthetic pairs in every batch, e.g. `mix real 30% synthetic 70%`"),
+        ),
+        (None, Some(mix)) => {
+            let synthetic = mix
+                .shares
+                .iter()
+                .find(|(name, share, _)| name.name == "synthetic" && *share > 0.0);
+            if let Some((_, share, span)) = synthetic {
+                diags.push(
+                    Diagnostic::new(
+                        Code::MissingPart,
+                        format!(
+                            "the `mix` takes {} synthetic pairs, but the `data` block makes none",
+                            show_percent(*share)
+                        ),
+                    )
+                    .at(*span, "no synthetic pairs to take")
+                    .help("add `synthetic from SOURCE { count 20000 }`, or train on real pairs alone with `mix real 100%`"),
+                );
+            }
+        }
+        _ => {}
+    }
 }
 
 fn check_mix(mix: &MixDecl, diags: &mut Diagnostics) {
@@ -770,7 +694,8 @@ fn check_teacher(
         ),
         Some(loss) => check_loss(loss, diags),
     }
-    check_settings(&teacher.train, &TRAIN, diags);
+    check_settings(&teacher.train, Block::Train, diags);
+    check_settings(&teacher.regularize, Block::Regularize, diags);
 }
 
 fn check_target(target: &Ident, policy: &PolicyOutline<'_>, diags: &mut Diagnostics) {
@@ -856,9 +781,16 @@ fn check_models(
             );
         }
         match model {
-            ModelSpec::Encoder { settings, .. } => {
-                check_settings(settings, &ENCODER, diags);
+            ModelSpec::Encoder { settings, span } => {
+                check_settings(settings, Block::Encoder, diags);
                 check_heads(settings, diags);
+                // A misspelled setting is reported as unknown; it is not also "missing".
+                let misspelled = settings
+                    .iter()
+                    .any(|s| vocabulary::setting(Block::Encoder, &s.key.name).is_none());
+                if !misspelled {
+                    check_required(settings, Block::Encoder, *span, diags);
+                }
             }
             ModelSpec::Init { path, span } => {
                 if let Some(problem) = path_problem(path) {
@@ -889,6 +821,37 @@ fn check_models(
         }
         ModelSpec::Init { .. } => None,
     }
+}
+
+/// Settings of the block without a default must be written.
+fn check_required(settings: &[Setting], block: Block, span: Span, diags: &mut Diagnostics) {
+    let missing: Vec<&vocabulary::SettingSpec> = vocabulary::settings(block)
+        .filter(|spec| spec.default == vocabulary::Default::Required)
+        .filter(|spec| !settings.iter().any(|s| s.key.name == spec.name))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = missing.iter().map(|s| s.name).collect();
+    let example: Vec<String> = missing
+        .iter()
+        .map(|s| format!("{} {}", s.name, s.example))
+        .collect();
+    diags.push(
+        Diagnostic::new(
+            Code::MissingPart,
+            format!("{} does not say its {}", block.syntax(), backticked(&names)),
+        )
+        .at(span, "incomplete model")
+        .help(format!(
+            "a model's size has no default; add {}",
+            example
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    );
 }
 
 fn model_span(model: &ModelSpec) -> Span {
@@ -960,30 +923,37 @@ fn check_heads(settings: &[Setting], diags: &mut Diagnostics) {
     );
 }
 
-/// The value of a `Want::Count` setting when it is given and valid.
+/// The value of a `Kind::Count` setting when it is given and valid.
 fn count_setting(settings: &[Setting], key: &str) -> Option<f64> {
     settings
         .iter()
         .find(|s| s.key.name == key)
         .and_then(|s| match s.value {
-            SettingValue::Number(v) if Want::Count.accepts(&s.value) => Some(v),
+            SettingValue::Number(v) if Kind::Count.accepts(&s.value) => Some(v),
             _ => None,
         })
 }
 
-fn check_settings(settings: &[Setting], block: &SettingsBlock, diags: &mut Diagnostics) {
-    let keys = block.settings.iter().map(|(k, _, _)| *k);
+fn check_settings(settings: &[Setting], block: Block, diags: &mut Diagnostics) {
+    let keys = vocabulary::settings(block).map(|s| s.name);
     let mut seen: HashMap<&str, &Ident> = HashMap::new();
     for setting in settings {
         let key = &setting.key;
-        let Some((_, want, example)) = block.settings.iter().find(|(k, _, _)| *k == key.name)
-        else {
-            let help = suggestion_help(&key.name, "settings", keys.clone())
-                .unwrap_or_else(|| format!("{} takes no settings", block.what));
+        let Some(spec) = vocabulary::setting(block, &key.name) else {
+            let moved = MOVED
+                .iter()
+                .find(|(b, name, _)| *b == block && *name == key.name);
+            let help = match moved {
+                Some((_, name, place)) => {
+                    format!("`{name}` has one place, for teachers and the student alike: write {place}")
+                }
+                None => suggestion_help(&key.name, "settings", keys.clone())
+                    .unwrap_or_else(|| format!("{} takes no settings", block.syntax())),
+            };
             diags.push(
                 Diagnostic::new(
                     Code::UnknownSetting,
-                    format!("{} takes no setting `{}`", block.what, key.name),
+                    format!("{} takes no setting `{}`", block.syntax(), key.name),
                 )
                 .at(key.span, "unknown setting")
                 .help(help),
@@ -992,7 +962,7 @@ fn check_settings(settings: &[Setting], block: &SettingsBlock, diags: &mut Diagn
         };
         if let Some(first) = seen.get(key.name.as_str()) {
             diags.push(duplicate(
-                format!("`{}` is set twice in {}", key.name, block.what),
+                format!("`{}` is set twice in {}", key.name, block.syntax()),
                 key,
                 first,
                 "keep one of the two",
@@ -1000,17 +970,18 @@ fn check_settings(settings: &[Setting], block: &SettingsBlock, diags: &mut Diagn
         } else {
             seen.insert(&key.name, key);
         }
+        let (want, example) = (spec.kind, spec.example);
         if want.accepts(&setting.value) {
             continue;
         }
         let help = match (&setting.value, want) {
-            (SettingValue::Name(n), Want::Strategy) => {
+            (SettingValue::Name(n), Kind::Strategy) => {
                 match did_you_mean(n, STRATEGIES.iter().copied()) {
                     Some(best) => format!("did you mean `{best}`?"),
                     None => format!("write `{} {example}`", key.name),
                 }
             }
-            (SettingValue::String(s), Want::Strategy) if STRATEGIES.contains(&s.as_str()) => {
+            (SettingValue::String(s), Kind::Strategy) if STRATEGIES.contains(&s.as_str()) => {
                 format!("write the strategy without quotes: `{} {s}`", key.name)
             }
             _ => format!(
@@ -1148,11 +1119,11 @@ fn check_student(student: &StudentDecl, pipeline: &PipelineDecl, diags: &mut Dia
     for drift in &student.drift {
         check_drift(drift, diags);
     }
-    check_settings(&student.regularize, &REGULARIZE, diags);
+    check_settings(&student.regularize, Block::Regularize, diags);
     if let Some(early_stop) = &student.early_stop {
         check_early_stop(early_stop, diags);
     }
-    check_settings(&student.train, &TRAIN, diags);
+    check_settings(&student.train, Block::Train, diags);
 }
 
 /// A teacher's encoder size without reporting anything (the teacher's own check reports).
@@ -1330,50 +1301,30 @@ fn check_quantize(quantize: &QuantizeDecl, diags: &mut Diagnostics) {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum MetricKind {
-    /// A score or rate in [0, 1].
-    Ratio,
-    /// A correlation or agreement in [-1, 1] (Spearman, kappa).
-    Correlation,
-    /// A time.
-    Latency,
-    /// A log loss: a number of 0 or more.
-    LogLoss,
-}
-
-/// What kind of value a metric is; reports (and returns None for) a metric the runtime does
-/// not measure.
-fn metric_kind(metric: &Ident, diags: &mut Diagnostics) -> Option<MetricKind> {
+/// The unit of a metric; reports (and returns None for) a metric the runtime does not measure.
+fn metric_kind(metric: &Ident, diags: &mut Diagnostics) -> Option<MetricUnit> {
     let name = metric.name.as_str();
+    if let Some(spec) = vocabulary::metric(name) {
+        return Some(spec.unit);
+    }
     let special_help = match name {
-        "policy_alignment" | "grade_kappa" => return Some(MetricKind::Correlation),
-        "policy_drift" | "click_auc" | "ctr" => return Some(MetricKind::Ratio),
-        "click_logloss" => return Some(MetricKind::LogLoss),
-        "p50_latency" | "p99_latency" => return Some(MetricKind::Latency),
         "ndcg" => Some("say how many results it looks at, e.g. `ndcg@10`"),
-        _ => match name.strip_prefix("ndcg@") {
-            Some(k) if k.parse::<u64>().is_ok_and(|k| k >= 1) => return Some(MetricKind::Ratio),
-            Some(_) => Some("`ndcg@K` needs a cutoff K of at least 1, e.g. `ndcg@10`"),
-            None => None,
-        },
+        _ if name.starts_with("ndcg@") => {
+            Some("`ndcg@K` needs a cutoff K of at least 1, e.g. `ndcg@10`")
+        }
+        _ => None,
     };
-    let help = match (special_help, did_you_mean(name, METRICS.iter().copied())) {
+    let known = || {
+        vocabulary::METRICS
+            .iter()
+            .map(|m| if m.name == "ndcg@K" { "ndcg@10" } else { m.name })
+    };
+    let help = match (special_help, did_you_mean(name, known())) {
         (Some(help), _) => help.to_string(),
         (None, Some(best)) => format!("did you mean `{best}`?"),
         (None, None) => format!(
             "the known metrics are {}",
-            backticked(&[
-                "policy_alignment",
-                "grade_kappa",
-                "policy_drift",
-                "click_auc",
-                "click_logloss",
-                "ndcg@K",
-                "ctr",
-                "p50_latency",
-                "p99_latency",
-            ])
+            backticked(&vocabulary::METRICS.iter().map(|m| m.name).collect::<Vec<_>>())
         ),
     };
     diags.push(
@@ -1394,7 +1345,7 @@ fn check_alert(alert: &AlertDecl, diags: &mut Diagnostics) {
     let metric = alert.metric.name.as_str();
     let span = alert.threshold_span;
     match (kind, alert.threshold) {
-        (MetricKind::Latency, Threshold::Number(v) | Threshold::Percent(v)) => {
+        (MetricUnit::Milliseconds, Threshold::Number(v) | Threshold::Percent(v)) => {
             let (label, example) = match alert.threshold {
                 Threshold::Number(_) => ("a plain number", format!("{}ms", show_number(v))),
                 _ => ("a percent", "20ms".to_string()),
@@ -1411,7 +1362,7 @@ fn check_alert(alert: &AlertDecl, diags: &mut Diagnostics) {
                 )),
             );
         }
-        (MetricKind::Latency, Threshold::Duration(_)) => {}
+        (MetricUnit::Milliseconds, Threshold::Duration(_)) => {}
         (_, Threshold::Duration(_)) => {
             diags.push(
                 Diagnostic::new(
@@ -1423,10 +1374,10 @@ fn check_alert(alert: &AlertDecl, diags: &mut Diagnostics) {
             );
         }
         (
-            kind @ (MetricKind::Ratio | MetricKind::Correlation),
+            kind @ (MetricUnit::Ratio | MetricUnit::Correlation),
             Threshold::Number(v) | Threshold::Percent(v),
         ) => {
-            let lo = if kind == MetricKind::Correlation {
+            let lo = if kind == MetricUnit::Correlation {
                 -1.0
             } else {
                 0.0
@@ -1457,7 +1408,7 @@ fn check_alert(alert: &AlertDecl, diags: &mut Diagnostics) {
                 );
             }
         }
-        (MetricKind::LogLoss, Threshold::Number(v) | Threshold::Percent(v)) => {
+        (MetricUnit::Nats, Threshold::Number(v) | Threshold::Percent(v)) => {
             if v < 0.0 {
                 diags.push(
                     Diagnostic::new(
@@ -1485,9 +1436,6 @@ fn duplicate(message: String, again: &Ident, first: &Ident, help: &str) -> Diagn
         .help(help)
 }
 
-fn is_whole(v: f64) -> bool {
-    v.is_finite() && v.fract() == 0.0
-}
 
 /// A number as the user would write it (no float noise: `7.000000000000001` shows as `7`).
 fn show_number(v: f64) -> String {
@@ -1812,7 +1760,43 @@ pipeline job_match_v3 for job_match {
             "model init \"models/minilm\"",
         );
         assert_eq!(codes(&text), vec![]);
+        // A student without its layers is not compared: its size is missing.
         let text = edit("layers 2, hidden 128, heads 4", "hidden 4096, heads 4");
+        assert_eq!(codes(&text), vec![Code::MissingPart]);
+        assert!(
+            check(&text)[0].message.contains("`layers`"),
+            "{:?}",
+            check(&text)[0].message
+        );
+    }
+
+    #[test]
+    fn a_setting_has_one_place() {
+        let text = edit("lr 3e-5", "lr 3e-5, weight_decay 0.1");
+        assert_eq!(codes(&text), vec![Code::UnknownSetting]);
+        let help = check(&text)[0].help.clone().unwrap();
+        assert!(help.contains("`regularize weight_decay 0.01`"), "{help}");
+        let text = edit("layers 2, hidden 128, heads 4", "layers 2, hidden 128, heads 4, dropout 0.2");
+        assert!(check(&text)[0].help.as_deref().unwrap().contains("`regularize dropout 0.1`"));
+        let text = edit("lr 3e-5", "lr 3e-5, max_len 128");
+        assert!(check(&text)[0].help.as_deref().unwrap().contains("`model encoder { max_len 256 }`"));
+        // Teachers regularize too.
+        let text = edit("    loss mse\n", "    loss mse\n    regularize dropout 0.2, l2 0.001\n");
+        assert_eq!(codes(&text), vec![]);
+    }
+
+    #[test]
+    fn synthetic_pairs_and_the_mix_go_together() {
+        let text = edit("    mix real 30% synthetic 70%\n", "");
+        assert_eq!(codes(&text), vec![Code::MissingPart]);
+        assert!(check(&text)[0].help.as_deref().unwrap().contains("mix real 30% synthetic 70%"));
+        let text = edit("    synthetic from golden { count 20000, strategy coverage }\n", "");
+        assert_eq!(codes(&text), vec![Code::MissingPart]);
+        assert!(check(&text)[0].message.contains("70% synthetic pairs"));
+        let text = edit(
+            "    synthetic from golden { count 20000, strategy coverage }\n    mix real 30% synthetic 70%\n",
+            "",
+        );
         assert_eq!(codes(&text), vec![]);
     }
 

@@ -2,6 +2,7 @@
 //! program (one labeling function per dimension, rules, grades), the loss terms and the training
 //! plan — plus a source map that points every node back into the policy.
 
+mod clean;
 pub mod ir;
 pub mod plan;
 
@@ -82,6 +83,9 @@ pub enum LowerError {
     NotChecked,
     /// The file holds no policy (a module, or a pipeline alone).
     NoPolicy,
+    /// A bug: the check let through something lowering cannot give a meaning to. Lowering says
+    /// so rather than inventing one.
+    Internal(String),
 }
 
 impl std::fmt::Display for LowerError {
@@ -91,6 +95,10 @@ impl std::fmt::Display for LowerError {
                 f.write_str("the policy has errors; fix them before compiling")
             }
             LowerError::NoPolicy => f.write_str("the file holds no policy to compile"),
+            LowerError::Internal(what) => write!(
+                f,
+                "internal error in rubric's lowering: {what}; please report it with the policy"
+            ),
         }
     }
 }
@@ -304,7 +312,8 @@ pub fn lower(checked: &Checked, policy_hash: String) -> Result<Lowered, LowerErr
     let (loss_terms, training_plan) = match pipeline {
         Some(p) => {
             let (terms, plan) =
-                plan::lower_pipeline(p, &policy_ref, info, &mut l.source_map, l.sources);
+                plan::lower_pipeline(p, &policy_ref, info, &mut l.source_map, l.sources)
+                    .map_err(LowerError::Internal)?;
             (Some(terms), Some(plan))
         }
         None => (None, None),

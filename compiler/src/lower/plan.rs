@@ -1,18 +1,24 @@
-//! The pipeline's two artefacts: the loss terms the trainer builds its objective from (nothing
-//! about losses is hard-coded downstream) and the training plan, a DAG of stages with their
-//! configurations and declared inputs and outputs.
+//! The pipeline's two artefacts, the contract every stage reads: the loss terms the trainers
+//! build their objectives from (nothing about losses is hard-coded downstream) and the training
+//! plan, a DAG of stages with typed configurations whose every default was resolved here from
+//! the pipeline vocabulary (`crate::vocabulary`), so no stage invents one.
 
 use super::SourceMap;
 use super::ir::PolicyRef;
 use crate::PolicyInfo;
 use crate::source::Sources;
 use crate::syntax::ast::*;
+use crate::vocabulary::{self, Block, Direction, MetricUnit};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub const LOSS_TERMS_SCHEMA: &str = "rubric.loss-terms/1";
-pub const TRAINING_PLAN_SCHEMA: &str = "rubric.training-plan/1";
+pub use super::clean::{CleanExprIr, CleanRuleIr};
+
+pub const LOSS_TERMS_SCHEMA: &str = "rubric.loss-terms/2";
+pub const TRAINING_PLAN_SCHEMA: &str = "rubric.training-plan/2";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LossTerms {
     pub schema: String,
     pub policy: PolicyRef,
@@ -24,6 +30,7 @@ pub struct LossTerms {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TeacherObjective {
     pub teacher: String,
     pub targets: Vec<Target>,
@@ -31,16 +38,18 @@ pub struct TeacherObjective {
     pub temperature: f64,
 }
 
-/// What a model predicts.
+/// What a model predicts. `predicts dimensions` is resolved to one target per dimension of the
+/// policy, in declaration order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "name")]
 pub enum Target {
-    /// Every dimension's score.
-    Dimensions,
     /// One dimension's score.
     Dimension(String),
+    /// The overall score.
     Overall,
+    /// The distribution over the overall grades.
     Grades,
+    /// The click probability.
     Click,
 }
 
@@ -53,7 +62,7 @@ pub enum LossKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "term")]
+#[serde(rename_all = "snake_case", tag = "term", deny_unknown_fields)]
 pub enum LossTerm {
     /// Match a teacher's outputs on its targets.
     Distill {
@@ -65,34 +74,36 @@ pub enum LossTerm {
         temperature: f64,
     },
     DriftPenalty(DriftPenalty),
-    Regularization {
-        kind: String,
-        weight: f64,
-    },
+    /// `weight × Σ w²` over the student's weights (`regularize l2`); present when above 0.
+    L2 { weight: f64 },
 }
 
 /// Keeps the student on policy: a hinge on |student − reference| beyond a tolerance, per
-/// dimension, with its weight rebalanced from measured drift.
+/// policy target, with its weight rebalanced from measured drift.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DriftPenalty {
     pub weight: f64,
     pub tolerance: f64,
-    /// What drift is measured against: the policy teacher's scores (default) or the rubric's
-    /// labels.
+    /// What drift is measured against.
     pub against: DriftReference,
+    /// The policy targets the penalty compares (the reference's targets).
+    pub targets: Vec<Target>,
     pub rebalance: Option<Rebalance>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The reference of the drift penalty: a named teacher's scores, or the rubric's labels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
 pub enum DriftReference {
-    PolicyTeacher,
+    Teacher { name: String },
     Rubric,
 }
 
-/// Every `every_epochs` epochs the weight is multiplied by measured drift / target drift,
+/// Every `every_epochs` epochs the weight is multiplied by measured drift / `target_drift`,
 /// clamped to [`min_factor`, `max_factor`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rebalance {
     pub every_epochs: u64,
     pub target_drift: f64,
@@ -101,6 +112,7 @@ pub struct Rebalance {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainingPlan {
     pub schema: String,
     pub policy: PolicyRef,
@@ -109,536 +121,739 @@ pub struct TrainingPlan {
     pub stages: Vec<Stage>,
 }
 
+impl TrainingPlan {
+    /// The stage with this id.
+    pub fn stage(&self, id: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.id == id)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Stage {
     pub id: String,
-    /// Artefacts this stage reads, by name (another stage's output or a declared data file).
-    pub inputs: Vec<String>,
+    /// What this stage reads: other stages' outputs and declared files.
+    pub inputs: Vec<StageInput>,
+    /// The files it writes, by name (in its own output folder).
     pub outputs: Vec<String>,
     pub config: StageConfig,
 }
 
+/// One input of a stage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageInput {
+    /// Every output of another stage, by its id.
+    Stage(String),
+    /// A file declared in the pipeline, relative to the pipeline's file.
+    File(String),
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "stage")]
+#[serde(rename_all = "snake_case", tag = "stage", deny_unknown_fields)]
 pub enum StageConfig {
-    Label {
-        source: String,
-        path: String,
-    },
+    /// Labels a declared source of pairs with the policy.
+    Label { source: String, path: String },
+    /// Cleans a declared click log.
     Clean {
         source: String,
         path: String,
         rules: Vec<CleanRuleIr>,
     },
-    Synthesize {
-        from: String,
-        settings: Vec<SettingIr>,
-    },
-    Mix {
-        shares: Vec<(String, f64)>,
-        validation: f64,
-        seed: u64,
-    },
-    TrainTeacher {
-        teacher: String,
-        model: ModelIr,
-        targets: Vec<Target>,
-        loss: LossKind,
-        train: Vec<SettingIr>,
-        features: Vec<String>,
-    },
-    Distill {
-        model: ModelIr,
-        train: Vec<SettingIr>,
-        features: Vec<String>,
-        early_stop: Option<EarlyStopIr>,
-    },
-    Quantize {
-        scheme: String,
-        prune_heads_below: Option<f64>,
-    },
-    Evaluate {
-        metrics: Vec<String>,
-    },
-    Monitor {
-        alerts: Vec<AlertIr>,
-    },
+    Synthesize(SynthesizeConfig),
+    Mix(MixConfig),
+    TrainTeacher(TeacherConfig),
+    Distill(StudentConfig),
+    Quantize(QuantizeConfig),
+    Evaluate { metrics: Vec<String> },
+    Monitor { alerts: Vec<Alert> },
 }
 
+/// `synthetic from SOURCE { ... }`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "rule")]
-pub enum CleanRuleIr {
-    /// `drop NAME when CONDITION`: `condition` is the source text, for reports; `predicate` is
-    /// what the cleaner evaluates on each record.
-    DropWhen {
-        name: String,
-        condition: String,
-        predicate: CleanExprIr,
-    },
-    OutliersSigma {
-        field: String,
-        sigma: f64,
-    },
-    OutliersQuantile {
-        field: String,
-        quantile: f64,
-    },
-    Duplicates {
-        on: Vec<String>,
-    },
+#[serde(deny_unknown_fields)]
+pub struct SynthesizeConfig {
+    pub from: String,
+    pub count: u64,
+    pub strategy: SynthesisStrategy,
+    pub seed: u64,
+    /// Share of records whose prose is paraphrased (0: none).
+    pub paraphrase: f64,
+    /// The validation split that synthesis must never draw from (the mix's).
+    pub validation: f64,
+    pub split_seed: u64,
 }
 
-/// A clean rule's condition over one click-log record: its fields and its session's statistics
-/// (the names the checker allows, `check/pipeline.rs`). Durations are in seconds, percents are
-/// fractions, and `when` arms are nested `if`s.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum CleanExprIr {
-    Number(f64),
-    Text(String),
-    Bool(bool),
-    /// A click-log field or a session statistic, by name.
-    Field(String),
-    Not(Box<CleanExprIr>),
-    Neg(Box<CleanExprIr>),
-    Binary {
-        op: super::ir::BinOp,
-        lhs: Box<CleanExprIr>,
-        rhs: Box<CleanExprIr>,
-    },
-    /// `value ?? default`: the default when the field is absent from the record.
-    Coalesce {
-        value: Box<CleanExprIr>,
-        default: Box<CleanExprIr>,
-    },
-    If {
-        cond: Box<CleanExprIr>,
-        then: Box<CleanExprIr>,
-        otherwise: Box<CleanExprIr>,
-    },
-    /// A construct a record-level condition has no meaning for (a call, a table lookup, a
-    /// `match`, a list, `abstain`), kept as its text so the cleaner can name it in its error.
-    Unsupported(String),
+pub enum SynthesisStrategy {
+    Coverage,
+    Uniform,
+    Boundary,
 }
 
-/// Lowers a clean rule's condition.
-fn clean_expr(e: &Expr) -> CleanExprIr {
-    use super::ir::BinOp;
-    let boxed = |e: &Expr| Box::new(clean_expr(e));
-    match &e.kind {
-        ExprKind::Number(n) | ExprKind::Percent(n) => CleanExprIr::Number(*n),
-        ExprKind::Duration(ms) => CleanExprIr::Number(ms / 1000.0),
-        ExprKind::String(s) => CleanExprIr::Text(s.clone()),
-        ExprKind::Bool(b) => CleanExprIr::Bool(*b),
-        ExprKind::Path(segments) => CleanExprIr::Field(
-            segments
-                .iter()
-                .map(|n| n.name.as_str())
-                .collect::<Vec<_>>()
-                .join("."),
-        ),
-        ExprKind::Paren(inner) => clean_expr(inner),
-        ExprKind::Unary { op, operand } => match op {
-            UnaryOp::Not => CleanExprIr::Not(boxed(operand)),
-            UnaryOp::Neg => CleanExprIr::Neg(boxed(operand)),
-        },
-        ExprKind::Binary { op, lhs, rhs, .. } => {
-            let op = match op {
-                BinaryOp::Coalesce => {
-                    return CleanExprIr::Coalesce {
-                        value: boxed(lhs),
-                        default: boxed(rhs),
-                    };
-                }
-                BinaryOp::Or => BinOp::Or,
-                BinaryOp::And => BinOp::And,
-                BinaryOp::Eq => BinOp::Eq,
-                BinaryOp::Ne => BinOp::Ne,
-                BinaryOp::Lt => BinOp::Lt,
-                BinaryOp::Le => BinOp::Le,
-                BinaryOp::Gt => BinOp::Gt,
-                BinaryOp::Ge => BinOp::Ge,
-                BinaryOp::Union => BinOp::Union,
-                BinaryOp::Intersect => BinOp::Intersect,
-                BinaryOp::Add => BinOp::Add,
-                BinaryOp::Sub => BinOp::Sub,
-                BinaryOp::Mul => BinOp::Mul,
-                BinaryOp::Div => BinOp::Div,
-            };
-            CleanExprIr::Binary {
-                op,
-                lhs: boxed(lhs),
-                rhs: boxed(rhs),
-            }
+impl SynthesisStrategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            SynthesisStrategy::Coverage => "coverage",
+            SynthesisStrategy::Uniform => "uniform",
+            SynthesisStrategy::Boundary => "boundary",
         }
-        ExprKind::If {
-            cond,
-            then,
-            otherwise,
-        } => CleanExprIr::If {
-            cond: boxed(cond),
-            then: boxed(then),
-            otherwise: boxed(otherwise),
-        },
-        ExprKind::When { arms, otherwise } => {
-            let last = otherwise
-                .as_deref()
-                .map_or(CleanExprIr::Bool(false), clean_expr);
-            arms.iter().rev().fold(last, |acc, arm| CleanExprIr::If {
-                cond: boxed(&arm.condition),
-                then: boxed(&arm.body),
-                otherwise: Box::new(acc),
-            })
-        }
-        ExprKind::Call { .. }
-        | ExprKind::Lookup { .. }
-        | ExprKind::Match { .. }
-        | ExprKind::List(_)
-        | ExprKind::Abstain => CleanExprIr::Unsupported(crate::check::expr::expr_text(e)),
     }
 }
 
+/// `mix real P synthetic P` and `split validation P seed N`: what the mix stage splits and pools,
+/// and the share of real rows the trainers' sampler holds in every batch.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SettingIr {
-    pub key: String,
-    pub value: SettingValueIr,
+#[serde(deny_unknown_fields)]
+pub struct MixConfig {
+    pub real_share: f64,
+    pub synthetic_share: f64,
+    /// Share of real pairs held out for validation, stratified by overall grade.
+    pub validation: f64,
+    /// Seed of the split and of every epoch's batch order.
+    pub seed: u64,
 }
 
+/// `teacher NAME { ... }`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SettingValueIr {
-    Number(f64),
-    Text(String),
-    Bool(bool),
+#[serde(deny_unknown_fields)]
+pub struct TeacherConfig {
+    pub teacher: String,
+    pub model: ModelConfig,
+    pub targets: Vec<Target>,
+    pub loss: LossKind,
+    pub temperature: f64,
+    pub train: TrainConfig,
+    pub regularize: Regularization,
+    pub features: Vec<String>,
 }
 
+/// `student { ... }`: its objective is the loss terms' `student` list.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum ModelIr {
-    Encoder { settings: Vec<SettingIr> },
+#[serde(deny_unknown_fields)]
+pub struct StudentConfig {
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+    pub regularize: Regularization,
+    pub features: Vec<String>,
+    pub early_stop: Option<EarlyStop>,
+}
+
+/// A model's architecture, or the checkpoint it starts from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+pub enum ModelConfig {
+    Encoder(EncoderConfig),
+    /// A checkpoint in Hugging Face layout, relative to the pipeline's file.
     Init { path: String },
-    Unspecified,
 }
 
+/// `model encoder { ... }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderConfig {
+    pub layers: u64,
+    pub hidden: u64,
+    pub heads: u64,
+    pub intermediate: u64,
+    pub max_len: u64,
+    pub vocab: u64,
+}
+
+/// `train { ... }`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EarlyStopIr {
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: u64,
+    pub lr: f64,
+    pub batch: u64,
+    pub warmup: Warmup,
+    pub accumulate: u64,
+    pub clip_norm: f64,
+    pub seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Warmup {
+    Steps(u64),
+    /// A fraction of all optimizer steps.
+    Fraction(f64),
+}
+
+/// `regularize ...`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Regularization {
+    pub weight_decay: f64,
+    pub dropout: f64,
+    /// The weight of the L2 loss term (also in the loss terms when above 0).
+    pub l2: f64,
+}
+
+/// `early_stop on METRIC patience N`: stop after `patience` epochs without an improvement of
+/// more than `min_delta` in `direction`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStop {
     pub metric: String,
+    pub direction: Direction,
     pub patience: u64,
+    pub min_delta: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AlertIr {
+#[serde(deny_unknown_fields)]
+pub struct QuantizeConfig {
+    pub scheme: QuantScheme,
+    pub prune_heads_below: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuantScheme {
+    Int8,
+}
+
+/// `alert METRIC OP THRESHOLD`, the threshold in the metric's unit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alert {
     pub metric: String,
     pub op: String,
-    /// Milliseconds for latencies; the metric's own unit otherwise.
     pub threshold: f64,
+    pub unit: MetricUnit,
 }
 
-fn setting(s: &Setting) -> SettingIr {
-    SettingIr {
-        key: s.key.name.clone(),
-        value: match &s.value {
-            SettingValue::Number(n) | SettingValue::Percent(n) | SettingValue::Duration(n) => {
-                SettingValueIr::Number(*n)
+/// Why an artefact could not be read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArtefactError {
+    /// Not JSON, or JSON without a `schema` string.
+    Malformed { what: &'static str, message: String },
+    /// Written by another version of rubric.
+    Schema {
+        what: &'static str,
+        found: String,
+        expected: &'static str,
+    },
+}
+
+impl std::fmt::Display for ArtefactError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArtefactError::Malformed { what, message } => {
+                write!(f, "the {what} is not readable: {message}")
             }
-            SettingValue::String(t) | SettingValue::Name(t) => SettingValueIr::Text(t.clone()),
-            SettingValue::Bool(b) => SettingValueIr::Bool(*b),
-        },
+            ArtefactError::Schema {
+                what,
+                found,
+                expected,
+            } => write!(
+                f,
+                "the {what} has schema `{found}`, but this rubric reads `{expected}`; compile the \
+                 policy again with this rubric (`rubric compile`)"
+            ),
+        }
     }
 }
 
-fn loss_kind(name: &str) -> LossKind {
-    match name {
-        "bce" => LossKind::Bce,
-        "kl" => LossKind::Kl,
-        _ => LossKind::Mse,
+impl std::error::Error for ArtefactError {}
+
+/// Reads an artefact written by [`serde_json`], checking its schema version first so a
+/// mismatch says so instead of naming a missing field.
+pub fn read_artefact<T: DeserializeOwned>(
+    text: &str,
+    what: &'static str,
+    expected: &'static str,
+) -> Result<T, ArtefactError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ArtefactError::Malformed {
+            what,
+            message: e.to_string(),
+        })?;
+    let Some(found) = value.get("schema").and_then(|s| s.as_str()) else {
+        return Err(ArtefactError::Malformed {
+            what,
+            message: "it has no `schema`".to_string(),
+        });
+    };
+    if found != expected {
+        return Err(ArtefactError::Schema {
+            what,
+            found: found.to_string(),
+            expected,
+        });
+    }
+    serde_json::from_value(value).map_err(|e| ArtefactError::Malformed {
+        what,
+        message: e.to_string(),
+    })
+}
+
+impl TrainingPlan {
+    pub fn from_json(text: &str) -> Result<TrainingPlan, ArtefactError> {
+        read_artefact(text, "training plan", TRAINING_PLAN_SCHEMA)
     }
 }
 
-fn targets(names: &[Ident], info: &PolicyInfo) -> Vec<Target> {
-    names
+impl LossTerms {
+    pub fn from_json(text: &str) -> Result<LossTerms, ArtefactError> {
+        read_artefact(text, "loss terms", LOSS_TERMS_SCHEMA)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lowering: every value read from the pipeline or, when left out, from the vocabulary.
+
+/// A number setting as written, or its vocabulary default.
+fn number(settings: &[Setting], block: Block, key: &str) -> f64 {
+    settings
         .iter()
-        .map(|n| match n.name.as_str() {
-            "dimensions" => Target::Dimensions,
-            "overall" => Target::Overall,
-            "grades" => Target::Grades,
-            "click" => Target::Click,
-            other if info.dimensions.iter().any(|d| d.name == other) => {
-                Target::Dimension(other.to_string())
+        .find(|s| s.key.name == key)
+        .and_then(|s| match s.value {
+            SettingValue::Number(n) | SettingValue::Percent(n) | SettingValue::Duration(n) => {
+                Some(n)
             }
-            other => Target::Dimension(other.to_string()),
+            _ => None,
         })
-        .collect()
+        .unwrap_or_else(|| vocabulary::default_number(block, key))
 }
 
-fn model(specs: &[ModelSpec]) -> ModelIr {
-    match specs.first() {
-        Some(ModelSpec::Encoder { settings, .. }) => ModelIr::Encoder {
-            settings: settings.iter().map(setting).collect(),
+/// A whole-number setting (the checker proved it whole and in range).
+fn count(settings: &[Setting], block: Block, key: &str) -> u64 {
+    number(settings, block, key).max(0.0) as u64
+}
+
+fn encoder(settings: &[Setting]) -> Result<EncoderConfig, String> {
+    let required = |key: &str| {
+        settings
+            .iter()
+            .any(|s| s.key.name == key)
+            .then(|| count(settings, Block::Encoder, key))
+            .ok_or_else(|| format!("`model encoder` without `{key}` passed the check"))
+    };
+    let hidden = required("hidden")?;
+    let given = |key: &str| settings.iter().any(|s| s.key.name == key);
+    Ok(EncoderConfig {
+        layers: required("layers")?,
+        hidden,
+        heads: required("heads")?,
+        intermediate: if given("intermediate") {
+            count(settings, Block::Encoder, "intermediate")
+        } else {
+            4 * hidden
         },
-        Some(ModelSpec::Init { path, .. }) => ModelIr::Init { path: path.clone() },
-        None => ModelIr::Unspecified,
+        max_len: count(settings, Block::Encoder, "max_len"),
+        vocab: count(settings, Block::Encoder, "vocab"),
+    })
+}
+
+fn model(specs: &[ModelSpec], owner: &str) -> Result<ModelConfig, String> {
+    match specs.first() {
+        Some(ModelSpec::Encoder { settings, .. }) => encoder(settings).map(ModelConfig::Encoder),
+        Some(ModelSpec::Init { path, .. }) => Ok(ModelConfig::Init { path: path.clone() }),
+        None => Err(format!("{owner} without a `model` passed the check")),
     }
 }
 
-/// Lowers a checked pipeline.
+fn train(settings: &[Setting]) -> TrainConfig {
+    let warmup = match settings.iter().find(|s| s.key.name == "warmup") {
+        Some(Setting {
+            value: SettingValue::Percent(p),
+            ..
+        }) => Warmup::Fraction(*p),
+        _ => Warmup::Steps(count(settings, Block::Train, "warmup")),
+    };
+    TrainConfig {
+        epochs: count(settings, Block::Train, "epochs"),
+        lr: number(settings, Block::Train, "lr"),
+        batch: count(settings, Block::Train, "batch"),
+        warmup,
+        accumulate: count(settings, Block::Train, "accumulate"),
+        clip_norm: number(settings, Block::Train, "clip_norm"),
+        seed: count(settings, Block::Train, "seed"),
+    }
+}
+
+fn regularization(settings: &[Setting]) -> Regularization {
+    Regularization {
+        weight_decay: number(settings, Block::Regularize, "weight_decay"),
+        dropout: number(settings, Block::Regularize, "dropout"),
+        l2: number(settings, Block::Regularize, "l2"),
+    }
+}
+
+fn loss_kind(name: &str) -> Result<LossKind, String> {
+    match name {
+        "mse" => Ok(LossKind::Mse),
+        "bce" => Ok(LossKind::Bce),
+        "kl" => Ok(LossKind::Kl),
+        other => Err(format!("the loss `{other}` passed the check")),
+    }
+}
+
+fn temperature(loss: Option<&LossDecl>) -> f64 {
+    loss.and_then(|l| l.temperature)
+        .map_or(vocabulary::default_number(Block::Loss, "temperature"), |(v, _)| v)
+}
+
+/// The targets a teacher predicts, `dimensions` resolved to the policy's dimensions.
+fn targets(names: &[Ident], info: &PolicyInfo) -> Result<Vec<Target>, String> {
+    let mut out: Vec<Target> = Vec::new();
+    let mut push = |t: Target| {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    };
+    for n in names {
+        match n.name.as_str() {
+            "dimensions" => {
+                for d in &info.dimensions {
+                    push(Target::Dimension(d.name.clone()));
+                }
+            }
+            "overall" => push(Target::Overall),
+            "grades" => push(Target::Grades),
+            "click" => push(Target::Click),
+            other if info.dimensions.iter().any(|d| d.name == other) => {
+                push(Target::Dimension(other.to_string()))
+            }
+            other => return Err(format!("the target `{other}` passed the check")),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a target is one of the policy's scores (what drift is measured on).
+fn is_policy_target(t: &Target) -> bool {
+    matches!(t, Target::Dimension(_) | Target::Overall)
+}
+
+/// Lowers a checked pipeline. An `Err` is an internal error: something the checker should have
+/// refused reached the lowering, which says so instead of inventing a value.
 pub(super) fn lower_pipeline(
     p: &PipelineDecl,
     policy: &PolicyRef,
     info: &PolicyInfo,
     source_map: &mut SourceMap,
     sources: &Sources,
-) -> (LossTerms, TrainingPlan) {
+) -> Result<(LossTerms, TrainingPlan), String> {
     source_map.add(sources, "pipeline", p.name.span);
-    let teachers: Vec<TeacherObjective> = p
-        .teachers
-        .iter()
-        .map(|t| TeacherObjective {
+    let mut teachers: Vec<TeacherObjective> = Vec::new();
+    for t in &p.teachers {
+        let loss = t
+            .loss
+            .as_ref()
+            .ok_or_else(|| format!("the teacher `{}` without a `loss` passed the check", t.name.name))?;
+        teachers.push(TeacherObjective {
             teacher: t.name.name.clone(),
-            targets: targets(&t.predicts, info),
-            loss: loss_kind(t.loss.as_ref().map_or("mse", |l| l.kind.name.as_str())),
-            temperature: t
-                .loss
-                .as_ref()
-                .and_then(|l| l.temperature)
-                .map_or(1.0, |(v, _)| v),
-        })
-        .collect();
+            targets: targets(&t.predicts, info)?,
+            loss: loss_kind(&loss.kind.name)?,
+            temperature: temperature(Some(loss)),
+        });
+    }
+    let student = p
+        .students
+        .first()
+        .ok_or_else(|| "a pipeline without a `student` passed the check".to_string())?;
     let mut student_terms = Vec::new();
-    if let Some(student) = p.students.first() {
-        for (i, d) in student.distill.iter().enumerate() {
-            source_map.add(sources, &format!("student[{i}]"), d.span);
-            let teacher_targets = teachers
+    for (i, d) in student.distill.iter().enumerate() {
+        source_map.add(sources, &format!("student[{i}]"), d.span);
+        let teacher = teachers
+            .iter()
+            .find(|t| t.teacher == d.teacher.name)
+            .ok_or_else(|| format!("distilling from the undeclared `{}` passed the check", d.teacher.name))?;
+        student_terms.push(LossTerm::Distill {
+            teacher: d.teacher.name.clone(),
+            targets: teacher.targets.clone(),
+            weight: d.weight,
+            loss: loss_kind(&d.loss.kind.name)?,
+            temperature: temperature(Some(&d.loss)),
+        });
+    }
+    for d in &student.drift {
+        source_map.add(
+            sources,
+            &format!("student[{}]", student_terms.len()),
+            d.span,
+        );
+        // `against policy` (the default) is the policy teacher: the teacher named `policy`, else
+        // the first one the student distills from that predicts policy scores; without one,
+        // the rubric's own labels.
+        let policy_teacher = teachers
+            .iter()
+            .find(|t| t.teacher == "policy")
+            .or_else(|| {
+                student.distill.iter().find_map(|d| {
+                    teachers.iter().find(|t| {
+                        t.teacher == d.teacher.name && t.targets.iter().any(is_policy_target)
+                    })
+                })
+            })
+            .filter(|t| t.targets.iter().any(is_policy_target));
+        let rubric_targets = || {
+            let mut all: Vec<Target> = info
+                .dimensions
                 .iter()
-                .find(|t| t.teacher == d.teacher.name)
-                .map(|t| t.targets.clone())
-                .unwrap_or_default();
-            student_terms.push(LossTerm::Distill {
-                teacher: d.teacher.name.clone(),
-                targets: teacher_targets,
-                weight: d.weight,
-                loss: loss_kind(&d.loss.kind.name),
-                temperature: d.loss.temperature.map_or(1.0, |(v, _)| v),
-            });
-        }
-        for d in &student.drift {
-            source_map.add(
-                sources,
-                &format!("student[{}]", student_terms.len()),
-                d.span,
-            );
-            student_terms.push(LossTerm::DriftPenalty(DriftPenalty {
-                weight: d.weight,
-                tolerance: d.tolerance,
-                against: match d.against.as_ref().map(|a| a.name.as_str()) {
-                    Some("rubric") => DriftReference::Rubric,
-                    _ => DriftReference::PolicyTeacher,
-                },
-                rebalance: d.rebalance_every.map(|(every, _)| Rebalance {
-                    every_epochs: every,
-                    target_drift: d.tolerance,
-                    min_factor: 0.5,
-                    max_factor: 2.0,
-                }),
-            }));
-        }
-        for r in &student.regularize {
-            let weight = match r.value {
-                SettingValue::Number(n) | SettingValue::Percent(n) => n,
-                _ => 0.0,
+                .map(|d| Target::Dimension(d.name.clone()))
+                .collect();
+            all.push(Target::Overall);
+            all
+        };
+        let (against, reference_targets) =
+            match (d.against.as_ref().map(|a| a.name.as_str()), policy_teacher) {
+                (Some("rubric"), _) | (_, None) => (DriftReference::Rubric, rubric_targets()),
+                (_, Some(t)) => (
+                    DriftReference::Teacher {
+                        name: t.teacher.clone(),
+                    },
+                    t.targets.iter().filter(|x| is_policy_target(x)).cloned().collect(),
+                ),
             };
-            student_terms.push(LossTerm::Regularization {
-                kind: r.key.name.clone(),
-                weight,
-            });
-        }
+        student_terms.push(LossTerm::DriftPenalty(DriftPenalty {
+            weight: d.weight,
+            tolerance: d.tolerance,
+            against,
+            targets: reference_targets,
+            rebalance: d.rebalance_every.map(|(every, _)| Rebalance {
+                every_epochs: every,
+                target_drift: d.tolerance,
+                min_factor: vocabulary::default_number(Block::Drift, "rebalance_min_factor"),
+                max_factor: vocabulary::default_number(Block::Drift, "rebalance_max_factor"),
+            }),
+        }));
+    }
+    let student_regularization = regularization(&student.regularize);
+    if student_regularization.l2 > 0.0 {
+        student_terms.push(LossTerm::L2 {
+            weight: student_regularization.l2,
+        });
     }
     let terms = LossTerms {
         schema: LOSS_TERMS_SCHEMA.to_string(),
         policy: policy.clone(),
         pipeline: p.name.name.clone(),
-        teachers,
+        teachers: teachers.clone(),
         student: student_terms,
     };
 
     // The stages, in dependency order.
     let mut stages: Vec<Stage> = Vec::new();
-    let mut real_inputs: Vec<String> = Vec::new();
-    let mut synthetic_inputs: Vec<String> = Vec::new();
-    let mut click_data: Vec<String> = Vec::new();
+    let mut real_inputs: Vec<StageInput> = Vec::new();
+    let mut synthetic_inputs: Vec<StageInput> = Vec::new();
+    let mut click_data: Vec<StageInput> = Vec::new();
     let data = p.data.first();
+    let split = data.and_then(|d| d.splits.first());
+    let validation = split.map_or(vocabulary::default_number(Block::Split, "validation"), |s| {
+        s.validation
+    });
+    let split_seed = split
+        .and_then(|s| s.seed)
+        .unwrap_or(vocabulary::default_number(Block::Split, "seed") as u64);
     for source in data.map(|d| d.sources.as_slice()).unwrap_or_default() {
+        let name = &source.name.name;
         if source.clean.is_empty() {
-            let id = format!("label.{}", source.name.name);
+            let id = format!("label.{name}");
             stages.push(Stage {
                 id: id.clone(),
-                inputs: vec![source.path.clone()],
-                outputs: vec![format!("{}.labels.jsonl", source.name.name)],
+                inputs: vec![StageInput::File(source.path.clone())],
+                outputs: vec![format!("{name}.labels.jsonl")],
                 config: StageConfig::Label {
-                    source: source.name.name.clone(),
+                    source: name.clone(),
                     path: source.path.clone(),
                 },
             });
-            real_inputs.push(id);
+            real_inputs.push(StageInput::Stage(id));
         } else {
-            let id = format!("clean.{}", source.name.name);
+            let id = format!("clean.{name}");
             stages.push(Stage {
                 id: id.clone(),
-                inputs: vec![source.path.clone()],
+                inputs: vec![StageInput::File(source.path.clone())],
                 outputs: vec![
-                    format!("{}.clean.jsonl", source.name.name),
-                    format!("{}.clean-report.json", source.name.name),
+                    format!("{name}.clean.jsonl"),
+                    format!("{name}.quarantine.jsonl"),
+                    format!("{name}.clean-report.json"),
                 ],
                 config: StageConfig::Clean {
-                    source: source.name.name.clone(),
+                    source: name.clone(),
                     path: source.path.clone(),
-                    rules: source
-                        .clean
-                        .iter()
-                        .map(|c| match c {
-                            CleanRule::DropWhen {
-                                name, condition, ..
-                            } => CleanRuleIr::DropWhen {
-                                name: name.name.clone(),
-                                condition: crate::check::expr::expr_text(condition),
-                                predicate: clean_expr(condition),
-                            },
-                            CleanRule::OutliersSigma { field, sigma, .. } => {
-                                CleanRuleIr::OutliersSigma {
-                                    field: field.name.clone(),
-                                    sigma: *sigma,
-                                }
-                            }
-                            CleanRule::OutliersQuantile {
-                                field, quantile, ..
-                            } => CleanRuleIr::OutliersQuantile {
-                                field: field.name.clone(),
-                                quantile: *quantile,
-                            },
-                            CleanRule::Duplicates { on, .. } => CleanRuleIr::Duplicates {
-                                on: on.iter().map(|n| n.name.clone()).collect(),
-                            },
-                        })
-                        .collect(),
+                    rules: source.clean.iter().map(super::clean::clean_rule).collect(),
                 },
             });
-            click_data.push(id);
+            click_data.push(StageInput::Stage(id));
         }
     }
     for s in data.map(|d| d.synthetic.as_slice()).unwrap_or_default() {
         let id = format!("synthesize.{}", s.from.name);
+        let strategy = match s.settings.iter().find(|x| x.key.name == "strategy") {
+            Some(Setting {
+                value: SettingValue::Name(n),
+                ..
+            }) => n.as_str(),
+            _ => match vocabulary::setting(Block::Synthetic, "strategy").map(|r| r.default) {
+                Some(vocabulary::Default::Name(n)) => n,
+                _ => return Err("the vocabulary has no default synthesis strategy".to_string()),
+            },
+        };
+        let strategy = match strategy {
+            "coverage" => SynthesisStrategy::Coverage,
+            "uniform" => SynthesisStrategy::Uniform,
+            "boundary" => SynthesisStrategy::Boundary,
+            other => return Err(format!("the strategy `{other}` passed the check")),
+        };
+        let paraphrase = match s.settings.iter().find(|x| x.key.name == "paraphrase") {
+            Some(Setting {
+                value: SettingValue::Bool(b),
+                ..
+            }) => f64::from(u8::from(*b)),
+            Some(Setting {
+                value: SettingValue::Number(v) | SettingValue::Percent(v),
+                ..
+            }) => *v,
+            _ => 0.0,
+        };
         stages.push(Stage {
             id: id.clone(),
-            inputs: vec![format!("label.{}", s.from.name)],
+            inputs: vec![StageInput::Stage(format!("label.{}", s.from.name))],
             outputs: vec![format!("{}.synthetic.jsonl", s.from.name)],
-            config: StageConfig::Synthesize {
+            config: StageConfig::Synthesize(SynthesizeConfig {
                 from: s.from.name.clone(),
-                settings: s.settings.iter().map(setting).collect(),
-            },
+                count: count(&s.settings, Block::Synthetic, "count"),
+                strategy,
+                seed: count(&s.settings, Block::Synthetic, "seed"),
+                paraphrase,
+                validation,
+                split_seed,
+            }),
         });
-        synthetic_inputs.push(id);
+        synthetic_inputs.push(StageInput::Stage(id));
     }
     let mix = data.and_then(|d| d.mixes.first());
-    let split = data.and_then(|d| d.splits.first());
+    let share = |kind: &str| {
+        mix.and_then(|m| m.shares.iter().find(|(n, _, _)| n.name == kind))
+            .map(|(_, s, _)| *s)
+    };
+    let (real_share, synthetic_share) = match (share("real"), share("synthetic")) {
+        (Some(r), Some(s)) => (r, s),
+        (Some(r), None) => (r, 1.0 - r),
+        (None, Some(s)) => (1.0 - s, s),
+        // No `mix`: every synthetic pair joins the real ones in their natural proportion.
+        (None, None) if synthetic_inputs.is_empty() => (1.0, 0.0),
+        (None, None) => return Err("synthetic data without a `mix` passed the check".to_string()),
+    };
     let mut mix_inputs = real_inputs.clone();
     mix_inputs.extend(synthetic_inputs.iter().cloned());
     stages.push(Stage {
         id: "mix".to_string(),
         inputs: mix_inputs,
-        outputs: vec!["train.jsonl".to_string(), "validation.jsonl".to_string()],
-        config: StageConfig::Mix {
-            shares: mix
-                .map(|m| {
-                    m.shares
-                        .iter()
-                        .map(|(n, s, _)| (n.name.clone(), *s))
-                        .collect()
-                })
-                .unwrap_or_else(|| vec![("real".to_string(), 1.0)]),
-            validation: split.map_or(0.1, |s| s.validation),
-            seed: split.and_then(|s| s.seed).unwrap_or(0),
-        },
+        outputs: vec![
+            "pool.jsonl".to_string(),
+            "validation.jsonl".to_string(),
+            "mix-report.json".to_string(),
+        ],
+        config: StageConfig::Mix(MixConfig {
+            real_share,
+            synthetic_share,
+            validation,
+            seed: split_seed,
+        }),
     });
     let mut teacher_ids = Vec::new();
-    for t in &p.teachers {
+    for (t, objective) in p.teachers.iter().zip(&teachers) {
         let id = format!("teacher.{}", t.name.name);
-        let mut inputs = vec!["mix".to_string()];
-        if t.predicts.iter().any(|x| x.name == "click") {
+        let mut inputs = vec![StageInput::Stage("mix".to_string())];
+        if objective.targets.contains(&Target::Click) {
             inputs.extend(click_data.iter().cloned());
         }
         stages.push(Stage {
             id: id.clone(),
             inputs,
-            outputs: vec![format!("{}.teacher.safetensors", t.name.name)],
-            config: StageConfig::TrainTeacher {
+            outputs: vec!["model".to_string()],
+            config: StageConfig::TrainTeacher(TeacherConfig {
                 teacher: t.name.name.clone(),
-                model: model(&t.model),
-                targets: targets(&t.predicts, info),
-                loss: loss_kind(t.loss.as_ref().map_or("mse", |l| l.kind.name.as_str())),
-                train: t.train.iter().map(setting).collect(),
+                model: model(&t.model, &format!("the teacher `{}`", t.name.name))?,
+                targets: objective.targets.clone(),
+                loss: objective.loss,
+                temperature: objective.temperature,
+                train: train(&t.train),
+                regularize: regularization(&t.regularize),
                 features: t.features.iter().map(|f| f.name.clone()).collect(),
-            },
+            }),
         });
         teacher_ids.push(id);
     }
-    if let Some(student) = p.students.first() {
-        let mut inputs = vec!["mix".to_string()];
-        inputs.extend(
-            student
-                .distill
-                .iter()
-                .map(|d| format!("teacher.{}", d.teacher.name))
-                .filter(|id| teacher_ids.contains(id)),
-        );
-        stages.push(Stage {
-            id: "distill".to_string(),
-            inputs,
-            outputs: vec!["student.safetensors".to_string()],
-            config: StageConfig::Distill {
-                model: model(&student.model),
-                train: student.train.iter().map(setting).collect(),
-                features: student.features.iter().map(|f| f.name.clone()).collect(),
-                early_stop: student.early_stop.as_ref().map(|e| EarlyStopIr {
-                    metric: e.metric.name.clone(),
-                    patience: e.patience,
-                }),
-            },
-        });
+    let mut inputs = vec![StageInput::Stage("mix".to_string())];
+    for d in &student.distill {
+        let id = format!("teacher.{}", d.teacher.name);
+        let input = StageInput::Stage(id.clone());
+        if teacher_ids.contains(&id) && !inputs.contains(&input) {
+            inputs.push(input);
+        }
     }
+    let early_stop = match &student.early_stop {
+        Some(e) => {
+            let metric = vocabulary::metric(&e.metric.name).ok_or_else(|| {
+                format!("early stopping on the unknown `{}` passed the check", e.metric.name)
+            })?;
+            Some(EarlyStop {
+                metric: e.metric.name.clone(),
+                direction: metric.direction,
+                patience: e.patience,
+                min_delta: vocabulary::default_number(Block::EarlyStop, "min_delta"),
+            })
+        }
+        None => None,
+    };
+    stages.push(Stage {
+        id: "distill".to_string(),
+        inputs,
+        outputs: vec!["model".to_string(), "report.json".to_string()],
+        config: StageConfig::Distill(StudentConfig {
+            model: model(&student.model, "the student")?,
+            train: train(&student.train),
+            regularize: student_regularization,
+            features: student.features.iter().map(|f| f.name.clone()).collect(),
+            early_stop,
+        }),
+    });
     let mut last = "distill".to_string();
     if let Some(q) = p.quantize.first() {
+        let scheme = match q.scheme.name.as_str() {
+            "int8" => QuantScheme::Int8,
+            other => return Err(format!("the quantization scheme `{other}` passed the check")),
+        };
         stages.push(Stage {
             id: "quantize".to_string(),
-            inputs: vec![last.clone()],
-            outputs: vec!["student.int8.safetensors".to_string()],
-            config: StageConfig::Quantize {
-                scheme: q.scheme.name.clone(),
+            inputs: vec![StageInput::Stage(last.clone())],
+            outputs: vec!["model".to_string()],
+            config: StageConfig::Quantize(QuantizeConfig {
+                scheme,
                 prune_heads_below: q.prune_heads_below.map(|(v, _)| v),
-            },
+            }),
         });
         last = "quantize".to_string();
     }
-    let alerts: Vec<AlertIr> = p
-        .monitors
-        .iter()
-        .flat_map(|m| m.alerts.iter())
-        .map(|a| AlertIr {
+    let mut alerts: Vec<Alert> = Vec::new();
+    for a in p.monitors.iter().flat_map(|m| m.alerts.iter()) {
+        let metric = vocabulary::metric(&a.metric.name)
+            .ok_or_else(|| format!("an alert on the unknown `{}` passed the check", a.metric.name))?;
+        alerts.push(Alert {
             metric: a.metric.name.clone(),
             op: a.op.symbol().to_string(),
             threshold: match a.threshold {
                 Threshold::Number(v) | Threshold::Percent(v) | Threshold::Duration(v) => v,
             },
-        })
-        .collect();
+            unit: metric.unit,
+        });
+    }
     let mut metrics: Vec<String> = vec![
         "policy_alignment".to_string(),
         "grade_kappa".to_string(),
         "policy_drift".to_string(),
+        "ndcg@10".to_string(),
     ];
-    if p.teachers
-        .iter()
-        .any(|t| t.predicts.iter().any(|x| x.name == "click"))
-    {
+    if teachers.iter().any(|t| t.targets.contains(&Target::Click)) {
         metrics.push("click_auc".to_string());
     }
     for a in &alerts {
@@ -648,14 +863,20 @@ pub(super) fn lower_pipeline(
     }
     stages.push(Stage {
         id: "evaluate".to_string(),
-        inputs: vec![last.clone(), "mix".to_string()],
+        inputs: vec![
+            StageInput::Stage(last.clone()),
+            StageInput::Stage("mix".to_string()),
+        ],
         outputs: vec!["evaluation.json".to_string()],
         config: StageConfig::Evaluate { metrics },
     });
     if !alerts.is_empty() {
         stages.push(Stage {
             id: "monitor".to_string(),
-            inputs: vec![last, "evaluate".to_string()],
+            inputs: vec![
+                StageInput::Stage(last),
+                StageInput::Stage("evaluate".to_string()),
+            ],
             outputs: vec!["monitor.json".to_string()],
             config: StageConfig::Monitor { alerts },
         });
@@ -666,5 +887,5 @@ pub(super) fn lower_pipeline(
         pipeline: p.name.name.clone(),
         stages,
     };
-    (terms, plan)
+    Ok((terms, plan))
 }

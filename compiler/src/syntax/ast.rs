@@ -619,6 +619,7 @@ pub struct TeacherDecl {
     pub predicts: Vec<Ident>,
     pub loss: Option<LossDecl>,
     pub train: Vec<Setting>,
+    pub regularize: Vec<Setting>,
     pub features: Vec<Ident>,
     pub span: Span,
 }

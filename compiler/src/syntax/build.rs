@@ -818,6 +818,7 @@ impl Builder {
                     predicts: Vec::new(),
                     loss: None,
                     train: Vec::new(),
+                    regularize: Vec::new(),
                     features: Vec::new(),
                     span,
                 };
@@ -827,6 +828,7 @@ impl Builder {
                         Rule::predicts_stmt => teacher.predicts.extend(self.names(&p)),
                         Rule::loss_stmt => teacher.loss = Some(self.loss(p)),
                         Rule::train_stmt => teacher.train.extend(self.settings_of(p)),
+                        Rule::regularize_stmt => teacher.regularize.extend(self.regularize(p)),
                         Rule::features_stmt => teacher.features.extend(self.names(&p)),
                         _ => {}
                     }
@@ -852,14 +854,7 @@ impl Builder {
                         Rule::model_stmt => student.model.extend(self.model(p)),
                         Rule::train_stmt => student.train.extend(self.settings_of(p)),
                         Rule::features_stmt => student.features.extend(self.names(&p)),
-                        Rule::regularize_stmt => {
-                            for s in p
-                                .into_inner()
-                                .filter(|s| s.as_rule() == Rule::numeric_setting)
-                            {
-                                student.regularize.extend(self.setting(s));
-                            }
-                        }
+                        Rule::regularize_stmt => student.regularize.extend(self.regularize(p)),
                         Rule::distill_stmt => {
                             let mut teacher = None;
                             let mut weight = (0.0, pspan);
@@ -1190,6 +1185,14 @@ impl Builder {
             .find(|p| p.as_rule() == Rule::settings)
             .map(|p| self.settings(p))
             .unwrap_or_default()
+    }
+
+    /// The settings of `regularize weight_decay 0.01 dropout 0.1`.
+    fn regularize(&mut self, pair: Pair<'_, Rule>) -> Vec<Setting> {
+        pair.into_inner()
+            .filter(|s| s.as_rule() == Rule::numeric_setting)
+            .filter_map(|s| self.setting(s))
+            .collect()
     }
 
     fn settings(&mut self, pair: Pair<'_, Rule>) -> Vec<Setting> {

@@ -11,7 +11,6 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{self, Write};
@@ -203,26 +202,25 @@ pub fn batches_possible(share: f64, batch: usize, real: usize, synthetic: usize)
 
 #[derive(Clone, Debug)]
 pub struct MixOptions {
-    /// Share of real rows in every batch, in [0, 1].
+    /// Share of real rows the sampler holds in every batch, in [0, 1].
     pub real_share: f64,
-    pub batch: usize,
     /// Share of (de-duplicated) real rows held out for validation.
     pub validation: f64,
     pub seed: u64,
 }
 
-/// Per-batch real counts, summarized.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct RatioSummary {
-    pub min_real: usize,
-    pub max_real: usize,
-    /// The largest gap, over all runs of consecutive batches, between the real rows in the run
-    /// and the share times its rows (at most 1 by construction).
-    pub max_window_error: f64,
-    pub real_share_overall: f64,
+impl MixOptions {
+    /// The options a training plan's mix stage says.
+    pub fn from_plan(config: &rubric_compiler::lower::plan::MixConfig) -> MixOptions {
+        MixOptions {
+            real_share: config.real_share,
+            validation: config.validation,
+            seed: config.seed,
+        }
+    }
 }
 
-/// The manifest `rubric data mix` writes beside its outputs.
+/// The manifest the mix stage writes beside its outputs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct MixManifest {
     pub schema: String,
@@ -231,7 +229,6 @@ pub struct MixManifest {
     pub options: ManifestOptions,
     pub counts: MixCounts,
     pub validation_by_grade: BTreeMap<String, usize>,
-    pub ratio: RatioSummary,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -244,13 +241,12 @@ pub struct InputRecord {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ManifestOptions {
     pub real_share: f64,
-    pub batch: usize,
     pub validation: f64,
     pub seed: u64,
 }
 
-/// Every row in is accounted for: `real_in = real_duplicates + validation + real_in_batches +
-/// real_unused`, and likewise for synthetic rows (which are never in validation).
+/// Every row in is accounted for: `real_in = real_duplicates + validation + real_pool`, and
+/// `synthetic_in = synthetic_duplicates + synthetic_from_validation + synthetic_pool`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct MixCounts {
     pub real_in: usize,
@@ -262,12 +258,9 @@ pub struct MixCounts {
     /// not leak into training.
     pub synthetic_from_validation: usize,
     pub validation: usize,
-    pub batches: usize,
-    pub real_in_batches: usize,
-    pub synthetic_in_batches: usize,
-    /// Rows left over once one pool could not fill another batch at the share.
-    pub real_unused: usize,
-    pub synthetic_unused: usize,
+    /// Rows of the training pool the sampler draws batches from.
+    pub real_pool: usize,
+    pub synthetic_pool: usize,
 }
 
 /// An input file: its path, bytes' hash and rows.
@@ -294,57 +287,53 @@ impl MixInput {
     }
 }
 
-fn window_error(reals: &[usize], batch: usize, share: f64) -> f64 {
-    // max over windows of |sum real - share*rows|: prefix sums, O(n^2) is fine for thousands;
-    // the error of a window is the difference of two prefix errors, so max - min of them.
-    let mut prefix = 0.0f64;
-    let (mut lo, mut hi) = (0.0f64, 0.0f64);
-    for r in reals {
-        prefix += *r as f64 - share * batch as f64;
-        lo = lo.min(prefix);
-        hi = hi.max(prefix);
-    }
-    hi - lo
+fn write_row(out: &mut dyn Write, row: &PairRow) -> io::Result<()> {
+    out.write_all(row.value.to_string().as_bytes())?;
+    out.write_all(b"\n")
 }
 
-/// Mixes: writes `train` (one JSON object a line: the pair plus `batch`) and `validation`,
-/// returns the manifest.
+/// Splits and pools: writes the validation split (real pairs, stratified by overall grade) and
+/// the training pool (the other real pairs, then the synthetic ones, each row as read, its
+/// `source` saying which it is), and returns the manifest. Batches are not fixed here: the
+/// trainers draw them each epoch from the pool with a [`MixSampler`].
 pub fn mix(
     engine: &Engine,
     real: MixInput,
-    synthetic: MixInput,
+    synthetic: Option<MixInput>,
     options: &MixOptions,
-    train_out: &mut dyn Write,
+    pool_out: &mut dyn Write,
     validation_out: &mut dyn Write,
-    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<MixManifest, MixError> {
-    if options.batch == 0 {
-        return Err(MixError::Options(
-            "the batch size must be at least 1".to_string(),
-        ));
+    if !(0.0..=1.0).contains(&options.real_share) {
+        return Err(MixError::Options(format!(
+            "the real share must be between 0% and 100%, not {}",
+            options.real_share * 100.0
+        )));
     }
+    let synthetic = synthetic.unwrap_or(MixInput {
+        path: PathBuf::new(),
+        sha256: String::new(),
+        rows: Vec::new(),
+    });
     let mut counts = MixCounts {
         real_in: real.rows.len(),
         synthetic_in: synthetic.rows.len(),
         ..MixCounts::default()
     };
     let mut inputs = BTreeMap::new();
-    inputs.insert(
-        "real".to_string(),
-        InputRecord {
-            path: real.path.display().to_string(),
-            sha256: real.sha256.clone(),
-            rows: real.rows.len(),
-        },
-    );
-    inputs.insert(
-        "synthetic".to_string(),
-        InputRecord {
-            path: synthetic.path.display().to_string(),
-            sha256: synthetic.sha256.clone(),
-            rows: synthetic.rows.len(),
-        },
-    );
+    for (name, input) in [("real", &real), ("synthetic", &synthetic)] {
+        if input.path.as_os_str().is_empty() {
+            continue;
+        }
+        inputs.insert(
+            name.to_string(),
+            InputRecord {
+                path: input.path.display().to_string(),
+                sha256: input.sha256.clone(),
+                rows: input.rows.len(),
+            },
+        );
+    }
     let split = split_real(
         engine,
         real.rows,
@@ -366,23 +355,21 @@ pub fn mix(
         .collect();
 
     let mut validation_by_grade: BTreeMap<String, usize> = BTreeMap::new();
-    let mut real_train: Vec<&PairRow> = Vec::new();
     for (row, grade) in &split.rows {
         if split
             .validation
             .contains(row.str_field("id").unwrap_or_default())
         {
-            validation_out.write_all(row.value.to_string().as_bytes())?;
-            validation_out.write_all(b"\n")?;
+            write_row(validation_out, row)?;
             *validation_by_grade.entry(grade.clone()).or_insert(0) += 1;
             counts.validation += 1;
         } else {
-            real_train.push(row);
+            write_row(pool_out, row)?;
+            counts.real_pool += 1;
         }
     }
     validation_out.flush()?;
 
-    let mut synthetic_train: Vec<&PairRow> = Vec::new();
     for row in &synthetic.rows {
         let id = row.str_field("id").unwrap_or_default().to_string();
         let row_err = |path: &str, message: String| MixError::Row {
@@ -420,70 +407,21 @@ pub fn mix(
             counts.synthetic_duplicates += 1;
             continue;
         }
-        synthetic_train.push(row);
+        write_row(pool_out, row)?;
+        counts.synthetic_pool += 1;
     }
-
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    real_train.shuffle(&mut rng);
-    synthetic_train.shuffle(&mut rng);
-    let batches = batches_possible(
-        options.real_share,
-        options.batch,
-        real_train.len(),
-        synthetic_train.len(),
-    );
-    let reals = real_per_batch(options.real_share, options.batch, batches);
-    let (mut r_at, mut s_at) = (0usize, 0usize);
-    let mut batch_rows: Vec<&PairRow> = Vec::with_capacity(options.batch);
-    for (k, n_real) in reals.iter().enumerate() {
-        batch_rows.clear();
-        batch_rows.extend(real_train.iter().skip(r_at).take(*n_real));
-        let n_synth = options.batch - n_real;
-        batch_rows.extend(synthetic_train.iter().skip(s_at).take(n_synth));
-        r_at += n_real;
-        s_at += n_synth;
-        // Real and synthetic rows interleaved within the batch, in a seeded order.
-        batch_rows.shuffle(&mut rng);
-        for row in &batch_rows {
-            let mut value = row.value.clone();
-            if let Value::Object(map) = &mut value {
-                map.insert("batch".to_string(), Value::from(k as u64));
-            }
-            train_out.write_all(value.to_string().as_bytes())?;
-            train_out.write_all(b"\n")?;
-        }
-        progress(k + 1, batches);
-    }
-    train_out.flush()?;
-    counts.batches = batches;
-    counts.real_in_batches = r_at;
-    counts.synthetic_in_batches = s_at;
-    counts.real_unused = real_train.len() - r_at;
-    counts.synthetic_unused = synthetic_train.len() - s_at;
-    let total_rows = batches * options.batch;
-    let ratio = RatioSummary {
-        min_real: reals.iter().copied().min().unwrap_or(0),
-        max_real: reals.iter().copied().max().unwrap_or(0),
-        max_window_error: window_error(&reals, options.batch, options.real_share),
-        real_share_overall: if total_rows == 0 {
-            0.0
-        } else {
-            r_at as f64 / total_rows as f64
-        },
-    };
+    pool_out.flush()?;
     Ok(MixManifest {
-        schema: "rubric.mix-manifest/1".to_string(),
+        schema: "rubric.mix-manifest/2".to_string(),
         policy: engine.program.policy.hash.clone(),
         inputs,
         options: ManifestOptions {
             real_share: options.real_share,
-            batch: options.batch,
             validation: options.validation,
             seed: options.seed,
         },
         counts,
         validation_by_grade,
-        ratio,
     })
 }
 
@@ -499,28 +437,13 @@ impl MixManifest {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "real: {} in = {} duplicates + {} validation + {} in batches + {} unused",
-            c.real_in, c.real_duplicates, c.validation, c.real_in_batches, c.real_unused
+            "real: {} in = {} duplicates + {} validation + {} in the training pool",
+            c.real_in, c.real_duplicates, c.validation, c.real_pool
         );
         let _ = writeln!(
             out,
-            "synthetic: {} in = {} duplicates + {} from validation pairs + {} in batches + {} unused",
-            c.synthetic_in,
-            c.synthetic_duplicates,
-            c.synthetic_from_validation,
-            c.synthetic_in_batches,
-            c.synthetic_unused
-        );
-        let _ = writeln!(
-            out,
-            "{} batches of {}: {} to {} real rows each ({:.1}% real overall, target {:.1}%; any run of batches within {:.2} rows of the share)",
-            c.batches,
-            self.options.batch,
-            self.ratio.min_real,
-            self.ratio.max_real,
-            self.ratio.real_share_overall * 100.0,
-            self.options.real_share * 100.0,
-            self.ratio.max_window_error
+            "synthetic: {} in = {} duplicates + {} from validation pairs + {} in the training pool",
+            c.synthetic_in, c.synthetic_duplicates, c.synthetic_from_validation, c.synthetic_pool
         );
         let by: Vec<String> = self
             .validation_by_grade
@@ -533,7 +456,93 @@ impl MixManifest {
             c.validation,
             by.join(", ")
         );
+        let _ = writeln!(
+            out,
+            "batches: drawn each epoch by the trainers' sampler, {:.1}% real in every batch",
+            self.options.real_share * 100.0
+        );
         out
+    }
+}
+
+/// Draws training batches from the mix stage's pool: every batch holds the real share (the
+/// rounding error carried from batch to batch, so any run of batches is within one row of it),
+/// real and synthetic rows interleaved within each batch, and a fresh order every epoch, all
+/// from the seed: the same seed, epoch and batch size give the same batches. Rows left over
+/// once one side cannot fill another batch at the share wait for a later epoch's shuffle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MixSampler {
+    real: Vec<usize>,
+    synthetic: Vec<usize>,
+    real_share: f64,
+    seed: u64,
+}
+
+impl MixSampler {
+    /// A sampler over pool rows, each real (`true`) or synthetic, by position.
+    pub fn new(is_real: impl IntoIterator<Item = bool>, real_share: f64, seed: u64) -> MixSampler {
+        let (mut real, mut synthetic) = (Vec::new(), Vec::new());
+        for (i, r) in is_real.into_iter().enumerate() {
+            if r {
+                real.push(i);
+            } else {
+                synthetic.push(i);
+            }
+        }
+        MixSampler {
+            real,
+            synthetic,
+            real_share: real_share.clamp(0.0, 1.0),
+            seed,
+        }
+    }
+
+    /// A sampler over rows read from a pool file: a row is synthetic when its `source` says so.
+    pub fn for_rows(rows: &[PairRow], real_share: f64, seed: u64) -> MixSampler {
+        MixSampler::new(
+            rows.iter().map(|r| r.str_field("source") != Some("synthetic")),
+            real_share,
+            seed,
+        )
+    }
+
+    /// Full batches of `batch` rows each epoch.
+    pub fn batches_per_epoch(&self, batch: usize) -> usize {
+        batches_possible(
+            self.real_share,
+            batch,
+            self.real.len(),
+            self.synthetic.len(),
+        )
+    }
+
+    /// The batches of one epoch, as pool row positions.
+    pub fn epoch(&self, epoch: u64, batch: usize) -> Vec<Vec<usize>> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(epoch);
+        let mut real = self.real.clone();
+        let mut synthetic = self.synthetic.clone();
+        real.shuffle(&mut rng);
+        synthetic.shuffle(&mut rng);
+        let batches = self.batches_per_epoch(batch);
+        let (mut r_at, mut s_at) = (0usize, 0usize);
+        real_per_batch(self.real_share, batch, batches)
+            .into_iter()
+            .map(|n_real| {
+                let n_synthetic = batch - n_real;
+                let mut rows: Vec<usize> = real
+                    .iter()
+                    .skip(r_at)
+                    .take(n_real)
+                    .chain(synthetic.iter().skip(s_at).take(n_synthetic))
+                    .copied()
+                    .collect();
+                r_at += n_real;
+                s_at += n_synthetic;
+                rows.shuffle(&mut rng);
+                rows
+            })
+            .collect()
     }
 }
 
@@ -552,23 +561,27 @@ mod tests {
     }
 
     #[test]
-    fn the_pipeline_of_job_match_says_count_strategy_shares_split_and_batch() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/job_match.policy");
-        let compiled =
-            crate::compile::compile_file(&path, &rubric_compiler::Options::default()).unwrap();
-        let plan = compiled.lowered.training_plan.unwrap();
-        assert_eq!(
-            plan_settings(&plan),
-            PlanDataSettings {
-                synthetic_count: Some(20000),
-                synthetic_strategy: Some("coverage".to_string()),
-                real_share: Some(0.3),
-                validation: Some(0.1),
-                seed: Some(7),
-                batch: Some(32),
-            }
-        );
+    fn the_sampler_holds_the_share_in_every_batch_and_reshuffles_each_epoch() {
+        let is_real: Vec<bool> = (0..1000).map(|i| i % 3 == 0).collect();
+        let sampler = MixSampler::new(is_real.iter().copied(), 0.3, 7);
+        let first = sampler.epoch(0, 32);
+        assert_eq!(first.len(), sampler.batches_per_epoch(32));
+        assert!(first.len() > 20);
+        let mut carried = 0.0;
+        for batch in &first {
+            assert_eq!(batch.len(), 32);
+            let reals = batch.iter().filter(|i| is_real[**i]).count();
+            carried += reals as f64 - 0.3 * 32.0;
+            assert!(carried.abs() <= 1.0, "{carried}");
+            // Interleaved: the real rows are not all at the front.
+            let leading = batch.iter().take_while(|i| is_real[**i]).count();
+            assert!(leading < reals || reals == 0 || reals == 32);
+        }
+        assert_eq!(first, sampler.epoch(0, 32), "the same epoch, the same batches");
+        assert_ne!(first, sampler.epoch(1, 32), "a new order each epoch");
+        assert_ne!(first, MixSampler::new(is_real.iter().copied(), 0.3, 8).epoch(0, 32));
+        let rows: BTreeSet<usize> = first.iter().flatten().copied().collect();
+        assert_eq!(rows.len(), first.len() * 32, "no row twice in an epoch");
     }
 
     #[test]
@@ -576,65 +589,4 @@ mod tests {
         assert_eq!(stratum_sizes(&[15, 15, 15], 0.1), vec![2, 1, 2]);
         assert_eq!(stratum_sizes(&[3, 0, 7], 0.5), vec![2, 0, 3]);
     }
-}
-
-/// What a pipeline's `data` block (and its first teacher's `train { batch }`) says about
-/// synthesis and mixing, as lowered into the training plan; command-line flags override it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PlanDataSettings {
-    /// `synthetic from golden { count N }`.
-    pub synthetic_count: Option<usize>,
-    /// `synthetic from golden { strategy S }`.
-    pub synthetic_strategy: Option<String>,
-    /// The `real` share of `mix real 30% synthetic 70%`.
-    pub real_share: Option<f64>,
-    /// `split validation 10%`.
-    pub validation: Option<f64>,
-    /// `split ... seed 7`.
-    pub seed: Option<u64>,
-    /// `train { batch 32 }` of the first teacher that says.
-    pub batch: Option<usize>,
-}
-
-pub fn plan_settings(plan: &rubric_compiler::lower::plan::TrainingPlan) -> PlanDataSettings {
-    use rubric_compiler::lower::plan::{SettingValueIr, StageConfig};
-    let mut out = PlanDataSettings::default();
-    for stage in &plan.stages {
-        match &stage.config {
-            StageConfig::Synthesize { settings, .. } if out.synthetic_count.is_none() => {
-                for s in settings {
-                    match (s.key.as_str(), &s.value) {
-                        ("count", SettingValueIr::Number(n)) if *n >= 0.0 => {
-                            out.synthetic_count = Some(*n as usize);
-                        }
-                        ("strategy", SettingValueIr::Text(t)) => {
-                            out.synthetic_strategy = Some(t.clone());
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            StageConfig::Mix {
-                shares,
-                validation,
-                seed,
-            } => {
-                let total: f64 = shares.iter().map(|(_, s)| *s).sum();
-                out.real_share = shares
-                    .iter()
-                    .find(|(n, _)| n == "real")
-                    .map(|(_, s)| if total > 0.0 { *s / total } else { *s });
-                out.validation = Some(*validation);
-                out.seed = Some(*seed);
-            }
-            StageConfig::TrainTeacher { train, .. } if out.batch.is_none() => {
-                out.batch = train.iter().find_map(|s| match (&s.key[..], &s.value) {
-                    ("batch", SettingValueIr::Number(n)) if *n >= 1.0 => Some(*n as usize),
-                    _ => None,
-                });
-            }
-            _ => {}
-        }
-    }
-    out
 }

@@ -1,12 +1,14 @@
-//! `rubric data mix`: real and synthetic pairs into training batches that hold the declared
-//! real share and a validation split of real pairs, as the pipeline's `mix` and `split` say
-//! (flags override); writes `train.jsonl`, `validation.jsonl` and `manifest.json`.
+//! `rubric data mix`: the mix stage alone. Splits the real pairs (a validation split
+//! stratified by overall grade) and pools the rest with the synthetic pairs, as the pipeline's
+//! `mix` and `split` say (flags override); writes `pool.jsonl`, `validation.jsonl` and
+//! `manifest.json`. Batches are drawn from the pool by the trainers' sampler, every epoch anew.
 
 use super::super::compile::compile_or_report;
 use super::super::report::ReportArgs;
 use super::super::{EXIT_PROBLEMS, EXIT_USAGE};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rubric_runtime::data::mix::{MixError, MixInput, MixOptions, mix, parse_share, plan_settings};
+use rubric_compiler::lower::plan::{MixConfig, StageConfig};
+use rubric_compiler::vocabulary::{Block, default_number};
+use rubric_runtime::data::mix::{MixError, MixInput, MixOptions, mix, parse_share};
 use rubric_runtime::label::engine::Engine;
 use std::fs::File;
 use std::io::BufWriter;
@@ -16,7 +18,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The policy that labels the real pairs (the validation split is stratified by its overall
-    /// grade); with a pipeline, also where the shares, split and batch size are read from.
+    /// grade); with a pipeline, also where the shares and the split are read from.
     #[arg(long, visible_alias = "pipeline")]
     policy: PathBuf,
     /// The real (golden) pairs.
@@ -24,18 +26,14 @@ pub struct Args {
     real: PathBuf,
     /// The synthetic pairs.
     #[arg(long)]
-    synthetic: PathBuf,
-    /// Share of real rows in every batch [default: the pipeline's `mix real N%`, else 30%].
+    synthetic: Option<PathBuf>,
+    /// Share of real rows in every batch [default: the pipeline's `mix real N%`].
     #[arg(long, value_name = "PCT")]
     real_share: Option<String>,
-    /// Rows per batch [default: the first teacher's `train { batch }`, else 32].
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Share of real pairs held out for validation [default: the pipeline's `split validation`,
-    /// else 10%].
+    /// Share of real pairs held out for validation [default: the pipeline's `split validation`].
     #[arg(long, value_name = "PCT")]
     validation: Option<String>,
-    /// Seed of the split and the batch order [default: the pipeline's `split ... seed`, else 0].
+    /// Seed of the split and the batch order [default: the pipeline's `split ... seed`].
     #[arg(long)]
     seed: Option<u64>,
     /// The folder to write into (created if needed).
@@ -45,18 +43,13 @@ pub struct Args {
     report: ReportArgs,
 }
 
-fn share(
-    flag: &str,
-    given: &Option<String>,
-    plan: Option<f64>,
-    default: f64,
-) -> Result<f64, ExitCode> {
+fn share(flag: &str, given: &Option<String>, plan: f64) -> Result<f64, ExitCode> {
     match given {
         Some(v) => parse_share(v).ok_or_else(|| {
             eprintln!("error: `{flag} {v}` is not a share like `30%`");
             ExitCode::from(EXIT_USAGE)
         }),
-        None => Ok(plan.unwrap_or(default)),
+        None => Ok(plan),
     }
 }
 
@@ -65,30 +58,43 @@ pub fn run(args: Args) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // The pipeline's mix stage; a policy without a pipeline mixes by the vocabulary's defaults.
     let plan = compiled
         .lowered
         .training_plan
         .as_ref()
-        .map(plan_settings)
-        .unwrap_or_default();
+        .and_then(|p| {
+            p.stages.iter().find_map(|s| match &s.config {
+                StageConfig::Mix(m) => Some(m.clone()),
+                _ => None,
+            })
+        })
+        .unwrap_or(MixConfig {
+            real_share: 1.0,
+            synthetic_share: 0.0,
+            validation: default_number(Block::Split, "validation"),
+            seed: default_number(Block::Split, "seed") as u64,
+        });
     let engine = Engine::new(compiled.lowered.labeling);
-    let real_share = match share("--real-share", &args.real_share, plan.real_share, 0.3) {
+    let real_share = match share("--real-share", &args.real_share, plan.real_share) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let validation = match share("--validation", &args.validation, plan.validation, 0.1) {
+    let validation = match share("--validation", &args.validation, plan.validation) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let options = MixOptions {
         real_share,
-        batch: args.batch.or(plan.batch).unwrap_or(32),
         validation,
-        seed: args.seed.or(plan.seed).unwrap_or(0),
+        seed: args.seed.unwrap_or(plan.seed),
     };
-    let inputs = MixInput::read(&args.real).and_then(|r| Ok((r, MixInput::read(&args.synthetic)?)));
-    let (real, synthetic) = match inputs {
-        Ok(x) => x,
+    let real = match MixInput::read(&args.real) {
+        Ok(r) => r,
+        Err(e) => return report(e),
+    };
+    let synthetic = match args.synthetic.as_deref().map(MixInput::read).transpose() {
+        Ok(s) => s,
         Err(e) => return report(e),
     };
     if let Err(e) = std::fs::create_dir_all(&args.out) {
@@ -102,31 +108,18 @@ pub fn run(args: Args) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         })
     };
-    let (mut train, mut validation_out) = match (open("train.jsonl"), open("validation.jsonl")) {
+    let (mut pool, mut validation_out) = match (open("pool.jsonl"), open("validation.jsonl")) {
         (Ok(t), Ok(v)) => (t, v),
         (Err(code), _) | (_, Err(code)) => return code,
     };
-    let bar = ProgressBar::new(0);
-    bar.set_draw_target(ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} mixing [{bar:30}] {pos}/{len} batches")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let result = mix(
+    match mix(
         &engine,
         real,
         synthetic,
         &options,
-        &mut train,
+        &mut pool,
         &mut validation_out,
-        &mut |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-    );
-    bar.finish_and_clear();
-    match result {
+    ) {
         Ok(manifest) => {
             let path = args.out.join("manifest.json");
             if let Err(e) = std::fs::write(&path, manifest.json()) {
@@ -135,7 +128,7 @@ pub fn run(args: Args) -> ExitCode {
             }
             print!("{}", manifest.report());
             eprintln!(
-                "wrote train.jsonl, validation.jsonl and manifest.json in {}",
+                "wrote pool.jsonl, validation.jsonl and manifest.json in {}",
                 args.out.display()
             );
             ExitCode::SUCCESS

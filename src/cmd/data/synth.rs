@@ -7,7 +7,9 @@ use super::super::report::ReportArgs;
 use super::super::{EXIT_PROBLEMS, EXIT_USAGE};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rubric_runtime::data::golden::pairs::read_pairs;
-use rubric_runtime::data::mix::{parse_share, plan_settings, split_real};
+use rubric_compiler::lower::plan::{StageConfig, SynthesisStrategy, SynthesizeConfig};
+use rubric_compiler::vocabulary::{Block, default_number};
+use rubric_runtime::data::mix::{parse_share, split_real};
 use rubric_runtime::data::synth::paraphrase::{HttpParaphraser, Paraphraser};
 use rubric_runtime::data::synth::{Strategy, SynthOptions, SynthOutputs, sources, synthesize};
 use rubric_runtime::label::engine::Engine;
@@ -26,20 +28,20 @@ pub struct Args {
     /// The golden pairs to perturb (JSON lines, `source: "real"`).
     #[arg(long)]
     golden: PathBuf,
-    /// How many synthetic pairs to write [default: the pipeline's `count`, else 1000].
+    /// How many synthetic pairs to write [default: the pipeline's `count`].
     #[arg(long)]
     count: Option<usize>,
-    /// How to choose pairs [default: the pipeline's `strategy`, else coverage].
+    /// How to choose pairs [default: the pipeline's `strategy`].
     #[arg(long)]
     strategy: Option<String>,
-    /// Seed of the perturbations: the same seed gives the same bytes.
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
-    /// The validation share held out of synthesis [default: the pipeline's `split validation`,
-    /// else 10%].
+    /// Seed of the perturbations: the same seed gives the same bytes [default: the pipeline's
+    /// `seed`].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The validation share held out of synthesis [default: the pipeline's `split validation`].
     #[arg(long, value_name = "PCT")]
     validation: Option<String>,
-    /// The seed of the validation split [default: the pipeline's `split ... seed`, else 0].
+    /// The seed of the validation split [default: the pipeline's `split ... seed`].
     #[arg(long)]
     split_seed: Option<u64>,
     /// Where to write the synthetic pairs (JSON lines).
@@ -74,18 +76,33 @@ pub fn run(args: Args) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // The pipeline's synthesize stage; without one, the vocabulary's defaults.
     let plan = compiled
         .lowered
         .training_plan
         .as_ref()
-        .map(plan_settings)
-        .unwrap_or_default();
+        .and_then(|p| {
+            p.stages.iter().find_map(|s| match &s.config {
+                StageConfig::Synthesize(c) => Some(c.clone()),
+                _ => None,
+            })
+        })
+        .unwrap_or(SynthesizeConfig {
+            from: "golden".to_string(),
+            count: default_number(Block::Synthetic, "count") as u64,
+            strategy: SynthesisStrategy::Coverage,
+            seed: default_number(Block::Synthetic, "seed") as u64,
+            paraphrase: 0.0,
+            validation: default_number(Block::Split, "validation"),
+            split_seed: default_number(Block::Split, "seed") as u64,
+        });
     let engine = Engine::new(compiled.lowered.labeling);
-    let count = args.count.or(plan.synthetic_count).unwrap_or(1000);
+    let count = args
+        .count
+        .unwrap_or(usize::try_from(plan.count).unwrap_or(usize::MAX));
     let strategy_name = args
         .strategy
-        .or(plan.synthetic_strategy)
-        .unwrap_or_else(|| "coverage".to_string());
+        .unwrap_or_else(|| plan.strategy.name().to_string());
     let strategy: Strategy = match strategy_name.parse() {
         Ok(s) => s,
         Err(e) => {
@@ -93,6 +110,7 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let seed = args.seed.unwrap_or(plan.seed);
     let validation = match &args.validation {
         Some(v) => match parse_share(v) {
             Some(x) => x,
@@ -101,9 +119,9 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             }
         },
-        None => plan.validation.unwrap_or(0.1),
+        None => plan.validation,
     };
-    let split_seed = args.split_seed.or(plan.seed).unwrap_or(0);
+    let split_seed = args.split_seed.unwrap_or(plan.split_seed);
     let golden = match read_pairs(&args.golden) {
         Ok(rows) => rows,
         Err(e) => {
@@ -155,7 +173,7 @@ pub fn run(args: Args) -> ExitCode {
         SynthOptions {
             count,
             strategy,
-            seed: args.seed,
+            seed,
         },
         http.as_mut().map(|h| h as &mut dyn Paraphraser),
         SynthOutputs {

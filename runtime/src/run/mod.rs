@@ -1,0 +1,373 @@
+//! The stage runner behind `rubric run`: executes a compiled training plan as a DAG in a run
+//! directory, each stage's outputs named by the content hash of exactly what it reads, so a
+//! re-run skips what did not change and a killed run finishes with the same bytes.
+//!
+//! Layout of a run directory:
+//! `stages/<stage id>/<key>/` holds a stage's outputs and its `manifest.json` (written last);
+//! a stage is done when that manifest exists. A stage writes into `<key>.partial/` and renames
+//! it into place only when complete, so no reader ever sees half a stage. `latest.json` names
+//! the key of every stage of the last run.
+
+mod stages;
+
+use crate::compile::{Compiled, deterministic_json, sha256_hex};
+use rubric_compiler::lower::plan::{Stage, StageConfig, StageInput, TrainingPlan};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub use stages::StageOutcome;
+
+/// The schema of a stage manifest.
+pub const MANIFEST_SCHEMA: &str = "rubric.stage-manifest/1";
+/// The runner's own stage that renders the policy document (not in the training plan: it reads
+/// the policy's prose, which no training stage does).
+pub const DOCUMENT_STAGE: &str = "document";
+
+/// What a stage read and wrote, for skipping, for evaluation and for reports.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageManifest {
+    pub schema: String,
+    pub stage: String,
+    /// The content hash its folder is named by.
+    pub key: String,
+    pub rubric_version: String,
+    /// Every input by name (a file path or `stage:<id>/<file>`), with its SHA-256.
+    pub inputs: BTreeMap<String, String>,
+    /// Every output file with its SHA-256 and row count (lines, for JSON lines).
+    pub outputs: BTreeMap<String, OutputRecord>,
+    /// Headline figures (counts, shares, coverage), by name.
+    pub figures: BTreeMap<String, f64>,
+    /// The one-line summary shown when the stage runs or is skipped.
+    pub summary: String,
+    pub seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    pub sha256: String,
+    pub bytes: u64,
+    pub rows: u64,
+}
+
+/// Why a run stopped.
+#[derive(Debug)]
+pub struct StageError {
+    pub stage: String,
+    pub cause: String,
+}
+
+impl fmt::Display for StageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stage `{}` failed: {}", self.stage, self.cause)
+    }
+}
+
+impl std::error::Error for StageError {}
+
+/// What the caller sees of a run, stage by stage.
+pub trait RunObserver {
+    /// A stage was found done under its key.
+    fn skipped(&mut self, manifest: &StageManifest);
+    /// A stage starts; `total` is its unit of progress when known.
+    fn started(&mut self, stage: &str);
+    /// Progress of the running stage: done of total (0 when unknown).
+    fn progress(&mut self, done: u64, total: u64);
+    fn finished(&mut self, manifest: &StageManifest);
+    /// A stage of the plan this version of rubric cannot execute yet.
+    fn not_run(&mut self, stage: &str, why: &str);
+}
+
+/// Options of a run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Only this stage (its inputs must be done).
+    pub only: Option<String>,
+}
+
+/// A compiled pipeline ready to run: the plan, the engine's program, and where its files are.
+pub struct Runner<'a> {
+    pub compiled: &'a Compiled,
+    pub plan: &'a TrainingPlan,
+    /// The folder of the pipeline's file: declared paths are relative to it.
+    pub base: PathBuf,
+    /// The policy source files (for the document stage's key).
+    pub sources: Vec<(String, String)>,
+}
+
+/// The summary of a run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunSummary {
+    pub ran: Vec<String>,
+    pub skipped: Vec<String>,
+    pub not_run: Vec<String>,
+}
+
+impl Runner<'_> {
+    /// Runs every stage in plan order (or only `options.only`).
+    pub fn run(
+        &self,
+        options: &RunOptions,
+        observer: &mut dyn RunObserver,
+    ) -> Result<RunSummary, StageError> {
+        let mut done: BTreeMap<String, (PathBuf, StageManifest)> = BTreeMap::new();
+        let mut summary = RunSummary::default();
+        let known: Vec<&str> = std::iter::once(DOCUMENT_STAGE)
+            .chain(self.plan.stages.iter().map(|s| s.id.as_str()))
+            .collect();
+        if let Some(only) = &options.only
+            && !known.contains(&only.as_str())
+        {
+            return Err(StageError {
+                stage: only.clone(),
+                cause: format!(
+                    "the pipeline `{}` has no such stage; its stages are {}",
+                    self.plan.pipeline,
+                    known
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        let wanted = |id: &str| options.only.as_deref().is_none_or(|o| o == id);
+        let mut latest: BTreeMap<String, String> = read_latest(&options.dir);
+
+        // The policy document: keyed by the sources' text, prose and comments included.
+        let doc_stage = Stage {
+            id: DOCUMENT_STAGE.to_string(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            config: StageConfig::Evaluate {
+                metrics: Vec::new(),
+            },
+        };
+        let mut stages: Vec<&Stage> = vec![&doc_stage];
+        stages.extend(self.plan.stages.iter());
+        for stage in stages {
+            let Some(kind) = stages::kind(stage) else {
+                let why = stages::not_yet(stage);
+                if wanted(&stage.id) {
+                    observer.not_run(&stage.id, why);
+                    summary.not_run.push(stage.id.clone());
+                }
+                continue;
+            };
+            let inputs = match self.inputs(stage, &done) {
+                Ok(i) => i,
+                Err(cause) if wanted(&stage.id) => {
+                    return Err(StageError {
+                        stage: stage.id.clone(),
+                        cause,
+                    });
+                }
+                // A stage not asked for whose inputs are not there: nothing after it is either.
+                Err(_) => continue,
+            };
+            let key = self.key(stage, &inputs);
+            let stage_dir = options.dir.join("stages").join(&stage.id);
+            let final_dir = stage_dir.join(&key);
+            if let Some(manifest) = read_manifest(&final_dir) {
+                if wanted(&stage.id) {
+                    observer.skipped(&manifest);
+                    summary.skipped.push(stage.id.clone());
+                }
+                latest.insert(stage.id.clone(), key.clone());
+                done.insert(stage.id.clone(), (final_dir, manifest));
+                continue;
+            }
+            if !wanted(&stage.id) {
+                continue;
+            }
+            observer.started(&stage.id);
+            let partial = stage_dir.join(format!("{key}.partial"));
+            let started = Instant::now();
+            let fail = |cause: String| StageError {
+                stage: stage.id.clone(),
+                cause,
+            };
+            prepare(&partial).map_err(|e| {
+                fail(format!("cannot create `{}`: {e}", partial.display()))
+            })?;
+            let outcome = stages::execute(
+                kind,
+                stage,
+                self,
+                &inputs,
+                &done,
+                &partial,
+                &mut |d, t| observer.progress(d, t),
+            )
+            .map_err(fail)?;
+            let manifest = StageManifest {
+                schema: MANIFEST_SCHEMA.to_string(),
+                stage: stage.id.clone(),
+                key: key.clone(),
+                rubric_version: env!("CARGO_PKG_VERSION").to_string(),
+                inputs: inputs.iter().map(|i| (i.name.clone(), i.sha256.clone())).collect(),
+                outputs: outputs_of(&partial)
+                    .map_err(|e| fail(format!("cannot read back its outputs: {e}")))?,
+                figures: outcome.figures,
+                summary: outcome.summary,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            let manifest_path = partial.join("manifest.json");
+            crate::atomic::write(&manifest_path, deterministic_json(&manifest).as_bytes())
+                .map_err(|e| fail(format!("cannot write `{}`: {e}", manifest_path.display())))?;
+            // A finished stage of an earlier, killed run under the same key is the same bytes.
+            if final_dir.exists() {
+                fs::remove_dir_all(&final_dir).map_err(|e| {
+                    fail(format!("cannot replace `{}`: {e}", final_dir.display()))
+                })?;
+            }
+            fs::rename(&partial, &final_dir).map_err(|e| {
+                fail(format!("cannot move `{}` into place: {e}", partial.display()))
+            })?;
+            observer.finished(&manifest);
+            summary.ran.push(stage.id.clone());
+            latest.insert(stage.id.clone(), key.clone());
+            done.insert(stage.id.clone(), (final_dir, manifest));
+        }
+        let latest_path = options.dir.join("latest.json");
+        crate::atomic::write(&latest_path, deterministic_json(&latest).as_bytes()).map_err(|e| {
+            StageError {
+                stage: "run".to_string(),
+                cause: format!("cannot write `{}`: {e}", latest_path.display()),
+            }
+        })?;
+        Ok(summary)
+    }
+
+    /// The inputs of a stage with their hashes: declared files by their bytes, other stages'
+    /// outputs by the hashes their manifests recorded.
+    fn inputs(
+        &self,
+        stage: &Stage,
+        done: &BTreeMap<String, (PathBuf, StageManifest)>,
+    ) -> Result<Vec<ResolvedInput>, String> {
+        let mut out = Vec::new();
+        for input in &stage.inputs {
+            match input {
+                StageInput::File(path) => {
+                    let full = self.base.join(path);
+                    let bytes = fs::read(&full).map_err(|e| {
+                        format!("cannot read its input `{}`: {e}", full.display())
+                    })?;
+                    out.push(ResolvedInput {
+                        name: path.clone(),
+                        path: full,
+                        sha256: sha256_hex(&bytes),
+                    });
+                }
+                StageInput::Stage(id) => {
+                    let (dir, manifest) = done.get(id).ok_or_else(|| {
+                        format!(
+                            "its input stage `{id}` has not run; run the whole pipeline, or `--stage {id}` first"
+                        )
+                    })?;
+                    for (file, record) in &manifest.outputs {
+                        out.push(ResolvedInput {
+                            name: format!("stage:{id}/{file}"),
+                            path: dir.join(file),
+                            sha256: record.sha256.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The content hash a stage's outputs are named by: the rubric version, the stage's id and
+    /// typed configuration, the slice of the policy it reads, and its inputs' hashes.
+    fn key(&self, stage: &Stage, inputs: &[ResolvedInput]) -> String {
+        #[derive(Serialize)]
+        struct Key<'a> {
+            rubric_version: &'a str,
+            stage: &'a str,
+            config: &'a StageConfig,
+            policy: Option<String>,
+            inputs: Vec<(&'a str, &'a str)>,
+        }
+        let policy = if stage.id == DOCUMENT_STAGE {
+            Some(sha256_hex(
+                deterministic_json(&self.sources).as_bytes(),
+            ))
+        } else {
+            stages::reads_policy(stage).then(|| {
+                sha256_hex(deterministic_json(&self.compiled.lowered.labeling).as_bytes())
+            })
+        };
+        let key = Key {
+            rubric_version: env!("CARGO_PKG_VERSION"),
+            stage: &stage.id,
+            config: &stage.config,
+            policy,
+            inputs: inputs
+                .iter()
+                .map(|i| (i.name.as_str(), i.sha256.as_str()))
+                .collect(),
+        };
+        let hash = sha256_hex(deterministic_json(&key).as_bytes());
+        hash.chars().take(16).collect()
+    }
+}
+
+/// An input of a stage, found.
+#[derive(Clone, Debug)]
+pub struct ResolvedInput {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+fn read_manifest(dir: &Path) -> Option<StageManifest> {
+    let text = fs::read_to_string(dir.join("manifest.json")).ok()?;
+    let manifest: StageManifest = serde_json::from_str(&text).ok()?;
+    (manifest.schema == MANIFEST_SCHEMA).then_some(manifest)
+}
+
+fn read_latest(dir: &Path) -> BTreeMap<String, String> {
+    fs::read_to_string(dir.join("latest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// An empty folder for a stage's outputs (what a killed run left there is removed).
+fn prepare(partial: &Path) -> io::Result<()> {
+    if partial.exists() {
+        fs::remove_dir_all(partial)?;
+    }
+    fs::create_dir_all(partial)
+}
+
+/// Every file a stage wrote, with its hash, size and lines.
+fn outputs_of(dir: &Path) -> io::Result<BTreeMap<String, OutputRecord>> {
+    let mut out = BTreeMap::new();
+    let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "manifest.json" || !entry.file_type()?.is_file() {
+            continue;
+        }
+        let bytes = fs::read(entry.path())?;
+        out.insert(
+            name,
+            OutputRecord {
+                sha256: sha256_hex(&bytes),
+                bytes: bytes.len() as u64,
+                rows: bytes.iter().filter(|b| **b == b'\n').count() as u64,
+            },
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,375 @@
+//! The stages `rubric run` executes, each a thin call into the same code as its `rubric data`
+//! command, reading only its typed configuration and its resolved inputs and writing into its
+//! own (partial) output folder.
+
+use super::{ResolvedInput, Runner, StageManifest};
+use crate::data::clean::{CleanOptions, CleanOutputs, clean};
+use crate::data::golden::pairs::read_pairs;
+use crate::data::mix::{MixInput, MixOptions, mix, split_real};
+use crate::data::synth::{Strategy, SynthOptions, SynthOutputs, sources, synthesize};
+use crate::label::engine::Engine;
+use crate::label::{LabelOptions, label_stream};
+use rubric_compiler::lower::plan::{Stage, StageConfig, SynthesisStrategy, TrainingPlan};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// What a finished stage reports.
+pub struct StageOutcome {
+    pub summary: String,
+    pub figures: BTreeMap<String, f64>,
+}
+
+/// The stages this version executes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Document,
+    Label,
+    Clean,
+    Synthesize,
+    Mix,
+}
+
+pub fn kind(stage: &Stage) -> Option<Kind> {
+    if stage.id == super::DOCUMENT_STAGE {
+        return Some(Kind::Document);
+    }
+    match stage.config {
+        StageConfig::Label { .. } => Some(Kind::Label),
+        StageConfig::Clean { .. } => Some(Kind::Clean),
+        StageConfig::Synthesize(_) => Some(Kind::Synthesize),
+        StageConfig::Mix(_) => Some(Kind::Mix),
+        StageConfig::TrainTeacher(_)
+        | StageConfig::Distill(_)
+        | StageConfig::Quantize(_)
+        | StageConfig::Evaluate { .. }
+        | StageConfig::Monitor { .. } => None,
+    }
+}
+
+/// Why a stage of the plan is not run by this version.
+pub fn not_yet(stage: &Stage) -> &'static str {
+    match stage.config {
+        StageConfig::TrainTeacher(_) => "teacher training is not in this version of rubric yet",
+        StageConfig::Distill(_) => "distillation is not in this version of rubric yet",
+        StageConfig::Quantize(_) => "quantization is not in this version of rubric yet",
+        StageConfig::Evaluate { .. } => "evaluation is not in this version of rubric yet",
+        StageConfig::Monitor { .. } => "monitoring is not in this version of rubric yet",
+        _ => "",
+    }
+}
+
+/// Whether a stage's result depends on the policy's rubric (its labeling program). Cleaning
+/// a click log does not: a weight edit leaves it alone.
+pub fn reads_policy(stage: &Stage) -> bool {
+    !matches!(stage.config, StageConfig::Clean { .. })
+}
+
+type Done = BTreeMap<String, (PathBuf, StageManifest)>;
+
+/// Runs one stage into `out`.
+pub fn execute(
+    kind: Kind,
+    stage: &Stage,
+    runner: &Runner<'_>,
+    inputs: &[ResolvedInput],
+    done: &Done,
+    out: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<StageOutcome, String> {
+    let plan = runner.plan;
+    match (kind, &stage.config) {
+        (Kind::Document, _) => document(runner, out),
+        (Kind::Label, StageConfig::Label { source, path }) => {
+            label(runner, source, &runner.base.join(path), out, progress)
+        }
+        (Kind::Clean, StageConfig::Clean { source, path, .. }) => {
+            clean_log(plan, source, &runner.base.join(path), out, progress)
+        }
+        (Kind::Synthesize, StageConfig::Synthesize(config)) => {
+            let golden = source_file(runner, &config.from)?;
+            let strategy = match config.strategy {
+                SynthesisStrategy::Coverage => Strategy::Coverage,
+                other => {
+                    return Err(format!(
+                        "the `{}` synthesis strategy is not in this version of rubric yet; \
+                         write `strategy coverage`",
+                        other.name()
+                    ));
+                }
+            };
+            if config.paraphrase > 0.0 {
+                return Err("paraphrasing needs a model endpoint, which `rubric run` is not given: \
+                     leave `paraphrase` out of the pipeline and paraphrase with `rubric data \
+                     synth --paraphrase-endpoint`"
+                    .to_string());
+            }
+            let engine = Engine::new(runner.compiled.lowered.labeling.clone());
+            let rows = read_pairs(&golden).map_err(|e| e.to_string())?;
+            let split = split_real(
+                &engine,
+                rows.clone(),
+                &golden,
+                config.validation,
+                config.split_seed,
+            )
+            .map_err(|e| e.to_string())?;
+            let pool = sources(&rows, &split.validation);
+            let path = out.join(format!("{}.synthetic.jsonl", config.from));
+            let mut pairs = create(&path)?;
+            let count = usize::try_from(config.count).unwrap_or(usize::MAX);
+            let summary = synthesize(
+                &engine,
+                &pool,
+                &golden,
+                SynthOptions {
+                    count,
+                    strategy,
+                    seed: config.seed,
+                },
+                None,
+                SynthOutputs {
+                    pairs: &mut pairs,
+                    labels: None,
+                },
+                &mut |kept, _| progress(kept as u64, config.count),
+            )
+            .map_err(|e| e.to_string())?;
+            pairs.flush().map_err(|e| write_error(&path, e))?;
+            let mut figures = BTreeMap::new();
+            figures.insert("pairs".to_string(), summary.written as f64);
+            figures.insert(
+                "clause_coverage".to_string(),
+                ratio(summary.coverage.covered, summary.coverage.total),
+            );
+            Ok(StageOutcome {
+                summary: format!(
+                    "{} synthetic pairs, clause coverage {}/{}",
+                    summary.written, summary.coverage.covered, summary.coverage.total
+                ),
+                figures,
+            })
+        }
+        (Kind::Mix, StageConfig::Mix(config)) => {
+            let mut real: Vec<PathBuf> = Vec::new();
+            let mut synthetic: Vec<PathBuf> = Vec::new();
+            let mut real_name = String::new();
+            for input in &stage.inputs {
+                let rubric_compiler::lower::plan::StageInput::Stage(id) = input else {
+                    continue;
+                };
+                match plan.stage(id).map(|s| &s.config) {
+                    Some(StageConfig::Label { source, path }) => {
+                        real.push(source_file(runner, source)?);
+                        real_name = path.clone();
+                    }
+                    Some(StageConfig::Synthesize(_)) => {
+                        let dir = done.get(id).map(|(d, _)| d).ok_or_else(|| {
+                            format!("its input stage `{id}` has not run")
+                        })?;
+                        synthetic.extend(
+                            inputs
+                                .iter()
+                                .filter(|i| i.path.starts_with(dir))
+                                .map(|i| i.path.clone()),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            let (Some(real_path), true, true) =
+                (real.first(), real.len() == 1, synthetic.len() <= 1)
+            else {
+                return Err(format!(
+                    "the mix reads one source of real pairs and at most one of synthetic pairs; \
+                     this pipeline has {} and {}",
+                    real.len(),
+                    synthetic.len()
+                ));
+            };
+            let engine = Engine::new(runner.compiled.lowered.labeling.clone());
+            let real_input = MixInput::read(real_path).map_err(|e| e.to_string())?;
+            let synthetic_input = synthetic
+                .first()
+                .map(|p| MixInput::read(p))
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            let pool_path = out.join("pool.jsonl");
+            let validation_path = out.join("validation.jsonl");
+            let mut pool = create(&pool_path)?;
+            let mut validation = create(&validation_path)?;
+            let mut manifest = mix(
+                &engine,
+                real_input,
+                synthetic_input,
+                &MixOptions::from_plan(config),
+                &mut pool,
+                &mut validation,
+            )
+            .map_err(|e| e.to_string())?;
+            // The report names its inputs as the run does, not by where this run directory is.
+            for (kind, record) in manifest.inputs.iter_mut() {
+                let named = inputs
+                    .iter()
+                    .find(|i| Path::new(&record.path) == i.path)
+                    .map(|i| i.name.clone());
+                record.path = match (kind.as_str(), named) {
+                    (_, Some(name)) => name,
+                    ("real", None) => real_name.clone(),
+                    (_, None) => record.path.clone(),
+                };
+            }
+            let report = out.join("mix-report.json");
+            crate::atomic::write(&report, manifest.json().as_bytes())
+                .map_err(|e| write_error(&report, e))?;
+            let c = &manifest.counts;
+            let mut figures = BTreeMap::new();
+            figures.insert("validation".to_string(), c.validation as f64);
+            figures.insert("real_pool".to_string(), c.real_pool as f64);
+            figures.insert("synthetic_pool".to_string(), c.synthetic_pool as f64);
+            figures.insert("real_share".to_string(), config.real_share);
+            Ok(StageOutcome {
+                summary: format!(
+                    "pool of {} real + {} synthetic pairs ({:.0}% real in every batch), {} held out for validation",
+                    c.real_pool,
+                    c.synthetic_pool,
+                    config.real_share * 100.0,
+                    c.validation
+                ),
+                figures,
+            })
+        }
+        _ => Err(format!(
+            "the stage `{}` has a configuration its kind does not take",
+            stage.id
+        )),
+    }
+}
+
+/// The file of a declared source of pairs.
+fn source_file(runner: &Runner<'_>, source: &str) -> Result<PathBuf, String> {
+    runner
+        .plan
+        .stages
+        .iter()
+        .find_map(|s| match &s.config {
+            StageConfig::Label { source: name, path } if name == source => {
+                Some(runner.base.join(path))
+            }
+            _ => None,
+        })
+        .ok_or_else(|| format!("the pipeline declares no source of pairs `{source}`"))
+}
+
+fn create(path: &Path) -> Result<BufWriter<File>, String> {
+    File::create(path)
+        .map(BufWriter::new)
+        .map_err(|e| write_error(path, e))
+}
+
+fn write_error(path: &Path, e: std::io::Error) -> String {
+    format!("cannot write `{}`: {e}", path.display())
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn document(runner: &Runner<'_>, out: &Path) -> Result<StageOutcome, String> {
+    let document = crate::doc::policy_document(runner.compiled);
+    let files = crate::doc::write_document(&document, out).map_err(|e| e.to_string())?;
+    Ok(StageOutcome {
+        summary: format!("{} files", files.len()),
+        figures: BTreeMap::new(),
+    })
+}
+
+fn label(
+    runner: &Runner<'_>,
+    source: &str,
+    path: &Path,
+    out: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<StageOutcome, String> {
+    let engine = Engine::new(runner.compiled.lowered.labeling.clone());
+    let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let file = File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let mut input = BufReader::with_capacity(1 << 20, file);
+    let labels_path = out.join(format!("{source}.labels.jsonl"));
+    let mut labels = create(&labels_path)?;
+    let summary = label_stream(
+        &engine,
+        &mut input,
+        &mut labels,
+        None,
+        LabelOptions::default(),
+        &mut |bytes| progress(bytes, total),
+    )
+    .map_err(|e| format!("`{}`, {e}", path.display()))?;
+    labels.flush().map_err(|e| write_error(&labels_path, e))?;
+    let mut figures = BTreeMap::new();
+    figures.insert("pairs".to_string(), summary.labeled as f64);
+    Ok(StageOutcome {
+        summary: format!("{} pairs labeled", summary.labeled),
+        figures,
+    })
+}
+
+fn clean_log(
+    plan: &TrainingPlan,
+    source: &str,
+    path: &Path,
+    out: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<StageOutcome, String> {
+    let total = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let kept_path = out.join(format!("{source}.clean.jsonl"));
+    let quarantine_path = out.join(format!("{source}.quarantine.jsonl"));
+    let mut kept = create(&kept_path)?;
+    let mut quarantine = create(&quarantine_path)?;
+    let owned = path.to_path_buf();
+    let open = move || -> std::io::Result<Box<dyn BufRead>> {
+        Ok(Box::new(BufReader::with_capacity(1 << 20, File::open(&owned)?)))
+    };
+    let report = clean(
+        plan,
+        Some(source),
+        &open,
+        &CleanOptions {
+            known_pairs: None,
+            quarantine: true,
+        },
+        CleanOutputs {
+            kept: &mut kept,
+            quarantine: Some(&mut quarantine),
+            dropped: None,
+        },
+        &mut |p| {
+            let passes = p.passes.max(1) as u64;
+            progress(
+                (p.pass.saturating_sub(1) as u64) * total + p.bytes,
+                total * passes,
+            )
+        },
+    )
+    .map_err(|e| format!("`{}`: {e}", path.display()))?;
+    kept.flush().map_err(|e| write_error(&kept_path, e))?;
+    quarantine.flush().map_err(|e| write_error(&quarantine_path, e))?;
+    let report_path = out.join(format!("{source}.clean-report.json"));
+    crate::atomic::write(&report_path, report.to_json().as_bytes())
+        .map_err(|e| write_error(&report_path, e))?;
+    let r = &report.rows;
+    let mut figures = BTreeMap::new();
+    figures.insert("rows_in".to_string(), r.rows_in as f64);
+    figures.insert("kept".to_string(), r.kept as f64);
+    figures.insert("dropped".to_string(), r.dropped as f64);
+    figures.insert("quarantined".to_string(), r.quarantined as f64);
+    Ok(StageOutcome {
+        summary: format!(
+            "{} rows in: {} kept, {} dropped, {} quarantined",
+            r.rows_in, r.kept, r.dropped, r.quarantined
+        ),
+        figures,
+    })
+}

@@ -1,0 +1,169 @@
+//! `rubric run PIPELINE`: runs the training plan's stages in a run directory, skipping those
+//! whose inputs did not change; one line per stage and a summary.
+
+use super::compile::compile_or_report;
+use super::report::ReportArgs;
+use super::{EXIT_PROBLEMS, EXIT_USAGE};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rubric_runtime::run::{RunObserver, RunOptions, Runner, StageManifest};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The policy file with its pipeline.
+    pipeline: PathBuf,
+    /// The run directory [default: `runs/<pipeline name>` beside the policy].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Run only this stage (its input stages must have run), e.g. `mix` or `label.golden`.
+    #[arg(long, value_name = "ID")]
+    stage: Option<String>,
+    #[command(flatten)]
+    report: ReportArgs,
+}
+
+/// Prints a line per stage on standard error; a progress bar while one runs.
+struct Lines {
+    bar: Option<ProgressBar>,
+    stage: String,
+}
+
+impl Lines {
+    fn line(&mut self, text: String) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        eprintln!("{text}");
+    }
+}
+
+impl RunObserver for Lines {
+    fn skipped(&mut self, m: &StageManifest) {
+        self.line(format!("  skipped  {:<22} {} (unchanged)", m.stage, m.summary));
+    }
+
+    fn started(&mut self, stage: &str) {
+        self.stage = stage.to_string();
+        let bar = ProgressBar::new(0);
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("  running  {msg:<22} [{bar:30}] {percent}% {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(stage.to_string());
+        self.bar = Some(bar);
+    }
+
+    fn progress(&mut self, done: u64, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done.min(total));
+        }
+    }
+
+    fn finished(&mut self, m: &StageManifest) {
+        self.line(format!(
+            "  done     {:<22} {} ({:.1}s)",
+            m.stage, m.summary, m.seconds
+        ));
+    }
+
+    fn not_run(&mut self, stage: &str, why: &str) {
+        self.line(format!("  not run  {stage:<22} {why}"));
+    }
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let started = Instant::now();
+    let compiled = match compile_or_report(&args.pipeline, &args.report) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(plan) = compiled.lowered.training_plan.as_ref() else {
+        eprintln!(
+            "error: `{}` holds no pipeline for its policy; add `pipeline NAME for {} {{ ... }}`",
+            args.pipeline.display(),
+            compiled.lowered.labeling.policy.name
+        );
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let base = args
+        .pipeline
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| base.join("runs").join(&plan.pipeline));
+    let sources = compiled
+        .checked
+        .sources
+        .iter()
+        .map(|(_, file)| {
+            let name = std::path::Path::new(&file.name)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (name, file.text.to_string())
+        })
+        .collect();
+    let runner = Runner {
+        compiled: &compiled,
+        plan,
+        base,
+        sources,
+    };
+    eprintln!(
+        "pipeline `{}` of `{}` in {}",
+        plan.pipeline,
+        plan.policy.name,
+        dir.display()
+    );
+    let mut lines = Lines {
+        bar: None,
+        stage: String::new(),
+    };
+    let options = RunOptions {
+        dir: dir.clone(),
+        only: args.stage.clone(),
+    };
+    match runner.run(&options, &mut lines) {
+        Ok(summary) => {
+            if let Some(bar) = lines.bar.take() {
+                bar.finish_and_clear();
+            }
+            let mut parts = vec![
+                format!("{} ran", summary.ran.len()),
+                format!("{} unchanged", summary.skipped.len()),
+            ];
+            if !summary.not_run.is_empty() {
+                parts.push(format!("{} not run", summary.not_run.len()));
+            }
+            eprintln!(
+                "{} stages: {} in {:.1}s; outputs under {}",
+                summary.ran.len() + summary.skipped.len() + summary.not_run.len(),
+                parts.join(", "),
+                started.elapsed().as_secs_f64(),
+                dir.join("stages").display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if let Some(bar) = lines.bar.take() {
+                bar.abandon();
+            }
+            eprintln!("  failed   {:<22} {}", e.stage, e.cause);
+            eprintln!(
+                "error: {e}\nthe stages before it are kept; to run it alone once fixed: rubric run {} --dir {} --stage {}",
+                args.pipeline.display(),
+                dir.display(),
+                e.stage
+            );
+            ExitCode::from(EXIT_PROBLEMS)
+        }
+    }
+}
