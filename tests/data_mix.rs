@@ -174,6 +174,25 @@ fn batches_hold_the_share_and_validation_is_real_stratified_and_unique() {
         }
     }
 
+    // Within a batch, real and synthetic rows are interleaved, not one block after the other: in
+    // file order each batch changes source at least three times and has real rows in both of
+    // its halves (a seeded shuffle of ~10 real rows among 32 changes source ~14 times).
+    let mut order: BTreeMap<u64, Vec<bool>> = BTreeMap::new();
+    for r in &train {
+        order
+            .entry(r["batch"].as_u64().unwrap())
+            .or_default()
+            .push(r["source"] == "real");
+    }
+    for (batch, real) in &order {
+        let changes = real.windows(2).filter(|w| w[0] != w[1]).count();
+        let (first, second) = real.split_at(real.len() / 2);
+        assert!(
+            changes >= 3 && first.contains(&true) && second.contains(&true),
+            "batch {batch}: real and synthetic rows are not interleaved: {real:?}"
+        );
+    }
+
     // Validation: real only, no pair twice, none also in training, stratified by grade.
     let mut seen = BTreeSet::new();
     for r in &validation {
