@@ -230,9 +230,14 @@ fn the_pipeline_supplies_count_and_strategy_and_flags_check() {
     );
 }
 
+/// The requests a stub server received: each one's number and its path and body.
+type Requests = Arc<Mutex<Vec<(usize, String)>>>;
+
 /// A stub of an OpenAI-compatible server: answers `PARAPHRASED <n>`, fails every third request
-/// with a 500, and is too slow for the second; records the requests' bodies.
-fn stub_server() -> (String, Arc<Mutex<Vec<String>>>) {
+/// with a 500, and never answers the second (it holds the connection until the client gives up:
+/// a timeout whatever the scheduling); records the requests' bodies with their number. `n` is
+/// the order of connection: the paraphraser asks one text at a time, so it is the order asked.
+fn stub_server() -> (String, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -266,9 +271,11 @@ fn stub_server() -> (String, Arc<Mutex<Vec<String>>>) {
                 let _ = reader.read_exact(&mut body);
                 seen.lock()
                     .unwrap()
-                    .push(format!("{path} {}", String::from_utf8_lossy(&body)));
+                    .push((n, format!("{path} {}", String::from_utf8_lossy(&body))));
                 if n == 1 {
-                    std::thread::sleep(std::time::Duration::from_secs(6));
+                    // No answer: wait for the client to time out and close the connection.
+                    let _ = reader.read(&mut [0u8; 1]);
+                    return;
                 }
                 let (status, answer) = if n % 3 == 2 {
                     (
@@ -309,13 +316,26 @@ fn the_paraphraser_rewrites_prose_counts_failures_and_never_loses_a_row() {
             &url,
             "--paraphrase-model",
             "stub-model",
+            // Ample for a stub on loopback on a busy machine; the unanswered request waits it out.
             "--paraphrase-timeout",
-            "2",
+            "5",
         ],
     );
     let synthetic = rows(&out);
     assert_eq!(synthetic.len(), 6, "no row is lost");
-    let bodies = bodies.lock().unwrap().clone();
+    // Every request is recorded before it is answered; the unanswered one may be recorded late
+    // where its thread ran late, so wait for it (briefly) rather than race it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while bodies.lock().unwrap().len() < 12 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut numbered = bodies.lock().unwrap().clone();
+    numbered.sort();
+    assert_eq!(
+        numbered.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        (0..12).collect::<Vec<_>>()
+    );
+    let bodies: Vec<String> = numbered.into_iter().map(|(_, b)| b).collect();
     // Two texts a pair: the posting's description and the profile's summary.
     assert_eq!(bodies.len(), 12);
     assert!(
