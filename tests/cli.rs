@@ -416,3 +416,77 @@ fn label_reports_quarantines_and_streams_through_standard_input_and_output() {
     assert_eq!(set_aside[0]["row"], "{\"query\": ");
     assert_eq!(set_aside[1]["row"], "[1, 2]");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Flags
+
+#[test]
+fn color_always_colours_and_never_or_auto_off_a_terminal_does_not() {
+    let (_dir, path) = write_policy(&CLEAN.replace("weight 100%", "weight 90%"));
+    let p = path.to_str().unwrap();
+    let esc = |o: &Output| stderr(o).contains('\u{1b}');
+    let always = rubric(&["check", "--color", "always", p]);
+    assert_eq!(always.status.code(), Some(1));
+    assert!(esc(&always), "{}", stderr(&always));
+    for color in ["never", "auto"] {
+        let o = rubric(&["check", "--color", color, p]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(!esc(&o), "--color {color}: {}", stderr(&o));
+        assert!(stderr(&o).contains("rubric::check::"), "{}", stderr(&o));
+    }
+    assert_eq!(
+        rubric(&["check", "--color", "sometimes", p]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn max_file_bytes_and_max_depth_set_the_limits() {
+    let (_dir, path) =
+        write_policy(&CLEAN.replace("clamp(query.x, 0, 1)", "clamp(((((query.x)))), 0, 1)"));
+    let p = path.to_str().unwrap();
+    assert_eq!(rubric(&["check", p]).status.code(), Some(0));
+    let size = std::fs::metadata(&path).unwrap().len();
+    let at = rubric(&["check", "--max-file-bytes", &size.to_string(), p]);
+    assert_eq!(at.status.code(), Some(0), "{}", stderr(&at));
+    let under = rubric(&["check", "--max-file-bytes", &(size - 1).to_string(), p]);
+    assert_eq!(under.status.code(), Some(1));
+    assert!(
+        stderr(&under).contains("rubric::syntax::too_large"),
+        "{}",
+        stderr(&under)
+    );
+    let shallow = rubric(&["check", "--max-depth", "3", p]);
+    assert_eq!(shallow.status.code(), Some(1));
+    assert!(
+        stderr(&shallow).contains("rubric::syntax::too_deep"),
+        "{}",
+        stderr(&shallow)
+    );
+    let deep = rubric(&["check", "--max-depth", "64", p]);
+    assert_eq!(deep.status.code(), Some(0), "{}", stderr(&deep));
+    assert_eq!(
+        rubric(&["check", "--max-depth", "-1", p]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_min_coverage_that_is_not_a_percent_is_a_usage_error() {
+    for bad in ["abc", "1e2", "12,5", ""] {
+        let o = rubric(&["test", JOB_MATCH, "--min-coverage", bad]);
+        assert_eq!(o.status.code(), Some(2), "--min-coverage {bad:?}");
+        assert!(
+            stderr(&o).contains(&format!(
+                "`--min-coverage {bad}` is not a percent like `95` or `87.5`"
+            )),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // The shipped policy's examples reach every clause; a percent sign is accepted.
+    for good in ["100", "100%", "99.5"] {
+        let o = rubric(&["test", JOB_MATCH, "--min-coverage", good]);
+        assert_eq!(o.status.code(), Some(0), "{good}: {}", stderr(&o));
+    }
+}

@@ -369,3 +369,61 @@ fn the_paraphraser_rewrites_prose_counts_failures_and_never_loses_a_row() {
         format!("PARAPHRASED 0{GLANCE}{}", job_glance(q))
     );
 }
+
+/// `--validation` and `--split-seed` override the pipeline's split (10%, seed 7): no synthetic
+/// row comes from a pair of the split they name, and a share that is not one is a usage error.
+#[test]
+fn validation_and_split_seed_flags_choose_the_split_kept_out_of_synthesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = golden_subset(dir.path(), 200);
+    let out = dir.path().join("s.jsonl");
+    synth(
+        &golden,
+        &out,
+        2,
+        120,
+        &["--validation", "40%", "--split-seed", "11"],
+    );
+    let compiled = compile_file(Path::new(POLICY), &Options::default()).unwrap();
+    let engine = Engine::new(compiled.lowered.labeling);
+    let golden_rows = read_pairs(&golden).unwrap();
+    let split = |share: f64, seed: u64| {
+        split_real(&engine, golden_rows.clone(), &golden, share, seed)
+            .unwrap()
+            .validation
+    };
+    let (flagged, pipeline) = (split(0.4, 11), split(0.1, 7));
+    assert_eq!(flagged.len(), 80);
+    let from: BTreeSet<String> = rows(&out)
+        .iter()
+        .map(|r| r["from"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        from.iter().all(|f| !flagged.contains(f)),
+        "a synthetic row comes from the split the flags name"
+    );
+    // The flags mattered: the pipeline's own split alone would not have kept these out.
+    assert!(
+        from.iter().any(|f| pipeline.contains(f)),
+        "the synthetic rows avoid the pipeline's split too: the test shows nothing"
+    );
+
+    let o = rubric(&[
+        "data",
+        "synth",
+        "--policy",
+        POLICY,
+        "--golden",
+        golden.to_str().unwrap(),
+        "--validation",
+        "forty",
+        "--out",
+        dir.path().join("bad.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("`--validation forty` is not a share"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
