@@ -136,3 +136,49 @@ fn shares_outside_zero_to_one_are_usage_errors() {
         "{err}"
     );
 }
+
+/// `--list-len N`: every impression is at a position from 1 to N, each of them shown; 0 is a
+/// usage error.
+#[test]
+fn list_len_sets_how_many_results_a_list_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = write_pairs(dir.path(), 200);
+    let run = |list_len: &str, name: &str| {
+        let out = dir.path().join(format!("{name}.jsonl"));
+        let o = rubric(&[
+            "data",
+            "clicks",
+            "--policy",
+            "policies/job_match.policy",
+            "--pairs",
+            pairs.to_str().unwrap(),
+            "--seed",
+            "3",
+            "--sessions",
+            "100",
+            "--list-len",
+            list_len,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let positions: std::collections::BTreeSet<u32> = std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .enumerate()
+            .map(|(i, l)| Click::parse(i as u64 + 1, l).unwrap().position)
+            .collect();
+        (o, positions)
+    };
+    for (n, name) in [(4u32, "four"), (7, "seven")] {
+        let (o, positions) = run(&n.to_string(), name);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(positions, (1..=n).collect(), "--list-len {n}");
+    }
+    let (o, _) = run("0", "zero");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--list-len"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -1,5 +1,5 @@
 //! `rubric data golden` end to end on the real O*NET 29.3 and SkillSpan files in
-//! `../shared/data` (skipped, with a message, where that folder is absent): same seed same
+//! `../shared/data` (where that folder is absent: a failure under CI, a visible skip elsewhere): same seed same
 //! bytes, every record decodes against `job_match.policy`, provenance names every field, the
 //! grades are balanced, the counts reconcile, and the shipped golden set regenerates exactly.
 
@@ -14,17 +14,20 @@ use std::process::{Command, Output};
 
 const POLICY: &str = "policies/job_match.policy";
 
+#[path = "support/prerequisite.rs"]
+mod prerequisite;
+
 fn shared_data() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.join("onet-29.3").is_dir() && dir.join("skillspan").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: the real data is not at `{}` (O*NET 29.3 and SkillSpan, see its README)",
+    let found = dir.join("onet-29.3").is_dir() && dir.join("skillspan").is_dir();
+    prerequisite::prerequisite(
+        found.then(|| dir.clone()),
+        &format!(
+            "the real data (O*NET 29.3 and SkillSpan) is not at `{}`",
             dir.display()
-        );
-        None
-    }
+        ),
+        "check out `shared/` beside the repository (its data/README.md says where each set comes from)",
+    )
 }
 
 fn rubric(args: &[&str]) -> Output {

@@ -1,7 +1,8 @@
 //! The real Open Bandit sample, read straight from the pinned `obp-0.4.1` wheel that CI downloads
 //! and exports as `RUBRIC_OBP_WHEEL` (`.ci/run`): converted to the click format, then cleaned by
-//! `job_match`'s clean block (rows in = kept + dropped, report snapshot). Skips, saying so, when
-//! the variable is unset; never touches the network.
+//! `job_match`'s clean block (rows in = kept + dropped, report snapshot). Where the variable is
+//! unset it fails under CI and skips visibly elsewhere (`support/prerequisite.rs`); never touches
+//! the network.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,17 +13,27 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
+#[path = "support/prerequisite.rs"]
+mod prerequisite;
+
+/// The wheel `RUBRIC_OBP_WHEEL` names: a failure under CI where it is unset or not a file, a
+/// visible skip elsewhere.
 fn wheel() -> Option<PathBuf> {
-    match std::env::var_os(OBP_WHEEL_ENV) {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            println!(
-                "skipped: {OBP_WHEEL_ENV} is not set (.ci/run downloads obp-0.4.1 and sets it; \
-                 pip download obp==0.4.1 --no-deps --only-binary=:all: --python-version 3.9 -d DIR)"
-            );
-            None
-        }
-    }
+    let set = std::env::var_os(OBP_WHEEL_ENV).map(PathBuf::from);
+    let missing = match &set {
+        None => format!("{OBP_WHEEL_ENV} is not set"),
+        Some(p) => format!(
+            "{OBP_WHEEL_ENV} names `{}`, which is not a file",
+            p.display()
+        ),
+    };
+    prerequisite::prerequisite(
+        set.filter(|p| p.is_file()),
+        &missing,
+        "download the pinned wheel and point the variable at it, as .ci/run does: \
+         `pip download obp==0.4.1 --no-deps --only-binary=:all: --python-version 3.9 -d DIR` \
+         then `export RUBRIC_OBP_WHEEL=DIR/obp-0.4.1-py3-none-any.whl`",
+    )
 }
 
 #[test]

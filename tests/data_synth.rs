@@ -230,9 +230,14 @@ fn the_pipeline_supplies_count_and_strategy_and_flags_check() {
     );
 }
 
+/// The requests a stub server received: each one's number and its path and body.
+type Requests = Arc<Mutex<Vec<(usize, String)>>>;
+
 /// A stub of an OpenAI-compatible server: answers `PARAPHRASED <n>`, fails every third request
-/// with a 500, and is too slow for the second; records the requests' bodies.
-fn stub_server() -> (String, Arc<Mutex<Vec<String>>>) {
+/// with a 500, and never answers the second (it holds the connection until the client gives up:
+/// a timeout whatever the scheduling); records the requests' bodies with their number. `n` is
+/// the order of connection: the paraphraser asks one text at a time, so it is the order asked.
+fn stub_server() -> (String, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -266,9 +271,11 @@ fn stub_server() -> (String, Arc<Mutex<Vec<String>>>) {
                 let _ = reader.read_exact(&mut body);
                 seen.lock()
                     .unwrap()
-                    .push(format!("{path} {}", String::from_utf8_lossy(&body)));
+                    .push((n, format!("{path} {}", String::from_utf8_lossy(&body))));
                 if n == 1 {
-                    std::thread::sleep(std::time::Duration::from_secs(6));
+                    // No answer: wait for the client to time out and close the connection.
+                    let _ = reader.read(&mut [0u8; 1]);
+                    return;
                 }
                 let (status, answer) = if n % 3 == 2 {
                     (
@@ -309,13 +316,26 @@ fn the_paraphraser_rewrites_prose_counts_failures_and_never_loses_a_row() {
             &url,
             "--paraphrase-model",
             "stub-model",
+            // Ample for a stub on loopback on a busy machine; the unanswered request waits it out.
             "--paraphrase-timeout",
-            "2",
+            "5",
         ],
     );
     let synthetic = rows(&out);
     assert_eq!(synthetic.len(), 6, "no row is lost");
-    let bodies = bodies.lock().unwrap().clone();
+    // Every request is recorded before it is answered; the unanswered one may be recorded late
+    // where its thread ran late, so wait for it (briefly) rather than race it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while bodies.lock().unwrap().len() < 12 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut numbered = bodies.lock().unwrap().clone();
+    numbered.sort();
+    assert_eq!(
+        numbered.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        (0..12).collect::<Vec<_>>()
+    );
+    let bodies: Vec<String> = numbered.into_iter().map(|(_, b)| b).collect();
     // Two texts a pair: the posting's description and the profile's summary.
     assert_eq!(bodies.len(), 12);
     assert!(
@@ -347,5 +367,63 @@ fn the_paraphraser_rewrites_prose_counts_failures_and_never_loses_a_row() {
     assert_eq!(
         q["description"].as_str().unwrap(),
         format!("PARAPHRASED 0{GLANCE}{}", job_glance(q))
+    );
+}
+
+/// `--validation` and `--split-seed` override the pipeline's split (10%, seed 7): no synthetic
+/// row comes from a pair of the split they name, and a share that is not one is a usage error.
+#[test]
+fn validation_and_split_seed_flags_choose_the_split_kept_out_of_synthesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = golden_subset(dir.path(), 200);
+    let out = dir.path().join("s.jsonl");
+    synth(
+        &golden,
+        &out,
+        2,
+        120,
+        &["--validation", "40%", "--split-seed", "11"],
+    );
+    let compiled = compile_file(Path::new(POLICY), &Options::default()).unwrap();
+    let engine = Engine::new(compiled.lowered.labeling);
+    let golden_rows = read_pairs(&golden).unwrap();
+    let split = |share: f64, seed: u64| {
+        split_real(&engine, golden_rows.clone(), &golden, share, seed)
+            .unwrap()
+            .validation
+    };
+    let (flagged, pipeline) = (split(0.4, 11), split(0.1, 7));
+    assert_eq!(flagged.len(), 80);
+    let from: BTreeSet<String> = rows(&out)
+        .iter()
+        .map(|r| r["from"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        from.iter().all(|f| !flagged.contains(f)),
+        "a synthetic row comes from the split the flags name"
+    );
+    // The flags mattered: the pipeline's own split alone would not have kept these out.
+    assert!(
+        from.iter().any(|f| pipeline.contains(f)),
+        "the synthetic rows avoid the pipeline's split too: the test shows nothing"
+    );
+
+    let o = rubric(&[
+        "data",
+        "synth",
+        "--policy",
+        POLICY,
+        "--golden",
+        golden.to_str().unwrap(),
+        "--validation",
+        "forty",
+        "--out",
+        dir.path().join("bad.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("`--validation forty` is not a share"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
 }

@@ -503,6 +503,79 @@ fn edge_policy_agrees_with_the_reference() {
     );
 }
 
+/// A policy without `min_coverage`, whose four dimensions (50%, 25%, 15%, 10%) each abstain on
+/// a missing field: voting shares fall below, on and above the default.
+const DEFAULT_COVERAGE: &str = "policy half version 1 {
+  entity A {
+    a: number?
+    b: number?
+    c: number?
+    d: number?
+  }
+  pair query: A, candidate: A
+  dimension big weight 50% { score = if missing(query.a) then abstain else clamp(query.a, 0, 1) }
+  dimension mid weight 25% { score = if missing(query.b) then abstain else clamp(query.b, 0, 1) }
+  dimension small weight 15% { score = if missing(query.c) then abstain else clamp(query.c, 0, 1) }
+  dimension tiny weight 10% { score = if missing(query.d) then abstain else clamp(query.d, 0, 1) }
+  grade overall { good when overall >= 0.5  poor otherwise }
+}
+";
+
+/// Without `min_coverage` the default is 50% of the weight (docs/language.md). The reference
+/// holds its own default, so generated pairs below, on and above it must label as the reference
+/// says: a changed default (or a strict `>` for the inclusive `>=`) labels some differently.
+/// None of the shipped policies leaves `min_coverage` out, so without this test only a
+/// snapshot noticed a changed default.
+#[test]
+fn the_default_min_coverage_of_half_the_weight_is_reached_from_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("half.policy");
+    std::fs::write(&path, DEFAULT_COVERAGE).unwrap();
+    let compiled = compile(path.to_str().unwrap());
+    let pairs = random_pairs(&compiled, 6, RANDOM_PAIRS);
+    compare(&compiled, &pairs, "a policy without min_coverage");
+    // The voting share of each pair, by the reference's scores; counted below, at and above 50%.
+    let reference = Reference::new(&compiled.checked);
+    let weights: std::collections::BTreeMap<&str, f64> = compiled
+        .lowered
+        .labeling
+        .dimensions
+        .iter()
+        .map(|d| (d.name.as_str(), d.weight))
+        .collect();
+    let total: f64 = weights.values().sum();
+    let (mut below, mut at, mut above) = (0, 0, 0);
+    for pair in &pairs {
+        let label = reference.label(&as_read(pair));
+        let voting: f64 = label
+            .dimensions
+            .iter()
+            .filter(|(_, s)| s.is_some())
+            .map(|(d, _)| weights[d.as_str()])
+            .sum();
+        let share = voting / total;
+        match share {
+            s if (s - 0.5).abs() < 1e-9 => {
+                at += 1;
+                assert!(label.overall.is_some(), "{share}: {pair}");
+            }
+            s if s < 0.5 => {
+                below += 1;
+                assert!(label.overall.is_none(), "{share}: {pair}");
+            }
+            _ => {
+                above += 1;
+                assert!(label.overall.is_some(), "{share}: {pair}");
+            }
+        }
+    }
+    assert!(
+        below > 0 && at > 0 && above > 0,
+        "below {below}, at {at}, above {above} of {} pairs",
+        pairs.len()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Hand-written edge cases, on tests/support/edge.policy
 

@@ -383,3 +383,53 @@ fn snapshot_check_fails_on_a_broken_policy_and_a_missing_directory() {
     assert_eq!(code, 2);
     assert!(stderr.contains("is not a directory"), "{stderr}");
 }
+
+/// `diff --pairs -` reads the pairs from standard input: the same report as from the file.
+#[test]
+fn diff_reads_standard_input() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = write_pairs(dir.path());
+    let edited = edited_job_match(dir.path());
+    let args = |pairs: &str| {
+        vec![
+            "diff".to_string(),
+            "policies/job_match.policy".to_string(),
+            s(&edited).to_string(),
+            "--pairs".to_string(),
+            pairs.to_string(),
+            "--json".to_string(),
+        ]
+    };
+    let (code, from_file, stderr) = rubric(
+        &args(s(&data))
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .args(args("-"))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let input = std::fs::read(&data).expect("pairs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(&input)
+    });
+    let out = child.wait_with_output().expect("waits");
+    writer.join().expect("joins").expect("writes");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&from_file).expect("JSON");
+    assert_eq!(report["compared"], PAIRS);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), from_file);
+}
