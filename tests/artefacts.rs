@@ -75,7 +75,10 @@ fn plans_and_loss_terms_round_trip_through_the_readers() {
         };
         let text = deterministic_json(plan);
         assert_eq!(&TrainingPlan::from_json(&text).unwrap(), plan);
-        assert_eq!(&LossTerms::from_json(&deterministic_json(terms)).unwrap(), terms);
+        assert_eq!(
+            &LossTerms::from_json(&deterministic_json(terms)).unwrap(),
+            terms
+        );
 
         let old = text.replace("rubric.training-plan/2", "rubric.training-plan/1");
         match TrainingPlan::from_json(&old) {

@@ -1,14 +1,16 @@
 //! `rubric data mix` end to end on the shipped golden set and a synthetic expansion of it: the
-//! same seed gives the same bytes, every batch holds the real share (any run of batches within
-//! one row of it), the validation split is real-only, stratified and free of duplicates, every
-//! count reconciles, the pipeline supplies the settings, and bad inputs are named by line.
-//! Also the sampler's properties over random shares, batch sizes and pool sizes (seeded:
-//! `support/seeded.rs`).
+//! same seed gives the same bytes, the sampler's batches over its pool hold the real share
+//! every epoch (any run of batches within one row of it) with real and synthetic rows
+//! interleaved and a new order each epoch, the validation split is real-only, stratified and
+//! free of duplicates, every count reconciles, the pipeline supplies the settings, and bad
+//! inputs are named by line. Also the sampler's properties over random shares, batch sizes,
+//! pool sizes and epochs (seeded: `support/seeded.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use proptest::prelude::*;
-use rubric_runtime::data::mix::{batches_possible, real_per_batch};
+use rubric_runtime::data::golden::pairs::read_pairs;
+use rubric_runtime::data::mix::{MixSampler, batches_possible, real_per_batch};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -79,20 +81,26 @@ fn content(v: &Value) -> String {
     format!("{}\n{}", v["query"], v["candidate"])
 }
 
+/// Each run of consecutive batches within one row of the share, every batch full.
+fn assert_share_held(reals: &[usize], batch: usize, share: f64) {
+    for i in 0..reals.len() {
+        let mut sum = 0;
+        for (j, real) in reals.iter().enumerate().skip(i) {
+            sum += real;
+            let want = share * (batch * (j - i + 1)) as f64;
+            assert!(
+                (sum as f64 - want).abs() <= 1.0 + 1e-9,
+                "batches {i}..={j}: {sum} vs {want}"
+            );
+        }
+    }
+}
+
 #[test]
 fn batches_hold_the_share_and_validation_is_real_stratified_and_unique() {
     let dir = tempfile::tempdir().unwrap();
     let (golden, synthetic) = inputs(dir.path());
-    let flags = [
-        "--real-share",
-        "30%",
-        "--batch",
-        "32",
-        "--validation",
-        "10%",
-        "--seed",
-        "7",
-    ];
+    let flags = ["--real-share", "30%", "--validation", "10%", "--seed", "7"];
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     let first = mix(&golden, &synthetic, &a, &flags);
     assert!(
@@ -101,7 +109,7 @@ fn batches_hold_the_share_and_validation_is_real_stratified_and_unique() {
         String::from_utf8_lossy(&first.stderr)
     );
     assert!(mix(&golden, &synthetic, &b, &flags).status.success());
-    for f in ["train.jsonl", "validation.jsonl", "manifest.json"] {
+    for f in ["pool.jsonl", "validation.jsonl", "manifest.json"] {
         assert_eq!(
             std::fs::read(a.join(f)).unwrap(),
             std::fs::read(b.join(f)).unwrap(),
@@ -112,87 +120,79 @@ fn batches_hold_the_share_and_validation_is_real_stratified_and_unique() {
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path("snapshots/data_mix");
     settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_snapshot!("summary_30_percent_batch_32", summary));
+    settings.bind(|| insta::assert_snapshot!("summary_30_percent", summary));
 
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(a.join("manifest.json")).unwrap()).unwrap();
     let c = &manifest["counts"];
     let n = |k: &str| c[k].as_u64().unwrap() as usize;
-    let train = rows(&a.join("train.jsonl"));
+    let train = rows(&a.join("pool.jsonl"));
     let validation = rows(&a.join("validation.jsonl"));
     // Every row in is accounted for.
     assert_eq!(n("real_in"), 500);
     assert_eq!(n("synthetic_in"), 400);
     assert_eq!(
         n("real_in"),
-        n("real_duplicates") + n("validation") + n("real_in_batches") + n("real_unused")
+        n("real_duplicates") + n("validation") + n("real_pool")
     );
     assert_eq!(
         n("synthetic_in"),
-        n("synthetic_duplicates")
-            + n("synthetic_from_validation")
-            + n("synthetic_in_batches")
-            + n("synthetic_unused")
+        n("synthetic_duplicates") + n("synthetic_from_validation") + n("synthetic_pool")
     );
     assert_eq!(validation.len(), n("validation"));
-    assert_eq!(train.len(), n("batches") * 32);
-    assert_eq!(
-        train.len(),
-        n("real_in_batches") + n("synthetic_in_batches")
-    );
-    assert!(n("batches") > 10);
+    assert_eq!(train.len(), n("real_pool") + n("synthetic_pool"));
     // The inputs' hashes are recorded.
     let sha = |p: &Path| rubric_runtime::compile::sha256_hex(&std::fs::read(p).unwrap());
     assert_eq!(manifest["inputs"]["real"]["sha256"], sha(&golden));
     assert_eq!(manifest["inputs"]["synthetic"]["sha256"], sha(&synthetic));
 
-    // Every batch holds the share: any run of batches within one row of 30%.
-    let mut per_batch: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
-    for r in &train {
-        let e = per_batch.entry(r["batch"].as_u64().unwrap()).or_default();
-        e.0 += 1;
-        if r["source"] == "real" {
-            e.1 += 1;
-        }
-    }
-    let reals: Vec<usize> = per_batch
-        .values()
-        .map(|(size, real)| {
-            assert_eq!(*size, 32);
-            *real
-        })
-        .collect();
-    assert_eq!(reals.len(), n("batches"));
-    for i in 0..reals.len() {
-        let mut sum = 0;
-        for (j, real) in reals.iter().enumerate().skip(i) {
-            sum += real;
-            let want = 0.3 * 32.0 * (j - i + 1) as f64;
+    // The trainers' sampler over the pool: every batch holds the share, every epoch.
+    let pool = read_pairs(&a.join("pool.jsonl")).unwrap();
+    let sampler = MixSampler::for_rows(&pool, 0.3, 7);
+    let epochs: Vec<Vec<Vec<usize>>> = (0..3).map(|e| sampler.epoch(e, 32)).collect();
+    assert!(epochs[0].len() > 10);
+    assert_ne!(epochs[0], epochs[1], "a new order each epoch");
+    assert_eq!(
+        epochs[0],
+        sampler.epoch(0, 32),
+        "the same seed, the same batches"
+    );
+    for batches in &epochs {
+        let reals: Vec<usize> = batches
+            .iter()
+            .map(|b| {
+                assert_eq!(b.len(), 32);
+                b.iter().filter(|i| train[**i]["source"] == "real").count()
+            })
+            .collect();
+        assert_share_held(&reals, 32, 0.3);
+        let distinct: BTreeSet<usize> = batches.iter().flatten().copied().collect();
+        assert_eq!(
+            distinct.len(),
+            batches.len() * 32,
+            "a row twice in an epoch"
+        );
+
+        // Within a batch, real and synthetic rows are interleaved, not one block after the
+        // other: each batch changes source at least three times and has real rows in both of
+        // its halves (a seeded shuffle of ~10 real rows among 32 changes source ~14 times).
+        for (k, b) in batches.iter().enumerate() {
+            let real: Vec<bool> = b.iter().map(|i| train[*i]["source"] == "real").collect();
+            let changes = real.windows(2).filter(|w| w[0] != w[1]).count();
+            let (first, second) = real.split_at(real.len() / 2);
             assert!(
-                (sum as f64 - want).abs() <= 1.0,
-                "batches {i}..={j}: {sum} vs {want}"
+                changes >= 3 && first.contains(&true) && second.contains(&true),
+                "batch {k}: real and synthetic rows are not interleaved: {real:?}"
             );
         }
     }
-
-    // Within a batch, real and synthetic rows are interleaved, not one block after the other: in
-    // file order each batch changes source at least three times and has real rows in both of
-    // its halves (a seeded shuffle of ~10 real rows among 32 changes source ~14 times).
-    let mut order: BTreeMap<u64, Vec<bool>> = BTreeMap::new();
-    for r in &train {
-        order
-            .entry(r["batch"].as_u64().unwrap())
-            .or_default()
-            .push(r["source"] == "real");
-    }
-    for (batch, real) in &order {
-        let changes = real.windows(2).filter(|w| w[0] != w[1]).count();
-        let (first, second) = real.split_at(real.len() / 2);
-        assert!(
-            changes >= 3 && first.contains(&true) && second.contains(&true),
-            "batch {batch}: real and synthetic rows are not interleaved: {real:?}"
-        );
-    }
+    // Another batch size holds the share too.
+    let reals: Vec<usize> = sampler
+        .epoch(0, 10)
+        .iter()
+        .map(|b| b.iter().filter(|i| train[**i]["source"] == "real").count())
+        .collect();
+    assert_share_held(&reals, 10, 0.3);
 
     // Validation: real only, no pair twice, none also in training, stratified by grade.
     let mut seen = BTreeSet::new();
@@ -252,7 +252,7 @@ fn batches_hold_the_share_and_validation_is_real_stratified_and_unique() {
 }
 
 #[test]
-fn the_pipeline_supplies_share_split_seed_and_batch() {
+fn the_pipeline_supplies_share_split_and_seed() {
     let dir = tempfile::tempdir().unwrap();
     let (golden, synthetic) = inputs(dir.path());
     let out = dir.path().join("m");
@@ -260,25 +260,22 @@ fn the_pipeline_supplies_share_split_seed_and_batch() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
-    // `mix real 30% synthetic 70%`, `split validation 10% seed 7`, `train { batch 32 }`.
+    // `mix real 30% synthetic 70%`, `split validation 10% seed 7`.
     assert_eq!(manifest["options"]["real_share"], 0.3);
     assert_eq!(manifest["options"]["validation"], 0.1);
     assert_eq!(manifest["options"]["seed"], 7);
-    assert_eq!(manifest["options"]["batch"], 32);
     // Flags override.
     let o = mix(
         &golden,
         &synthetic,
         &out,
-        &["--real-share", "50%", "--batch", "10"],
+        &["--real-share", "50%", "--seed", "3"],
     );
     assert!(o.status.success());
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["options"]["real_share"], 0.5);
-    assert_eq!(manifest["options"]["batch"], 10);
-    assert_eq!(manifest["ratio"]["min_real"], 5);
-    assert_eq!(manifest["ratio"]["max_real"], 5);
+    assert_eq!(manifest["options"]["seed"], 3);
 }
 
 #[test]
@@ -302,7 +299,7 @@ fn synthetic_rows_made_from_validation_pairs_are_dropped_and_bad_rows_named() {
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["counts"]["synthetic_from_validation"], 1);
     assert!(
-        !std::fs::read_to_string(out.join("train.jsonl"))
+        !std::fs::read_to_string(out.join("pool.jsonl"))
             .unwrap()
             .contains("s-leak")
     );
@@ -355,6 +352,29 @@ proptest! {
                 prop_assert!((sum as f64 - want).abs() <= 1.0 + 1e-9,
                     "batches {}..={}: {} real rows, the share wants {}", i, j, sum, want);
             }
+        }
+    }
+
+    #[test]
+    fn the_sampler_fills_every_batch_at_the_share_without_repeating_a_row(
+        share in 0.0f64..=1.0, batch in 1usize..48, real in 0usize..400, synthetic in 0usize..900,
+        seed in 0u64..1000, epoch in 0u64..5
+    ) {
+        // Real rows first, then synthetic ones, as the mix stage writes its pool.
+        let is_real: Vec<bool> = (0..real + synthetic).map(|i| i < real).collect();
+        let sampler = MixSampler::new(is_real.iter().copied(), share, seed);
+        let batches = sampler.epoch(epoch, batch);
+        prop_assert_eq!(batches.len(), batches_possible(share, batch, real, synthetic));
+        let mut seen = BTreeSet::new();
+        let mut sum = 0.0f64;
+        for b in &batches {
+            prop_assert_eq!(b.len(), batch);
+            for i in b {
+                prop_assert!(*i < is_real.len());
+                prop_assert!(seen.insert(*i), "row {} twice in an epoch", i);
+            }
+            sum += b.iter().filter(|i| is_real[**i]).count() as f64 - share * batch as f64;
+            prop_assert!(sum.abs() <= 1.0 + 1e-9);
         }
     }
 

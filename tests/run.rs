@@ -28,7 +28,8 @@ fn project() -> tempfile::TempDir {
     std::fs::write(dir.path().join("job_match.policy"), small).unwrap();
     std::fs::create_dir(dir.path().join("data")).unwrap();
     for (file, lines) in [("golden.jsonl", 300), ("clicks.jsonl", 3000)] {
-        let text = std::fs::read_to_string(Path::new("examples/job_match/data").join(file)).unwrap();
+        let text =
+            std::fs::read_to_string(Path::new("examples/job_match/data").join(file)).unwrap();
         let head: String = text.lines().take(lines).map(|l| format!("{l}\n")).collect();
         std::fs::write(dir.path().join("data").join(file), head).unwrap();
     }
@@ -115,17 +116,33 @@ fn stages_rerun_only_when_what_they_read_changes() {
     assert_eq!(with(&again, "skipped"), sorted(&DATA_STAGES), "{again:?}");
 
     // Prose: only the policy document.
-    edit(project.path(), "/// # Job ↔ candidate match\n", "/// # Job ↔ candidate matching\n");
+    edit(
+        project.path(),
+        "/// # Job ↔ candidate match\n",
+        "/// # Job ↔ candidate matching\n",
+    );
     let prose = statuses(&run(project.path(), &runs));
     assert_eq!(with(&prose, "done"), sorted(&["document"]), "{prose:?}");
     // A comment too.
-    edit(project.path(), "  dimension skill_match", "  // the heaviest\n  dimension skill_match");
+    edit(
+        project.path(),
+        "  dimension skill_match",
+        "  // the heaviest\n  dimension skill_match",
+    );
     let comment = statuses(&run(project.path(), &runs));
     assert_eq!(with(&comment, "done"), sorted(&["document"]), "{comment:?}");
 
     // Weights: labeling and everything after it, never cleaning.
-    edit(project.path(), "skill_match weight 30%", "skill_match weight 25%");
-    edit(project.path(), "seniority weight 15%", "seniority weight 20%");
+    edit(
+        project.path(),
+        "skill_match weight 30%",
+        "skill_match weight 25%",
+    );
+    edit(
+        project.path(),
+        "seniority weight 15%",
+        "seniority weight 20%",
+    );
     let weights = statuses(&run(project.path(), &runs));
     assert_eq!(
         with(&weights, "done"),
@@ -182,7 +199,9 @@ fn one_stage_alone_and_a_failing_stage_name_themselves() {
         stderr.contains("--stage label.golden"),
         "the command that re-runs it alone: {stderr}"
     );
-    let kept = std::fs::read_dir(runs.join("stages/label.golden")).unwrap().count();
+    let kept = std::fs::read_dir(runs.join("stages/label.golden"))
+        .unwrap()
+        .count();
     assert_eq!(kept, 1, "the finished stage is kept");
 }
 
@@ -258,7 +277,10 @@ fn a_killed_run_finishes_with_the_bytes_of_an_uninterrupted_one() {
     assert!(mid_stage >= 1, "no run was caught mid-stage");
     // Whatever the kills left, one more run completes it.
     run(project.path(), &killed);
-    assert!(!partial_exists(&killed), "a half-written stage was left behind");
+    assert!(
+        !partial_exists(&killed),
+        "a half-written stage was left behind"
+    );
     let got = contents(&killed);
     assert_eq!(
         got.keys().collect::<Vec<_>>(),

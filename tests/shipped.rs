@@ -62,3 +62,21 @@ fn the_embedded_stdlib_is_the_stdlib_directory() {
         assert_eq!(&on_disk, text, "{name} differs from {path}");
     }
 }
+
+/// The runnable example holds the flagship policy itself, not a version of it: an edit of one
+/// is an edit of both (`cp policies/job_match.policy examples/job_match/`).
+#[test]
+fn the_example_runs_the_flagship_policy() {
+    assert!(
+        std::fs::read("examples/job_match/job_match.policy").unwrap()
+            == std::fs::read("policies/job_match.policy").unwrap(),
+        "examples/job_match/job_match.policy differs from policies/job_match.policy; copy it: \
+         cp policies/job_match.policy examples/job_match/"
+    );
+    for data in ["golden.jsonl", "clicks.jsonl"] {
+        assert!(
+            Path::new("examples/job_match/data").join(data).is_file(),
+            "the example's pipeline reads data/{data}"
+        );
+    }
+}

@@ -214,9 +214,30 @@ const fn row(
 
 /// Every setting of a pipeline, by block. The order is the order of the reference tables.
 pub const SETTINGS: &[SettingSpec] = &[
-    row(Block::Encoder, "layers", Kind::Count, Default::Required, "6", "transformer layers"),
-    row(Block::Encoder, "hidden", Kind::Count, Default::Required, "384", "width of the hidden states"),
-    row(Block::Encoder, "heads", Kind::Count, Default::Required, "12", "attention heads; must divide `hidden`"),
+    row(
+        Block::Encoder,
+        "layers",
+        Kind::Count,
+        Default::Required,
+        "6",
+        "transformer layers",
+    ),
+    row(
+        Block::Encoder,
+        "hidden",
+        Kind::Count,
+        Default::Required,
+        "384",
+        "width of the hidden states",
+    ),
+    row(
+        Block::Encoder,
+        "heads",
+        Kind::Count,
+        Default::Required,
+        "12",
+        "attention heads; must divide `hidden`",
+    ),
     row(
         Block::Encoder,
         "intermediate",
@@ -241,9 +262,30 @@ pub const SETTINGS: &[SettingSpec] = &[
         "30522",
         "word pieces of a tokenizer trained on the training text (a checkpoint brings its own)",
     ),
-    row(Block::Train, "epochs", Kind::Count, Default::Number(3.0), "5", "passes over the training pairs"),
-    row(Block::Train, "lr", Kind::Positive, Default::Number(1e-4), "3e-5", "peak learning rate of AdamW"),
-    row(Block::Train, "batch", Kind::Count, Default::Number(32.0), "32", "pairs per optimizer step"),
+    row(
+        Block::Train,
+        "epochs",
+        Kind::Count,
+        Default::Number(3.0),
+        "5",
+        "passes over the training pairs",
+    ),
+    row(
+        Block::Train,
+        "lr",
+        Kind::Positive,
+        Default::Number(1e-4),
+        "3e-5",
+        "peak learning rate of AdamW",
+    ),
+    row(
+        Block::Train,
+        "batch",
+        Kind::Count,
+        Default::Number(32.0),
+        "32",
+        "pairs per optimizer step",
+    ),
     row(
         Block::Train,
         "warmup",
@@ -300,7 +342,14 @@ pub const SETTINGS: &[SettingSpec] = &[
         "0.0001",
         "weight of an L2 penalty on the weights, a term of the loss",
     ),
-    row(Block::Synthetic, "count", Kind::Count, Default::Number(1000.0), "20000", "synthetic pairs to write"),
+    row(
+        Block::Synthetic,
+        "count",
+        Kind::Count,
+        Default::Number(1000.0),
+        "20000",
+        "synthetic pairs to write",
+    ),
     row(
         Block::Synthetic,
         "strategy",
@@ -309,7 +358,14 @@ pub const SETTINGS: &[SettingSpec] = &[
         "coverage",
         "how golden pairs are chosen and perturbed",
     ),
-    row(Block::Synthetic, "seed", Kind::Seed, Default::Number(7.0), "7", "seed of the perturbations"),
+    row(
+        Block::Synthetic,
+        "seed",
+        Kind::Seed,
+        Default::Number(7.0),
+        "7",
+        "seed of the perturbations",
+    ),
     row(
         Block::Synthetic,
         "paraphrase",
@@ -326,7 +382,14 @@ pub const SETTINGS: &[SettingSpec] = &[
         "10%",
         "share of real pairs held out, stratified by overall grade",
     ),
-    row(Block::Split, "seed", Kind::Seed, Default::Number(0.0), "7", "seed of the split and of batch order"),
+    row(
+        Block::Split,
+        "seed",
+        Kind::Seed,
+        Default::Number(0.0),
+        "7",
+        "seed of the split and of batch order",
+    ),
     row(
         Block::Loss,
         "temperature",
@@ -498,7 +561,9 @@ pub fn reference_markdown() -> String {
         }
         out.push('\n');
     }
-    out.push_str("Metrics\n\n| metric | unit | better | what it measures |\n| --- | --- | --- | --- |\n");
+    out.push_str(
+        "Metrics\n\n| metric | unit | better | what it measures |\n| --- | --- | --- | --- |\n",
+    );
     for m in METRICS {
         let unit = match m.unit {
             MetricUnit::Ratio => "fraction in [0, 1] (or percent)",
@@ -510,7 +575,10 @@ pub fn reference_markdown() -> String {
             Direction::Maximize => "higher",
             Direction::Minimize => "lower",
         };
-        out.push_str(&format!("| `{}` | {unit} | {better} | {} |\n", m.name, m.doc));
+        out.push_str(&format!(
+            "| `{}` | {unit} | {better} | {} |\n",
+            m.name, m.doc
+        ));
     }
     out
 }

@@ -13,7 +13,10 @@ const END: &str = "<!-- vocabulary:end -->";
 fn the_reference_shows_the_vocabulary() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/language.md");
     let doc = std::fs::read_to_string(&path).unwrap();
-    let start = doc.find(BEGIN).expect("the vocabulary markers in docs/language.md") + BEGIN.len();
+    let start = doc
+        .find(BEGIN)
+        .expect("the vocabulary markers in docs/language.md")
+        + BEGIN.len();
     let end = doc[start..].find(END).unwrap() + start;
     let want = reference_markdown();
     if std::env::var_os("RUBRIC_BLESS").is_some() {
@@ -38,16 +41,37 @@ fn every_configured_setting_has_a_row() {
     let fields: &[(Block, &[&str])] = &[
         (
             Block::Encoder,
-            &["layers", "hidden", "heads", "intermediate", "max_len", "vocab"],
+            &[
+                "layers",
+                "hidden",
+                "heads",
+                "intermediate",
+                "max_len",
+                "vocab",
+            ],
         ),
         (
             Block::Train,
-            &["epochs", "lr", "batch", "warmup", "accumulate", "clip_norm", "seed"],
+            &[
+                "epochs",
+                "lr",
+                "batch",
+                "warmup",
+                "accumulate",
+                "clip_norm",
+                "seed",
+            ],
         ),
         (Block::Regularize, &["weight_decay", "dropout", "l2"]),
-        (Block::Synthetic, &["count", "strategy", "seed", "paraphrase"]),
+        (
+            Block::Synthetic,
+            &["count", "strategy", "seed", "paraphrase"],
+        ),
         (Block::Split, &["validation", "seed"]),
-        (Block::Drift, &["rebalance_min_factor", "rebalance_max_factor"]),
+        (
+            Block::Drift,
+            &["rebalance_min_factor", "rebalance_max_factor"],
+        ),
         (Block::EarlyStop, &["min_delta"]),
         (Block::Loss, &["temperature"]),
     ];

@@ -391,7 +391,10 @@ fn pipeline_context(before: &str, line: &str) -> Option<Vec<CompletionItem>> {
             };
             let parts: Vec<&str> = inside.split(',').collect();
             // The setting being typed has no value yet.
-            if parts.last().is_some_and(|p| p.split_whitespace().count() > 0) {
+            if parts
+                .last()
+                .is_some_and(|p| p.split_whitespace().count() > 0)
+            {
                 return None;
             }
             let written = parts

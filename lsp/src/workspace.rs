@@ -10,7 +10,7 @@ use rubric_compiler::{
     Checked, FileId, LoadError, LoadedSource, ModuleProvider, NoModules, Options, check_source,
     stdlib,
 };
-use rubric_runtime::project::{FsModules, Project};
+use rubric_project::{FsModules, Project};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};

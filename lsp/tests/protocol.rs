@@ -882,12 +882,19 @@ fn completion_offers_every_pipeline_setting_from_the_vocabulary() {
             .filter(|n| *n != written)
             .collect();
         assert_eq!(offered, want, "{}", block.syntax());
-        assert!(items.iter().all(|i| i.detail.as_deref().is_some_and(|d| d.contains("default"))));
+        assert!(
+            items
+                .iter()
+                .all(|i| i.detail.as_deref().is_some_and(|d| d.contains("default")))
+        );
     }
     let at = position_of(&with_pipeline, "alert \n", 6);
     let metrics = client.completion(&uri, at);
     let offered = labels(&metrics);
-    assert!(offered.contains(&"policy_drift") && offered.contains(&"ndcg@10"), "{offered:?}");
+    assert!(
+        offered.contains(&"policy_drift") && offered.contains(&"ndcg@10"),
+        "{offered:?}"
+    );
     assert_eq!(offered.len(), vocabulary::METRICS.len());
     client.stop();
 }

@@ -1,5 +1,6 @@
-//! rubric-runtime: everything that touches files, data and models. For now: loading policy
-//! projects from disk for the pure compiler; labeling, data, training and serving join it.
+//! rubric-runtime: everything that touches policy files and data: compiling them, labeling,
+//! the data stages, the stage runner behind `rubric run`, documents, stats and diffs. Models,
+//! training and serving live in `rubric-ml`; project loading in `rubric-project`.
 
 pub mod atomic;
 pub mod compile;
@@ -8,10 +9,13 @@ pub mod diff;
 pub mod doc;
 pub mod examples;
 pub mod label;
-pub mod project;
 pub mod random_pairs;
 pub mod run;
 pub mod scan;
 pub mod snapshot;
 pub mod stats;
 pub mod trace;
+
+/// Policy projects on disk (their own crate, so the language server links them without the
+/// runtime).
+pub use rubric_project as project;

@@ -41,7 +41,10 @@ impl Lines {
 
 impl RunObserver for Lines {
     fn skipped(&mut self, m: &StageManifest) {
-        self.line(format!("  skipped  {:<22} {} (unchanged)", m.stage, m.summary));
+        self.line(format!(
+            "  skipped  {:<22} {} (unchanged)",
+            m.stage, m.summary
+        ));
     }
 
     fn started(&mut self, stage: &str) {

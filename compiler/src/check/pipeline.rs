@@ -5,12 +5,12 @@ use std::collections::{HashMap, HashSet};
 
 use crate::diagnostics::{Code, Diagnostic, Diagnostics, did_you_mean, suggestion_help};
 use crate::source::Span;
-use crate::vocabulary::{self, Block, Kind, MetricUnit, STRATEGIES};
 use crate::syntax::ast::{
     AlertDecl, CleanRule, DataBlock, DataSource, DistillDecl, DriftDecl, EarlyStopDecl, Expr,
     ExprKind, Ident, LossDecl, MixDecl, ModelSpec, PipelineDecl, QuantizeDecl, Setting,
     SettingValue, StudentDecl, SyntheticDecl, TeacherDecl, Threshold,
 };
+use crate::vocabulary::{self, Block, Kind, MetricUnit, STRATEGIES};
 
 /// What the pipeline checks need to know of the policy a pipeline trains on.
 pub struct PolicyOutline<'a> {
@@ -95,7 +95,11 @@ const QUANTIZE_SCHEMES: &[&str] = &["int8"];
 /// Settings that moved to another block, with where they are written now: a setting has one
 /// place and one meaning.
 const MOVED: &[(Block, &str, &str)] = &[
-    (Block::Train, "weight_decay", "`regularize weight_decay 0.01`"),
+    (
+        Block::Train,
+        "weight_decay",
+        "`regularize weight_decay 0.01`",
+    ),
     (Block::Train, "max_len", "`model encoder { max_len 256 }`"),
     (Block::Encoder, "dropout", "`regularize dropout 0.1`"),
 ];
@@ -945,7 +949,9 @@ fn check_settings(settings: &[Setting], block: Block, diags: &mut Diagnostics) {
                 .find(|(b, name, _)| *b == block && *name == key.name);
             let help = match moved {
                 Some((_, name, place)) => {
-                    format!("`{name}` has one place, for teachers and the student alike: write {place}")
+                    format!(
+                        "`{name}` has one place, for teachers and the student alike: write {place}"
+                    )
                 }
                 None => suggestion_help(&key.name, "settings", keys.clone())
                     .unwrap_or_else(|| format!("{} takes no settings", block.syntax())),
@@ -1315,16 +1321,25 @@ fn metric_kind(metric: &Ident, diags: &mut Diagnostics) -> Option<MetricUnit> {
         _ => None,
     };
     let known = || {
-        vocabulary::METRICS
-            .iter()
-            .map(|m| if m.name == "ndcg@K" { "ndcg@10" } else { m.name })
+        vocabulary::METRICS.iter().map(|m| {
+            if m.name == "ndcg@K" {
+                "ndcg@10"
+            } else {
+                m.name
+            }
+        })
     };
     let help = match (special_help, did_you_mean(name, known())) {
         (Some(help), _) => help.to_string(),
         (None, Some(best)) => format!("did you mean `{best}`?"),
         (None, None) => format!(
             "the known metrics are {}",
-            backticked(&vocabulary::METRICS.iter().map(|m| m.name).collect::<Vec<_>>())
+            backticked(
+                &vocabulary::METRICS
+                    .iter()
+                    .map(|m| m.name)
+                    .collect::<Vec<_>>()
+            )
         ),
     };
     diags.push(
@@ -1435,7 +1450,6 @@ fn duplicate(message: String, again: &Ident, first: &Ident, help: &str) -> Diagn
         .with(first.span, "first declared here")
         .help(help)
 }
-
 
 /// A number as the user would write it (no float noise: `7.000000000000001` shows as `7`).
 fn show_number(v: f64) -> String {
@@ -1776,12 +1790,30 @@ pipeline job_match_v3 for job_match {
         assert_eq!(codes(&text), vec![Code::UnknownSetting]);
         let help = check(&text)[0].help.clone().unwrap();
         assert!(help.contains("`regularize weight_decay 0.01`"), "{help}");
-        let text = edit("layers 2, hidden 128, heads 4", "layers 2, hidden 128, heads 4, dropout 0.2");
-        assert!(check(&text)[0].help.as_deref().unwrap().contains("`regularize dropout 0.1`"));
+        let text = edit(
+            "layers 2, hidden 128, heads 4",
+            "layers 2, hidden 128, heads 4, dropout 0.2",
+        );
+        assert!(
+            check(&text)[0]
+                .help
+                .as_deref()
+                .unwrap()
+                .contains("`regularize dropout 0.1`")
+        );
         let text = edit("lr 3e-5", "lr 3e-5, max_len 128");
-        assert!(check(&text)[0].help.as_deref().unwrap().contains("`model encoder { max_len 256 }`"));
+        assert!(
+            check(&text)[0]
+                .help
+                .as_deref()
+                .unwrap()
+                .contains("`model encoder { max_len 256 }`")
+        );
         // Teachers regularize too.
-        let text = edit("    loss mse\n", "    loss mse\n    regularize dropout 0.2, l2 0.001\n");
+        let text = edit(
+            "    loss mse\n",
+            "    loss mse\n    regularize dropout 0.2, l2 0.001\n",
+        );
         assert_eq!(codes(&text), vec![]);
     }
 
@@ -1789,8 +1821,17 @@ pipeline job_match_v3 for job_match {
     fn synthetic_pairs_and_the_mix_go_together() {
         let text = edit("    mix real 30% synthetic 70%\n", "");
         assert_eq!(codes(&text), vec![Code::MissingPart]);
-        assert!(check(&text)[0].help.as_deref().unwrap().contains("mix real 30% synthetic 70%"));
-        let text = edit("    synthetic from golden { count 20000, strategy coverage }\n", "");
+        assert!(
+            check(&text)[0]
+                .help
+                .as_deref()
+                .unwrap()
+                .contains("mix real 30% synthetic 70%")
+        );
+        let text = edit(
+            "    synthetic from golden { count 20000, strategy coverage }\n",
+            "",
+        );
         assert_eq!(codes(&text), vec![Code::MissingPart]);
         assert!(check(&text)[0].message.contains("70% synthetic pairs"));
         let text = edit(
@@ -1891,22 +1932,38 @@ pipeline job_match_v3 for job_match {
         assert_eq!(codes(&text), vec![Code::UnknownSetting]);
         let text = edit("strategy coverage", "strategy coverage, size 3");
         assert_eq!(codes(&text), vec![Code::UnknownSetting]);
-        // Every documented setting is taken.
-        let text = edit(
-            "layers 2, hidden 128, heads 4",
-            "layers 2, hidden 128, heads 4, intermediate 512, max_len 128, dropout 0.1, vocab 30522",
-        )
-        .replacen(
-            "epochs 5, lr 3e-5, batch 32",
-            "epochs 5, lr 3e-5, batch 32, warmup 10%, seed 1, max_len 256, weight_decay 0.01",
-            1,
-        )
-        .replacen("strategy coverage", "strategy boundary, seed 3, paraphrase true", 1)
-        .replacen(
-            "weight_decay 0.01 dropout 0.1",
-            "weight_decay 0.01 dropout 0.1 l2 0.001",
-            1,
-        );
+        // Every setting of the vocabulary is taken, with its example value.
+        let written = |block: Block| {
+            vocabulary::settings(block)
+                .map(|s| format!("{} {}", s.name, s.example))
+                .collect::<Vec<_>>()
+        };
+        let encoder = written(Block::Encoder)
+            .into_iter()
+            .map(|s| match s.split_once(' ') {
+                Some(("hidden", _)) => "hidden 128".to_string(),
+                Some(("heads", _)) => "heads 4".to_string(),
+                Some(("layers", _)) => "layers 2".to_string(),
+                _ => s,
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = edit("layers 2, hidden 128, heads 4", &encoder)
+            .replacen(
+                "epochs 5, lr 3e-5, batch 32",
+                &written(Block::Train).join(", "),
+                1,
+            )
+            .replacen(
+                "count 20000, strategy coverage",
+                &written(Block::Synthetic).join(", "),
+                1,
+            )
+            .replacen(
+                "weight_decay 0.01 dropout 0.1",
+                &written(Block::Regularize).join(" "),
+                1,
+            );
         assert_eq!(codes(&text), vec![]);
         let text = edit("lr 3e-5", "lr 3e-5, lr 1e-4");
         assert_eq!(codes(&text), vec![Code::Duplicate]);

@@ -137,7 +137,6 @@ pub(super) fn clean_expr(e: &Expr) -> CleanExprIr {
     }
 }
 
-
 /// Lowers one rule of a `clean` block.
 pub(super) fn clean_rule(rule: &CleanRule) -> CleanRuleIr {
     match rule {

@@ -75,7 +75,9 @@ pub enum LossTerm {
     },
     DriftPenalty(DriftPenalty),
     /// `weight × Σ w²` over the student's weights (`regularize l2`); present when above 0.
-    L2 { weight: f64 },
+    L2 {
+        weight: f64,
+    },
 }
 
 /// Keeps the student on policy: a hinge on |student − reference| beyond a tolerance, per
@@ -153,7 +155,10 @@ pub enum StageInput {
 #[serde(rename_all = "snake_case", tag = "stage", deny_unknown_fields)]
 pub enum StageConfig {
     /// Labels a declared source of pairs with the policy.
-    Label { source: String, path: String },
+    Label {
+        source: String,
+        path: String,
+    },
     /// Cleans a declared click log.
     Clean {
         source: String,
@@ -165,8 +170,12 @@ pub enum StageConfig {
     TrainTeacher(TeacherConfig),
     Distill(StudentConfig),
     Quantize(QuantizeConfig),
-    Evaluate { metrics: Vec<String> },
-    Monitor { alerts: Vec<Alert> },
+    Evaluate {
+        metrics: Vec<String>,
+    },
+    Monitor {
+        alerts: Vec<Alert>,
+    },
 }
 
 /// `synthetic from SOURCE { ... }`.
@@ -246,7 +255,9 @@ pub struct StudentConfig {
 pub enum ModelConfig {
     Encoder(EncoderConfig),
     /// A checkpoint in Hugging Face layout, relative to the pipeline's file.
-    Init { path: String },
+    Init {
+        path: String,
+    },
 }
 
 /// `model encoder { ... }`.
@@ -494,8 +505,10 @@ fn loss_kind(name: &str) -> Result<LossKind, String> {
 }
 
 fn temperature(loss: Option<&LossDecl>) -> f64 {
-    loss.and_then(|l| l.temperature)
-        .map_or(vocabulary::default_number(Block::Loss, "temperature"), |(v, _)| v)
+    loss.and_then(|l| l.temperature).map_or(
+        vocabulary::default_number(Block::Loss, "temperature"),
+        |(v, _)| v,
+    )
 }
 
 /// The targets a teacher predicts, `dimensions` resolved to the policy's dimensions.
@@ -542,10 +555,12 @@ pub(super) fn lower_pipeline(
     source_map.add(sources, "pipeline", p.name.span);
     let mut teachers: Vec<TeacherObjective> = Vec::new();
     for t in &p.teachers {
-        let loss = t
-            .loss
-            .as_ref()
-            .ok_or_else(|| format!("the teacher `{}` without a `loss` passed the check", t.name.name))?;
+        let loss = t.loss.as_ref().ok_or_else(|| {
+            format!(
+                "the teacher `{}` without a `loss` passed the check",
+                t.name.name
+            )
+        })?;
         teachers.push(TeacherObjective {
             teacher: t.name.name.clone(),
             targets: targets(&t.predicts, info)?,
@@ -563,7 +578,12 @@ pub(super) fn lower_pipeline(
         let teacher = teachers
             .iter()
             .find(|t| t.teacher == d.teacher.name)
-            .ok_or_else(|| format!("distilling from the undeclared `{}` passed the check", d.teacher.name))?;
+            .ok_or_else(|| {
+                format!(
+                    "distilling from the undeclared `{}` passed the check",
+                    d.teacher.name
+                )
+            })?;
         student_terms.push(LossTerm::Distill {
             teacher: d.teacher.name.clone(),
             targets: teacher.targets.clone(),
@@ -608,7 +628,11 @@ pub(super) fn lower_pipeline(
                     DriftReference::Teacher {
                         name: t.teacher.clone(),
                     },
-                    t.targets.iter().filter(|x| is_policy_target(x)).cloned().collect(),
+                    t.targets
+                        .iter()
+                        .filter(|x| is_policy_target(x))
+                        .cloned()
+                        .collect(),
                 ),
             };
         student_terms.push(LossTerm::DriftPenalty(DriftPenalty {
@@ -645,9 +669,10 @@ pub(super) fn lower_pipeline(
     let mut click_data: Vec<StageInput> = Vec::new();
     let data = p.data.first();
     let split = data.and_then(|d| d.splits.first());
-    let validation = split.map_or(vocabulary::default_number(Block::Split, "validation"), |s| {
-        s.validation
-    });
+    let validation = split.map_or(
+        vocabulary::default_number(Block::Split, "validation"),
+        |s| s.validation,
+    );
     let split_seed = split
         .and_then(|s| s.seed)
         .unwrap_or(vocabulary::default_number(Block::Split, "seed") as u64);
@@ -794,7 +819,10 @@ pub(super) fn lower_pipeline(
     let early_stop = match &student.early_stop {
         Some(e) => {
             let metric = vocabulary::metric(&e.metric.name).ok_or_else(|| {
-                format!("early stopping on the unknown `{}` passed the check", e.metric.name)
+                format!(
+                    "early stopping on the unknown `{}` passed the check",
+                    e.metric.name
+                )
             })?;
             Some(EarlyStop {
                 metric: e.metric.name.clone(),
@@ -821,7 +849,11 @@ pub(super) fn lower_pipeline(
     if let Some(q) = p.quantize.first() {
         let scheme = match q.scheme.name.as_str() {
             "int8" => QuantScheme::Int8,
-            other => return Err(format!("the quantization scheme `{other}` passed the check")),
+            other => {
+                return Err(format!(
+                    "the quantization scheme `{other}` passed the check"
+                ));
+            }
         };
         stages.push(Stage {
             id: "quantize".to_string(),
@@ -836,8 +868,12 @@ pub(super) fn lower_pipeline(
     }
     let mut alerts: Vec<Alert> = Vec::new();
     for a in p.monitors.iter().flat_map(|m| m.alerts.iter()) {
-        let metric = vocabulary::metric(&a.metric.name)
-            .ok_or_else(|| format!("an alert on the unknown `{}` passed the check", a.metric.name))?;
+        let metric = vocabulary::metric(&a.metric.name).ok_or_else(|| {
+            format!(
+                "an alert on the unknown `{}` passed the check",
+                a.metric.name
+            )
+        })?;
         alerts.push(Alert {
             metric: a.metric.name.clone(),
             op: a.op.symbol().to_string(),

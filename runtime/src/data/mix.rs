@@ -500,7 +500,8 @@ impl MixSampler {
     /// A sampler over rows read from a pool file: a row is synthetic when its `source` says so.
     pub fn for_rows(rows: &[PairRow], real_share: f64, seed: u64) -> MixSampler {
         MixSampler::new(
-            rows.iter().map(|r| r.str_field("source") != Some("synthetic")),
+            rows.iter()
+                .map(|r| r.str_field("source") != Some("synthetic")),
             real_share,
             seed,
         )
@@ -577,9 +578,16 @@ mod tests {
             let leading = batch.iter().take_while(|i| is_real[**i]).count();
             assert!(leading < reals || reals == 0 || reals == 32);
         }
-        assert_eq!(first, sampler.epoch(0, 32), "the same epoch, the same batches");
+        assert_eq!(
+            first,
+            sampler.epoch(0, 32),
+            "the same epoch, the same batches"
+        );
         assert_ne!(first, sampler.epoch(1, 32), "a new order each epoch");
-        assert_ne!(first, MixSampler::new(is_real.iter().copied(), 0.3, 8).epoch(0, 32));
+        assert_ne!(
+            first,
+            MixSampler::new(is_real.iter().copied(), 0.3, 8).epoch(0, 32)
+        );
         let rows: BTreeSet<usize> = first.iter().flatten().copied().collect();
         assert_eq!(rows.len(), first.len() * 32, "no row twice in an epoch");
     }

@@ -193,25 +193,22 @@ impl Runner<'_> {
                 stage: stage.id.clone(),
                 cause,
             };
-            prepare(&partial).map_err(|e| {
-                fail(format!("cannot create `{}`: {e}", partial.display()))
-            })?;
-            let outcome = stages::execute(
-                kind,
-                stage,
-                self,
-                &inputs,
-                &done,
-                &partial,
-                &mut |d, t| observer.progress(d, t),
-            )
-            .map_err(fail)?;
+            prepare(&partial)
+                .map_err(|e| fail(format!("cannot create `{}`: {e}", partial.display())))?;
+            let outcome =
+                stages::execute(kind, stage, self, &inputs, &done, &partial, &mut |d, t| {
+                    observer.progress(d, t)
+                })
+                .map_err(fail)?;
             let manifest = StageManifest {
                 schema: MANIFEST_SCHEMA.to_string(),
                 stage: stage.id.clone(),
                 key: key.clone(),
                 rubric_version: env!("CARGO_PKG_VERSION").to_string(),
-                inputs: inputs.iter().map(|i| (i.name.clone(), i.sha256.clone())).collect(),
+                inputs: inputs
+                    .iter()
+                    .map(|i| (i.name.clone(), i.sha256.clone()))
+                    .collect(),
                 outputs: outputs_of(&partial)
                     .map_err(|e| fail(format!("cannot read back its outputs: {e}")))?,
                 figures: outcome.figures,
@@ -223,12 +220,14 @@ impl Runner<'_> {
                 .map_err(|e| fail(format!("cannot write `{}`: {e}", manifest_path.display())))?;
             // A finished stage of an earlier, killed run under the same key is the same bytes.
             if final_dir.exists() {
-                fs::remove_dir_all(&final_dir).map_err(|e| {
-                    fail(format!("cannot replace `{}`: {e}", final_dir.display()))
-                })?;
+                fs::remove_dir_all(&final_dir)
+                    .map_err(|e| fail(format!("cannot replace `{}`: {e}", final_dir.display())))?;
             }
             fs::rename(&partial, &final_dir).map_err(|e| {
-                fail(format!("cannot move `{}` into place: {e}", partial.display()))
+                fail(format!(
+                    "cannot move `{}` into place: {e}",
+                    partial.display()
+                ))
             })?;
             observer.finished(&manifest);
             summary.ran.push(stage.id.clone());
@@ -236,12 +235,12 @@ impl Runner<'_> {
             done.insert(stage.id.clone(), (final_dir, manifest));
         }
         let latest_path = options.dir.join("latest.json");
-        crate::atomic::write(&latest_path, deterministic_json(&latest).as_bytes()).map_err(|e| {
-            StageError {
+        crate::atomic::write(&latest_path, deterministic_json(&latest).as_bytes()).map_err(
+            |e| StageError {
                 stage: "run".to_string(),
                 cause: format!("cannot write `{}`: {e}", latest_path.display()),
-            }
-        })?;
+            },
+        )?;
         Ok(summary)
     }
 
@@ -257,9 +256,8 @@ impl Runner<'_> {
             match input {
                 StageInput::File(path) => {
                     let full = self.base.join(path);
-                    let bytes = fs::read(&full).map_err(|e| {
-                        format!("cannot read its input `{}`: {e}", full.display())
-                    })?;
+                    let bytes = fs::read(&full)
+                        .map_err(|e| format!("cannot read its input `{}`: {e}", full.display()))?;
                     out.push(ResolvedInput {
                         name: path.clone(),
                         path: full,
@@ -297,13 +295,10 @@ impl Runner<'_> {
             inputs: Vec<(&'a str, &'a str)>,
         }
         let policy = if stage.id == DOCUMENT_STAGE {
-            Some(sha256_hex(
-                deterministic_json(&self.sources).as_bytes(),
-            ))
+            Some(sha256_hex(deterministic_json(&self.sources).as_bytes()))
         } else {
-            stages::reads_policy(stage).then(|| {
-                sha256_hex(deterministic_json(&self.compiled.lowered.labeling).as_bytes())
-            })
+            stages::reads_policy(stage)
+                .then(|| sha256_hex(deterministic_json(&self.compiled.lowered.labeling).as_bytes()))
         };
         let key = Key {
             rubric_version: env!("CARGO_PKG_VERSION"),

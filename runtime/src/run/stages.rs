@@ -100,10 +100,12 @@ pub fn execute(
                 }
             };
             if config.paraphrase > 0.0 {
-                return Err("paraphrasing needs a model endpoint, which `rubric run` is not given: \
+                return Err(
+                    "paraphrasing needs a model endpoint, which `rubric run` is not given: \
                      leave `paraphrase` out of the pipeline and paraphrase with `rubric data \
                      synth --paraphrase-endpoint`"
-                    .to_string());
+                        .to_string(),
+                );
             }
             let engine = Engine::new(runner.compiled.lowered.labeling.clone());
             let rows = read_pairs(&golden).map_err(|e| e.to_string())?;
@@ -165,9 +167,10 @@ pub fn execute(
                         real_name = path.clone();
                     }
                     Some(StageConfig::Synthesize(_)) => {
-                        let dir = done.get(id).map(|(d, _)| d).ok_or_else(|| {
-                            format!("its input stage `{id}` has not run")
-                        })?;
+                        let dir = done
+                            .get(id)
+                            .map(|(d, _)| d)
+                            .ok_or_else(|| format!("its input stage `{id}` has not run"))?;
                         synthetic.extend(
                             inputs
                                 .iter()
@@ -330,7 +333,10 @@ fn clean_log(
     let mut quarantine = create(&quarantine_path)?;
     let owned = path.to_path_buf();
     let open = move || -> std::io::Result<Box<dyn BufRead>> {
-        Ok(Box::new(BufReader::with_capacity(1 << 20, File::open(&owned)?)))
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            File::open(&owned)?,
+        )))
     };
     let report = clean(
         plan,
@@ -355,7 +361,9 @@ fn clean_log(
     )
     .map_err(|e| format!("`{}`: {e}", path.display()))?;
     kept.flush().map_err(|e| write_error(&kept_path, e))?;
-    quarantine.flush().map_err(|e| write_error(&quarantine_path, e))?;
+    quarantine
+        .flush()
+        .map_err(|e| write_error(&quarantine_path, e))?;
     let report_path = out.join(format!("{source}.clean-report.json"));
     crate::atomic::write(&report_path, report.to_json().as_bytes())
         .map_err(|e| write_error(&report_path, e))?;

@@ -1,0 +1,5 @@
+//! rubric-ml: the ML half of rubric, kept out of the language server's dependency tree. It holds
+//! the metrics that training, distillation, evaluation and monitoring share; models, teachers,
+//! distillation, int8 quantization and serving join it.
+
+pub mod metrics;
