@@ -236,7 +236,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         Kind::Count,
         Default::Required,
         "12",
-        "attention heads; must divide `hidden`",
+        "attention heads; they must divide the hidden size",
     ),
     row(
         Block::Encoder,

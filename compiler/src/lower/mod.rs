@@ -130,6 +130,7 @@ pub fn lower(checked: &Checked, policy_hash: String) -> Result<Lowered, LowerErr
         function_irs: Vec::new(),
         clauses: Vec::new(),
         source_map: SourceMap::default(),
+        internal: Vec::new(),
     };
     let policy_ref = PolicyRef {
         name: decl.name.name.clone(),
@@ -213,7 +214,10 @@ pub fn lower(checked: &Checked, policy_hash: String) -> Result<Lowered, LowerErr
         }
         let score = match d.score.first() {
             Some(s) => l.expr(&s.value, &env, &format!("{path}.score")),
-            None => Node::Const(Const::Abstain),
+            None => l.unresolved(
+                format!("the dimension `{}` has no `score`", d.name.name),
+                d.name.span,
+            ),
         };
         let proven_in_range = info
             .dimensions
@@ -286,6 +290,9 @@ pub fn lower(checked: &Checked, policy_hash: String) -> Result<Lowered, LowerErr
         None => Vec::new(),
     };
 
+    if !l.internal.is_empty() {
+        return Err(LowerError::Internal(l.internal.join("; ")));
+    }
     let labeling = LabelingProgram {
         schema: LABELING_SCHEMA.to_string(),
         policy: policy_ref.clone(),
@@ -350,6 +357,18 @@ struct Lowerer<'a> {
     function_irs: Vec<FunctionIr>,
     clauses: Vec<Clause>,
     source_map: SourceMap,
+    /// What the lowering met that the check should have refused: a name it cannot find. Any
+    /// entry fails the lowering with an internal error instead of a silent `abstain`.
+    internal: Vec<String>,
+}
+
+/// `a.b.c` of a dotted name.
+fn dotted(names: &[Ident]) -> String {
+    names
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn idx(i: usize) -> u32 {
@@ -461,7 +480,13 @@ impl Lowerer<'_> {
             LiteralKind::List(items) => {
                 Const::List(items.iter().map(|i| self.literal(i, scope)).collect())
             }
-            LiteralKind::Name(names) => self.enum_const(names, scope).unwrap_or(Const::Abstain),
+            LiteralKind::Name(names) => match self.enum_const(names, scope) {
+                Some(c) => c,
+                None => {
+                    self.unresolved(format!("no enum value `{}`", dotted(names)), lit.span);
+                    Const::Abstain
+                }
+            },
         }
     }
 
@@ -500,6 +525,7 @@ impl Lowerer<'_> {
             return *i;
         }
         let Some(def) = self.program.table(id) else {
+            self.internal.push(format!("no table of id {id:?}"));
             return u32::MAX;
         };
         let keys = def.keys.iter().map(|k| self.value_type(k)).collect();
@@ -533,6 +559,7 @@ impl Lowerer<'_> {
             return *i;
         }
         let Some(def) = self.program.function(id) else {
+            self.internal.push(format!("no function of id {id:?}"));
             return u32::MAX;
         };
         // Reserve the index first: bodies may call other functions (never this one).
@@ -598,12 +625,13 @@ impl Lowerer<'_> {
                     .collect();
                 let builtin = match func.name.as_str() {
                     "missing" => {
-                        return Node::Missing(Box::new(
-                            lowered
-                                .into_iter()
-                                .next()
-                                .unwrap_or(Node::Const(Const::Abstain)),
-                        ));
+                        let arg = match lowered.into_iter().next() {
+                            Some(arg) => arg,
+                            None => {
+                                self.unresolved("`missing()` without an argument".into(), e.span)
+                            }
+                        };
+                        return Node::Missing(Box::new(arg));
                     }
                     "len" => Some(Builtin::Len),
                     "abs" => Some(Builtin::Abs),
@@ -625,7 +653,7 @@ impl Lowerer<'_> {
                             function: self.function(id),
                             args: lowered,
                         },
-                        _ => Node::Const(Const::Abstain),
+                        _ => self.unresolved(format!("no function `{}`", func.name), func.span),
                     },
                 }
             }
@@ -640,7 +668,7 @@ impl Lowerer<'_> {
                         table: self.table(id),
                         keys,
                     },
-                    _ => Node::Const(Const::Abstain),
+                    _ => self.unresolved(format!("no table `{}`", table.name), table.span),
                 }
             }
             ExprKind::Unary { op, operand } => match op {
@@ -780,7 +808,7 @@ impl Lowerer<'_> {
 
     fn path(&mut self, names: &[Ident], env: &LowerEnv) -> Node {
         let Some(first) = names.first() else {
-            return Node::Const(Const::Abstain);
+            return self.unresolved("an empty name".into(), crate::source::Span::default());
         };
         if let Some(slot) = env.locals.iter().rposition(|l| *l == first.name) {
             return Node::Local(idx(slot));
@@ -802,7 +830,7 @@ impl Lowerer<'_> {
             });
             return match field {
                 Some(field) => Node::Field(idx(role), idx(field)),
-                None => Node::Const(Const::Abstain),
+                None => self.unresolved(format!("no field `{}`", dotted(names)), first.span),
             };
         }
         if env.dimensions
@@ -816,8 +844,23 @@ impl Lowerer<'_> {
         }
         match self.enum_const(names, env.scope) {
             Some(c) => Node::Const(c),
-            None => Node::Const(Const::Abstain),
+            None => self.unresolved(format!("no name `{}`", dotted(names)), first.span),
         }
+    }
+
+    /// A name the check let through that the lowering cannot find: recorded as an internal
+    /// error (the lowering fails), with an `abstain` in its place meanwhile.
+    fn unresolved(&mut self, what: String, span: crate::source::Span) -> Node {
+        let at = self
+            .sources
+            .get(span.file)
+            .map(|f| {
+                let (line, column) = self.sources.line_col(span.file, span.start);
+                format!(" at {}:{line}:{column}", f.name)
+            })
+            .unwrap_or_default();
+        self.internal.push(format!("{what}{at}"));
+        Node::Const(Const::Abstain)
     }
 }
 

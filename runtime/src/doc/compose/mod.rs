@@ -50,6 +50,7 @@ pub fn policy_document(compiled: &Compiled) -> PolicyDocument {
     });
     let modules = &checked.program.module_decls;
     let mut composer = Composer::new(source, program, policy, &results, modules);
+    composer.plan = compiled.lowered.training_plan.as_ref();
     composer.compose(&file, pipeline);
     PolicyDocument {
         name: program.policy.name.clone(),
@@ -177,6 +178,8 @@ struct Composer<'a> {
     policy: &'a PolicyDecl,
     results: &'a [ExampleResult],
     modules: &'a [(ScopeId, ModuleDecl)],
+    /// The lowered training plan: the settings in effect, defaults resolved.
+    plan: Option<&'a rubric_compiler::lower::plan::TrainingPlan>,
     total_weight: f64,
     touches: Vec<Touch>,
     title: String,
@@ -237,6 +240,7 @@ impl<'a> Composer<'a> {
             policy,
             results,
             modules,
+            plan: None,
             total_weight,
             touches,
             title: String::new(),

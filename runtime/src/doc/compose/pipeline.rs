@@ -148,8 +148,128 @@ impl Composer<'_> {
             items.push(line);
         }
         self.push(Block::List(items));
+        self.settings_in_effect(p);
         self.push(Block::Paragraph(vec![Inline::Text("In full:".into())]));
         self.push(Block::Code(format_pipeline(p, self.src)));
+    }
+}
+
+impl Composer<'_> {
+    /// Every setting of each model as training will read it, from the lowered plan: the
+    /// values written and the vocabulary's defaults for the others, each with its meaning.
+    fn settings_in_effect(&mut self, p: &PipelineDecl) {
+        use rubric_compiler::lower::plan::{ModelConfig, StageConfig};
+        use rubric_compiler::vocabulary::{self, Block as Vocab};
+        let Some(plan) = self.plan else {
+            return;
+        };
+        let mut rows: Vec<Vec<Vec<Inline>>> = Vec::new();
+        for stage in &plan.stages {
+            let (owner, model, train, regularize, written) = match &stage.config {
+                StageConfig::TrainTeacher(t) => {
+                    let decl = p.teachers.iter().find(|d| d.name.name == t.teacher);
+                    (
+                        format!("teacher {}", t.teacher),
+                        &t.model,
+                        &t.train,
+                        &t.regularize,
+                        decl.map(|d| written(&d.model, &d.train, &d.regularize)),
+                    )
+                }
+                StageConfig::Distill(s) => {
+                    let decl = p.students.first();
+                    (
+                        "student".to_string(),
+                        &s.model,
+                        &s.train,
+                        &s.regularize,
+                        decl.map(|d| written(&d.model, &d.train, &d.regularize)),
+                    )
+                }
+                _ => continue,
+            };
+            let written = written.unwrap_or_default();
+            let mut blocks = vec![
+                (Vocab::Train, serde_json::to_value(train).ok()),
+                (Vocab::Regularize, serde_json::to_value(regularize).ok()),
+            ];
+            if let ModelConfig::Encoder(e) = model {
+                blocks.insert(0, (Vocab::Encoder, serde_json::to_value(e).ok()));
+            }
+            for (block, values) in blocks {
+                let Some(values) = values else { continue };
+                for spec in vocabulary::settings(block) {
+                    let Some(value) = values.get(spec.name) else {
+                        continue;
+                    };
+                    let origin = if written.contains(&(block, spec.name)) {
+                        "written"
+                    } else {
+                        "default"
+                    };
+                    rows.push(vec![
+                        vec![Inline::Text(owner.clone())],
+                        vec![Inline::Code(spec.name.to_string())],
+                        vec![Inline::Code(setting_value(value))],
+                        vec![Inline::Text(origin.into())],
+                        vec![Inline::Text(spec.doc.to_string())],
+                    ]);
+                }
+            }
+        }
+        if rows.is_empty() {
+            return;
+        }
+        self.push(Block::Paragraph(vec![Inline::Text(
+            "Settings in effect (those not written take the pipeline vocabulary's defaults):"
+                .into(),
+        )]));
+        self.push(Block::Table {
+            head: vec![
+                "model".into(),
+                "setting".into(),
+                "value".into(),
+                "from".into(),
+                "what it does".into(),
+            ],
+            rows,
+        });
+    }
+}
+
+/// The settings a model's declaration writes, by vocabulary block.
+fn written<'a>(
+    model: &'a [ModelSpec],
+    train: &'a [Setting],
+    regularize: &'a [Setting],
+) -> Vec<(rubric_compiler::vocabulary::Block, &'a str)> {
+    use rubric_compiler::vocabulary::Block as Vocab;
+    let mut out: Vec<(Vocab, &str)> = Vec::new();
+    if let Some(ModelSpec::Encoder { settings, .. }) = model.first() {
+        out.extend(
+            settings
+                .iter()
+                .map(|s| (Vocab::Encoder, s.key.name.as_str())),
+        );
+    }
+    out.extend(train.iter().map(|s| (Vocab::Train, s.key.name.as_str())));
+    out.extend(
+        regularize
+            .iter()
+            .map(|s| (Vocab::Regularize, s.key.name.as_str())),
+    );
+    out
+}
+
+/// A resolved setting as a reader writes it: `3e-5`, `10%` of warm-up, `0 steps`.
+fn setting_value(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Object(map) => match map.iter().next() {
+            Some((kind, v)) if kind == "fraction" => percent(v.as_f64().unwrap_or_default()),
+            Some((kind, v)) => format!("{v} {kind}"),
+            None => String::new(),
+        },
+        other => other.to_string(),
     }
 }
 
