@@ -62,7 +62,6 @@ pub enum CleanExprIr {
 
 /// Lowers a clean rule's condition.
 pub(super) fn clean_expr(e: &Expr) -> CleanExprIr {
-    use super::ir::BinOp;
     let boxed = |e: &Expr| Box::new(clean_expr(e));
     match &e.kind {
         ExprKind::Number(n) | ExprKind::Percent(n) => CleanExprIr::Number(*n),
@@ -82,27 +81,11 @@ pub(super) fn clean_expr(e: &Expr) -> CleanExprIr {
             UnaryOp::Neg => CleanExprIr::Neg(boxed(operand)),
         },
         ExprKind::Binary { op, lhs, rhs, .. } => {
-            let op = match op {
-                BinaryOp::Coalesce => {
-                    return CleanExprIr::Coalesce {
-                        value: boxed(lhs),
-                        default: boxed(rhs),
-                    };
-                }
-                BinaryOp::Or => BinOp::Or,
-                BinaryOp::And => BinOp::And,
-                BinaryOp::Eq => BinOp::Eq,
-                BinaryOp::Ne => BinOp::Ne,
-                BinaryOp::Lt => BinOp::Lt,
-                BinaryOp::Le => BinOp::Le,
-                BinaryOp::Gt => BinOp::Gt,
-                BinaryOp::Ge => BinOp::Ge,
-                BinaryOp::Union => BinOp::Union,
-                BinaryOp::Intersect => BinOp::Intersect,
-                BinaryOp::Add => BinOp::Add,
-                BinaryOp::Sub => BinOp::Sub,
-                BinaryOp::Mul => BinOp::Mul,
-                BinaryOp::Div => BinOp::Div,
+            let Some(op) = super::bin_op(*op) else {
+                return CleanExprIr::Coalesce {
+                    value: boxed(lhs),
+                    default: boxed(rhs),
+                };
             };
             CleanExprIr::Binary {
                 op,

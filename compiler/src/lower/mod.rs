@@ -362,6 +362,27 @@ struct Lowerer<'a> {
     internal: Vec<String>,
 }
 
+/// The IR operator of a binary operator; `None` for `??`, which lowers to its own node.
+pub(super) fn bin_op(op: BinaryOp) -> Option<BinOp> {
+    Some(match op {
+        BinaryOp::Coalesce => return None,
+        BinaryOp::Or => BinOp::Or,
+        BinaryOp::And => BinOp::And,
+        BinaryOp::Eq => BinOp::Eq,
+        BinaryOp::Ne => BinOp::Ne,
+        BinaryOp::Lt => BinOp::Lt,
+        BinaryOp::Le => BinOp::Le,
+        BinaryOp::Gt => BinOp::Gt,
+        BinaryOp::Ge => BinOp::Ge,
+        BinaryOp::Union => BinOp::Union,
+        BinaryOp::Intersect => BinOp::Intersect,
+        BinaryOp::Add => BinOp::Add,
+        BinaryOp::Sub => BinOp::Sub,
+        BinaryOp::Mul => BinOp::Mul,
+        BinaryOp::Div => BinOp::Div,
+    })
+}
+
 /// `a.b.c` of a dotted name.
 fn dotted(names: &[Ident]) -> String {
     names
@@ -676,27 +697,11 @@ impl Lowerer<'_> {
                 UnaryOp::Neg => Node::Neg(sub(self, operand, "arg")),
             },
             ExprKind::Binary { op, lhs, rhs, .. } => {
-                if *op == BinaryOp::Coalesce {
+                let Some(op) = bin_op(*op) else {
                     return Node::Coalesce {
                         value: sub(self, lhs, "value"),
                         default: sub(self, rhs, "default"),
                     };
-                }
-                let op = match op {
-                    BinaryOp::Or => BinOp::Or,
-                    BinaryOp::And => BinOp::And,
-                    BinaryOp::Eq => BinOp::Eq,
-                    BinaryOp::Ne => BinOp::Ne,
-                    BinaryOp::Lt => BinOp::Lt,
-                    BinaryOp::Le => BinOp::Le,
-                    BinaryOp::Gt => BinOp::Gt,
-                    BinaryOp::Ge => BinOp::Ge,
-                    BinaryOp::Union => BinOp::Union,
-                    BinaryOp::Intersect => BinOp::Intersect,
-                    BinaryOp::Add => BinOp::Add,
-                    BinaryOp::Sub => BinOp::Sub,
-                    BinaryOp::Mul => BinOp::Mul,
-                    BinaryOp::Div | BinaryOp::Coalesce => BinOp::Div,
                 };
                 Node::Binary {
                     op,
