@@ -89,6 +89,22 @@ fn plans_and_loss_terms_round_trip_through_the_readers() {
             }
             other => panic!("an old plan was read: {other:?}"),
         }
+        // Through the files `rubric compile` writes.
+        let dir = tempfile::tempdir().unwrap();
+        rubric_runtime::compile::write_artefacts(&compiled.lowered, dir.path()).unwrap();
+        let (read_plan, read_terms) =
+            rubric_runtime::compile::read_pipeline_artefacts(dir.path()).unwrap();
+        assert_eq!(&read_plan, plan);
+        assert_eq!(&read_terms, terms);
+        let plan_file = dir.path().join("training_plan.json");
+        std::fs::write(&plan_file, &old).unwrap();
+        let e = rubric_runtime::compile::read_pipeline_artefacts(dir.path()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("training_plan.json`: the training plan has schema"),
+            "{e}"
+        );
+
         let torn = &text[..text.len() / 2];
         assert!(matches!(
             TrainingPlan::from_json(torn),

@@ -111,7 +111,7 @@ pub fn write_artefacts(lowered: &Lowered, dir: &Path) -> io::Result<Vec<PathBuf>
     let mut written = Vec::new();
     let mut write = |name: &str, text: String| -> io::Result<()> {
         let path = dir.join(name);
-        fs::write(&path, text)?;
+        crate::atomic::write(&path, text.as_bytes())?;
         written.push(path);
         Ok(())
     };
@@ -124,4 +124,53 @@ pub fn write_artefacts(lowered: &Lowered, dir: &Path) -> io::Result<Vec<PathBuf>
     }
     write(SOURCE_MAP_FILE, deterministic_json(&lowered.source_map))?;
     Ok(written)
+}
+
+/// Why `rubric compile`'s artefacts could not be read back.
+#[derive(Debug)]
+pub struct ReadError {
+    pub path: PathBuf,
+    pub cause: String,
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}`: {}", self.path.display(), self.cause)
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Reads the training plan and loss terms `rubric compile` wrote into `dir`, checking each
+/// one's schema version: what a stage run from compiled artefacts trusts.
+pub fn read_pipeline_artefacts(
+    dir: &Path,
+) -> Result<
+    (
+        rubric_compiler::lower::plan::TrainingPlan,
+        rubric_compiler::lower::plan::LossTerms,
+    ),
+    ReadError,
+> {
+    use rubric_compiler::lower::plan::{LossTerms, TrainingPlan};
+    let read = |name: &str| {
+        let path = dir.join(name);
+        fs::read_to_string(&path)
+            .map_err(|e| ReadError {
+                path: path.clone(),
+                cause: e.to_string(),
+            })
+            .map(|text| (path, text))
+    };
+    let (path, text) = read(TRAINING_PLAN_FILE)?;
+    let plan = TrainingPlan::from_json(&text).map_err(|e| ReadError {
+        path,
+        cause: e.to_string(),
+    })?;
+    let (path, text) = read(LOSS_TERMS_FILE)?;
+    let terms = LossTerms::from_json(&text).map_err(|e| ReadError {
+        path,
+        cause: e.to_string(),
+    })?;
+    Ok((plan, terms))
 }
