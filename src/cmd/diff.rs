@@ -5,6 +5,7 @@
 
 use super::EXIT_USAGE;
 use super::compile::compile_or_report;
+use super::out;
 use super::report::ReportArgs;
 use super::stats::open_pairs;
 use rubric_runtime::compile::deterministic_json;
@@ -51,9 +52,9 @@ pub fn run(args: Args) -> ExitCode {
     match diff_stream(&old, &new, &mut input, args.sample) {
         Ok(report) => {
             if args.json {
-                print!("{}", deterministic_json(&report));
+                out::print(deterministic_json(&report));
             } else {
-                print!("{}", report.to_text());
+                out::print(report.to_text());
             }
             ExitCode::SUCCESS
         }

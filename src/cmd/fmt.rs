@@ -1,6 +1,7 @@
 //! `rubric fmt [--check] FILE...`: rewrites policy files in the one canonical layout, keeping
 //! every comment and doc comment; `--check` writes nothing and fails when a file would change.
 
+use super::out;
 use super::{EXIT_PROBLEMS, EXIT_USAGE};
 use rubric_compiler::format::format_source;
 use std::path::PathBuf;
@@ -39,7 +40,7 @@ pub fn run(args: Args) -> ExitCode {
             continue;
         }
         if args.check {
-            println!("{}", file.display());
+            out::println(file.display());
             unformatted += 1;
         } else if let Err(e) = std::fs::write(file, formatted) {
             eprintln!("error: cannot write `{}`: {e}", file.display());

@@ -10,6 +10,7 @@ mod fmt;
 mod label;
 mod lsp;
 mod new;
+mod out;
 mod report;
 mod snapshot;
 mod stats;

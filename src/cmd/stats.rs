@@ -4,6 +4,7 @@
 
 use super::EXIT_USAGE;
 use super::compile::compile_or_report;
+use super::out;
 use super::report::ReportArgs;
 use rubric_runtime::compile::deterministic_json;
 use rubric_runtime::label::engine::Engine;
@@ -54,9 +55,9 @@ pub fn run(args: Args) -> ExitCode {
     match stats_stream(&engine, &mut input) {
         Ok(report) => {
             if args.json {
-                print!("{}", deterministic_json(&report));
+                out::print(deterministic_json(&report));
             } else {
-                print!("{}", report.to_text());
+                out::print(report.to_text());
             }
             ExitCode::SUCCESS
         }

@@ -1,0 +1,113 @@
+//! The `rubric` binary as a new user first meets it (issue 10): closed pipes, files that cannot
+//! be read, empty inputs, option values, exit statuses and what `--help` and the summary say.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn rubric(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the rubric binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+/// Runs `rubric ARGS` with standard output a pipe whose reading end is closed before the
+/// command starts, as `rubric ... | head -1` leaves it once `head` has its line.
+fn rubric_into_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("the rubric binary runs")
+}
+
+#[test]
+fn a_closed_pipe_ends_reports_quietly() {
+    let policy = root().join("policies/job_match.policy");
+    let pairs = root().join("examples/job_match/data/golden.jsonl");
+    let pair = std::fs::read_to_string(&pairs)
+        .ok()
+        .and_then(|t| t.lines().next().map(str::to_string))
+        .unwrap_or_default();
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["test", path(&policy)],
+        vec!["stats", "--policy", path(&policy), "--pairs", path(&pairs)],
+        vec!["trace", "--policy", path(&policy), "--pair", &pair],
+        vec!["explain"],
+        vec!["explain", "weights_sum"],
+        vec![
+            "label",
+            "--policy",
+            path(&policy),
+            "--pairs",
+            path(&pairs),
+            "--out",
+            "-",
+        ],
+    ];
+    for args in runs {
+        let out = rubric_into_closed_pipe(&args);
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn quarantined_rows_exit_one_and_help_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = root().join("policies/job_match.policy");
+    let golden =
+        std::fs::read_to_string(root().join("examples/job_match/data/golden.jsonl")).unwrap();
+    let mut rows: Vec<&str> = golden.lines().take(3).collect();
+    rows.push("{\"id\": \"bad\", \"query\": 1}");
+    let pairs = dir.path().join("pairs.jsonl");
+    std::fs::write(&pairs, rows.join("\n") + "\n").unwrap();
+    let (labels, quarantine) = (dir.path().join("out.jsonl"), dir.path().join("q.jsonl"));
+    let out = rubric(&[
+        "label",
+        "--policy",
+        path(&policy),
+        "--pairs",
+        path(&pairs),
+        "--out",
+        path(&labels),
+        "--quarantine",
+        path(&quarantine),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("labeled 3 of 4 rows with `job_match` (1 quarantined)"),
+        "{}",
+        stderr(&out)
+    );
+    let help = stdout(&rubric(&["label", "--help"]));
+    assert!(
+        help.contains("exit status is still 1 when a row was quarantined"),
+        "{help}"
+    );
+}
