@@ -111,3 +111,32 @@ fn quarantined_rows_exit_one_and_help_says_so() {
         "{help}"
     );
 }
+
+#[test]
+fn stats_and_diff_fail_when_no_pair_could_be_labeled() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = root().join("policies/job_match.policy");
+    let other = root().join("policies/feed_ranking.policy");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
+    // Pairs of another policy's schema: not one of them decodes for `job_match`.
+    let foreign = dir.path().join("foreign.jsonl");
+    std::fs::write(
+        &foreign,
+        "{\"id\": \"a\", \"query\": {\"user\": 1}, \"candidate\": {\"post\": 2}}\n\
+         {\"id\": \"b\", \"query\": {\"user\": 3}, \"candidate\": {\"post\": 4}}\n",
+    )
+    .unwrap();
+    for (pairs, says) in [
+        (&empty, "holds no pairs"),
+        (&foreign, "none of the 2 pair(s)"),
+    ] {
+        let stats = rubric(&["stats", "--policy", path(&policy), "--pairs", path(pairs)]);
+        assert_eq!(stats.status.code(), Some(1), "{}", stderr(&stats));
+        assert!(stderr(&stats).contains(says), "{}", stderr(&stats));
+        assert_eq!(stdout(&stats), "", "no report of nothing");
+        let diff = rubric(&["diff", path(&policy), path(&other), "--pairs", path(pairs)]);
+        assert_eq!(diff.status.code(), Some(1), "{}", stderr(&diff));
+        assert!(stderr(&diff).contains(says), "{}", stderr(&diff));
+    }
+}

@@ -1,11 +1,12 @@
 //! `rubric stats --policy P --pairs IN`: labels a dataset and analyses the policy's labeling
 //! functions: coverage, means, histograms and grades per dimension, the overall abstain rate and
 //! grades, rule fire rates, runtime events and conflicting rules. `--json` for a JSON report.
+//! Exit 1 when no pair could be labeled (an empty file, or pairs of another schema).
 
-use super::EXIT_USAGE;
 use super::compile::compile_or_report;
 use super::out;
 use super::report::ReportArgs;
+use super::{EXIT_PROBLEMS, EXIT_USAGE};
 use rubric_runtime::compile::deterministic_json;
 use rubric_runtime::label::engine::Engine;
 use rubric_runtime::stats::stats_stream;
@@ -42,6 +43,26 @@ pub fn open_pairs(path: &std::path::Path) -> Result<Box<dyn std::io::BufRead>, E
     }
 }
 
+/// Says that no pair of a dataset could be labeled (an empty file, or pairs of another schema),
+/// with the first errors: a report of nothing would look like a clean one.
+pub fn nothing_labeled(pairs: &std::path::Path, rows: u64, errors: &[String], policies: &str) {
+    if rows == 0 {
+        eprintln!("error: `{}` holds no pairs", pairs.display());
+        eprintln!("help: the pairs are JSON objects, one a line");
+        return;
+    }
+    eprintln!(
+        "error: none of the {rows} pair(s) in `{}` could be labeled with {policies}",
+        pairs.display()
+    );
+    for e in errors {
+        eprintln!("  {e}");
+    }
+    eprintln!(
+        "help: each pair needs the fields the policy's `pair` declares; `rubric trace --policy P --pair @FILE` shows one pair in detail"
+    );
+}
+
 pub fn run(args: Args) -> ExitCode {
     let compiled = match compile_or_report(&args.policy, &args.report) {
         Ok(c) => c,
@@ -53,6 +74,15 @@ pub fn run(args: Args) -> ExitCode {
         Err(code) => return code,
     };
     match stats_stream(&engine, &mut input) {
+        Ok(report) if report.labeled == 0 => {
+            nothing_labeled(
+                &args.pairs,
+                report.pairs,
+                &report.unreadable_examples,
+                &format!("`{}`", report.policy.name),
+            );
+            ExitCode::from(EXIT_PROBLEMS)
+        }
         Ok(report) => {
             if args.json {
                 out::print(deterministic_json(&report));
