@@ -140,3 +140,23 @@ fn stats_and_diff_fail_when_no_pair_could_be_labeled() {
         assert!(stderr(&diff).contains(says), "{}", stderr(&diff));
     }
 }
+
+#[test]
+fn min_coverage_is_a_percent_not_a_fraction() {
+    let policy = root().join("policies/job_match.policy");
+    let p = path(&policy);
+    for ok in ["95", "95%", "100", "0"] {
+        let out = rubric(&["test", p, "--min-coverage", ok]);
+        assert_eq!(out.status.code(), Some(0), "{ok}: {}", stderr(&out));
+    }
+    let fraction = rubric(&["test", p, "--min-coverage", "0.95"]);
+    assert_eq!(fraction.status.code(), Some(2));
+    assert!(
+        stderr(&fraction).contains("reads as 0.95%") && stderr(&fraction).contains("like `95`"),
+        "{}",
+        stderr(&fraction)
+    );
+    let above = rubric(&["test", p, "--min-coverage", "101"]);
+    assert_eq!(above.status.code(), Some(2));
+    assert!(stderr(&above).contains("at most 100"), "{}", stderr(&above));
+}

@@ -414,41 +414,101 @@ pub fn coverage(program: &LabelingProgram, hits: &[bool]) -> Coverage {
 }
 
 /// Whether `covered / total >= percent / 100`, exactly: `percent` is a decimal written by a
-/// person (`87.5`), compared without floating-point rounding.
-pub fn meets(covered: usize, total: usize, percent: &str) -> Option<bool> {
-    let percent = percent.trim().trim_end_matches('%');
+/// person (`87.5`, `95%`), compared without floating-point rounding. `Err` says why the text is
+/// not a percent: not a number, above 100, or a fraction like `0.95` (without a `%` sign a value
+/// between 0 and 1 is almost always a fraction meant as 95%, and would pass nearly anything).
+pub fn meets(covered: usize, total: usize, percent: &str) -> Result<bool, String> {
+    let written = percent.trim();
+    let signed = written.ends_with('%');
+    let percent = written.trim_end_matches('%').trim_end();
+    let not_a_percent = || "it is not a percent like `95` or `87.5`".to_string();
     let (whole, frac) = percent.split_once('.').unwrap_or((percent, ""));
-    if whole.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if !whole.chars().all(|c| c.is_ascii_digit())
+    if (whole.is_empty() && frac.is_empty())
+        || !whole.chars().all(|c| c.is_ascii_digit())
         || !frac.chars().all(|c| c.is_ascii_digit())
         || frac.len() > 12
+        || whole.len() > 12
     {
-        return None;
+        return Err(not_a_percent());
     }
     // percent = digits / 10^frac.len(); need covered * 100 * 10^k >= digits * total.
-    let digits: u128 = format!("{whole}{frac}").parse().ok()?;
-    let scale: u128 = 10u128.checked_pow(u32::try_from(frac.len()).ok()?)?;
-    let left = (covered as u128).checked_mul(100)?.checked_mul(scale)?;
-    let right = digits.checked_mul(total as u128)?;
-    Some(left >= right)
+    let digits: u128 = format!("{whole}{frac}")
+        .parse()
+        .map_err(|_| not_a_percent())?;
+    let scale: u128 = u32::try_from(frac.len())
+        .ok()
+        .and_then(|k| 10u128.checked_pow(k))
+        .ok_or_else(not_a_percent)?;
+    if digits > 100 * scale {
+        return Err("a percent is at most 100".to_string());
+    }
+    if !signed && digits != 0 && digits < scale {
+        return Err(format!(
+            "it reads as {percent}%, not as a fraction; write the percent, like `{}`",
+            as_percent(whole, frac)
+        ));
+    }
+    let left = (covered as u128)
+        .checked_mul(100)
+        .and_then(|l| l.checked_mul(scale))
+        .ok_or_else(not_a_percent)?;
+    let right = digits
+        .checked_mul(total as u128)
+        .ok_or_else(not_a_percent)?;
+    Ok(left >= right)
+}
+
+/// A fraction's digits as a percent's, by moving the point two places: `0.95` → `95`.
+fn as_percent(whole: &str, frac: &str) -> String {
+    let padded = format!("{frac:0<2}");
+    let (moved, rest) = padded.split_at(2);
+    let whole = format!("{whole}{moved}");
+    let whole = whole.trim_start_matches('0');
+    let whole = if whole.is_empty() { "0" } else { whole };
+    if rest.is_empty() {
+        whole.to_string()
+    } else {
+        format!("{whole}.{rest}")
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::meets;
 
     #[test]
     fn coverage_thresholds_compare_exactly() {
-        assert_eq!(meets(7, 8, "87.5"), Some(true));
-        assert_eq!(meets(7, 8, "87.51"), Some(false));
-        assert_eq!(meets(2, 3, "66.666666666667"), Some(false));
-        assert_eq!(meets(2, 3, "66.666666666666"), Some(true));
-        assert_eq!(meets(1, 1, "100"), Some(true));
-        assert_eq!(meets(0, 0, "100"), Some(true));
-        assert_eq!(meets(3, 4, "75%"), Some(true));
-        assert_eq!(meets(3, 4, "abc"), None);
-        assert_eq!(meets(3, 4, "-5"), None);
+        assert_eq!(meets(7, 8, "87.5"), Ok(true));
+        assert_eq!(meets(7, 8, "87.51"), Ok(false));
+        assert_eq!(meets(2, 3, "66.666666666667"), Ok(false));
+        assert_eq!(meets(2, 3, "66.666666666666"), Ok(true));
+        assert_eq!(meets(1, 1, "100"), Ok(true));
+        assert_eq!(meets(0, 0, "100"), Ok(true));
+        assert_eq!(meets(3, 4, "75%"), Ok(true));
+        assert!(meets(3, 4, "abc").is_err());
+        assert!(meets(3, 4, "-5").is_err());
+    }
+
+    #[test]
+    fn percents_are_percents_not_fractions() {
+        assert_eq!(meets(95, 100, "95"), Ok(true));
+        assert_eq!(meets(94, 100, "95%"), Ok(false));
+        assert_eq!(meets(94, 100, "95 %"), Ok(false));
+        assert_eq!(meets(0, 10, "0"), Ok(true));
+        assert_eq!(meets(0, 10, "0.0"), Ok(true));
+        assert_eq!(
+            meets(1, 1000, "0.1%"),
+            Ok(true),
+            "an explicit `%` is a percent"
+        );
+        assert_eq!(meets(3, 4, "1"), Ok(true));
+        let fraction = meets(3, 4, "0.95").unwrap_err();
+        assert!(fraction.contains("like `95`"), "{fraction}");
+        assert!(meets(3, 4, "0.875").unwrap_err().contains("`87.5`"));
+        assert!(meets(3, 4, "0.05").unwrap_err().contains("`5`"));
+        assert!(meets(3, 4, "100.5").unwrap_err().contains("at most 100"));
+        assert!(meets(3, 4, "150%").unwrap_err().contains("at most 100"));
+        assert_eq!(meets(3, 4, "100.0"), Ok(false));
     }
 }

@@ -21,7 +21,8 @@ pub struct Args {
     /// Also count the clauses this JSON-lines dataset of pairs exercises.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Fail when clause coverage is below this percent (compared exactly, no rounding).
+    /// Fail when clause coverage is below this percent, from 0 to 100 (`95` or `95%`; a fraction
+    /// like `0.95` is refused), compared exactly, no rounding.
     #[arg(long, value_name = "PCT")]
     min_coverage: Option<String>,
     #[command(flatten)]
@@ -106,13 +107,16 @@ pub fn run(args: Args) -> ExitCode {
     let mut ok = failed == 0;
     if let Some(min) = &args.min_coverage {
         match meets(cov.covered, cov.total, min) {
-            Some(true) => {}
-            Some(false) => {
-                out::println(format_args!("clause coverage is below the required {min}%"));
+            Ok(true) => {}
+            Ok(false) => {
+                out::println(format_args!(
+                    "clause coverage is below the required {}%",
+                    min.trim().trim_end_matches('%').trim_end()
+                ));
                 ok = false;
             }
-            None => {
-                eprintln!("error: `--min-coverage {min}` is not a percent like `95` or `87.5`");
+            Err(why) => {
+                eprintln!("error: `--min-coverage {min}`: {why}");
                 return ExitCode::from(EXIT_USAGE);
             }
         }
