@@ -160,3 +160,48 @@ fn min_coverage_is_a_percent_not_a_fraction() {
     assert_eq!(above.status.code(), Some(2));
     assert!(stderr(&above).contains("at most 100"), "{}", stderr(&above));
 }
+
+#[test]
+fn a_file_that_is_not_utf8_is_an_error_at_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let latin1 = dir.path().join("p.policy");
+    std::fs::write(&latin1, b"// r\xe9sum\xe9\npolicy p version 1 {}\n").unwrap();
+    let out = rubric(&["check", "--error-format", "plain", path(&latin1)]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("rubric::syntax::not_utf8"), "{err}");
+    assert!(err.contains("the byte 0xE9 cannot be read"), "{err}");
+    assert!(
+        err.contains("line 1, column 5"),
+        "the line and column: {err}"
+    );
+    assert!(err.contains("checked 1 file: 2 errors"), "{err}");
+}
+
+#[test]
+fn a_missing_file_counts_as_an_error_in_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.policy");
+    let out = rubric(&["check", path(&missing)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("checked 1 file: 1 error, 0 warnings"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_empty_file_holds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.policy");
+    std::fs::write(&empty, "").unwrap();
+    let out = rubric(&["check", path(&empty)]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("rubric::syntax::empty_file"), "{err}");
+    assert!(
+        err.contains("rubric new NAME"),
+        "the help says what to write: {err}"
+    );
+}
