@@ -205,3 +205,39 @@ fn an_empty_file_holds_nothing() {
         "the help says what to write: {err}"
     );
 }
+
+/// A policy whose example fails on its third `expect`, seven lines below the example's name.
+const FAILING_EXAMPLE: &str = r#"policy p version 1 {
+  entity A { x: number }
+  pair query: A, candidate: A
+  dimension d weight 100% { score = clamp(query.x, 0, 1) }
+  grade overall { good when overall >= 0.5  poor otherwise }
+  example "a middling pair" {
+    query { x: 0.6 }
+    candidate { x: 0 }
+    expect d >= 0.5
+    expect overall.grade == good
+    expect overall == 0.7
+  }
+}
+"#;
+
+#[test]
+fn a_failing_expect_is_reported_at_its_own_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.policy");
+    std::fs::write(&policy, FAILING_EXAMPLE).unwrap();
+    let out = rubric(&["test", path(&policy)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let shown = path(&policy).to_string();
+    assert!(
+        stdout(&out).contains(&format!("FAIL  a middling pair  {shown}:6")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains(&format!("{shown}:11: expected `overall == 0.7`, got 0.6")),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -5,13 +5,13 @@
 use crate::label::decode::Pair;
 use crate::label::engine::{Ctx, Engine, Events, Label, OverallGrade};
 use crate::label::value::{Interner, Kind, Val, to_set};
-use rubric_compiler::Checked;
 use rubric_compiler::check::EXCLUDED;
 use rubric_compiler::lower::SourceMap;
 use rubric_compiler::lower::ir::{ClauseKind, LabelingProgram, RuleActionIr, ValueType};
 use rubric_compiler::syntax::ast::{
     CompareOp, ExampleDecl, Expectation, Item, Literal, LiteralKind,
 };
+use rubric_compiler::{Checked, Span};
 use std::fmt::Write as _;
 
 /// The result of one example.
@@ -20,10 +20,18 @@ pub struct ExampleResult {
     pub name: String,
     /// One-based line of the example in the policy.
     pub line: usize,
-    /// Expectations that did not hold, as readable sentences.
-    pub failures: Vec<String>,
+    /// Expectations that did not hold.
+    pub failures: Vec<Failure>,
     pub expectations: usize,
     pub label: Label,
+}
+
+/// An expectation that did not hold: where its `expect` is, and why, as a readable sentence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// One-based line of the `expect` in the policy.
+    pub line: usize,
+    pub reason: String,
 }
 
 impl ExampleResult {
@@ -237,7 +245,7 @@ pub fn failed_expectation(
 pub fn run_examples(
     engine: &Engine,
     examples: &[&ExampleDecl],
-    line_of: &dyn Fn(&ExampleDecl) -> usize,
+    line_of: &dyn Fn(Span) -> usize,
     hits: &mut Vec<bool>,
 ) -> Vec<ExampleResult> {
     let mut strings = Interner::new(&engine.strings);
@@ -253,11 +261,20 @@ pub fn run_examples(
             let failures = ex
                 .expectations
                 .iter()
-                .filter_map(|e| failed_expectation(&engine.program, e, &label))
+                .filter_map(|e| {
+                    let reason = failed_expectation(&engine.program, e, &label)?;
+                    let span = match e {
+                        Expectation::Compare { span, .. } | Expectation::Rule { span, .. } => *span,
+                    };
+                    Some(Failure {
+                        line: line_of(span),
+                        reason,
+                    })
+                })
                 .collect();
             ExampleResult {
                 name: ex.name.clone(),
-                line: line_of(ex),
+                line: line_of(ex.name_span),
                 failures,
                 expectations: ex.expectations.len(),
                 label,
@@ -285,12 +302,7 @@ pub fn run_policy_examples(
                 .collect()
         })
         .unwrap_or_default();
-    let line_of = |e: &ExampleDecl| {
-        checked
-            .sources
-            .line_col(e.name_span.file, e.name_span.start)
-            .0
-    };
+    let line_of = |span: Span| checked.sources.line_col(span.file, span.start).0;
     run_examples(engine, &examples, &line_of, hits)
 }
 
@@ -305,8 +317,9 @@ pub fn results_table(results: &[ExampleResult], file: &str) -> String {
     for r in results {
         let status = if r.passed() { "pass" } else { "FAIL" };
         let _ = writeln!(out, "{status}  {:<width$}  {file}:{}", r.name, r.line);
+        // Each failure at its own `expect`, as `file:line:` that editors and terminals open.
         for f in &r.failures {
-            let _ = writeln!(out, "        {f}");
+            let _ = writeln!(out, "        {file}:{}: {}", f.line, f.reason);
         }
     }
     let failed = results.iter().filter(|r| !r.passed()).count();
