@@ -241,3 +241,95 @@ fn a_failing_expect_is_reported_at_its_own_line() {
         stdout(&out)
     );
 }
+
+/// Scores whose binary arithmetic lands just off a decimal: 0.7 × 0.77 + 0.3 × 0.87 is
+/// 0.7999999999999999, 0.7 × 0.85 + 0.3 × 0.95 is 0.8799999999999999, 0.1 + 0.7 is
+/// 0.7999999999999999.
+const NEAR_DECIMALS: &str = r#"policy p version 1 {
+  entity A { a: number, b: number }
+  pair query: A, candidate: A
+  dimension a weight 70% { score = clamp(query.a, 0, 1) }
+  dimension b weight 30% { score = clamp(query.b, 0, 1) }
+  grade overall { good when overall >= 0.8  poor otherwise }
+  rule sum_of_tenths {
+    when a == 0.8
+    floor overall at 0.1
+    because "a rule reads the rounded score"
+  }
+  example "a weighted mean a hair below 0.8" {
+    query { a: 0.77, b: 0.87 }
+    candidate { a: 0, b: 0 }
+    expect overall == 0.8
+    expect overall >= 0.8
+    expect overall.grade == good
+  }
+  example "a sum of tenths" {
+    query { a: 0.8, b: 0.8 }
+    candidate { a: 0, b: 0 }
+    expect a == 0.8
+    expect rule sum_of_tenths fires
+  }
+}
+"#;
+
+#[test]
+fn scores_are_rounded_to_six_decimals_before_grades_expectations_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.policy");
+    std::fs::write(&policy, NEAR_DECIMALS).unwrap();
+    let test = rubric(&["test", path(&policy)]);
+    assert_eq!(
+        test.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&test),
+        stderr(&test)
+    );
+    let pairs = dir.path().join("pairs.jsonl");
+    std::fs::write(
+        &pairs,
+        "{\"id\": \"x\", \"query\": {\"a\": 0.85, \"b\": 0.95}, \"candidate\": {\"a\": 0, \"b\": 0}}\n",
+    )
+    .unwrap();
+    let out = rubric(&[
+        "label",
+        "--policy",
+        path(&policy),
+        "--pairs",
+        path(&pairs),
+        "--out",
+        "-",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("\"overall\":0.88,"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("0.8799999"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_failing_score_expectation_never_prints_the_expected_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.policy");
+    // 0.7999999999999999 rounds to 0.8: `== 0.8000001` compares 0.8 with 0.8 (six decimals),
+    // and `> 0.8` fails showing `got 0.8`, not a value that looks like the expected one.
+    let text = NEAR_DECIMALS.replace(
+        "expect overall >= 0.8\n",
+        "expect overall > 0.8\n    expect overall == 0.8000004\n",
+    );
+    std::fs::write(&policy, text).unwrap();
+    let test = rubric(&["test", path(&policy)]);
+    let shown = stdout(&test);
+    assert_eq!(test.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("expected `overall > 0.8`, got 0.8"),
+        "{shown}"
+    );
+    // Compared at six decimals, `== 0.8000004` holds: it must not fail as `0.8`, `got 0.8`.
+    assert!(
+        !shown.contains("expected `overall == 0.8`, got 0.8"),
+        "{shown}"
+    );
+}

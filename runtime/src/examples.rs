@@ -3,7 +3,7 @@
 //! arms, `when` and `if` branches and rules the examples (and a dataset) exercised.
 
 use crate::label::decode::Pair;
-use crate::label::engine::{Ctx, Engine, Events, Label, OverallGrade};
+use crate::label::engine::{Ctx, Engine, Events, Label, OverallGrade, SCORE_DECIMALS, round_score};
 use crate::label::value::{Interner, Kind, Val, to_set};
 use rubric_compiler::check::EXCLUDED;
 use rubric_compiler::lower::SourceMap;
@@ -135,10 +135,11 @@ fn compare(a: f64, op: CompareOp, b: f64) -> bool {
     }
 }
 
+/// A score or an expected value as compared: at [`SCORE_DECIMALS`] decimals, trailing zeros off.
 fn show(v: Option<f64>) -> String {
     match v {
         Some(x) => {
-            let s = format!("{x:.6}");
+            let s = format!("{:.*}", SCORE_DECIMALS as usize, round_score(x));
             s.trim_end_matches('0').trim_end_matches('.').to_string()
         }
         None => "abstain".to_string(),
@@ -222,7 +223,12 @@ pub fn failed_expectation(
             }
             let holds = match (&value.kind, score) {
                 (LiteralKind::Abstain, s) => (s.is_none()) == (*op == CompareOp::Eq),
-                (LiteralKind::Number(n) | LiteralKind::Percent(n), Some(s)) => compare(s, *op, *n),
+                // Compared at the scores' six decimals on both sides: the score is rounded
+                // already, and an expected `0.1234567` means what a score can hold, `0.123457`.
+                // Two values that differ then differ in what `show` prints.
+                (LiteralKind::Number(n) | LiteralKind::Percent(n), Some(s)) => {
+                    compare(round_score(s), *op, round_score(*n))
+                }
                 (LiteralKind::Number(_) | LiteralKind::Percent(_), None) => false,
                 _ => true,
             };
