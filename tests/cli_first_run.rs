@@ -333,3 +333,23 @@ fn a_failing_score_expectation_never_prints_the_expected_value() {
         "{shown}"
     );
 }
+
+#[test]
+fn completions_cover_the_subcommands_and_their_options() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = rubric(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for word in [
+            "check",
+            "label",
+            "completions",
+            "min-coverage",
+            "quarantine",
+        ] {
+            assert!(script.contains(word), "{shell}: no `{word}` in\n{script}");
+        }
+    }
+    let unknown = rubric(&["completions", "tcsh"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+}

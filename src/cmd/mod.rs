@@ -2,6 +2,7 @@
 
 mod check;
 mod compile;
+mod completions;
 mod data;
 mod diff;
 mod doc;
@@ -59,6 +60,8 @@ enum Command {
     New(new::Args),
     /// Run the language server over standard input and output.
     Lsp(lsp::Args),
+    /// Print a shell's completion script: bash, zsh, fish, elvish or powershell.
+    Completions(completions::Args),
     /// Data: build a golden set, simulate or read click logs, clean, synthesize and mix.
     #[command(subcommand)]
     Data(data::Command),
@@ -114,6 +117,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Doc(args) => doc::run(args),
         Command::New(args) => new::run(args),
         Command::Lsp(args) => lsp::run(args),
+        Command::Completions(args) => completions::run(args),
         Command::Data(command) => data::run(command),
     }
 }
