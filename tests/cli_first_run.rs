@@ -353,3 +353,58 @@ fn completions_cover_the_subcommands_and_their_options() {
     let unknown = rubric(&["completions", "tcsh"]);
     assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
 }
+
+#[test]
+fn progress_bars_stay_off_when_stderr_is_not_a_terminal() {
+    let policy = root().join("policies/job_match.policy");
+    let pairs = root().join("examples/job_match/data/golden.jsonl");
+    let stats = rubric(&["stats", "--policy", path(&policy), "--pairs", path(&pairs)]);
+    assert_eq!(stats.status.code(), Some(0), "{}", stderr(&stats));
+    assert_eq!(
+        stderr(&stats),
+        "",
+        "nothing but the report, and that on stdout"
+    );
+    let diff = rubric(&[
+        "diff",
+        path(&policy),
+        path(&policy),
+        "--pairs",
+        path(&pairs),
+    ]);
+    assert_eq!(diff.status.code(), Some(0), "{}", stderr(&diff));
+    assert_eq!(stderr(&diff), "");
+}
+
+#[test]
+fn fmt_check_prints_a_unified_diff_of_what_would_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.policy");
+    std::fs::write(
+        &policy,
+        "policy p version 1 {\n  entity A { x: number }\n  pair query: A, candidate: A\n  dimension d weight 100% { score = clamp(query.x,0,1) }\n  grade overall { good when overall >= 0.5  poor otherwise }\n}\n",
+    )
+    .unwrap();
+    let before = std::fs::read_to_string(&policy).unwrap();
+    let out = rubric(&["fmt", "--check", path(&policy)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let diff = stdout(&out);
+    let shown = path(&policy);
+    assert!(
+        diff.contains(&format!("--- {shown}\n+++ {shown} (formatted)\n@@ ")),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("\n-  dimension d weight 100% { score = clamp(query.x,0,1) }\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("\n+    score = clamp(query.x, 0, 1)\n"),
+        "{diff}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&policy).unwrap(),
+        before,
+        "--check writes nothing"
+    );
+}

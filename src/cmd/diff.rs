@@ -46,11 +46,13 @@ pub fn run(args: Args) -> ExitCode {
     };
     let old = Engine::new(old.lowered.labeling);
     let new = Engine::new(new.lowered.labeling);
-    let mut input = match open_pairs(&args.pairs) {
+    let (mut input, bar) = match open_pairs(&args.pairs, "comparing") {
         Ok(i) => i,
         Err(code) => return code,
     };
-    match diff_stream(&old, &new, &mut input, args.sample) {
+    let result = diff_stream(&old, &new, &mut input, args.sample);
+    bar.finish_and_clear();
+    match result {
         Ok(report) if report.compared == 0 => {
             nothing_labeled(
                 &args.pairs,

@@ -4,9 +4,9 @@
 
 use super::compile::compile_or_report;
 use super::out;
+use super::progress;
 use super::report::ReportArgs;
 use super::{EXIT_PROBLEMS, EXIT_USAGE};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rubric_runtime::label::engine::Engine;
 use rubric_runtime::label::{LabelError, LabelOptions, label_stream};
 use std::fs::File;
@@ -75,18 +75,7 @@ pub fn run(args: Args) -> ExitCode {
         },
         None => None,
     };
-    let bar = match size {
-        Some(n) => ProgressBar::new(n),
-        None => ProgressBar::new_spinner(),
-    };
-    bar.set_draw_target(ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} labeling [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = progress::bar(size, "labeling");
     let result = label_stream(
         &engine,
         &mut input,

@@ -12,6 +12,7 @@ mod label;
 mod lsp;
 mod new;
 mod out;
+mod progress;
 mod report;
 mod snapshot;
 mod stats;

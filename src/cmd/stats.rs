@@ -5,8 +5,10 @@
 
 use super::compile::compile_or_report;
 use super::out;
+use super::progress::{self, Counted};
 use super::report::ReportArgs;
 use super::{EXIT_PROBLEMS, EXIT_USAGE};
+use indicatif::ProgressBar;
 use rubric_runtime::compile::deterministic_json;
 use rubric_runtime::label::engine::Engine;
 use rubric_runtime::stats::stats_stream;
@@ -29,18 +31,28 @@ pub struct Args {
     report: ReportArgs,
 }
 
-/// Opens a JSON-lines input (`-` for standard input).
-pub fn open_pairs(path: &std::path::Path) -> Result<Box<dyn std::io::BufRead>, ExitCode> {
-    if path.as_os_str() == "-" {
-        return Ok(Box::new(BufReader::new(std::io::stdin())));
-    }
-    match std::fs::File::open(path) {
-        Ok(f) => Ok(Box::new(BufReader::with_capacity(1 << 20, f))),
-        Err(e) => {
-            eprintln!("error: cannot read `{}`: {e}", path.display());
-            Err(ExitCode::from(EXIT_USAGE))
+/// Opens a JSON-lines input (`-` for standard input) behind a progress bar of the bytes read
+/// (`doing` names the work on the bar); the caller clears the bar when done.
+pub fn open_pairs(
+    path: &std::path::Path,
+    doing: &str,
+) -> Result<(Counted<Box<dyn std::io::BufRead>>, ProgressBar), ExitCode> {
+    let (input, size): (Box<dyn std::io::BufRead>, Option<u64>) = if path.as_os_str() == "-" {
+        (Box::new(BufReader::new(std::io::stdin())), None)
+    } else {
+        match std::fs::File::open(path) {
+            Ok(f) => {
+                let size = f.metadata().ok().map(|m| m.len());
+                (Box::new(BufReader::with_capacity(1 << 20, f)), size)
+            }
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", path.display());
+                return Err(ExitCode::from(EXIT_USAGE));
+            }
         }
-    }
+    };
+    let bar = progress::bar(size, doing);
+    Ok((Counted::new(input, bar.clone()), bar))
 }
 
 /// Says that no pair of a dataset could be labeled (an empty file, or pairs of another schema),
@@ -69,11 +81,13 @@ pub fn run(args: Args) -> ExitCode {
         Err(code) => return code,
     };
     let engine = Engine::new(compiled.lowered.labeling);
-    let mut input = match open_pairs(&args.pairs) {
+    let (mut input, bar) = match open_pairs(&args.pairs, "analysing") {
         Ok(i) => i,
         Err(code) => return code,
     };
-    match stats_stream(&engine, &mut input) {
+    let result = stats_stream(&engine, &mut input);
+    bar.finish_and_clear();
+    match result {
         Ok(report) if report.labeled == 0 => {
             nothing_labeled(
                 &args.pairs,
