@@ -478,7 +478,7 @@ fn a_min_coverage_that_is_not_a_percent_is_a_usage_error() {
         assert_eq!(o.status.code(), Some(2), "--min-coverage {bad:?}");
         assert!(
             stderr(&o).contains(&format!(
-                "`--min-coverage {bad}` is not a percent like `95` or `87.5`"
+                "`--min-coverage {bad}`: it is not a percent like `95` or `87.5`"
             )),
             "{}",
             stderr(&o)

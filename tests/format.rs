@@ -125,7 +125,10 @@ fn every_file_that_parses_formats_idempotently_and_keeps_its_meaning() {
     assert!(files.len() > 120, "only {} files found", files.len());
     let (mut parsed, mut clean_policies) = (0, 0);
     for path in &files {
-        let text = std::fs::read_to_string(path).unwrap();
+        // The corpus's file that is not UTF-8 is the checker's (`syntax::not_utf8`), not text.
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
         let Some(formatted) = format_source(&text) else {
             continue;
         };

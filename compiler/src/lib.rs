@@ -81,6 +81,72 @@ pub fn check_source(
     })
 }
 
+/// [`check_source`] for a file's bytes as read from disk. Text that is not UTF-8 is not parsed:
+/// each byte sequence that cannot be read is an error at its line and column (the source shown
+/// has U+FFFD in its place), so an author sees where to fix the encoding.
+pub fn check_bytes(
+    name: &str,
+    bytes: &[u8],
+    provider: &mut dyn ModuleProvider,
+    options: &Options,
+) -> Checked {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => check_source(name, text, provider, options),
+        Err(_) => not_utf8(name, bytes),
+    }
+}
+
+fn not_utf8(name: &str, bytes: &[u8]) -> Checked {
+    // At most this many bad sequences are reported: a file in another encoding has one on
+    // nearly every line, and the first few say what is wrong.
+    const MAX_REPORTED: usize = 10;
+    let mut text = String::with_capacity(bytes.len() + 16);
+    let mut bad: Vec<(usize, Vec<u8>)> = Vec::new();
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            bad.push((text.len(), chunk.invalid().to_vec()));
+            text.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    let mut sources = Sources::new();
+    let root = sources.add(name, text.as_str());
+    let mut diagnostics = Diagnostics::new();
+    let count = bad.len();
+    for (at, seq) in bad.iter().take(MAX_REPORTED) {
+        let hex = seq
+            .iter()
+            .map(|b| format!("0x{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let span = Span::new(root, *at, at + char::REPLACEMENT_CHARACTER.len_utf8());
+        let help = if count > MAX_REPORTED {
+            format!(
+                "save the file as UTF-8; {count} places cannot be read, the first {MAX_REPORTED} are shown (a Latin-1 or Windows-1252 `é` is the byte 0xE9)"
+            )
+        } else {
+            "save the file as UTF-8 (a Latin-1 or Windows-1252 `é` is the byte 0xE9; in UTF-8 it is 0xC3 0xA9)".to_string()
+        };
+        diagnostics.push(
+            Diagnostic::new(
+                Code::SyntaxNotUtf8,
+                format!("this file is not UTF-8 text: the byte {hex} cannot be read"),
+            )
+            .at(span, format!("{hex} is not UTF-8"))
+            .help(help),
+        );
+    }
+    Checked {
+        sources,
+        root,
+        diagnostics: diagnostics.into_sorted(),
+        tree: None,
+        program: Program::default(),
+        policy: None,
+        policy_scope: None,
+    }
+}
+
 fn check_on_stack(
     name: &str,
     text: &str,
@@ -104,6 +170,16 @@ fn check_on_stack(
         };
     };
 
+    if tree.items.is_empty() {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::SyntaxEmptyFile,
+                "this file holds no policy, module or pipeline",
+            )
+            .at(Span::new(root, text.len(), text.len()), "the file ends here")
+            .help("a policy file holds one `policy NAME version 1 { ... }` with its entities, `pair`, dimensions and `grade overall`; `rubric new NAME` writes one to start from"),
+        );
+    }
     let mut resolver = Resolver::new(&mut sources, &mut diagnostics, provider, options.limits);
     let mut main: Option<(ScopeId, Option<&PolicyDecl>)> = None;
     let mut pipelines: Vec<&PipelineDecl> = Vec::new();

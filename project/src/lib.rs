@@ -2,7 +2,7 @@
 //! policy's own directory) and the confined loading of the modules and policies a file names.
 //! Nothing outside the project directory is read, symlinks included.
 
-use rubric_compiler::{Checked, LoadError, LoadedSource, ModuleProvider, Options, check_source};
+use rubric_compiler::{Checked, LoadError, LoadedSource, ModuleProvider, Options, check_bytes};
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -186,9 +186,10 @@ impl ModuleProvider for FsModules {
     }
 }
 
-/// Reads and checks one policy file with its project's modules.
+/// Reads and checks one policy file with its project's modules. A file that is not UTF-8 is a
+/// diagnostic (`rubric::syntax::not_utf8`) at the bytes that cannot be read, not an IO error.
 pub fn check_file(path: &Path, options: &Options) -> io::Result<Checked> {
-    let text = fs::read_to_string(path)?;
+    let bytes = fs::read(path)?;
     let project = Project::for_file(path)?;
     let canonical_dir = fs::canonicalize(path)?
         .parent()
@@ -204,7 +205,7 @@ pub fn check_file(path: &Path, options: &Options) -> io::Result<Checked> {
         max_file_bytes: options.limits.max_file_bytes,
     };
     let name = path.to_string_lossy().replace('\\', "/");
-    Ok(check_source(&name, &text, &mut provider, options))
+    Ok(check_bytes(&name, &bytes, &mut provider, options))
 }
 
 #[cfg(test)]

@@ -3,15 +3,15 @@
 //! arms, `when` and `if` branches and rules the examples (and a dataset) exercised.
 
 use crate::label::decode::Pair;
-use crate::label::engine::{Ctx, Engine, Events, Label, OverallGrade};
+use crate::label::engine::{Ctx, Engine, Events, Label, OverallGrade, SCORE_DECIMALS, round_score};
 use crate::label::value::{Interner, Kind, Val, to_set};
-use rubric_compiler::Checked;
 use rubric_compiler::check::EXCLUDED;
 use rubric_compiler::lower::SourceMap;
 use rubric_compiler::lower::ir::{ClauseKind, LabelingProgram, RuleActionIr, ValueType};
 use rubric_compiler::syntax::ast::{
     CompareOp, ExampleDecl, Expectation, Item, Literal, LiteralKind,
 };
+use rubric_compiler::{Checked, Span};
 use std::fmt::Write as _;
 
 /// The result of one example.
@@ -20,10 +20,18 @@ pub struct ExampleResult {
     pub name: String,
     /// One-based line of the example in the policy.
     pub line: usize,
-    /// Expectations that did not hold, as readable sentences.
-    pub failures: Vec<String>,
+    /// Expectations that did not hold.
+    pub failures: Vec<Failure>,
     pub expectations: usize,
     pub label: Label,
+}
+
+/// An expectation that did not hold: where its `expect` is, and why, as a readable sentence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// One-based line of the `expect` in the policy.
+    pub line: usize,
+    pub reason: String,
 }
 
 impl ExampleResult {
@@ -127,10 +135,11 @@ fn compare(a: f64, op: CompareOp, b: f64) -> bool {
     }
 }
 
+/// A score or an expected value as compared: at [`SCORE_DECIMALS`] decimals, trailing zeros off.
 fn show(v: Option<f64>) -> String {
     match v {
         Some(x) => {
-            let s = format!("{x:.6}");
+            let s = format!("{:.*}", SCORE_DECIMALS as usize, round_score(x));
             s.trim_end_matches('0').trim_end_matches('.').to_string()
         }
         None => "abstain".to_string(),
@@ -214,7 +223,12 @@ pub fn failed_expectation(
             }
             let holds = match (&value.kind, score) {
                 (LiteralKind::Abstain, s) => (s.is_none()) == (*op == CompareOp::Eq),
-                (LiteralKind::Number(n) | LiteralKind::Percent(n), Some(s)) => compare(s, *op, *n),
+                // Compared at the scores' six decimals on both sides: the score is rounded
+                // already, and an expected `0.1234567` means what a score can hold, `0.123457`.
+                // Two values that differ then differ in what `show` prints.
+                (LiteralKind::Number(n) | LiteralKind::Percent(n), Some(s)) => {
+                    compare(round_score(s), *op, round_score(*n))
+                }
                 (LiteralKind::Number(_) | LiteralKind::Percent(_), None) => false,
                 _ => true,
             };
@@ -237,7 +251,7 @@ pub fn failed_expectation(
 pub fn run_examples(
     engine: &Engine,
     examples: &[&ExampleDecl],
-    line_of: &dyn Fn(&ExampleDecl) -> usize,
+    line_of: &dyn Fn(Span) -> usize,
     hits: &mut Vec<bool>,
 ) -> Vec<ExampleResult> {
     let mut strings = Interner::new(&engine.strings);
@@ -253,11 +267,20 @@ pub fn run_examples(
             let failures = ex
                 .expectations
                 .iter()
-                .filter_map(|e| failed_expectation(&engine.program, e, &label))
+                .filter_map(|e| {
+                    let reason = failed_expectation(&engine.program, e, &label)?;
+                    let span = match e {
+                        Expectation::Compare { span, .. } | Expectation::Rule { span, .. } => *span,
+                    };
+                    Some(Failure {
+                        line: line_of(span),
+                        reason,
+                    })
+                })
                 .collect();
             ExampleResult {
                 name: ex.name.clone(),
-                line: line_of(ex),
+                line: line_of(ex.name_span),
                 failures,
                 expectations: ex.expectations.len(),
                 label,
@@ -285,12 +308,7 @@ pub fn run_policy_examples(
                 .collect()
         })
         .unwrap_or_default();
-    let line_of = |e: &ExampleDecl| {
-        checked
-            .sources
-            .line_col(e.name_span.file, e.name_span.start)
-            .0
-    };
+    let line_of = |span: Span| checked.sources.line_col(span.file, span.start).0;
     run_examples(engine, &examples, &line_of, hits)
 }
 
@@ -305,8 +323,9 @@ pub fn results_table(results: &[ExampleResult], file: &str) -> String {
     for r in results {
         let status = if r.passed() { "pass" } else { "FAIL" };
         let _ = writeln!(out, "{status}  {:<width$}  {file}:{}", r.name, r.line);
+        // Each failure at its own `expect`, as `file:line:` that editors and terminals open.
         for f in &r.failures {
-            let _ = writeln!(out, "        {f}");
+            let _ = writeln!(out, "        {file}:{}: {}", f.line, f.reason);
         }
     }
     let failed = results.iter().filter(|r| !r.passed()).count();
@@ -414,41 +433,101 @@ pub fn coverage(program: &LabelingProgram, hits: &[bool]) -> Coverage {
 }
 
 /// Whether `covered / total >= percent / 100`, exactly: `percent` is a decimal written by a
-/// person (`87.5`), compared without floating-point rounding.
-pub fn meets(covered: usize, total: usize, percent: &str) -> Option<bool> {
-    let percent = percent.trim().trim_end_matches('%');
+/// person (`87.5`, `95%`), compared without floating-point rounding. `Err` says why the text is
+/// not a percent: not a number, above 100, or a fraction like `0.95` (without a `%` sign a value
+/// between 0 and 1 is almost always a fraction meant as 95%, and would pass nearly anything).
+pub fn meets(covered: usize, total: usize, percent: &str) -> Result<bool, String> {
+    let written = percent.trim();
+    let signed = written.ends_with('%');
+    let percent = written.trim_end_matches('%').trim_end();
+    let not_a_percent = || "it is not a percent like `95` or `87.5`".to_string();
     let (whole, frac) = percent.split_once('.').unwrap_or((percent, ""));
-    if whole.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if !whole.chars().all(|c| c.is_ascii_digit())
+    if (whole.is_empty() && frac.is_empty())
+        || !whole.chars().all(|c| c.is_ascii_digit())
         || !frac.chars().all(|c| c.is_ascii_digit())
         || frac.len() > 12
+        || whole.len() > 12
     {
-        return None;
+        return Err(not_a_percent());
     }
     // percent = digits / 10^frac.len(); need covered * 100 * 10^k >= digits * total.
-    let digits: u128 = format!("{whole}{frac}").parse().ok()?;
-    let scale: u128 = 10u128.checked_pow(u32::try_from(frac.len()).ok()?)?;
-    let left = (covered as u128).checked_mul(100)?.checked_mul(scale)?;
-    let right = digits.checked_mul(total as u128)?;
-    Some(left >= right)
+    let digits: u128 = format!("{whole}{frac}")
+        .parse()
+        .map_err(|_| not_a_percent())?;
+    let scale: u128 = u32::try_from(frac.len())
+        .ok()
+        .and_then(|k| 10u128.checked_pow(k))
+        .ok_or_else(not_a_percent)?;
+    if digits > 100 * scale {
+        return Err("a percent is at most 100".to_string());
+    }
+    if !signed && digits != 0 && digits < scale {
+        return Err(format!(
+            "it reads as {percent}%, not as a fraction; write the percent, like `{}`",
+            as_percent(whole, frac)
+        ));
+    }
+    let left = (covered as u128)
+        .checked_mul(100)
+        .and_then(|l| l.checked_mul(scale))
+        .ok_or_else(not_a_percent)?;
+    let right = digits
+        .checked_mul(total as u128)
+        .ok_or_else(not_a_percent)?;
+    Ok(left >= right)
+}
+
+/// A fraction's digits as a percent's, by moving the point two places: `0.95` → `95`.
+fn as_percent(whole: &str, frac: &str) -> String {
+    let padded = format!("{frac:0<2}");
+    let (moved, rest) = padded.split_at(2);
+    let whole = format!("{whole}{moved}");
+    let whole = whole.trim_start_matches('0');
+    let whole = if whole.is_empty() { "0" } else { whole };
+    if rest.is_empty() {
+        whole.to_string()
+    } else {
+        format!("{whole}.{rest}")
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::meets;
 
     #[test]
     fn coverage_thresholds_compare_exactly() {
-        assert_eq!(meets(7, 8, "87.5"), Some(true));
-        assert_eq!(meets(7, 8, "87.51"), Some(false));
-        assert_eq!(meets(2, 3, "66.666666666667"), Some(false));
-        assert_eq!(meets(2, 3, "66.666666666666"), Some(true));
-        assert_eq!(meets(1, 1, "100"), Some(true));
-        assert_eq!(meets(0, 0, "100"), Some(true));
-        assert_eq!(meets(3, 4, "75%"), Some(true));
-        assert_eq!(meets(3, 4, "abc"), None);
-        assert_eq!(meets(3, 4, "-5"), None);
+        assert_eq!(meets(7, 8, "87.5"), Ok(true));
+        assert_eq!(meets(7, 8, "87.51"), Ok(false));
+        assert_eq!(meets(2, 3, "66.666666666667"), Ok(false));
+        assert_eq!(meets(2, 3, "66.666666666666"), Ok(true));
+        assert_eq!(meets(1, 1, "100"), Ok(true));
+        assert_eq!(meets(0, 0, "100"), Ok(true));
+        assert_eq!(meets(3, 4, "75%"), Ok(true));
+        assert!(meets(3, 4, "abc").is_err());
+        assert!(meets(3, 4, "-5").is_err());
+    }
+
+    #[test]
+    fn percents_are_percents_not_fractions() {
+        assert_eq!(meets(95, 100, "95"), Ok(true));
+        assert_eq!(meets(94, 100, "95%"), Ok(false));
+        assert_eq!(meets(94, 100, "95 %"), Ok(false));
+        assert_eq!(meets(0, 10, "0"), Ok(true));
+        assert_eq!(meets(0, 10, "0.0"), Ok(true));
+        assert_eq!(
+            meets(1, 1000, "0.1%"),
+            Ok(true),
+            "an explicit `%` is a percent"
+        );
+        assert_eq!(meets(3, 4, "1"), Ok(true));
+        let fraction = meets(3, 4, "0.95").unwrap_err();
+        assert!(fraction.contains("like `95`"), "{fraction}");
+        assert!(meets(3, 4, "0.875").unwrap_err().contains("`87.5`"));
+        assert!(meets(3, 4, "0.05").unwrap_err().contains("`5`"));
+        assert!(meets(3, 4, "100.5").unwrap_err().contains("at most 100"));
+        assert!(meets(3, 4, "150%").unwrap_err().contains("at most 100"));
+        assert_eq!(meets(3, 4, "100.0"), Ok(false));
     }
 }

@@ -3,16 +3,18 @@
 //! at the policy's lines.
 
 use crate::label::decode::{Decoder, RowError};
-use crate::label::engine::{Ctx, Engine, Events, OverallGrade};
+use crate::label::engine::{Ctx, Engine, Events, OverallGrade, SCORE_DECIMALS};
 use crate::label::value::Interner;
 use rubric_compiler::lower::SourceMap;
 use rubric_compiler::lower::ir::RuleActionIr;
 use std::fmt::Write as _;
 
+/// A score as the labels hold it: [`SCORE_DECIMALS`] decimals, trailing zeros off (fewer would
+/// show `0.8` for a score of 0.79996 graded below `>= 0.8`).
 fn show(v: Option<f64>) -> String {
     match v {
         Some(x) => {
-            let s = format!("{x:.4}");
+            let s = format!("{x:.*}", SCORE_DECIMALS as usize);
             s.trim_end_matches('0').trim_end_matches('.').to_string()
         }
         None => "abstain".to_string(),
@@ -58,7 +60,7 @@ pub fn trace_pair(
             .map_or(String::new(), |b| b.name.clone());
         let _ = writeln!(
             out,
-            "  {:<width$}  {:>7}  {:<10}  weight {:>5}%  {}",
+            "  {:<width$}  {:>8}  {:<10}  weight {:>5}%  {}",
             d.name,
             show(score),
             grade,

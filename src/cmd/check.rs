@@ -1,5 +1,6 @@
 //! `rubric check FILE...`: checks policy files and prints every diagnostic. Exit 0 when no file
-//! has an error (warnings are printed), 1 when one has, 2 when a file cannot be read.
+//! has an error (warnings are printed), 1 when one has, 2 when a file cannot be read (counted as
+//! an error in the summary). A file that is not UTF-8 is read, and reported where it goes wrong.
 
 use super::report::ReportArgs;
 use super::{EXIT_PROBLEMS, EXIT_USAGE, ErrorFormat};
@@ -44,6 +45,8 @@ pub fn run(args: Args) -> ExitCode {
         args.report.print(&checked);
     }
     if args.report.error_format != ErrorFormat::Json {
+        // A file that cannot be read is an error of the run: the summary must not say `0 errors`.
+        let errors = errors + unreadable;
         let files = args.files.len();
         eprintln!(
             "checked {files} file{}: {errors} error{}, {warnings} warning{}",

@@ -1,12 +1,14 @@
 //! `rubric diff OLD.policy NEW.policy --pairs IN`: the review of a policy edit. Labels the same
 //! pairs with both versions and reports the changes of overall scores and grades (a transition
 //! matrix), per-dimension shifts, rules that fire on other pairs, and explains a sample of the
-//! changed pairs (`--sample N`, the largest changes first). `--json` for a JSON report.
+//! changed pairs (`--sample N`, the largest changes first). `--json` for a JSON report. Exit 1
+//! when no pair could be labeled by both versions.
 
-use super::EXIT_USAGE;
 use super::compile::compile_or_report;
+use super::out;
 use super::report::ReportArgs;
-use super::stats::open_pairs;
+use super::stats::{nothing_labeled, open_pairs};
+use super::{EXIT_PROBLEMS, EXIT_USAGE};
 use rubric_runtime::compile::deterministic_json;
 use rubric_runtime::diff::{DEFAULT_SAMPLE, diff_stream};
 use rubric_runtime::label::engine::Engine;
@@ -44,16 +46,27 @@ pub fn run(args: Args) -> ExitCode {
     };
     let old = Engine::new(old.lowered.labeling);
     let new = Engine::new(new.lowered.labeling);
-    let mut input = match open_pairs(&args.pairs) {
+    let (mut input, bar) = match open_pairs(&args.pairs, "comparing") {
         Ok(i) => i,
         Err(code) => return code,
     };
-    match diff_stream(&old, &new, &mut input, args.sample) {
+    let result = diff_stream(&old, &new, &mut input, args.sample);
+    bar.finish_and_clear();
+    match result {
+        Ok(report) if report.compared == 0 => {
+            nothing_labeled(
+                &args.pairs,
+                report.pairs,
+                &report.unreadable_examples,
+                "both versions of the policy",
+            );
+            ExitCode::from(EXIT_PROBLEMS)
+        }
         Ok(report) => {
             if args.json {
-                print!("{}", deterministic_json(&report));
+                out::print(deterministic_json(&report));
             } else {
-                print!("{}", report.to_text());
+                out::print(report.to_text());
             }
             ExitCode::SUCCESS
         }

@@ -1,6 +1,7 @@
 //! `rubric explain CODE`: the long explanation of a diagnostic code.
 
 use super::EXIT_USAGE;
+use super::out;
 use rubric_compiler::Code;
 use std::process::ExitCode;
 
@@ -18,13 +19,18 @@ pub fn run(args: Args) -> ExitCode {
                 rubric_compiler::Severity::Error => "error",
                 rubric_compiler::Severity::Warning => "warning",
             };
-            println!("{:<40} {:<8} {}", code.as_str(), severity, code.summary());
+            out::println(format_args!(
+                "{:<40} {:<8} {}",
+                code.as_str(),
+                severity,
+                code.summary()
+            ));
         }
         return ExitCode::SUCCESS;
     };
     match Code::parse(&text) {
         Some(code) => {
-            print!("{}", code.explanation());
+            out::print(code.explanation());
             ExitCode::SUCCESS
         }
         None => {

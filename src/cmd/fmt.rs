@@ -1,6 +1,8 @@
 //! `rubric fmt [--check] FILE...`: rewrites policy files in the one canonical layout, keeping
-//! every comment and doc comment; `--check` writes nothing and fails when a file would change.
+//! every comment and doc comment; `--check` writes nothing, prints a unified diff of what would
+//! change and fails when a file would change.
 
+use super::out;
 use super::{EXIT_PROBLEMS, EXIT_USAGE};
 use rubric_compiler::format::format_source;
 use std::path::PathBuf;
@@ -10,7 +12,8 @@ use std::process::ExitCode;
 pub struct Args {
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Write nothing; list the files that are not formatted and exit 1 if there are any.
+    /// Write nothing; print a unified diff of each file that is not formatted and exit 1 if
+    /// there are any.
     #[arg(long)]
     check: bool,
 }
@@ -39,7 +42,7 @@ pub fn run(args: Args) -> ExitCode {
             continue;
         }
         if args.check {
-            println!("{}", file.display());
+            out::print(layout_diff(&file.display().to_string(), &text, &formatted));
             unformatted += 1;
         } else if let Err(e) = std::fs::write(file, formatted) {
             eprintln!("error: cannot write `{}`: {e}", file.display());
@@ -55,4 +58,18 @@ pub fn run(args: Args) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// What formatting would change, as a unified diff (`--- FILE`, `+++ FILE (formatted)`).
+fn layout_diff(shown: &str, text: &str, formatted: &str) -> String {
+    let mut diff = similar::TextDiff::from_lines(text, formatted)
+        .unified_diff()
+        .context_radius(3)
+        .header(shown, &format!("{shown} (formatted)"))
+        .missing_newline_hint(true)
+        .to_string();
+    if !diff.ends_with('\n') {
+        diff.push('\n');
+    }
+    diff
 }

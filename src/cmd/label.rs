@@ -1,10 +1,12 @@
 //! `rubric label --policy P --pairs IN --out OUT`: labels JSON-lines pairs with a policy, with a
-//! progress bar and a summary; `--quarantine FILE` sets bad rows aside instead of stopping.
+//! progress bar and a summary; `--quarantine FILE` sets bad rows aside instead of stopping (and
+//! exits 1 when it set any aside, so a script notices).
 
 use super::compile::compile_or_report;
+use super::out;
+use super::progress;
 use super::report::ReportArgs;
 use super::{EXIT_PROBLEMS, EXIT_USAGE};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rubric_runtime::label::engine::Engine;
 use rubric_runtime::label::{LabelError, LabelOptions, label_stream};
 use std::fs::File;
@@ -23,7 +25,8 @@ pub struct Args {
     /// Where to write the labels, one JSON object a line (`-` for standard output).
     #[arg(long)]
     out: PathBuf,
-    /// Write bad rows here (with their line and error) and go on, instead of stopping.
+    /// Write bad rows here (with their line and error) and go on, instead of stopping. The exit
+    /// status is still 1 when a row was quarantined (0 only when every row was labeled).
     #[arg(long)]
     quarantine: Option<PathBuf>,
     #[command(flatten)]
@@ -72,18 +75,7 @@ pub fn run(args: Args) -> ExitCode {
         },
         None => None,
     };
-    let bar = match size {
-        Some(n) => ProgressBar::new(n),
-        None => ProgressBar::new_spinner(),
-    };
-    bar.set_draw_target(ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} labeling [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = progress::bar(size, "labeling");
     let result = label_stream(
         &engine,
         &mut input,
@@ -131,6 +123,8 @@ pub fn run(args: Args) -> ExitCode {
             );
             ExitCode::from(EXIT_PROBLEMS)
         }
+        // `--out -` into a pipe that closed early (`| head`): the reader wanted no more.
+        Err(LabelError::Io(e)) if out::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(LabelError::Io(e)) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_USAGE)

@@ -2,6 +2,7 @@
 
 mod check;
 mod compile;
+mod completions;
 mod data;
 mod diff;
 mod doc;
@@ -10,6 +11,8 @@ mod fmt;
 mod label;
 mod lsp;
 mod new;
+mod out;
+mod progress;
 mod report;
 mod run;
 mod snapshot;
@@ -62,6 +65,8 @@ enum Command {
     /// Run a policy's pipeline: every stage of its training plan whose inputs changed, in a run
     /// directory where each stage's outputs are named by the hash of what it read.
     Run(run::Args),
+    /// Print a shell's completion script: bash, zsh, fish, elvish or powershell.
+    Completions(completions::Args),
     /// Data: build a golden set, simulate or read click logs, clean, synthesize and mix.
     #[command(subcommand)]
     Data(data::Command),
@@ -118,6 +123,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::New(args) => new::run(args),
         Command::Lsp(args) => lsp::run(args),
         Command::Run(args) => run::run(args),
+        Command::Completions(args) => completions::run(args),
         Command::Data(command) => data::run(command),
     }
 }

@@ -1,5 +1,6 @@
 //! How every subcommand prints diagnostics: the `--error-format` and `--color` options.
 
+use super::out;
 use super::{Color, ErrorFormat};
 use rubric_compiler::Checked;
 use rubric_compiler::diagnostics::render_all;
@@ -36,7 +37,7 @@ impl ReportArgs {
             colour,
         );
         if self.error_format == ErrorFormat::Json {
-            print!("{text}");
+            out::print(&text);
         } else {
             let _ = stderr.lock().write_all(text.as_bytes());
         }

@@ -3,6 +3,7 @@
 //! stats of those pairs. `--check` writes nothing and fails when a snapshot would change,
 //! printing a unified diff of each changed file: the job a policy repository's CI runs.
 
+use super::out;
 use super::report::ReportArgs;
 use super::{EXIT_PROBLEMS, EXIT_USAGE};
 use rubric_compiler::Options;
@@ -66,17 +67,19 @@ pub fn run(args: Args) -> ExitCode {
     };
     if args.check {
         for c in &found {
-            print!("{}", unified_diff(c, &shown(&c.path)));
+            out::print(unified_diff(c, &shown(&c.path)));
         }
         if found.is_empty() {
-            println!("{policies} checked: every snapshot is up to date");
+            out::println(format_args!(
+                "{policies} checked: every snapshot is up to date"
+            ));
         } else {
             ok = false;
-            println!(
+            out::println(format_args!(
                 "{policies} checked: {} snapshot file(s) out of date; run `rubric snapshot {}` and commit the result",
                 found.len(),
                 args.dir.display()
-            );
+            ));
         }
     } else {
         if let Err(e) = apply(&plan, &found) {
@@ -92,9 +95,9 @@ pub fn run(args: Args) -> ExitCode {
                 ChangeKind::Modified => "updated",
                 ChangeKind::Removed => "removed",
             };
-            println!("{verb} {}", shown(&c.path));
+            out::println(format_args!("{verb} {}", shown(&c.path)));
         }
-        println!(
+        out::println(format_args!(
             "{policies} snapshotted: {} file(s) written or removed, {} unchanged",
             found.len(),
             plan.files.len()
@@ -102,7 +105,7 @@ pub fn run(args: Args) -> ExitCode {
                     .iter()
                     .filter(|c| c.kind != ChangeKind::Removed)
                     .count()
-        );
+        ));
     }
     if ok {
         ExitCode::SUCCESS

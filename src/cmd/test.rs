@@ -3,6 +3,7 @@
 //! below a threshold, compared exactly.
 
 use super::compile::compile_or_report;
+use super::out;
 use super::report::ReportArgs;
 use super::{EXIT_PROBLEMS, EXIT_USAGE};
 use rubric_runtime::examples::{coverage_report, meets, results_table, run_policy_examples};
@@ -20,7 +21,8 @@ pub struct Args {
     /// Also count the clauses this JSON-lines dataset of pairs exercises.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Fail when clause coverage is below this percent (compared exactly, no rounding).
+    /// Fail when clause coverage is below this percent, from 0 to 100 (`95` or `95%`; a fraction
+    /// like `0.95` is refused), compared exactly, no rounding.
     #[arg(long, value_name = "PCT")]
     min_coverage: Option<String>,
     #[command(flatten)]
@@ -37,10 +39,10 @@ pub fn run(args: Args) -> ExitCode {
     let engine = Engine::new(compiled.lowered.labeling.clone());
     let mut hits = vec![false; engine.program.clauses.len()];
     let results = run_policy_examples(&engine, checked, &mut hits);
-    print!(
+    out::print(format_args!(
         "{}",
         results_table(&results, &args.policy.display().to_string())
-    );
+    ));
     let failed = results.iter().filter(|r| !r.passed()).count();
 
     if let Some(data) = &args.data {
@@ -94,24 +96,27 @@ pub fn run(args: Args) -> ExitCode {
             }
         }
         flush(&mut batch, &mut strings, &mut hits);
-        println!(
+        out::println(format_args!(
             "dataset `{}`: {rows} pairs ({bad} unreadable)",
             data.display()
-        );
+        ));
     }
 
     let (cov, report) = coverage_report(&engine.program, &source_map, &hits);
-    print!("{report}");
+    out::print(&report);
     let mut ok = failed == 0;
     if let Some(min) = &args.min_coverage {
         match meets(cov.covered, cov.total, min) {
-            Some(true) => {}
-            Some(false) => {
-                println!("clause coverage is below the required {min}%");
+            Ok(true) => {}
+            Ok(false) => {
+                out::println(format_args!(
+                    "clause coverage is below the required {}%",
+                    min.trim().trim_end_matches('%').trim_end()
+                ));
                 ok = false;
             }
-            None => {
-                eprintln!("error: `--min-coverage {min}` is not a percent like `95` or `87.5`");
+            Err(why) => {
+                eprintln!("error: `--min-coverage {min}`: {why}");
                 return ExitCode::from(EXIT_USAGE);
             }
         }

@@ -2,6 +2,7 @@
 //! the policy's lines.
 
 use super::compile::compile_or_report;
+use super::out;
 use super::report::ReportArgs;
 use super::{EXIT_PROBLEMS, EXIT_USAGE};
 use rubric_runtime::label::engine::Engine;
@@ -39,7 +40,7 @@ pub fn run(args: Args) -> ExitCode {
     let engine = Engine::new(compiled.lowered.labeling);
     match trace_pair(&engine, &source_map, &text) {
         Ok(trace) => {
-            print!("{trace}");
+            out::print(&trace);
             ExitCode::SUCCESS
         }
         Err(e) => {

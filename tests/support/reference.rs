@@ -16,6 +16,8 @@
 //! - a `let` is evaluated only when something reads it, so a `let` that abstains unread does not
 //!   make the score abstain;
 //! - grade bands are read top to bottom; an undecided band makes the grade absent;
+//! - a score (a dimension's after the clamp, the overall's after the mean and again after caps
+//!   and floors) is rounded to 6 decimals, half away from zero, before anything reads it;
 //! - overall = weighted mean over the voting dimensions, absent when voting weight / total weight
 //!   < min_coverage (with a tolerance of 1e-12);
 //! - rules read the pre-rule scores and overall and fire when their condition is exactly true;
@@ -32,6 +34,11 @@ use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+
+/// A score rounded to six decimals (docs/language.md, "Scores are rounded to six decimals").
+fn six_decimals(x: f64) -> f64 {
+    (x * 1_000_000.0).round() / 1_000_000.0
+}
 
 /// A number that can be a set element: ordered by `total_cmp`, with -0 read as 0.
 #[derive(Clone, Copy, Debug)]
@@ -355,7 +362,7 @@ impl<'c> Reference<'c> {
                 dims: None,
             };
             let score = match d.score.first().map(|s| self.eval(&s.value, &env)) {
-                Some(V::Num(x)) if x.is_finite() => Some(x.clamp(0.0, 1.0)),
+                Some(V::Num(x)) if x.is_finite() => Some(six_decimals(x.clamp(0.0, 1.0))),
                 Some(V::Num(_) | V::Abstain) | None => None,
                 Some(other) => panic!("dimension `{}` gave a non-number: {other:?}", d.name.name),
             };
@@ -384,7 +391,7 @@ impl<'c> Reference<'c> {
             }
         }
         let mean = if voting > 0.0 && voting / total >= self.min_coverage - 1e-12 {
-            Some(sum / voting)
+            Some(six_decimals(sum / voting))
         } else {
             None
         };
@@ -433,6 +440,7 @@ impl<'c> Reference<'c> {
             if let Some(highest) = floors.iter().copied().reduce(f64::max) {
                 o = o.max(highest);
             }
+            let o = six_decimals(o);
             let grade_env = Env {
                 overall: Some(Some(o)),
                 ..rule_env

@@ -49,6 +49,8 @@ registry! {
     SyntaxTooDeep => (syntax, too_deep, Error, "brackets, branches or operators nest deeper than the limit"),
     SyntaxTooLarge => (syntax, too_large, Error, "the file is larger than the limit"),
     SyntaxInvalidLiteral => (syntax, invalid_literal, Error, "a number, percent, duration or string cannot be read"),
+    SyntaxNotUtf8 => (syntax, not_utf8, Error, "the file is not UTF-8 text"),
+    SyntaxEmptyFile => (syntax, empty_file, Error, "the file holds no policy, module or pipeline"),
     // Names and modules
     UnknownName => (resolve, unknown_name, Error, "a name that is not defined"),
     UnknownField => (resolve, unknown_field, Error, "an entity has no field of this name"),

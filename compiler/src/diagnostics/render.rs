@@ -4,8 +4,8 @@
 use super::{Diagnostic, Severity};
 use crate::source::Sources;
 use miette::{
-    GraphicalReportHandler, GraphicalTheme, JSONReportHandler, LabeledSpan, NamedSource,
-    NarratableReportHandler, SourceSpan,
+    GraphicalReportHandler, GraphicalTheme, JSONReportHandler, LabeledSpan, MietteError,
+    MietteSpanContents, NamedSource, NarratableReportHandler, SourceCode, SourceSpan, SpanContents,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -22,8 +22,45 @@ pub enum ErrorFormat {
 /// One diagnostic with its source, in the shape miette renders.
 struct Report {
     diagnostic: Diagnostic,
-    source: Option<NamedSource<Arc<str>>>,
+    source: Option<Snippets>,
     labels: Vec<LabeledSpan>,
+}
+
+/// A file's text as miette reads it, with each snippet's line count corrected. miette 7.6's
+/// `str` source reports as `line_count` the number of lines from the start of the file to the
+/// end of the snippet, and its handlers merge two labels' snippets when `line + line_count`
+/// reaches the next one's line: every diagnostic with labels in far-apart places (the weights of
+/// nine dimensions) then echoed every line between its first and last label. Counting the lines
+/// of the snippet itself keeps far-apart labels in separate snippets, and near ones merged.
+struct Snippets(NamedSource<Arc<str>>);
+
+impl SourceCode for Snippets {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self
+            .0
+            .read_span(span, context_lines_before, context_lines_after)?;
+        let data = inner.data();
+        let lines = 1 + data.iter().filter(|b| **b == b'\n').count()
+            - usize::from(data.last() == Some(&b'\n'));
+        let mut contents =
+            MietteSpanContents::new(data, *inner.span(), inner.line(), inner.column(), lines);
+        if let Some(name) = inner.name() {
+            contents = MietteSpanContents::new_named(
+                name.to_string(),
+                data,
+                *inner.span(),
+                inner.line(),
+                inner.column(),
+                lines,
+            );
+        }
+        Ok(Box::new(contents))
+    }
 }
 
 impl fmt::Debug for Report {
@@ -60,7 +97,7 @@ impl miette::Diagnostic for Report {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+        self.source.as_ref().map(|s| s as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -76,7 +113,7 @@ fn report(diagnostic: &Diagnostic, sources: &Sources) -> Report {
     let file = diagnostic.span().map(|s| s.file);
     let source = file
         .and_then(|f| sources.get(f))
-        .map(|f| NamedSource::new(f.name.clone(), Arc::clone(&f.text)));
+        .map(|f| Snippets(NamedSource::new(f.name.clone(), Arc::clone(&f.text))));
     let labels = diagnostic
         .labels
         .iter()
@@ -229,6 +266,31 @@ mod tests {
     use super::*;
     use crate::diagnostics::Code;
     use crate::source::Span;
+
+    #[test]
+    fn far_apart_labels_show_their_own_lines_not_every_line_between() {
+        // miette's merging went wrong for labels deep in a file: lines before the first label
+        // counted as lines of its snippet.
+        let mut text: String = (0..300).map(|i| format!("// line {i}\n")).collect();
+        let first = text.len() + "dimension a weight ".len();
+        text.push_str("dimension a weight 60% {\n");
+        for i in 0..50 {
+            text.push_str(&format!("  // filler line {i}\n"));
+        }
+        let second = text.len() + "dimension b weight ".len();
+        text.push_str("dimension b weight 30% {\n}\n");
+        let mut sources = Sources::new();
+        let file = sources.add("p.policy", text.as_str());
+        let d = Diagnostic::new(Code::WeightsSum, "the weights add up to 90%")
+            .at(Span::new(file, first, first + 3), "60%")
+            .with(Span::new(file, second, second + 3), "30%");
+        for format in [ErrorFormat::Human, ErrorFormat::Plain] {
+            let out = render(&d, &sources, format, 80, false);
+            assert!(out.contains("60%") && out.contains("30%"), "{out}");
+            assert!(!out.contains("filler line 25"), "{out}");
+            assert!(out.lines().count() < 30, "{out}");
+        }
+    }
 
     const HELP: &str = "list bands from the highest threshold down, like `strong when score >= 0.8` before `partial when score >= 0.5`";
 

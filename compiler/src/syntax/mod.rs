@@ -209,9 +209,20 @@ fn from_pest(
             InputLocation::Span((s, _)) => s,
         },
     );
-    let token = scan::token_at(text, offset);
-    let len = token_len(text, offset).max(if offset >= text.len() { 0 } else { 1 });
-    let span = Span::new(file, offset, (offset + len).min(text.len()));
+    // Parsing may stop inside `&&` or `||`, after the first character: show the operator whole.
+    let doubled = ["&&", "||"]
+        .into_iter()
+        .find(|op| offset > 0 && text.get(offset - 1..).is_some_and(|t| t.starts_with(op)));
+    let (token, span) = match doubled {
+        Some(op) => (format!("`{op}`"), Span::new(file, offset - 1, offset + 1)),
+        None => {
+            let len = token_len(text, offset).max(if offset >= text.len() { 0 } else { 1 });
+            (
+                scan::token_at(text, offset),
+                Span::new(file, offset, (offset + len).min(text.len())),
+            )
+        }
+    };
     let mut expected: Vec<&'static str> = match &error.variant {
         ErrorVariant::ParsingError { positives, .. } => {
             positives.iter().filter_map(|r| describe(*r)).collect()
@@ -277,16 +288,51 @@ fn from_pest(
         let end = Span::new(file, at, at + c.len_utf8());
         diagnostic = diagnostic.with(end, "the `else` and its value go after this");
     }
+    // A keyword is suggested for a word of three letters or more: `if` is not a typo of `mix`.
     let misspelled = token
         .strip_prefix('`')
         .and_then(|t| t.strip_suffix('`'))
+        .filter(|word| word.chars().count() >= 3)
         .and_then(|word| crate::diagnostics::did_you_mean(word, KEYWORDS.iter().copied()));
-    if let Some(best) = misspelled {
+    if let Some(help) = text
+        .get(span.start as usize..)
+        .and_then(|rest| other_languages(rest, &expected))
+    {
+        diagnostic = diagnostic.help(help);
+    } else if let Some(best) = misspelled {
         diagnostic = diagnostic.help(format!("did you mean `{best}`?"));
     } else if let Some(help) = hint(&expected, &token) {
         diagnostic = diagnostic.help(help);
     }
     diagnostic
+}
+
+/// A help line for what authors bring from other languages and word processors, read from the
+/// text where parsing stopped: `&&`, `||`, `!`, `#` comments, curly quotes, and `if` where a
+/// rule's `when` goes.
+fn other_languages(rest: &str, expected: &[&str]) -> Option<String> {
+    let starts_word = |w: &str| {
+        rest.strip_prefix(w)
+            .is_some_and(|after| !after.starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+    };
+    let help = if rest.starts_with("&&") {
+        "to require both conditions, write `and`: `a and b`"
+    } else if rest.starts_with("||") {
+        "to accept either condition, write `or`: `a or b`"
+    } else if rest.starts_with('!') && !rest.starts_with("!=") {
+        "to negate a condition, write `not`: `not c`"
+    } else if rest.starts_with('#') {
+        "comments start with `//` (and doc comments with `///`), not `#`"
+    } else if rest.starts_with(['\u{201c}', '\u{201d}']) {
+        "strings are in straight double quotes, `\"...\"`: an editor or word processor turned them into curly quotes `\u{201c} \u{201d}`"
+    } else if rest.starts_with(['\u{2018}', '\u{2019}']) {
+        "strings are in straight double quotes, `\"...\"`, not curly single quotes `\u{2018} \u{2019}`"
+    } else if starts_word("if") && expected.contains(&"`when`") {
+        "a rule's condition starts with `when`: `when c`; `if` chooses between values, `if c then a else b`"
+    } else {
+        return None;
+    };
+    Some(help.to_string())
 }
 
 /// The language's keywords, for "did you mean" on a misspelled one.

@@ -10,6 +10,24 @@ use super::value::{BaseStrings, Interner};
 use rubric_compiler::lower::ir::*;
 use std::sync::Mutex;
 
+/// Decimals every score keeps: dimension scores (after the clamp) and the overall score (the
+/// weighted mean, and again after caps and floors) are rounded to this many decimals before
+/// anything reads them: grade bands, rules, labels, traces and examples' expectations. Binary
+/// floating point leaves noise in the 16th digit (0.1 + 0.7 is 0.7999999999999999); rounding
+/// removes it, so `0.8` meets `>= 0.8` and a label prints `0.88`, not `0.8799999999999999`.
+/// Six decimals keep far more than a policy can mean (its literals have two or three, a percent
+/// weight like `12.25%` four) and more than a model learns (f32 labels hold about seven
+/// significant digits), while the noise of summing a policy's terms is below 1e-12.
+pub const SCORE_DECIMALS: i32 = 6;
+
+/// A score rounded to [`SCORE_DECIMALS`] decimals (half away from zero); an abstention (NaN)
+/// stays one. `k / 1e6` is the double nearest the decimal, so it prints as that decimal.
+#[inline]
+pub fn round_score(x: f64) -> f64 {
+    const SCALE: f64 = 1e6;
+    (x * SCALE).round() / SCALE
+}
+
 /// What a pair's overall grade is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OverallGrade {
@@ -247,7 +265,7 @@ impl Engine {
                         }
                         NONE
                     } else if (0.0..=1.0).contains(&s) {
-                        s
+                        round_score(s)
                     } else {
                         if let Some(c) = env.ctx.events.clamped.get_mut(i) {
                             *c += 1;
@@ -309,7 +327,7 @@ impl Engine {
                     0.0
                 };
                 let mean = if weight > 0.0 && covered + 1e-12 >= p.overall.min_coverage {
-                    sum / weight
+                    round_score(sum / weight)
                 } else {
                     NONE
                 };
@@ -477,7 +495,7 @@ impl RuleKinds {
         let mut floor = f64::NEG_INFINITY;
         each_bit(fired, &self.floor, |i| floor = floor.max(value(i)));
         o = o.max(floor);
-        Outcome::Scored(o)
+        Outcome::Scored(round_score(o))
     }
 }
 
