@@ -293,3 +293,29 @@ fn a_row_that_is_not_utf8_is_a_bad_row_not_the_end_of_the_stream() {
         "{q}"
     );
 }
+
+/// The excluded grade is the program's, not a name the runtime knows: labels print what the
+/// lowered IR says (`overall.excluded_grade`).
+#[test]
+fn labels_name_excluded_pairs_by_the_programs_excluded_grade() {
+    let golden: String = std::fs::read_to_string("examples/job_match/data/golden.jsonl")
+        .unwrap()
+        .lines()
+        .take(400)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (_, as_lowered, _) = run(&engine(), &golden, false, 64);
+    let excluded = as_lowered.matches("\"overall_grade\":\"excluded\"").count();
+    assert!(excluded > 0, "the golden set has excluded pairs");
+
+    let compiled =
+        compile_file(Path::new("policies/job_match.policy"), &Options::default()).unwrap();
+    let mut program = compiled.lowered.labeling;
+    program.overall.excluded_grade = "removed".to_string();
+    let (_, renamed, _) = run(&Engine::new(program), &golden, false, 64);
+    assert_eq!(
+        renamed.matches("\"overall_grade\":\"removed\"").count(),
+        excluded
+    );
+    assert_eq!(renamed.matches("\"overall_grade\":\"excluded\"").count(), 0);
+}

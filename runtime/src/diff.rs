@@ -11,7 +11,6 @@ use crate::scan::{
     percent, rate, scan, short,
 };
 use crate::stats::{NO_GRADE, decided, mean_before_rules};
-use rubric_compiler::check::EXCLUDED;
 use rubric_compiler::lower::ir::{LabelingProgram, RuleActionIr};
 use serde::Serialize;
 use std::cmp::Ordering;
@@ -34,7 +33,7 @@ const ERROR_EXAMPLES: usize = 3;
 pub fn grade_order(old: &LabelingProgram, new: &LabelingProgram) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     let mut add = |n: &str| {
-        if n != EXCLUDED && !names.iter().any(|x| x == n) {
+        if n != new.overall.excluded_grade && !names.iter().any(|x| x == n) {
             names.push(n.to_string());
         }
     };
@@ -48,7 +47,7 @@ pub fn grade_order(old: &LabelingProgram, new: &LabelingProgram) -> Vec<String> 
             }
         }
     }
-    names.push(EXCLUDED.to_string());
+    names.push(new.overall.excluded_grade.clone());
     names.push(NO_GRADE.to_string());
     names
 }
@@ -66,7 +65,7 @@ pub enum Direction {
 }
 
 fn rank(new: &LabelingProgram, grade: &str) -> Option<usize> {
-    if grade == EXCLUDED {
+    if grade == new.overall.excluded_grade {
         return Some(new.overall.grades.len());
     }
     new.overall.grades.iter().position(|b| b.name == grade)
@@ -1218,7 +1217,7 @@ mod tests {
         assert!(
             a.transitions
                 .iter()
-                .any(|t| t.from == EXCLUDED && t.to != EXCLUDED)
+                .any(|t| t.from == "excluded" && t.to != "excluded")
         );
         assert!(a.overall.up > 0);
         // The sample is sorted by the size of the change, then id.
@@ -1238,8 +1237,11 @@ mod tests {
     fn directions_follow_the_new_bands() {
         let p = engine(OLD).program;
         assert_eq!(direction(&p, Some("bad"), Some("good")), Direction::Up);
-        assert_eq!(direction(&p, Some("good"), Some(EXCLUDED)), Direction::Down);
-        assert_eq!(direction(&p, Some(EXCLUDED), Some("bad")), Direction::Up);
+        assert_eq!(
+            direction(&p, Some("good"), Some("excluded")),
+            Direction::Down
+        );
+        assert_eq!(direction(&p, Some("excluded"), Some("bad")), Direction::Up);
         assert_eq!(direction(&p, None, Some("bad")), Direction::NoGrade);
         assert_eq!(
             direction(&p, Some("gone"), Some("bad")),

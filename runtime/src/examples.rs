@@ -3,11 +3,10 @@
 //! arms, `when` and `if` branches and rules the examples (and a dataset) exercised.
 
 use crate::label::decode::Pair;
-use crate::label::engine::{Ctx, Engine, Events, Label, OverallGrade, SCORE_DECIMALS, round_score};
+use crate::label::engine::{Ctx, Engine, Events, Label, SCORE_DECIMALS, round_score};
 use crate::label::value::{Interner, Kind, Val, to_set};
-use rubric_compiler::check::EXCLUDED;
 use rubric_compiler::lower::SourceMap;
-use rubric_compiler::lower::ir::{ClauseKind, LabelingProgram, RuleActionIr, ValueType};
+use rubric_compiler::lower::ir::{ClauseKind, LabelingProgram, ValueType};
 use rubric_compiler::syntax::ast::{
     CompareOp, ExampleDecl, Expectation, Item, Literal, LiteralKind,
 };
@@ -146,22 +145,6 @@ fn show(v: Option<f64>) -> String {
     }
 }
 
-/// The grade names of a label: per dimension, and overall.
-fn overall_grade_name(program: &LabelingProgram, label: &Label) -> Option<String> {
-    match label.overall_grade? {
-        OverallGrade::Band(b) => program
-            .overall
-            .grades
-            .get(b as usize)
-            .map(|b| b.name.clone()),
-        OverallGrade::SetByRule(r) => program.rules.get(r as usize).and_then(|r| match &r.action {
-            RuleActionIr::SetGrade(g) => Some(g.clone()),
-            _ => None,
-        }),
-        OverallGrade::Excluded => Some(EXCLUDED.to_string()),
-    }
-}
-
 /// Checks one expectation against a label; `Some(reason)` when it does not hold.
 pub fn failed_expectation(
     program: &LabelingProgram,
@@ -187,7 +170,7 @@ pub fn failed_expectation(
                 None => (
                     "overall".to_string(),
                     label.overall,
-                    overall_grade_name(program, label),
+                    crate::scan::overall_grade_name(program, label),
                 ),
                 Some(d) => {
                     let i = program.dimensions.iter().position(|x| x.name == d.name)?;

@@ -444,7 +444,7 @@ mod tests {
                 .any(|l| l.starts_with('+') && l.trim_end().ends_with("\"number\": 0.6")),
             "{diff}"
         );
-        assert!(diff.contains("@@ -72,7 +72,7 @@"), "{diff}");
+        assert!(diff.contains("@@ -73,7 +73,7 @@"), "{diff}");
 
         // The policy removed: its folder is stale and goes away entirely.
         apply(&plan2, &all).unwrap();

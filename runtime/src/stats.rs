@@ -10,7 +10,6 @@ use crate::scan::{
     DEFAULT_BATCH_ROWS, Labeled, PolicySummary, Row, ScanSummary, action_text, pairs, percent,
     rate, scan, short,
 };
-use rubric_compiler::check::EXCLUDED;
 use rubric_compiler::lower::ir::{LabelingProgram, RuleActionIr};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -237,7 +236,7 @@ impl<'e> Stats<'e> {
                 names.push(g.clone());
             }
         }
-        names.push(EXCLUDED.to_string());
+        names.push(p.overall.excluded_grade.clone());
         names.push(NO_GRADE.to_string());
         Stats {
             engine,
@@ -385,7 +384,7 @@ impl<'e> Stats<'e> {
         let excluded = self
             .overall_grade_names
             .iter()
-            .position(|n| n == EXCLUDED)
+            .position(|n| *n == p.overall.excluded_grade)
             .and_then(|i| self.overall_grades.get(i))
             .copied()
             .unwrap_or(0);

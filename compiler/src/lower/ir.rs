@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The schema of this artefact; bumped on any incompatible change.
-pub const LABELING_SCHEMA: &str = "rubric.labeling-program/1";
+pub const LABELING_SCHEMA: &str = "rubric.labeling-program/2";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LabelingProgram {
@@ -177,6 +177,9 @@ pub struct OverallIr {
     /// Share of the total weight that must vote for the overall score not to abstain.
     pub min_coverage: f64,
     pub grades: Vec<BandIr>,
+    /// The grade of a pair an `exclude` rule removed (not a band: the language reserves the
+    /// name). Consumers read it here rather than knowing it.
+    pub excluded_grade: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

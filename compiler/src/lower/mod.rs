@@ -307,6 +307,7 @@ pub fn lower(checked: &Checked, policy_hash: String) -> Result<Lowered, LowerErr
         overall: OverallIr {
             min_coverage: info.min_coverage,
             grades: overall_grades,
+            excluded_grade: crate::check::EXCLUDED.to_string(),
         },
         clauses: l.clauses.clone(),
     };

@@ -397,7 +397,7 @@ mod tests {
 
     fn program() -> LabelingProgram {
         let json = serde_json::json!({
-            "schema": "rubric.labeling-program/1",
+            "schema": "rubric.labeling-program/2",
             "policy": {"name": "t", "version": 1, "hash": ""},
             "entities": [{"name": "E", "fields": [
                 {"name": "n", "type": {"kind": "number"}, "optional": true},
@@ -409,7 +409,7 @@ mod tests {
             ]}],
             "roles": [{"name": "q", "entity": 0}],
             "enums": [], "strings": [], "tables": [], "functions": [], "dimensions": [],
-            "rules": [], "overall": {"min_coverage": 0.0, "grades": []}, "clauses": []
+            "rules": [], "overall": {"min_coverage": 0.0, "grades": [], "excluded_grade": "excluded"}, "clauses": []
         });
         serde_json::from_value(json).unwrap()
     }

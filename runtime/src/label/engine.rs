@@ -39,6 +39,27 @@ pub enum OverallGrade {
     Excluded,
 }
 
+impl OverallGrade {
+    /// The grade's name in the program: its band's, the one its rule sets, or the program's
+    /// excluded grade.
+    pub fn name(self, program: &LabelingProgram) -> Option<&str> {
+        match self {
+            OverallGrade::Band(b) => program
+                .overall
+                .grades
+                .get(b as usize)
+                .map(|b| b.name.as_str()),
+            OverallGrade::SetByRule(r) => {
+                program.rules.get(r as usize).and_then(|r| match &r.action {
+                    RuleActionIr::SetGrade(g) => Some(g.as_str()),
+                    _ => None,
+                })
+            }
+            OverallGrade::Excluded => Some(program.overall.excluded_grade.as_str()),
+        }
+    }
+}
+
 /// The labels of one pair.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Label {

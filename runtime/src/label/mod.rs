@@ -86,15 +86,10 @@ pub fn label_json(engine: &Engine, label: &Label) -> Value {
             grades.insert(d.name.clone(), grade);
         }
     }
-    let overall_grade = match label.overall_grade {
-        Some(OverallGrade::Band(b)) => p.overall.grades.get(b as usize).map(|b| b.name.clone()),
-        Some(OverallGrade::SetByRule(r)) => p.rules.get(r as usize).and_then(|r| match &r.action {
-            rubric_compiler::lower::ir::RuleActionIr::SetGrade(g) => Some(g.clone()),
-            _ => None,
-        }),
-        Some(OverallGrade::Excluded) => Some(rubric_compiler::check::EXCLUDED.to_string()),
-        None => None,
-    };
+    let overall_grade = label
+        .overall_grade
+        .and_then(|g| g.name(p))
+        .map(str::to_string);
     let rules: Vec<Value> = label
         .rules
         .iter()
@@ -171,7 +166,7 @@ impl LabelWriter {
                 })
                 .collect(),
             policy: quoted(&p.policy.hash),
-            excluded: quoted(rubric_compiler::check::EXCLUDED),
+            excluded: quoted(&p.overall.excluded_grade),
         }
     }
 

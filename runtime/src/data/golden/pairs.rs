@@ -161,7 +161,7 @@ pub fn grade_names(engine: &Engine) -> Vec<String> {
     for r in &p.rules {
         let extra = match &r.action {
             RuleActionIr::SetGrade(g) => Some(g.clone()),
-            RuleActionIr::Exclude => Some(rubric_compiler::check::EXCLUDED.to_string()),
+            RuleActionIr::Exclude => Some(p.overall.excluded_grade.clone()),
             _ => None,
         };
         if let Some(g) = extra.filter(|g| !names.contains(g)) {

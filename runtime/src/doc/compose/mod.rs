@@ -10,7 +10,6 @@ use super::{Block, ContentsEntry, Inline, PolicyDocument};
 use crate::compile::Compiled;
 use crate::examples::{ExampleResult, run_policy_examples};
 use crate::label::engine::Engine;
-use rubric_compiler::check::EXCLUDED;
 use rubric_compiler::format::format_expr;
 use rubric_compiler::lower::ir::LabelingProgram;
 use rubric_compiler::resolve::ScopeId;
@@ -484,7 +483,7 @@ impl<'a> Composer<'a> {
                 .map(|r| {
                     vec![
                         vec![link_code(&r.name.name, &rule_id(&r.name.name))],
-                        action_words(&r.action),
+                        action_words(&r.action, &self.program.overall.excluded_grade),
                         vec![Inline::Text(r.because.clone().unwrap_or_default())],
                     ]
                 })
@@ -893,7 +892,10 @@ impl<'a> Composer<'a> {
         ]));
         self.push(Block::Code(self.expr(&r.condition)));
         let mut then = vec![Inline::Strong("then".into()), Inline::Text(" ".into())];
-        then.extend(action_words(&r.action));
+        then.extend(action_words(
+            &r.action,
+            &self.program.overall.excluded_grade,
+        ));
         then.push(Inline::Text(".".into()));
         self.push(Block::Paragraph(then));
         match &r.because {
@@ -1039,7 +1041,7 @@ fn score_text(v: Option<f64>) -> String {
     }
 }
 
-fn action_words(a: &RuleAction) -> Vec<Inline> {
+fn action_words(a: &RuleAction, excluded: &str) -> Vec<Inline> {
     match a {
         RuleAction::Cap(v) => vec![Inline::Text(format!("caps the overall score at {v}"))],
         RuleAction::Floor(v) => vec![Inline::Text(format!(
@@ -1047,7 +1049,7 @@ fn action_words(a: &RuleAction) -> Vec<Inline> {
         ))],
         RuleAction::Exclude => vec![
             Inline::Text("excludes the pair (overall score 0, grade ".into()),
-            Inline::Code(EXCLUDED.into()),
+            Inline::Code(excluded.into()),
             Inline::Text(")".into()),
         ],
         RuleAction::SetGrade(g) => vec![
