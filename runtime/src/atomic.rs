@@ -1,30 +1,192 @@
-//! Writing a file so that a reader finds either the old content or the complete new one: the
-//! bytes go to a temporary file in the same folder, are flushed to disk, and are renamed into
-//! place only on success.
+//! Writing files so that nothing is lost and nothing is torn: a reader finds either the old
+//! content or the complete new one. Bytes go to a temporary file in the same folder, are flushed
+//! to disk, and are renamed into place only when the writer commits; a writer dropped without
+//! committing (an error, a panic) removes its temporary file and leaves the old output alone.
+//! Also the check that refuses outputs that alias an input or each other, before anything is
+//! opened.
 
 use std::fs;
-use std::io::{self, Write};
-use std::path::Path;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to `path` atomically.
 pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes)?;
+    file.commit()
+}
+
+/// A file being written: renamed over `path` by [`AtomicFile::commit`], removed if dropped.
+pub struct AtomicFile {
+    path: PathBuf,
+    temp: PathBuf,
+    out: Option<BufWriter<fs::File>>,
+}
+
+impl AtomicFile {
+    /// Starts writing `path` (its folder must exist).
+    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+        if path.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "it is a directory",
+            ));
+        }
+        // Unique among this process's writers and other processes'.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            temp,
+            out: Some(BufWriter::with_capacity(1 << 16, file)),
+        })
+    }
+
+    /// The path the file will have.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn commit(mut self) -> io::Result<()> {
+        let Some(out) = self.out.take() else {
+            return Ok(());
+        };
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&self.temp, &self.path)
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.out {
+            Some(out) => out.write(buf),
+            None => Err(io::Error::other("the file was already committed")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.out {
+            Some(out) => out.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// Where a path leads once symbolic links and `..` are resolved (for a file that does not exist
+/// yet: its folder resolved, then its name).
+fn resolved(path: &Path) -> PathBuf {
+    if let Ok(p) = fs::canonicalize(path) {
+        return p;
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+    match (fs::canonicalize(dir), path.file_name()) {
+        (Ok(d), Some(name)) => d.join(name),
+        _ => path.to_path_buf(),
     }
-    result
+}
+
+/// Refuses outputs that would overwrite an input or each other, before anything is opened.
+/// Each entry is (the flag or role that names it, the path); `-` (standard input or output) is
+/// never a file. The error names both.
+pub fn refuse_aliases(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<(), String> {
+    let real = |p: &Path| p.as_os_str() != "-";
+    let inputs: Vec<(&str, &Path, PathBuf)> = inputs
+        .iter()
+        .filter(|(_, p)| real(p))
+        .map(|(f, p)| (*f, *p, resolved(p)))
+        .collect();
+    let mut seen: Vec<(&str, &Path, PathBuf)> = Vec::new();
+    for (flag, path) in outputs.iter().filter(|(_, p)| real(p)) {
+        let r = resolved(path);
+        if let Some((other, other_path, _)) = inputs.iter().find(|(_, _, x)| *x == r) {
+            return Err(format!(
+                "{flag} `{}` is the input {other} `{}`: writing it would destroy the input; \
+                 write somewhere else",
+                path.display(),
+                other_path.display()
+            ));
+        }
+        if let Some((other, other_path, _)) = seen.iter().find(|(_, _, x)| *x == r) {
+            return Err(format!(
+                "{flag} `{}` and {other} `{}` are the same file; give each output its own path",
+                path.display(),
+                other_path.display()
+            ));
+        }
+        seen.push((flag, path, r));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_committed_file_replaces_the_old_one_and_a_dropped_one_leaves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "old\n").unwrap();
+        {
+            let mut f = AtomicFile::create(&path).unwrap();
+            f.write_all(b"half of the new").unwrap();
+            // Dropped: a failed run.
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
+        let mut f = AtomicFile::create(&path).unwrap();
+        f.write_all(b"new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n", "not before commit");
+        f.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left");
+    }
+
+    #[test]
+    fn outputs_that_alias_an_input_or_each_other_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("pairs.jsonl");
+        std::fs::write(&input, "{}\n").unwrap();
+        let same = dir.path().join("sub/../pairs.jsonl");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let e = refuse_aliases(&[("--pairs", &input)], &[("--out", &same)]).unwrap_err();
+        assert!(e.contains("--out") && e.contains("the input --pairs"), "{e}");
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&input, &link).unwrap();
+        assert!(refuse_aliases(&[("--pairs", &input)], &[("--out", &link)]).is_err());
+        let a = dir.path().join("a.jsonl");
+        let e = refuse_aliases(&[], &[("--out", &a), ("--quarantine", &a)]).unwrap_err();
+        assert!(e.contains("are the same file"), "{e}");
+        let dash = Path::new("-");
+        assert!(refuse_aliases(&[("--pairs", dash)], &[("--out", dash)]).is_ok());
+        assert!(refuse_aliases(&[("--pairs", &input)], &[("--out", &a)]).is_ok());
+    }
 }
