@@ -2,8 +2,8 @@
 //! every comment and doc comment; `--check` writes nothing, prints a unified diff of what would
 //! change and fails when a file would change.
 
-use super::out;
 use super::{EXIT_PROBLEMS, EXIT_USAGE};
+use super::{files, out};
 use rubric_compiler::format::format_source;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,8 +44,7 @@ pub fn run(args: Args) -> ExitCode {
         if args.check {
             out::print(layout_diff(&file.display().to_string(), &text, &formatted));
             unformatted += 1;
-        } else if let Err(e) = std::fs::write(file, formatted) {
-            eprintln!("error: cannot write `{}`: {e}", file.display());
+        } else if files::write(file, formatted).is_err() {
             unreadable += 1;
         } else {
             eprintln!("formatted {}", file.display());

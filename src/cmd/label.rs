@@ -3,6 +3,7 @@
 //! exits 1 when it set any aside, so a script notices).
 
 use super::compile::compile_or_report;
+use super::files;
 use super::out;
 use super::progress;
 use super::report::ReportArgs;
@@ -57,21 +58,15 @@ pub fn run(args: Args) -> ExitCode {
     let mut output: Box<dyn Write> = if args.out.as_os_str() == "-" {
         Box::new(BufWriter::new(std::io::stdout()))
     } else {
-        match File::create(&args.out) {
-            Ok(f) => Box::new(BufWriter::with_capacity(1 << 20, f)),
-            Err(e) => {
-                eprintln!("error: cannot write `{}`: {e}", args.out.display());
-                return ExitCode::from(EXIT_USAGE);
-            }
+        match files::create(&args.out) {
+            Ok(out) => Box::new(out),
+            Err(code) => return code,
         }
     };
     let mut quarantine: Option<BufWriter<File>> = match &args.quarantine {
-        Some(q) => match File::create(q) {
-            Ok(f) => Some(BufWriter::new(f)),
-            Err(e) => {
-                eprintln!("error: cannot write `{}`: {e}", q.display());
-                return ExitCode::from(EXIT_USAGE);
-            }
+        Some(q) => match files::create(q) {
+            Ok(out) => Some(out),
+            Err(code) => return code,
         },
         None => None,
     };

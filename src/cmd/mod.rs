@@ -7,6 +7,7 @@ mod data;
 mod diff;
 mod doc;
 mod explain;
+mod files;
 mod fmt;
 mod label;
 mod lsp;

@@ -4,6 +4,7 @@
 //! commands. It never writes into a directory that exists.
 
 use super::EXIT_USAGE;
+use super::files;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -107,9 +108,8 @@ pub fn run(args: Args) -> ExitCode {
     }
     for (relative, text) in project_files(&args.name) {
         let path = dir.join(&relative);
-        if let Err(e) = std::fs::write(&path, text) {
-            eprintln!("error: cannot write `{}`: {e}", path.display());
-            return ExitCode::from(EXIT_USAGE);
+        if let Err(code) = files::write(&path, text) {
+            return code;
         }
         eprintln!("created {}", path.display());
     }

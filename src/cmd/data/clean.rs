@@ -4,13 +4,14 @@
 //! unknown pairs, `--dropped FILE` lists every dropped row with its rule.
 
 use super::super::compile::compile_or_report;
+use super::super::files;
 use super::super::report::ReportArgs;
 use super::super::{EXIT_PROBLEMS, EXIT_USAGE};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rubric_runtime::data::clean::{CleanError, CleanOptions, CleanOutputs, clean};
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -42,15 +43,6 @@ pub struct Args {
     pairs: Option<PathBuf>,
     #[command(flatten)]
     diagnostics: ReportArgs,
-}
-
-fn create(path: &Path) -> Result<BufWriter<File>, ExitCode> {
-    File::create(path)
-        .map(|f| BufWriter::with_capacity(1 << 20, f))
-        .map_err(|e| {
-            eprintln!("error: cannot write `{}`: {e}", path.display());
-            ExitCode::from(EXIT_USAGE)
-        })
 }
 
 /// The (query_id, candidate_id) pairs of a pairs file; an error names the line and field.
@@ -110,15 +102,15 @@ pub fn run(args: Args) -> ExitCode {
         },
         None => None,
     };
-    let mut kept = match create(&args.out) {
+    let mut kept = match files::create(&args.out) {
         Ok(w) => w,
         Err(code) => return code,
     };
-    let mut quarantine = match args.quarantine.as_deref().map(create).transpose() {
+    let mut quarantine = match args.quarantine.as_deref().map(files::create).transpose() {
         Ok(q) => q,
         Err(code) => return code,
     };
-    let mut dropped = match args.dropped.as_deref().map(create).transpose() {
+    let mut dropped = match args.dropped.as_deref().map(files::create).transpose() {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -177,9 +169,8 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_PROBLEMS);
         }
     };
-    if let Err(e) = std::fs::write(&args.report, report.to_json()) {
-        eprintln!("error: cannot write `{}`: {e}", args.report.display());
-        return ExitCode::from(EXIT_USAGE);
+    if let Err(code) = files::write(&args.report, report.to_json()) {
+        return code;
     }
     eprint!("{}", report.summary());
     if report.rows.quarantined > 0 {

@@ -3,6 +3,7 @@
 //! sample from its pinned wheel (`--obd WHEEL --out FILE`) to the same format.
 
 use super::super::compile::compile_or_report;
+use super::super::files;
 use super::super::report::ReportArgs;
 use super::super::{EXIT_PROBLEMS, EXIT_USAGE};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,7 +11,7 @@ use rubric_runtime::data::clicks::simulate::{SimConfig, SimError, read_pairs, si
 use rubric_runtime::data::obd::{self, BehaviorPolicy, Campaign};
 use rubric_runtime::label::engine::Engine;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -80,15 +81,6 @@ fn share(text: &str) -> Result<f64, String> {
     }
 }
 
-fn create(path: &Path) -> Result<BufWriter<File>, ExitCode> {
-    File::create(path)
-        .map(|f| BufWriter::with_capacity(1 << 20, f))
-        .map_err(|e| {
-            eprintln!("error: cannot write `{}`: {e}", path.display());
-            ExitCode::from(EXIT_USAGE)
-        })
-}
-
 fn spinner(message: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_draw_target(ProgressDrawTarget::stderr());
@@ -128,7 +120,7 @@ fn convert_obd(args: &Args, wheel: &Path) -> ExitCode {
             return ExitCode::from(EXIT_PROBLEMS);
         }
     };
-    let mut out = match create(&args.out) {
+    let mut out = match files::create(&args.out) {
         Ok(o) => o,
         Err(code) => return code,
     };
@@ -137,8 +129,7 @@ fn convert_obd(args: &Args, wheel: &Path) -> ExitCode {
         out.write_all(b"\n")
     });
     if let Err(e) = written.and_then(|_| out.flush()) {
-        eprintln!("error: cannot write `{}`: {e}", args.out.display());
-        return ExitCode::from(EXIT_USAGE);
+        return files::cannot_write(&args.out, &e);
     }
     let clicked = clicks.iter().filter(|c| c.clicked).count();
     eprintln!(
@@ -182,7 +173,7 @@ fn run_simulation(args: &Args) -> ExitCode {
         p.push(".truth.jsonl");
         PathBuf::from(p)
     });
-    let (mut log, mut truth) = match (create(&args.out), create(&truth_path)) {
+    let (mut log, mut truth) = match (files::create(&args.out), files::create(&truth_path)) {
         (Ok(l), Ok(t)) => (l, t),
         (Err(code), _) | (_, Err(code)) => return code,
     };
@@ -225,10 +216,7 @@ fn run_simulation(args: &Args) -> ExitCode {
             eprintln!("human click rate by position: {}", ctr.join(", "));
             ExitCode::SUCCESS
         }
-        (Err(SimError::Io(e)), _) | (_, Err(e)) => {
-            eprintln!("error: cannot write `{}`: {e}", args.out.display());
-            ExitCode::from(EXIT_USAGE)
-        }
+        (Err(SimError::Io(e)), _) | (_, Err(e)) => files::cannot_write(&args.out, &e),
         (Err(e), _) => {
             eprintln!("error: `{}`, {e}", pairs_path.display());
             ExitCode::from(EXIT_PROBLEMS)

@@ -3,13 +3,12 @@
 //! prints a summary.
 
 use super::super::compile::compile_or_report;
+use super::super::files;
 use super::super::report::ReportArgs;
 use super::super::{EXIT_PROBLEMS, EXIT_USAGE};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rubric_runtime::data::golden::{GoldenError, GoldenOptions, Progress, build_golden};
 use rubric_runtime::label::engine::Engine;
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,12 +50,9 @@ pub fn run(args: Args) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
     let path = args.out.join(GOLDEN_FILE);
-    let mut out = match File::create(&path) {
-        Ok(f) => BufWriter::new(f),
-        Err(e) => {
-            eprintln!("error: cannot write `{}`: {e}", path.display());
-            return ExitCode::from(EXIT_USAGE);
-        }
+    let mut out = match files::create(&path) {
+        Ok(out) => out,
+        Err(code) => return code,
     };
     let bar = ProgressBar::new(args.pairs as u64);
     bar.set_draw_target(ProgressDrawTarget::stderr());

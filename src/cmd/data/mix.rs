@@ -4,14 +4,13 @@
 //! `manifest.json`. Batches are drawn from the pool by the trainers' sampler, every epoch anew.
 
 use super::super::compile::compile_or_report;
+use super::super::files;
 use super::super::report::ReportArgs;
 use super::super::{EXIT_PROBLEMS, EXIT_USAGE};
 use rubric_compiler::lower::plan::{MixConfig, StageConfig};
 use rubric_compiler::vocabulary::{Block, default_number};
 use rubric_runtime::data::mix::{MixError, MixInput, MixOptions, mix, parse_share};
 use rubric_runtime::label::engine::Engine;
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -101,13 +100,7 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("error: cannot create `{}`: {e}", args.out.display());
         return ExitCode::from(EXIT_USAGE);
     }
-    let open = |name: &str| {
-        let path = args.out.join(name);
-        File::create(&path).map(BufWriter::new).map_err(|e| {
-            eprintln!("error: cannot write `{}`: {e}", path.display());
-            ExitCode::from(EXIT_USAGE)
-        })
-    };
+    let open = |name: &str| files::create(&args.out.join(name));
     let (mut pool, mut validation_out) = match (open("pool.jsonl"), open("validation.jsonl")) {
         (Ok(t), Ok(v)) => (t, v),
         (Err(code), _) | (_, Err(code)) => return code,
@@ -122,9 +115,8 @@ pub fn run(args: Args) -> ExitCode {
     ) {
         Ok(manifest) => {
             let path = args.out.join("manifest.json");
-            if let Err(e) = std::fs::write(&path, manifest.json()) {
-                eprintln!("error: cannot write `{}`: {e}", path.display());
-                return ExitCode::from(EXIT_USAGE);
+            if let Err(code) = files::write(&path, manifest.json()) {
+                return code;
             }
             print!("{}", manifest.report());
             eprintln!(

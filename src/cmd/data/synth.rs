@@ -3,6 +3,7 @@
 //! pair of the validation split `rubric data mix` will hold out.
 
 use super::super::compile::compile_or_report;
+use super::super::files;
 use super::super::report::ReportArgs;
 use super::super::{EXIT_PROBLEMS, EXIT_USAGE};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -13,8 +14,7 @@ use rubric_runtime::data::mix::{parse_share, split_real};
 use rubric_runtime::data::synth::paraphrase::{HttpParaphraser, Paraphraser};
 use rubric_runtime::data::synth::{Strategy, SynthOptions, SynthOutputs, sources, synthesize};
 use rubric_runtime::label::engine::Engine;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -62,13 +62,6 @@ pub struct Args {
     paraphrase_timeout: u64,
     #[command(flatten)]
     report: ReportArgs,
-}
-
-fn create(path: &PathBuf) -> Result<BufWriter<File>, ExitCode> {
-    File::create(path).map(BufWriter::new).map_err(|e| {
-        eprintln!("error: cannot write `{}`: {e}", path.display());
-        ExitCode::from(EXIT_USAGE)
-    })
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -143,11 +136,11 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let pool = sources(&golden, &split.validation);
-    let mut out = match create(&args.out) {
+    let mut out = match files::create(&args.out) {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let mut labels = match args.labels.as_ref().map(create).transpose() {
+    let mut labels = match args.labels.as_deref().map(files::create).transpose() {
         Ok(l) => l,
         Err(code) => return code,
     };
