@@ -163,7 +163,11 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
         let mut f = AtomicFile::create(&path).unwrap();
         f.write_all(b"new\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n", "not before commit");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "old\n",
+            "not before commit"
+        );
         f.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
@@ -178,7 +182,10 @@ mod tests {
         let same = dir.path().join("sub/../pairs.jsonl");
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         let e = refuse_aliases(&[("--pairs", &input)], &[("--out", &same)]).unwrap_err();
-        assert!(e.contains("--out") && e.contains("the input --pairs"), "{e}");
+        assert!(
+            e.contains("--out") && e.contains("the input --pairs"),
+            "{e}"
+        );
         let link = dir.path().join("link.jsonl");
         std::os::unix::fs::symlink(&input, &link).unwrap();
         assert!(refuse_aliases(&[("--pairs", &input)], &[("--out", &link)]).is_err());

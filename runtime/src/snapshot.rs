@@ -289,7 +289,7 @@ pub fn apply(plan: &Plan, changes: &[Change]) -> io::Result<()> {
                 if let Some(dir) = path.parent() {
                     fs::create_dir_all(dir)?;
                 }
-                fs::write(&path, &c.new)?;
+                crate::atomic::write(&path, c.new.as_bytes())?;
             }
             ChangeKind::Removed => {
                 fs::remove_file(&path)?;

@@ -1,28 +1,44 @@
-//! Files the subcommands write: one place that creates a file (buffered) or writes one whole, and
-//! on failure says `error: cannot write `PATH`: ...` and gives the usage exit code.
+//! Files the subcommands write: one place that creates a file or writes one whole, and on
+//! failure says `error: cannot write `PATH`: ...` and gives the usage exit code. Every file is
+//! written atomically (`rubric_runtime::atomic`): a temporary file beside it, renamed into
+//! place by [`commit`] only when the command succeeded, so a failed or killed run leaves the
+//! previous output as it was. Outputs that alias an input or each other are refused first
+//! ([`refuse_aliases`]).
 
 use super::EXIT_USAGE;
-use std::fs::File;
-use std::io::BufWriter;
+use rubric_runtime::atomic::AtomicFile;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Creates (or truncates) `path` behind a 1 MiB buffer; on failure prints the error and returns
-/// the exit code to end with.
-pub fn create(path: &Path) -> Result<BufWriter<File>, ExitCode> {
-    File::create(path)
-        .map(|f| BufWriter::with_capacity(1 << 20, f))
-        .map_err(|e| cannot_write(path, &e))
+/// Starts writing `path` (buffered); on failure prints the error and returns the exit code to
+/// end with. Nothing is at `path` until [`commit`].
+pub fn create(path: &Path) -> Result<AtomicFile, ExitCode> {
+    AtomicFile::create(path).map_err(|e| cannot_write(path, &e))
 }
 
-/// Writes `contents` to `path` whole; on failure prints the error and returns the exit code to
-/// end with.
+/// Puts a finished file in place.
+pub fn commit(file: AtomicFile) -> Result<(), ExitCode> {
+    let path = file.path().to_path_buf();
+    file.commit().map_err(|e| cannot_write(&path, &e))
+}
+
+/// Writes `contents` to `path` whole, atomically; on failure prints the error and returns the
+/// exit code to end with.
 pub fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), ExitCode> {
-    std::fs::write(path, contents).map_err(|e| cannot_write(path, &e))
+    rubric_runtime::atomic::write(path, contents.as_ref()).map_err(|e| cannot_write(path, &e))
 }
 
 /// Prints that `path` cannot be written and returns the usage exit code.
 pub fn cannot_write(path: &Path, e: &std::io::Error) -> ExitCode {
     eprintln!("error: cannot write `{}`: {e}", path.display());
     ExitCode::from(EXIT_USAGE)
+}
+
+/// Refuses, before anything is opened, an output that is an input or another output (resolved
+/// through `..` and symbolic links): `rubric label --pairs x --out x` would empty its input.
+pub fn refuse_aliases(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<(), ExitCode> {
+    rubric_runtime::atomic::refuse_aliases(inputs, outputs).map_err(|message| {
+        eprintln!("error: {message}");
+        ExitCode::from(EXIT_USAGE)
+    })
 }

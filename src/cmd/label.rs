@@ -40,6 +40,13 @@ pub fn run(args: Args) -> ExitCode {
         Err(code) => return code,
     };
     let engine = Engine::new(compiled.lowered.labeling);
+    let mut outputs = vec![("--out", args.out.as_path())];
+    if let Some(q) = &args.quarantine {
+        outputs.push(("--quarantine", q.as_path()));
+    }
+    if let Err(code) = files::refuse_aliases(&[("--pairs", &args.pairs)], &outputs) {
+        return code;
+    }
     let (mut input, size): (Box<dyn std::io::BufRead>, Option<u64>) =
         if args.pairs.as_os_str() == "-" {
             (Box::new(BufReader::new(std::io::stdin())), None)
@@ -55,15 +62,23 @@ pub fn run(args: Args) -> ExitCode {
                 }
             }
         };
-    let mut output: Box<dyn Write> = if args.out.as_os_str() == "-" {
-        Box::new(BufWriter::new(std::io::stdout()))
+    // A file is put in place only when the run succeeds; standard output streams.
+    let mut file = None;
+    let mut stdout = None;
+    if args.out.as_os_str() == "-" {
+        stdout = Some(BufWriter::new(std::io::stdout()));
     } else {
         match files::create(&args.out) {
-            Ok(out) => Box::new(out),
+            Ok(out) => file = Some(out),
             Err(code) => return code,
         }
+    }
+    let output: &mut dyn Write = match (&mut file, &mut stdout) {
+        (Some(f), _) => f,
+        (None, Some(s)) => s,
+        (None, None) => return ExitCode::from(EXIT_USAGE),
     };
-    let mut quarantine: Option<BufWriter<File>> = match &args.quarantine {
+    let mut quarantine = match &args.quarantine {
         Some(q) => match files::create(q) {
             Ok(out) => Some(out),
             Err(code) => return code,
@@ -74,7 +89,7 @@ pub fn run(args: Args) -> ExitCode {
     let result = label_stream(
         &engine,
         &mut input,
-        &mut output,
+        output,
         quarantine.as_mut().map(|q| q as &mut dyn Write),
         LabelOptions::default(),
         &mut |bytes| bar.set_position(bytes),
@@ -82,6 +97,11 @@ pub fn run(args: Args) -> ExitCode {
     bar.finish_and_clear();
     match result {
         Ok(summary) => {
+            for f in file.into_iter().chain(quarantine) {
+                if let Err(code) = files::commit(f) {
+                    return code;
+                }
+            }
             eprintln!(
                 "labeled {} of {} rows with `{}` ({} quarantined)",
                 summary.labeled, summary.rows, engine.program.policy.name, summary.quarantined

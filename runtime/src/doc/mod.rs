@@ -104,7 +104,7 @@ pub fn write_document(doc: &PolicyDocument, dir: &Path) -> Result<Vec<PathBuf>, 
     let mut written = Vec::new();
     for (extension, text) in [("md", render_markdown(doc)), ("html", render_html(doc))] {
         let path = dir.join(format!("{}.{extension}", doc.name));
-        std::fs::write(&path, text).map_err(|source| WriteError {
+        crate::atomic::write(&path, text.as_bytes()).map_err(|source| WriteError {
             path: path.clone(),
             source,
         })?;

@@ -102,6 +102,28 @@ pub fn run(args: Args) -> ExitCode {
         },
         None => None,
     };
+    let mut outputs = vec![
+        ("--out", args.out.as_path()),
+        ("--report", args.report.as_path()),
+    ];
+    for (flag, path) in [
+        ("--quarantine", &args.quarantine),
+        ("--dropped", &args.dropped),
+    ] {
+        if let Some(p) = path {
+            outputs.push((flag, p.as_path()));
+        }
+    }
+    let mut inputs = vec![
+        ("--clicks", args.clicks.as_path()),
+        ("--pipeline", args.pipeline.as_path()),
+    ];
+    if let Some(p) = &args.pairs {
+        inputs.push(("--pairs", p.as_path()));
+    }
+    if let Err(code) = files::refuse_aliases(&inputs, &outputs) {
+        return code;
+    }
     let mut kept = match files::create(&args.out) {
         Ok(w) => w,
         Err(code) => return code,
@@ -169,6 +191,11 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_PROBLEMS);
         }
     };
+    for f in std::iter::once(kept).chain(quarantine).chain(dropped) {
+        if let Err(code) = files::commit(f) {
+            return code;
+        }
+    }
     if let Err(code) = files::write(&args.report, report.to_json()) {
         return code;
     }

@@ -128,8 +128,11 @@ fn convert_obd(args: &Args, wheel: &Path) -> ExitCode {
         out.write_all(c.to_json().as_bytes())?;
         out.write_all(b"\n")
     });
-    if let Err(e) = written.and_then(|_| out.flush()) {
+    if let Err(e) = written {
         return files::cannot_write(&args.out, &e);
+    }
+    if let Err(code) = files::commit(out) {
+        return code;
     }
     let clicked = clicks.iter().filter(|c| c.clicked).count();
     eprintln!(
@@ -173,6 +176,18 @@ fn run_simulation(args: &Args) -> ExitCode {
         p.push(".truth.jsonl");
         PathBuf::from(p)
     });
+    if let Err(code) = files::refuse_aliases(
+        &[
+            ("--pairs", pairs_path.as_path()),
+            ("--policy", policy.as_path()),
+        ],
+        &[
+            ("--out", args.out.as_path()),
+            ("--truth", truth_path.as_path()),
+        ],
+    ) {
+        return code;
+    }
     let (mut log, mut truth) = match (files::create(&args.out), files::create(&truth_path)) {
         (Ok(l), Ok(t)) => (l, t),
         (Err(code), _) | (_, Err(code)) => return code,
@@ -185,7 +200,7 @@ fn run_simulation(args: &Args) -> ExitCode {
     let bar = spinner("simulating sessions");
     let result = simulate(&pairs, &config, &mut log, &mut truth);
     bar.finish_and_clear();
-    let flushed = log.flush().and_then(|_| truth.flush());
+    let flushed = log.commit().and_then(|()| truth.commit());
     match (result, flushed) {
         (Ok(s), Ok(())) => {
             eprintln!(

@@ -81,6 +81,9 @@ pub fn run(args: Args) -> ExitCode {
     bar.finish_and_clear();
     match result {
         Ok(summary) => {
+            if let Err(code) = files::commit(out) {
+                return code;
+            }
             print!("{}", summary.report());
             eprintln!("wrote {}", path.display());
             if summary.pairs < args.pairs {

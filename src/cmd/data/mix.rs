@@ -88,6 +88,25 @@ pub fn run(args: Args) -> ExitCode {
         validation,
         seed: args.seed.unwrap_or(plan.seed),
     };
+    let (pool_path, validation_path) = (
+        args.out.join("pool.jsonl"),
+        args.out.join("validation.jsonl"),
+    );
+    let manifest_path = args.out.join("manifest.json");
+    let mut inputs = vec![("--real", args.real.as_path())];
+    if let Some(s) = &args.synthetic {
+        inputs.push(("--synthetic", s.as_path()));
+    }
+    if let Err(code) = files::refuse_aliases(
+        &inputs,
+        &[
+            ("the pool", pool_path.as_path()),
+            ("the validation split", validation_path.as_path()),
+            ("the manifest", manifest_path.as_path()),
+        ],
+    ) {
+        return code;
+    }
     let real = match MixInput::read(&args.real) {
         Ok(r) => r,
         Err(e) => return report(e),
@@ -100,11 +119,11 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("error: cannot create `{}`: {e}", args.out.display());
         return ExitCode::from(EXIT_USAGE);
     }
-    let open = |name: &str| files::create(&args.out.join(name));
-    let (mut pool, mut validation_out) = match (open("pool.jsonl"), open("validation.jsonl")) {
-        (Ok(t), Ok(v)) => (t, v),
-        (Err(code), _) | (_, Err(code)) => return code,
-    };
+    let (mut pool, mut validation_out) =
+        match (files::create(&pool_path), files::create(&validation_path)) {
+            (Ok(t), Ok(v)) => (t, v),
+            (Err(code), _) | (_, Err(code)) => return code,
+        };
     match mix(
         &engine,
         real,
@@ -114,8 +133,12 @@ pub fn run(args: Args) -> ExitCode {
         &mut validation_out,
     ) {
         Ok(manifest) => {
-            let path = args.out.join("manifest.json");
-            if let Err(code) = files::write(&path, manifest.json()) {
+            for f in [pool, validation_out] {
+                if let Err(code) = files::commit(f) {
+                    return code;
+                }
+            }
+            if let Err(code) = files::write(&manifest_path, manifest.json()) {
                 return code;
             }
             print!("{}", manifest.report());

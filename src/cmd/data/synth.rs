@@ -136,6 +136,19 @@ pub fn run(args: Args) -> ExitCode {
         }
     };
     let pool = sources(&golden, &split.validation);
+    let mut outputs = vec![("--out", args.out.as_path())];
+    if let Some(l) = &args.labels {
+        outputs.push(("--labels", l.as_path()));
+    }
+    if let Err(code) = files::refuse_aliases(
+        &[
+            ("--golden", args.golden.as_path()),
+            ("--policy", args.policy.as_path()),
+        ],
+        &outputs,
+    ) {
+        return code;
+    }
     let mut out = match files::create(&args.out) {
         Ok(f) => f,
         Err(code) => return code,
@@ -178,6 +191,11 @@ pub fn run(args: Args) -> ExitCode {
     bar.finish_and_clear();
     match result {
         Ok(summary) => {
+            for f in std::iter::once(out).chain(labels) {
+                if let Err(code) = files::commit(f) {
+                    return code;
+                }
+            }
             println!(
                 "held out of synthesis: {} golden pairs of the validation split ({:.1}%, seed {split_seed})",
                 split.validation.len(),
