@@ -17,15 +17,38 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// A file being written: renamed over `path` by [`AtomicFile::commit`], removed if dropped.
+/// An existing output that is not a regular file (`/dev/null`, `/dev/stdout`, a FIFO) is
+/// written in place: it cannot be replaced, and must not be.
 pub struct AtomicFile {
     path: PathBuf,
-    temp: PathBuf,
+    /// The temporary file; `None` when writing in place.
+    temp: Option<PathBuf>,
     out: Option<BufWriter<fs::File>>,
 }
 
 impl AtomicFile {
     /// Starts writing `path` (its folder must exist).
     pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    "it is a directory",
+                ));
+            }
+            Ok(m) if !m.is_file() => {
+                let file = fs::OpenOptions::new().write(true).open(path)?;
+                return Ok(AtomicFile {
+                    path: path.to_path_buf(),
+                    temp: None,
+                    out: Some(BufWriter::with_capacity(1 << 16, file)),
+                });
+            }
+            _ => {}
+        }
+        // A symbolic link stays a link: its target is what gets replaced.
+        let target = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let path = target.as_path();
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -34,12 +57,6 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
-        if path.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "it is a directory",
-            ));
-        }
         // Unique among this process's writers and other processes'.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -50,7 +67,7 @@ impl AtomicFile {
             .open(&temp)?;
         Ok(AtomicFile {
             path: path.to_path_buf(),
-            temp,
+            temp: Some(temp),
             out: Some(BufWriter::with_capacity(1 << 16, file)),
         })
     }
@@ -66,9 +83,16 @@ impl AtomicFile {
             return Ok(());
         };
         let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+        let Some(temp) = self.temp.take() else {
+            return Ok(());
+        };
+        let synced = file.sync_all();
         drop(file);
-        fs::rename(&self.temp, &self.path)
+        if let Err(e) = synced.and_then(|()| fs::rename(&temp, &self.path)) {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
@@ -90,8 +114,8 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.out.take().is_some() {
-            let _ = fs::remove_file(&self.temp);
+        if let (Some(_), Some(temp)) = (self.out.take(), &self.temp) {
+            let _ = fs::remove_file(temp);
         }
     }
 }
@@ -116,7 +140,9 @@ fn resolved(path: &Path) -> PathBuf {
 /// Each entry is (the flag or role that names it, the path); `-` (standard input or output) is
 /// never a file. The error names both.
 pub fn refuse_aliases(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<(), String> {
-    let real = |p: &Path| p.as_os_str() != "-";
+    // `-` and devices, FIFOs and terminals are streams: reading one does not lose it by writing
+    // another (`--pairs /dev/stdin --out /dev/stdout` both resolve to the terminal).
+    let real = |p: &Path| p.as_os_str() != "-" && fs::metadata(p).map_or(true, |m| m.is_file());
     let inputs: Vec<(&str, &Path, PathBuf)> = inputs
         .iter()
         .filter(|(_, p)| real(p))
@@ -175,6 +201,34 @@ mod tests {
     }
 
     #[test]
+    fn devices_are_written_in_place_and_links_keep_pointing_at_their_file() {
+        let mut null = AtomicFile::create(Path::new("/dev/null")).unwrap();
+        null.write_all(b"nothing").unwrap();
+        null.commit().unwrap();
+        assert!(
+            !std::fs::metadata("/dev/null").unwrap().is_file(),
+            "/dev/null is still a device"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.txt");
+        std::fs::write(&target, "old").unwrap();
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let mut f = AtomicFile::create(&link).unwrap();
+        f.write_all(b"new").unwrap();
+        f.commit().unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        assert!(AtomicFile::create(dir.path()).is_err(), "a directory");
+    }
+
+    #[test]
     fn outputs_that_alias_an_input_or_each_other_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("pairs.jsonl");
@@ -195,5 +249,8 @@ mod tests {
         let dash = Path::new("-");
         assert!(refuse_aliases(&[("--pairs", dash)], &[("--out", dash)]).is_ok());
         assert!(refuse_aliases(&[("--pairs", &input)], &[("--out", &a)]).is_ok());
+        let stdin = Path::new("/dev/stdin");
+        let stdout = Path::new("/dev/stdout");
+        assert!(refuse_aliases(&[("--pairs", stdin)], &[("--out", stdout)]).is_ok());
     }
 }
