@@ -14,6 +14,10 @@ pub struct ReportArgs {
     /// When to colour human output.
     #[arg(long, value_enum, default_value_t)]
     pub color: Color,
+    /// Show at most this many diagnostics per run in human and plain output (the rest are
+    /// counted); JSON output has them all.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_diagnostics: usize,
 }
 
 impl ReportArgs {
@@ -29,13 +33,25 @@ impl ReportArgs {
             .ok()
             .and_then(|c| c.parse().ok())
             .unwrap_or(100);
-        let text = render_all(
-            &checked.diagnostics,
+        let shown = if self.error_format == ErrorFormat::Json {
+            checked.diagnostics.len()
+        } else {
+            self.max_diagnostics.min(checked.diagnostics.len())
+        };
+        let mut text = render_all(
+            checked.diagnostics.iter().take(shown),
             &checked.sources,
             self.error_format.into(),
             width,
             colour,
         );
+        let rest = checked.diagnostics.len() - shown;
+        if rest > 0 {
+            text.push_str(&format!(
+                "... and {rest} more diagnostic{} not shown (`--max-diagnostics N` shows more)\n\n",
+                if rest == 1 { "" } else { "s" }
+            ));
+        }
         if self.error_format == ErrorFormat::Json {
             out::print(&text);
         } else {

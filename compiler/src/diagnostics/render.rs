@@ -32,7 +32,9 @@ struct Report {
 /// reaches the next one's line: every diagnostic with labels in far-apart places (the weights of
 /// nine dimensions) then echoed every line between its first and last label. Counting the lines
 /// of the snippet itself keeps far-apart labels in separate snippets, and near ones merged.
-struct Snippets(NamedSource<Arc<str>>);
+/// When long lines were cut (`cut_long_lines`), the original text and the kept runs give each
+/// snippet its real column.
+struct Snippets(NamedSource<Arc<str>>, Option<(Arc<str>, Vec<Kept>)>);
 
 impl SourceCode for Snippets {
     fn read_span<'a>(
@@ -47,15 +49,28 @@ impl SourceCode for Snippets {
         let data = inner.data();
         let lines = 1 + data.iter().filter(|b| **b == b'\n').count()
             - usize::from(data.last() == Some(&b'\n'));
+        let column = match &self.1 {
+            Some((original, runs)) => {
+                let at = uncut_offset(runs, inner.span().offset());
+                let line_start = original
+                    .get(..at)
+                    .and_then(|t| t.rfind('\n'))
+                    .map_or(0, |i| i + 1);
+                original
+                    .get(line_start..at)
+                    .map_or(0, |t| t.chars().count())
+            }
+            None => inner.column(),
+        };
         let mut contents =
-            MietteSpanContents::new(data, *inner.span(), inner.line(), inner.column(), lines);
+            MietteSpanContents::new(data, *inner.span(), inner.line(), column, lines);
         if let Some(name) = inner.name() {
             contents = MietteSpanContents::new_named(
                 name.to_string(),
                 data,
                 *inner.span(),
                 inner.line(),
-                inner.column(),
+                column,
                 lines,
             );
         }
@@ -109,17 +124,145 @@ impl miette::Diagnostic for Report {
     }
 }
 
+/// Lines longer than this are shown cut around the labels on them: a diagnostic never reprints
+/// a megabyte-long line, and miette's column arithmetic (which panics past column 65,535) only
+/// ever sees short lines.
+const LONG_LINE: usize = 320;
+/// Characters kept on each side of a label on a cut line, and of a long label's two ends.
+const MARGIN: usize = 40;
+
+/// A run of the original text kept in the cut text: where it starts in each, and its length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Kept {
+    from: usize,
+    to: usize,
+    len: usize,
+}
+
+/// The text with its long lines cut to windows around `spans` (`…` where text was left out),
+/// and the runs it kept. None when no line is long.
+fn cut_long_lines(text: &str, spans: &[(usize, usize)]) -> Option<(String, Vec<Kept>)> {
+    let mut keep: Vec<(usize, usize)> = Vec::new();
+    let mut any = false;
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let end = start + line.len();
+        if line.len() <= LONG_LINE {
+            keep.push((start, end));
+            start = end;
+            continue;
+        }
+        any = true;
+        let mut windows: Vec<(usize, usize)> = Vec::new();
+        for (s, e) in spans
+            .iter()
+            .copied()
+            .filter(|(s, e)| *s < end && *e >= start)
+        {
+            let (s, e) = (s.max(start), e.min(end));
+            if e - s <= 2 * MARGIN {
+                windows.push((s.saturating_sub(MARGIN), e + MARGIN));
+            } else {
+                windows.push((s.saturating_sub(MARGIN), s + MARGIN));
+                windows.push((e - MARGIN, e + MARGIN));
+            }
+        }
+        if windows.is_empty() {
+            windows.push((start, start + 2 * MARGIN));
+        }
+        // The line's end (its newline) stays, so lines stay lines.
+        windows.push((end - usize::from(line.ends_with('\n')), end));
+        windows.sort_unstable();
+        let first = keep.len();
+        for (s, e) in windows {
+            let s = floor_boundary(text, s.clamp(start, end));
+            let e = floor_boundary(text, e.clamp(start, end));
+            let this_line = keep.len() > first;
+            match keep.last_mut() {
+                Some(last) if this_line && s <= last.1 => last.1 = last.1.max(e),
+                _ => keep.push((s, e)),
+            }
+        }
+        start = end;
+    }
+    if !any {
+        return None;
+    }
+    let mut out = String::new();
+    let mut runs = Vec::with_capacity(keep.len());
+    let mut previous_end = 0;
+    for (s, e) in keep {
+        if s > previous_end {
+            out.push('…');
+        }
+        runs.push(Kept {
+            from: s,
+            to: out.len(),
+            len: e - s,
+        });
+        out.push_str(text.get(s..e).unwrap_or(""));
+        previous_end = e;
+    }
+    Some((out, runs))
+}
+
+fn floor_boundary(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Where an offset of the cut text was in the original one.
+fn uncut_offset(runs: &[Kept], offset: usize) -> usize {
+    match runs.partition_point(|r| r.to <= offset) {
+        0 => 0,
+        i => runs
+            .get(i - 1)
+            .map_or(0, |r| r.from + (offset - r.to).min(r.len)),
+    }
+}
+
+/// Where an offset of the original text is in the cut one; a left-out offset is at the end of
+/// the run before it (where its `…` stands).
+fn cut_offset(runs: &[Kept], offset: usize) -> usize {
+    match runs.partition_point(|r| r.from <= offset) {
+        0 => 0,
+        i => runs
+            .get(i - 1)
+            .map_or(0, |r| r.to + (offset - r.from).min(r.len)),
+    }
+}
+
 fn report(diagnostic: &Diagnostic, sources: &Sources) -> Report {
     let file = diagnostic.span().map(|s| s.file);
+    let spans: Vec<(usize, usize)> = diagnostic
+        .labels
+        .iter()
+        .filter(|l| Some(l.span.file) == file)
+        .map(|l| (l.span.start as usize, l.span.end as usize))
+        .collect();
+    let mut map: Option<Vec<Kept>> = None;
     let source = file
         .and_then(|f| sources.get(f))
-        .map(|f| Snippets(NamedSource::new(f.name.clone(), Arc::clone(&f.text))));
+        .map(|f| match cut_long_lines(&f.text, &spans) {
+            Some((cut, runs)) => {
+                map = Some(runs.clone());
+                Snippets(
+                    NamedSource::new(f.name.clone(), Arc::from(cut)),
+                    Some((Arc::clone(&f.text), runs)),
+                )
+            }
+            None => Snippets(NamedSource::new(f.name.clone(), Arc::clone(&f.text)), None),
+        });
+    let at = |o: usize| map.as_deref().map_or(o, |m| cut_offset(m, o));
     let labels = diagnostic
         .labels
         .iter()
         .filter(|l| Some(l.span.file) == file)
         .map(|l| {
-            let span = SourceSpan::new((l.span.start as usize).into(), l.span.len());
+            let (start, end) = (at(l.span.start as usize), at(l.span.end as usize));
+            let span = SourceSpan::new(start.into(), end.saturating_sub(start));
             let text = (!l.message.is_empty()).then(|| l.message.clone());
             if l.primary {
                 LabeledSpan::new_primary_with_span(text, span)
@@ -266,6 +409,57 @@ mod tests {
     use super::*;
     use crate::diagnostics::Code;
     use crate::source::Span;
+
+    #[test]
+    fn long_lines_are_cut_around_their_labels() {
+        // Past column 65,535 miette's formatting panicked; a long line was also reprinted whole.
+        let mut sources = Sources::new();
+        let mut text = "policy p {\n  x".to_string();
+        text.push_str(&" ".repeat(70_000));
+        let at = text.len();
+        text.push_str("oops\n  y\n}\n");
+        let file = sources.add("long.policy", text.as_str());
+        let d = Diagnostic::new(Code::UnknownName, "unknown name `oops`")
+            .at(Span::new(file, at, at + 4), "not declared");
+        let out = render(&d, &sources, ErrorFormat::Human, 80, false);
+        assert!(out.contains("oops"), "{out}");
+        assert!(out.contains("not declared"), "{out}");
+        assert!(out.contains('…'), "{out}");
+        assert!(out.len() < 2_000, "{} bytes", out.len());
+        assert!(
+            out.contains("long.policy:2:70004]"),
+            "the line and column are the real ones: {out}"
+        );
+        for format in [ErrorFormat::Plain, ErrorFormat::Json] {
+            let out = render(&d, &sources, format, 80, false);
+            assert!(out.len() < 2_000, "{format:?}: {} bytes", out.len());
+        }
+        // A label as long as the line: its two ends are shown.
+        let whole = Diagnostic::new(Code::UnknownName, "a long label")
+            .at(Span::new(file, 13, at + 4), "all of it");
+        let out = render(&whole, &sources, ErrorFormat::Human, 80, false);
+        assert!(out.len() < 2_000 && out.contains("all of it"), "{out}");
+    }
+
+    #[test]
+    fn offsets_map_into_the_cut_text() {
+        let runs = [
+            Kept {
+                from: 0,
+                to: 0,
+                len: 10,
+            },
+            Kept {
+                from: 100,
+                to: 13,
+                len: 20,
+            },
+        ];
+        assert_eq!(cut_offset(&runs, 5), 5);
+        assert_eq!(cut_offset(&runs, 50), 10);
+        assert_eq!(cut_offset(&runs, 105), 18);
+        assert_eq!(cut_offset(&runs, 500), 33);
+    }
 
     #[test]
     fn far_apart_labels_show_their_own_lines_not_every_line_between() {

@@ -1,0 +1,70 @@
+//! Bad input is the normal case: no input makes `rubric check` panic, hang or print without
+//! bound. A diagnostic on a line longer than 65,535 columns (miette's formatting panicked), a
+//! hundred thousand unclosed `(`, and a hundred thousand stray `)` each give diagnostics, a
+//! bounded output and exit 1.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Command, Output};
+
+fn check(text: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.policy");
+    std::fs::write(&path, text).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .arg("check")
+        .arg(&path)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap()
+}
+
+fn assert_diagnosed(o: &Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        !err.contains("panicked"),
+        "{what}: {}",
+        &err[..err.len().min(2000)]
+    );
+    assert_eq!(o.status.code(), Some(1), "{what}");
+    assert!(
+        err.len() < 200_000,
+        "{what}: {} bytes of diagnostics",
+        err.len()
+    );
+    err
+}
+
+#[test]
+fn a_diagnostic_past_column_65535_is_shown_cut_around_its_span() {
+    let policy = format!(
+        "policy p version 1 {{ entity A {{ x: number }} pair query: A, candidate: A \
+         dimension d weight 100% {{ score = 1 }}{} dimension e weight 0% {{ score = 1 }} }}\n",
+        " ".repeat(70_000)
+    );
+    let err = assert_diagnosed(&check(&policy), "a long line");
+    assert!(err.contains("rubric::check::weight_range"), "{err}");
+    assert!(err.contains('…'), "the line is cut: {err}");
+    assert!(err.len() < 5_000, "{} bytes", err.len());
+}
+
+#[test]
+fn a_hundred_thousand_unclosed_parentheses_are_a_diagnostic() {
+    let policy = format!("policy p version 1 {{ {}}}\n", "(".repeat(100_000));
+    assert_diagnosed(&check(&policy), "unclosed parentheses");
+}
+
+#[test]
+fn a_hundred_thousand_stray_parentheses_show_a_hundred_diagnostics_and_count_the_rest() {
+    let policy = format!("policy p version 1 {{ {}}}\n", ")".repeat(100_000));
+    let err = assert_diagnosed(&check(&policy), "stray parentheses");
+    assert!(
+        err.contains("... and 99900 more diagnostics not shown"),
+        "{}",
+        &err[err.len().saturating_sub(500)..]
+    );
+    assert!(
+        err.contains("100000 errors"),
+        "the summary still counts them all"
+    );
+}
