@@ -68,3 +68,45 @@ fn a_hundred_thousand_stray_parentheses_show_a_hundred_diagnostics_and_count_the
         "the summary still counts them all"
     );
 }
+
+/// Each function's body is checked once per view of its arguments, not once per call: thirty
+/// functions each calling the previous one twice made 2^30 evaluations (25 levels took 195 s).
+/// The limit below is a hang detector, not a performance target (it finishes in milliseconds).
+#[test]
+fn a_chain_of_functions_each_calling_the_previous_twice_checks_without_blowing_up() {
+    let mut fns = vec!["  fn g0(a: number) -> number = a".to_string()];
+    for i in 1..=30 {
+        fns.push(format!(
+            "  fn g{i}(a: number) -> number = g{}(a) + g{}(a)",
+            i - 1,
+            i - 1
+        ));
+    }
+    let policy = format!(
+        "policy p version 1 {{\n  entity A {{ x: number }}\n  pair query: A, candidate: A\n{}\n  \
+         dimension d weight 100% {{ score = clamp(g30(query.x), 0, 1) }}\n  \
+         grade overall {{ good when overall >= 0.5  poor otherwise }}\n}}\n",
+        fns.join("\n")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.policy");
+    std::fs::write(&path, policy).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .arg("check")
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            break;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("checking 30 chained functions did not finish in 2 minutes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

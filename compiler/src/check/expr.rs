@@ -166,6 +166,11 @@ pub struct Checker<'a> {
     /// While above 0, nothing is reported (a function body evaluated again at a call site).
     quiet: u32,
     calls: Vec<FnId>,
+    /// Call-site views of function bodies already evaluated, by function, call depth and the
+    /// arguments' ranges and constants: each function is evaluated once per such argument view,
+    /// not once per call (a chain of functions each calling the previous twice doubled the
+    /// work per level).
+    call_views: std::collections::HashMap<String, Value>,
     /// Whether each `let` was read, by slot.
     pub let_uses: Vec<bool>,
     /// Imported names that were used, by scope and name.
@@ -183,6 +188,7 @@ impl<'a> Checker<'a> {
             diagnostics,
             quiet: 0,
             calls: Vec::new(),
+            call_views: std::collections::HashMap::new(),
             let_uses: Vec::new(),
             used_imports: HashSet::new(),
             reported: HashSet::new(),
@@ -1188,7 +1194,16 @@ impl<'a> Checker<'a> {
         } else if self.calls.contains(&id) || self.calls.len() > 32 {
             Value::of(def.result.clone())
         } else {
-            // Evaluate the body with the arguments' ranges: a call-site view of the function.
+            // Evaluate the body with the arguments' ranges: a call-site view of the function,
+            // once for each view of the arguments.
+            let view = format!(
+                "{id:?}|{}|{:?}",
+                self.calls.len(),
+                values
+                    .iter()
+                    .map(|v| (v.range, v.constant.as_deref()))
+                    .collect::<Vec<_>>()
+            );
             let mut fenv = Env {
                 scope: def.scope,
                 ..Env::default()
@@ -1206,11 +1221,18 @@ impl<'a> Checker<'a> {
                     use_slot: None,
                 });
             }
-            let body = def.decl.body.clone();
+            let v = match self.call_views.get(&view) {
+                Some(v) => v.clone(),
+                None => {
+                    let body = def.decl.body.clone();
+                    self.calls.push(id);
+                    let v = self.quietly(|c| c.expr(&body, &fenv));
+                    self.calls.pop();
+                    self.call_views.insert(view, v.clone());
+                    v
+                }
+            };
             let result = def.result.clone();
-            self.calls.push(id);
-            let v = self.quietly(|c| c.expr(&body, &fenv));
-            self.calls.pop();
             Value {
                 ty: result,
                 abstains: abstains || v.abstains,
