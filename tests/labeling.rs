@@ -31,7 +31,10 @@ fn run(
         &mut Cursor::new(input.as_bytes()),
         &mut out,
         if quarantine { Some(&mut q) } else { None },
-        LabelOptions { batch_rows },
+        LabelOptions {
+            batch_rows,
+            ..LabelOptions::default()
+        },
         &mut |_| {},
     );
     (
@@ -318,4 +321,52 @@ fn labels_name_excluded_pairs_by_the_programs_excluded_grade() {
         excluded
     );
     assert_eq!(renamed.matches("\"overall_grade\":\"excluded\"").count(), 0);
+}
+
+/// A row over the size limit is never held whole: it is a bad row, quarantined with a preview
+/// of its first bytes and its length, and the rows around it are labeled.
+#[test]
+fn an_oversize_row_is_quarantined_with_a_preview_and_its_length() {
+    let golden: Vec<String> = std::fs::read_to_string("examples/job_match/data/golden.jsonl")
+        .unwrap()
+        .lines()
+        .take(3)
+        .map(str::to_string)
+        .collect();
+    let huge = format!("{{\"id\": \"big\", \"pad\": \"{}\"}}", "x".repeat(50_000));
+    let input = format!("{}\n{huge}\n{}\n", golden[0], golden[1]);
+    let mut out = Vec::new();
+    let mut q = Vec::new();
+    let summary = label_stream(
+        &engine(),
+        &mut Cursor::new(input.as_bytes()),
+        &mut out,
+        Some(&mut q),
+        LabelOptions {
+            max_row_bytes: 10_000,
+            batch_bytes: 1,
+            ..LabelOptions::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (summary.rows, summary.labeled, summary.quarantined),
+        (3, 2, 1)
+    );
+    let entry: serde_json::Value =
+        serde_json::from_slice(q.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(entry["line"], 2);
+    let error = entry["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("{} bytes", huge.len() + 1)),
+        "{error}"
+    );
+    assert!(entry["row"].as_str().unwrap().len() <= rubric_runtime::label::ROW_PREVIEW);
+    assert!(
+        entry["row"]
+            .as_str()
+            .unwrap()
+            .starts_with("{\"id\": \"big\"")
+    );
 }

@@ -96,6 +96,35 @@ pub fn check_bytes(
     }
 }
 
+/// The check of a file that is over the size limit, which the caller stopped reading at the
+/// limit: `size` is its length when known (a regular file), None for a stream (`/dev/zero`).
+pub fn too_large(name: &str, size: Option<u64>, options: &Options) -> Checked {
+    let mut sources = Sources::new();
+    let root = sources.add(name, "");
+    let limit = options.limits.max_file_bytes;
+    let message = match size {
+        Some(n) => format!("this file is {n} bytes, more than the limit of {limit} bytes"),
+        None => {
+            format!("this file is more than the limit of {limit} bytes (reading stopped there)")
+        }
+    };
+    let mut diagnostics = Diagnostics::new();
+    diagnostics.push(
+        Diagnostic::new(Code::SyntaxTooLarge, message)
+            .at(Span::new(root, 0, 0), "the file starts here")
+            .help("split the policy into modules (`module a.b { ... }` imported with `use`)"),
+    );
+    Checked {
+        sources,
+        root,
+        diagnostics: diagnostics.into_sorted(),
+        tree: None,
+        program: Program::default(),
+        policy: None,
+        policy_scope: None,
+    }
+}
+
 fn not_utf8(name: &str, bytes: &[u8]) -> Checked {
     // At most this many bad sequences are reported: a file in another encoding has one on
     // nearly every line, and the first few say what is wrong.

@@ -4,7 +4,7 @@
 
 use rubric_compiler::{Checked, LoadError, LoadedSource, ModuleProvider, Options, check_bytes};
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
 /// The marker file of a project directory.
@@ -93,9 +93,19 @@ impl Project {
                 limit: limit as u64,
             });
         }
-        let text = fs::read_to_string(&real).map_err(|e| LoadError::Unreadable {
-            reason: e.to_string(),
-        })?;
+        // The length is checked again while reading: the file may have grown since.
+        let mut text = String::new();
+        fs::File::open(&real)
+            .and_then(|f| f.take(limit as u64 + 1).read_to_string(&mut text))
+            .map_err(|e| LoadError::Unreadable {
+                reason: e.to_string(),
+            })?;
+        if text.len() > limit {
+            return Err(LoadError::TooLarge {
+                bytes: text.len() as u64,
+                limit: limit as u64,
+            });
+        }
         Ok(LoadedSource { name, text })
     }
 }
@@ -189,7 +199,23 @@ impl ModuleProvider for FsModules {
 /// Reads and checks one policy file with its project's modules. A file that is not UTF-8 is a
 /// diagnostic (`rubric::syntax::not_utf8`) at the bytes that cannot be read, not an IO error.
 pub fn check_file(path: &Path, options: &Options) -> io::Result<Checked> {
-    let bytes = fs::read(path)?;
+    let name = path.to_string_lossy().replace('\\', "/");
+    // Reading stops past the size limit: `/dev/zero` or a 4 GB sparse file is never read whole.
+    let limit = options.limits.max_file_bytes;
+    let file = fs::File::open(path)?;
+    let size = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    if size.is_some_and(|n| n > limit as u64) {
+        return Ok(rubric_compiler::too_large(&name, size, options));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Ok(rubric_compiler::too_large(&name, size, options));
+    }
     let project = Project::for_file(path)?;
     let canonical_dir = fs::canonicalize(path)?
         .parent()
@@ -204,7 +230,6 @@ pub fn check_file(path: &Path, options: &Options) -> io::Result<Checked> {
         file_dir,
         max_file_bytes: options.limits.max_file_bytes,
     };
-    let name = path.to_string_lossy().replace('\\', "/");
     Ok(check_bytes(&name, &bytes, &mut provider, options))
 }
 

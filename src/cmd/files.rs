@@ -28,6 +28,23 @@ pub fn write(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), ExitCode> {
     rubric_runtime::atomic::write(path, contents.as_ref()).map_err(|e| cannot_write(path, &e))
 }
 
+/// Reads a text file of at most `limit` bytes, stopping there: `/dev/zero` or a huge file is an
+/// error saying so, never read whole.
+pub fn read_bounded(path: &Path, limit: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(limit as u64 + 1)
+        .read_to_string(&mut text)?;
+    if text.len() > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it is more than {limit} bytes"),
+        ));
+    }
+    Ok(text)
+}
+
 /// Prints that `path` cannot be written and returns the usage exit code.
 pub fn cannot_write(path: &Path, e: &std::io::Error) -> ExitCode {
     eprintln!("error: cannot write `{}`: {e}", path.display());

@@ -21,7 +21,8 @@ pub struct Args {
 pub fn run(args: Args) -> ExitCode {
     let (mut unformatted, mut unparsable, mut unreadable) = (0, 0, 0);
     for file in &args.files {
-        let text = match std::fs::read_to_string(file) {
+        let limit = rubric_compiler::Limits::default().max_file_bytes;
+        let text = match files::read_bounded(file, limit) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: cannot read `{}`: {e}", file.display());

@@ -27,7 +27,8 @@ pub fn run(args: Args) -> ExitCode {
         Err(code) => return code,
     };
     let text = match args.pair.strip_prefix('@') {
-        Some(path) => match std::fs::read_to_string(path) {
+        // One pair: a record of 16 MiB is far past any real one.
+        Some(path) => match super::files::read_bounded(std::path::Path::new(path), 16 << 20) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("error: cannot read `{path}`: {e}");

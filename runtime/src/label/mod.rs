@@ -23,11 +23,23 @@ use value::Interner;
 pub struct LabelOptions {
     /// Rows read and labeled together (each batch is split across threads).
     pub batch_rows: usize,
+    /// A batch also ends once it holds this many bytes, so long rows do not make it huge.
+    pub batch_bytes: usize,
+    /// A row longer than this is not read into memory: it is a bad row (quarantined with its
+    /// first [`ROW_PREVIEW`] bytes and its length).
+    pub max_row_bytes: usize,
 }
+
+/// The bytes of an oversize row kept for its quarantine entry.
+pub const ROW_PREVIEW: usize = 4096;
 
 impl Default for LabelOptions {
     fn default() -> Self {
-        LabelOptions { batch_rows: 8192 }
+        LabelOptions {
+            batch_rows: 8192,
+            batch_bytes: 64 << 20,
+            max_row_bytes: 16 << 20,
+        }
     }
 }
 
@@ -266,6 +278,9 @@ struct SliceOut {
 struct Batch {
     text: Vec<u8>,
     rows: Vec<(u64, usize, usize)>,
+    /// Rows that were longer than the limit, by index, with their length (only a preview of
+    /// them is in `text`).
+    oversize: Vec<(usize, u64)>,
 }
 
 impl Batch {
@@ -277,10 +292,11 @@ impl Batch {
     }
 }
 
-/// Appends one line (with its newline, if any) to `buf`; the byte count, 0 at the end. Like
+/// Appends one line (with its newline, if any) to `buf`, at most `cap` bytes of it (the rest is
+/// read past, not kept); the byte count of the whole line, 0 at the end. Like
 /// `BufRead::read_until`, with a vectorised search for the newline: this runs on the one thread
 /// that reads.
-fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<usize> {
+fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>, cap: usize) -> io::Result<usize> {
     let mut read = 0;
     loop {
         let available = match input.fill_buf() {
@@ -295,7 +311,8 @@ fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<usize> {
             Some(i) => (true, i + 1),
             None => (false, available.len()),
         };
-        buf.extend_from_slice(available.get(..used).unwrap_or(available));
+        let room = cap.saturating_sub(read);
+        buf.extend_from_slice(available.get(..used.min(room)).unwrap_or(available));
         input.consume(used);
         read += used;
         if done {
@@ -328,18 +345,31 @@ pub fn label_stream(
     let mut batch = Batch {
         text: Vec::new(),
         rows: Vec::with_capacity(options.batch_rows),
+        oversize: Vec::new(),
     };
     loop {
         batch.text.clear();
         batch.rows.clear();
-        while batch.rows.len() < options.batch_rows {
+        batch.oversize.clear();
+        while batch.rows.len() < options.batch_rows && batch.text.len() < options.batch_bytes {
             let start = batch.text.len();
-            let n = read_line(input, &mut batch.text)?;
+            // One byte past the limit says the row is over it.
+            let n = read_line(
+                input,
+                &mut batch.text,
+                options.max_row_bytes.saturating_add(1),
+            )?;
             if n == 0 {
                 break;
             }
             bytes += n as u64;
             line_no += 1;
+            if n > options.max_row_bytes {
+                batch
+                    .text
+                    .truncate(start + ROW_PREVIEW.min(options.max_row_bytes));
+                batch.oversize.push((batch.rows.len(), n as u64));
+            }
             let line = batch.text.get(start..).unwrap_or(&[]);
             let kept = line.len()
                 - line
@@ -372,6 +402,19 @@ pub fn label_stream(
                 let mut bad = Vec::new();
                 for &i in slice {
                     let no = batch.rows.get(i).map_or(0, |r| r.0);
+                    if let Some((_, len)) = batch.oversize.iter().find(|(at, _)| *at == i) {
+                        let error = RowError {
+                            line: no,
+                            path: String::new(),
+                            message: format!(
+                                "the row is {len} bytes, more than the limit of {} bytes; its \
+                                 first bytes are kept in the quarantine entry",
+                                options.max_row_bytes
+                            ),
+                        };
+                        bad.push((pairs.len(), i, error));
+                        continue;
+                    }
                     let line = match std::str::from_utf8(batch.row(i)) {
                         Ok(line) => line,
                         Err(e) => {
@@ -460,7 +503,7 @@ mod read_line_tests {
         let mut out = Vec::new();
         loop {
             let mut buf = Vec::new();
-            let n = read_line(&mut reader, &mut buf).unwrap();
+            let n = read_line(&mut reader, &mut buf, usize::MAX).unwrap();
             if n == 0 {
                 break;
             }
