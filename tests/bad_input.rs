@@ -110,3 +110,34 @@ fn a_chain_of_functions_each_calling_the_previous_twice_checks_without_blowing_u
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// A policy past the size limit is never read whole: `/dev/zero` and a 4 GB sparse file each
+/// give `too_large` at once (the sparse file with its real size).
+#[test]
+fn a_policy_past_the_size_limit_is_not_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let sparse = dir.path().join("huge.policy");
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    for (path, says) in [
+        (sparse.as_path(), "this file is 4294967296 bytes"),
+        (std::path::Path::new("/dev/zero"), "reading stopped there"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_rubric"))
+            .arg("check")
+            .arg(path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("rubric::syntax::too_large") && err.contains(says), "{err}");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .args(["trace", "--policy", "policies/job_match.policy", "--pair", "@/dev/zero"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("more than 16777216 bytes"));
+}
