@@ -132,10 +132,19 @@ fn a_policy_past_the_size_limit_is_not_read_whole() {
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{err}");
-        assert!(err.contains("rubric::syntax::too_large") && err.contains(says), "{err}");
+        assert!(
+            err.contains("rubric::syntax::too_large") && err.contains(says),
+            "{err}"
+        );
     }
     let o = Command::new(env!("CARGO_BIN_EXE_rubric"))
-        .args(["trace", "--policy", "policies/job_match.policy", "--pair", "@/dev/zero"])
+        .args([
+            "trace",
+            "--policy",
+            "policies/job_match.policy",
+            "--pair",
+            "@/dev/zero",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));

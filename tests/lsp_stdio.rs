@@ -145,3 +145,112 @@ fn the_binary_serves_lsp_over_stdio() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// Reads one raw frame (errors for unreadable messages have a null id, which `Message` does not
+/// take).
+fn raw_frame(reader: &mut impl std::io::BufRead) -> Option<serde_json::Value> {
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("Content-Length:") {
+            length = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    std::io::Read::read_exact(reader, &mut body).ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+/// A `rubric lsp` process, its input, and its answers as raw JSON.
+fn spawn_server(
+    stdlib: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    mpsc::Receiver<serde_json::Value>,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .args(["lsp", "--stdlib-dir"])
+        .arg(stdlib)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        while let Some(v) = raw_frame(&mut reader) {
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    (child, stdin, rx)
+}
+
+fn send_raw(stdin: &mut std::process::ChildStdin, body: &str) {
+    write!(stdin, "Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+    stdin.flush().unwrap();
+}
+
+#[test]
+fn the_server_answers_bad_messages_and_goes_on_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdlib = dir.path().join("stdlib");
+    let (mut child, mut stdin, rx) = spawn_server(&stdlib);
+    let next = || rx.recv_timeout(Duration::from_secs(60)).expect("an answer");
+    send_raw(&mut stdin, "{this is not json");
+    assert_eq!(next()["error"]["code"], -32700);
+    send_raw(&mut stdin, "[]");
+    assert_eq!(next()["error"]["code"], -32600);
+    send_raw(&mut stdin, "{}");
+    assert_eq!(next()["error"]["code"], -32600);
+    send_raw(&mut stdin, "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\":");
+    assert_eq!(next()["error"]["code"], -32700);
+    // After all that, a real session.
+    send_raw(
+        &mut stdin,
+        r#"{"jsonrpc":"2.0","id":2,"method":"initialize","params":{"capabilities":{}}}"#,
+    );
+    let init = next();
+    assert_eq!(init["id"], 2);
+    assert!(init["result"]["capabilities"].is_object(), "{init}");
+    send_raw(
+        &mut stdin,
+        r#"{"jsonrpc":"2.0","method":"initialized","params":{}}"#,
+    );
+    send_raw(
+        &mut stdin,
+        r#"{"jsonrpc":"2.0","id":3,"method":"shutdown"}"#,
+    );
+    assert_eq!(next()["id"], 3);
+    send_raw(&mut stdin, r#"{"jsonrpc":"2.0","method":"exit"}"#);
+    assert!(child.wait().unwrap().success());
+
+    // A Content-Length of 4 GB is not allocated up front: the server reads past what arrives,
+    // and ends normally when the input closes.
+    let (mut child, mut stdin, _rx) = spawn_server(&stdlib);
+    write!(stdin, "Content-Length: 4000000000\r\n\r\n{{}}").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server is still running"
+    );
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(
+        status.code().is_some(),
+        "ended by the closed input, not by a signal"
+    );
+}

@@ -5,6 +5,7 @@
 pub mod features;
 pub mod lines;
 mod server;
+pub mod transport;
 pub mod workspace;
 
 pub use server::{Config, ServerError, capabilities, run, run_stdio};

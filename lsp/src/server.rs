@@ -83,10 +83,10 @@ pub fn capabilities() -> ServerCapabilities {
 
 /// Runs the server over standard input and output until the client says `exit`.
 pub fn run_stdio(config: Config) -> Result<(), ServerError> {
-    let (connection, io_threads) = Connection::stdio();
+    let (connection, transport) = crate::transport::stdio();
     let result = run(&connection, config);
     drop(connection);
-    io_threads.join().map_err(ServerError::Io)?;
+    transport.join().map_err(ServerError::Io)?;
     result
 }
 
