@@ -666,4 +666,14 @@ fn sigma_outliers_are_dropped_on_both_sides_with_the_population_deviation() {
     let mut between = vec![100.0; 8];
     between.extend([85.0, 115.0, 200.0]);
     assert_eq!(dropped(&between), vec![200.0], "the population deviation");
+    // A dwell of 1e155 squares past the largest float: the statistics stay finite and it, alone,
+    // is dropped (the sums overflowed to infinity and nothing was).
+    let mut huge = vec![100.0; 29];
+    huge.push(1e155);
+    huge.extend([90.0, 110.0]);
+    assert_eq!(
+        dropped(&huge),
+        vec![1e155],
+        "a huge value among ordinary ones"
+    );
 }

@@ -592,17 +592,14 @@ pub fn clean(
         };
         let (range, stat) = match cutoff {
             Cutoff::Sigma(k) => {
-                let (mut n, mut mean, mut m2) = (0u64, 0.0f64, 0.0f64);
+                let mut moments = Moments::default();
                 pass += 1;
                 run_pass(&mut rules, i, pass, &mut |click, stats| {
                     if let Some(x) = predicate::number(field, click, stats) {
-                        n += 1;
-                        let d = x - mean;
-                        mean += d / n as f64;
-                        m2 += d * (x - mean);
+                        moments.add(x);
                     }
                 })?;
-                let sd = if n > 0 { (m2 / n as f64).sqrt() } else { 0.0 };
+                let (n, mean, sd) = (moments.n, moments.mean(), moments.sd());
                 let range = (n > 0).then_some((mean - k * sd, mean + k * sd));
                 (
                     range,
@@ -813,5 +810,56 @@ fn ordered(x: f64) -> u64 {
         !bits
     } else {
         bits | (1 << 63)
+    }
+}
+
+/// Mean and population deviation by Welford's method, on values divided by the largest
+/// magnitude seen so far: a value of 1e155 squares to infinity, which turned the 3-sigma rule's
+/// statistics into null and dropped nothing; scaled, the sums stay finite for any finite input.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Moments {
+    n: u64,
+    /// The largest |x| so far; the values below are in units of it.
+    scale: f64,
+    mean: f64,
+    m2: f64,
+}
+
+impl Moments {
+    fn add(&mut self, x: f64) {
+        if !x.is_finite() {
+            return;
+        }
+        if x.abs() > self.scale {
+            let ratio = if self.scale == 0.0 {
+                0.0
+            } else {
+                self.scale / x.abs()
+            };
+            self.mean *= ratio;
+            self.m2 *= ratio * ratio;
+            self.scale = x.abs();
+        }
+        let x = if self.scale == 0.0 {
+            0.0
+        } else {
+            x / self.scale
+        };
+        self.n += 1;
+        let d = x - self.mean;
+        self.mean += d / self.n as f64;
+        self.m2 += d * (x - self.mean);
+    }
+
+    fn mean(&self) -> f64 {
+        self.mean * self.scale
+    }
+
+    fn sd(&self) -> f64 {
+        if self.n == 0 {
+            0.0
+        } else {
+            (self.m2 / self.n as f64).sqrt() * self.scale
+        }
     }
 }
