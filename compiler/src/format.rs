@@ -25,6 +25,7 @@
 
 use crate::source::{FileId, Span};
 use crate::syntax::ast::*;
+use crate::syntax::expr::{PRIMARY_LEVEL, binary_level, groups_right, prefix_level};
 use crate::syntax::{self, Limits};
 
 /// The width a line may take, indentation included.
@@ -759,37 +760,10 @@ fn doc_line(line: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Precedence
 
-/// Binding levels, loosest first: or; and; not; comparisons; ??; |; &; + -; * /; unary -.
-const NOT_LEVEL: u8 = 3;
-const NEG_LEVEL: u8 = 10;
-const PRIMARY: u8 = 11;
+// The levels come from the parser's one table, `syntax::PRECEDENCE`.
+
+/// Lower than any level: what an expression can never be read as continuing.
 const NEVER_OPEN: u8 = u8::MAX;
-
-fn level(op: BinaryOp) -> u8 {
-    match op {
-        BinaryOp::Or => 1,
-        BinaryOp::And => 2,
-        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-            4
-        }
-        BinaryOp::Coalesce => 5,
-        BinaryOp::Union => 6,
-        BinaryOp::Intersect => 7,
-        BinaryOp::Add | BinaryOp::Sub => 8,
-        BinaryOp::Mul | BinaryOp::Div => 9,
-    }
-}
-
-fn unary_level(op: UnaryOp) -> u8 {
-    match op {
-        UnaryOp::Not => NOT_LEVEL,
-        UnaryOp::Neg => NEG_LEVEL,
-    }
-}
-
-fn right_assoc(op: BinaryOp) -> bool {
-    op == BinaryOp::Coalesce
-}
 
 /// One operand of a run of operators: the operator before it (none for the first), the operand
 /// and its span.
@@ -1692,9 +1666,9 @@ impl Printer<'_> {
     /// How tightly an expression binds, as an operand.
     fn prec(&self, e: &Expr) -> u8 {
         match &self.peel(e).kind {
-            ExprKind::Binary { op, .. } => level(*op),
-            ExprKind::Unary { op, .. } => unary_level(*op),
-            _ => PRIMARY,
+            ExprKind::Binary { op, .. } => binary_level(*op),
+            ExprKind::Unary { op, .. } => prefix_level(*op),
+            _ => PRIMARY_LEVEL,
         }
     }
 
@@ -1703,23 +1677,23 @@ impl Printer<'_> {
     fn open(&self, e: &Expr) -> u8 {
         match &self.peel(e).kind {
             ExprKind::Binary { rhs, .. } => self.open(rhs),
-            ExprKind::Unary { op, operand } => (unary_level(*op) - 1).min(self.open(operand)),
+            ExprKind::Unary { op, operand } => (prefix_level(*op) - 1).min(self.open(operand)),
             ExprKind::If { .. } | ExprKind::When { .. } => 0,
             _ => NEVER_OPEN,
         }
     }
 
     fn needs_parens_left(&self, l: &Expr, op: BinaryOp) -> bool {
-        let p = level(op);
+        let p = binary_level(op);
         let lp = self.prec(l);
-        lp < p || (lp == p && right_assoc(op)) || self.open(l) < p
+        lp < p || (lp == p && groups_right(op)) || self.open(l) < p
     }
 
     fn needs_parens_right(&self, r: &Expr, op: BinaryOp) -> bool {
         match &self.peel(r).kind {
             ExprKind::Binary { op: rop, .. } => {
-                let (p, rp) = (level(op), level(*rop));
-                rp < p || (rp == p && !right_assoc(op))
+                let (p, rp) = (binary_level(op), binary_level(*rop));
+                rp < p || (rp == p && !groups_right(op))
             }
             _ => false,
         }
@@ -1727,7 +1701,7 @@ impl Printer<'_> {
 
     fn needs_parens_unary(&self, x: &Expr, op: UnaryOp) -> bool {
         match &self.peel(x).kind {
-            ExprKind::Binary { op: b, .. } => level(*b) < unary_level(op),
+            ExprKind::Binary { op: b, .. } => binary_level(*b) < prefix_level(op),
             _ => false,
         }
     }
@@ -1844,7 +1818,7 @@ impl Printer<'_> {
             return self.node(e, hang);
         };
         let mut pieces: Vec<Piece> = Vec::new();
-        self.collect(e, level(*op), &mut pieces);
+        self.collect(e, binary_level(*op), &mut pieces);
         let spans: Vec<Span> = pieces.iter().map(|(_, _, s)| *s).collect();
         let force = self.formatting()
             && matches!(op, BinaryOp::And | BinaryOp::Or)
@@ -1877,7 +1851,8 @@ impl Printer<'_> {
         };
         let l = self.peel(lhs);
         let left_parens = self.needs_parens_left(l, *op);
-        let same_level = matches!(&l.kind, ExprKind::Binary { op: lop, .. } if level(*lop) == at);
+        let same_level =
+            matches!(&l.kind, ExprKind::Binary { op: lop, .. } if binary_level(*lop) == at);
         if !left_parens && same_level {
             self.collect(l, at, out);
         } else {

@@ -4,7 +4,7 @@
 
 pub mod ast;
 mod build;
-mod expr;
+pub(crate) mod expr;
 mod keywords;
 mod scan;
 
