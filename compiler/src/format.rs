@@ -43,6 +43,7 @@ pub fn format_tree(tree: &SourceTree, source: &str) -> String {
         let printer = Printer {
             src: Some(source),
             comments: &comments,
+            keep_parens: true,
         };
         let doc = printer.file(tree);
         assemble(render(&doc), &tree.comments, source)
@@ -57,6 +58,7 @@ pub fn canonical(tree: &SourceTree) -> String {
         let printer = Printer {
             src: None,
             comments: &[],
+            keep_parens: false,
         };
         let doc = printer.file(tree);
         assemble(render(&doc), &[], "")
@@ -70,6 +72,7 @@ pub fn format_expr(expr: &Expr, source: &str) -> String {
         let printer = Printer {
             src: Some(source),
             comments: &[],
+            keep_parens: true,
         };
         let doc = printer.expr(expr);
         assemble(render(&doc), &[], source).trim_end().to_string()
@@ -83,6 +86,7 @@ pub fn format_pipeline(pipeline: &PipelineDecl, source: &str) -> String {
         let printer = Printer {
             src: Some(source),
             comments: &[],
+            keep_parens: true,
         };
         let undocumented = PipelineDecl {
             docs: Docs::default(),
@@ -97,6 +101,62 @@ pub fn format_pipeline(pipeline: &PipelineDecl, source: &str) -> String {
 pub fn format_source(text: &str) -> Option<String> {
     let parsed = syntax::parse(FileId(0), text, &Limits::default());
     parsed.tree.map(|tree| format_tree(&tree, text))
+}
+
+// ---------------------------------------------------------------------------------------------
+// One line
+
+/// The printer of one literal or expression on one line, for messages, hovers, documents and
+/// labels: every literal in its one form, the author's parentheses kept, no comments.
+const ONE_LINE: Printer<'static> = Printer {
+    src: None,
+    comments: &[],
+    keep_parens: true,
+};
+
+/// A literal on one line, as the formatter writes it: `0.85`, `40%`, `"abc"`, `[a, b]`.
+pub fn literal_text(literal: &Literal) -> String {
+    stacker::grow(syntax::STACK_SIZE, || flat(&ONE_LINE.literal(literal)))
+}
+
+/// An expression on one line, as the formatter writes it (every literal in its one form, the
+/// author's parentheses kept): `len(required) > 0`, `session == "abc"`.
+pub fn expr_text(expr: &Expr) -> String {
+    stacker::grow(syntax::STACK_SIZE, || flat(&ONE_LINE.expr(expr)))
+}
+
+/// [`expr_text`] cut to at most `max_chars` characters, ending in `...` where it was cut: for
+/// labels.
+pub fn expr_label(expr: &Expr, max_chars: usize) -> String {
+    let text = expr_text(expr);
+    if text.chars().count() > max_chars {
+        let cut: String = text.chars().take(max_chars.saturating_sub(3)).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}
+
+/// A number in its one form, the shortest that reads back identically: `1`, `0.85`, `3e-5`.
+pub fn number_text(v: f64) -> String {
+    number(v)
+}
+
+/// A doc printed flat: every group on one line.
+fn flat(doc: &Doc) -> String {
+    fn go(d: &Doc, out: &mut String) {
+        match d {
+            Doc::Text(s) => out.push_str(s),
+            Doc::Line | Doc::HardLine => out.push(' '),
+            Doc::SoftLine | Doc::Blank(_) | Doc::Mark(..) => {}
+            Doc::IfBreak(_, flat) => go(flat, out),
+            Doc::Indent(x) | Doc::Align(x) | Doc::Group(x, _) => go(x, out),
+            Doc::Concat(v) => v.iter().for_each(|x| go(x, out)),
+        }
+    }
+    let mut out = String::new();
+    go(doc, &mut out);
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -811,6 +871,9 @@ struct Printer<'a> {
     /// The source text when formatting; `None` for the canonical text.
     src: Option<&'a str>,
     comments: &'a [Comment],
+    /// Whether the author's parentheses are printed (formatting, and one expression on one line)
+    /// or only those the precedence table needs (the canonical text).
+    keep_parens: bool,
 }
 
 impl Printer<'_> {
@@ -1638,7 +1701,7 @@ impl Printer<'_> {
                 cat(out)
             }
             LiteralKind::Number(v) => cat(vec![self.mark(l.span), text(self.numeral(*v, l.span))]),
-            _ => cat(vec![self.mark(l.span), text(literal_text(l))]),
+            _ => cat(vec![self.mark(l.span), text(literal_atom(l))]),
         }
     }
 
@@ -1655,7 +1718,7 @@ impl Printer<'_> {
 
     /// Strips the parentheses the author wrote, for the canonical text.
     fn peel<'e>(&self, mut e: &'e Expr) -> &'e Expr {
-        if !self.formatting() {
+        if !self.keep_parens {
             while let ExprKind::Paren(inner) = &e.kind {
                 e = inner;
             }
@@ -2342,23 +2405,14 @@ impl Printer<'_> {
     }
 }
 
-/// A literal other than a list or a name, as text.
-fn literal_text(l: &Literal) -> String {
+/// A literal other than a list, a name or a number (which [`Printer::literal`] prints), as text.
+fn literal_atom(l: &Literal) -> String {
     match &l.kind {
-        LiteralKind::Number(v) => number(*v),
         LiteralKind::Percent(v) => format!("{}%", percent(*v)),
         LiteralKind::String(s) => quote(s),
         LiteralKind::Bool(b) => b.to_string(),
-        LiteralKind::Name(parts) => parts
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect::<Vec<_>>()
-            .join("."),
-        LiteralKind::List(items) => {
-            let items: Vec<String> = items.iter().map(literal_text).collect();
-            format!("[{}]", items.join(", "))
-        }
         LiteralKind::Abstain => "abstain".to_string(),
+        LiteralKind::Number(_) | LiteralKind::Name(_) | LiteralKind::List(_) => literal_text(l),
     }
 }
 

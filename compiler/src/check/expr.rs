@@ -5,6 +5,7 @@
 use super::interval::{Cmp, Interval, Truth};
 use super::prelude::PRELUDE;
 use crate::diagnostics::{Code, Diagnostic, Diagnostics, did_you_mean, suggestion_help};
+use crate::format::expr_text;
 use crate::resolve::{EntityId, FnId, Program, ScopeId, Symbol, Type};
 use crate::source::Span;
 use crate::stdlib;
@@ -2019,33 +2020,5 @@ fn plural(n: usize, one: &str, many: &str) -> String {
         format!("1 {one}")
     } else {
         format!("{n} {many}")
-    }
-}
-
-/// A short rendering of an expression for messages (`len(required)`).
-pub fn expr_text(e: &Expr) -> String {
-    match &e.kind {
-        ExprKind::Number(n) => format!("{n}"),
-        ExprKind::Percent(p) => format!("{}%", p * 100.0),
-        ExprKind::Path(names) => names
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect::<Vec<_>>()
-            .join("."),
-        ExprKind::Call { func, args } => format!(
-            "{}({})",
-            func.name,
-            args.iter().map(expr_text).collect::<Vec<_>>().join(", ")
-        ),
-        ExprKind::Lookup { table, keys } => format!(
-            "{}[{}]",
-            table.name,
-            keys.iter().map(expr_text).collect::<Vec<_>>().join(", ")
-        ),
-        ExprKind::Paren(inner) => format!("({})", expr_text(inner)),
-        ExprKind::Binary { op, lhs, rhs, .. } => {
-            format!("{} {} {}", expr_text(lhs), op.symbol(), expr_text(rhs))
-        }
-        _ => "this".to_string(),
     }
 }
