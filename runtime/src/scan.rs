@@ -5,10 +5,9 @@
 
 use crate::label::batch::PairBatch;
 use crate::label::decode::{Decoder, RowError};
-use crate::label::engine::{Ctx, Engine, Events, Label, Labels, OverallGrade};
+use crate::label::engine::{Ctx, Engine, Events, Label, Labels};
 use crate::label::value::Interner;
 use rayon::prelude::*;
-use rubric_compiler::check::EXCLUDED;
 use rubric_compiler::lower::ir::{LabelingProgram, RuleActionIr};
 use serde::Serialize;
 use std::io::{self, BufRead};
@@ -146,18 +145,7 @@ pub fn scan(
 
 /// The name of a label's overall grade: a band, the grade a rule set, or `excluded`.
 pub fn overall_grade_name(program: &LabelingProgram, label: &Label) -> Option<String> {
-    match label.overall_grade? {
-        OverallGrade::Band(b) => program
-            .overall
-            .grades
-            .get(b as usize)
-            .map(|b| b.name.clone()),
-        OverallGrade::SetByRule(r) => program.rules.get(r as usize).and_then(|r| match &r.action {
-            RuleActionIr::SetGrade(g) => Some(g.clone()),
-            _ => None,
-        }),
-        OverallGrade::Excluded => Some(EXCLUDED.to_string()),
-    }
+    label.overall_grade?.name(program)
 }
 
 /// A rule's action in words: `cap 0.3`, `floor 0.65`, `exclude`, `set grade poor`.

@@ -3,7 +3,7 @@
 //! at the policy's lines.
 
 use crate::label::decode::{Decoder, RowError};
-use crate::label::engine::{Ctx, Engine, Events, OverallGrade, SCORE_DECIMALS};
+use crate::label::engine::{Ctx, Engine, Events, SCORE_DECIMALS};
 use crate::label::value::Interner;
 use rubric_compiler::lower::SourceMap;
 use rubric_compiler::lower::ir::RuleActionIr;
@@ -81,20 +81,7 @@ pub fn trace_pair(
         }
     }
     let grade = match label.overall_grade {
-        Some(OverallGrade::Band(b)) => program
-            .overall
-            .grades
-            .get(b as usize)
-            .map_or(String::new(), |b| b.name.clone()),
-        Some(OverallGrade::SetByRule(r)) => program
-            .rules
-            .get(r as usize)
-            .and_then(|r| match &r.action {
-                RuleActionIr::SetGrade(g) => Some(g.clone()),
-                _ => None,
-            })
-            .unwrap_or_default(),
-        Some(OverallGrade::Excluded) => rubric_compiler::check::EXCLUDED.to_string(),
+        Some(g) => g.name(program).unwrap_or_default(),
         None => "no grade".to_string(),
     };
     let _ = writeln!(out, "overall {} → {grade}", show(label.overall));

@@ -39,6 +39,27 @@ pub enum OverallGrade {
     Excluded,
 }
 
+impl OverallGrade {
+    /// The grade's name: a band's, the grade a rule set, or `excluded`. The one place a label's
+    /// overall grade becomes its name (labels' JSON, trace, stats, diff and documents).
+    pub fn name(self, program: &LabelingProgram) -> Option<String> {
+        match self {
+            OverallGrade::Band(b) => program
+                .overall
+                .grades
+                .get(b as usize)
+                .map(|b| b.name.clone()),
+            OverallGrade::SetByRule(r) => {
+                program.rules.get(r as usize).and_then(|r| match &r.action {
+                    RuleActionIr::SetGrade(g) => Some(g.clone()),
+                    _ => None,
+                })
+            }
+            OverallGrade::Excluded => Some(rubric_compiler::check::EXCLUDED.to_string()),
+        }
+    }
+}
+
 /// The labels of one pair.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Label {

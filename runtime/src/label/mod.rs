@@ -67,6 +67,9 @@ impl From<io::Error> for LabelError {
     }
 }
 
+/// The key of a label's overall grade in its JSON object.
+pub const OVERALL_GRADE_KEY: &str = "overall_grade";
+
 /// The label of a pair as one JSON object (LANGUAGE.md, "labels").
 pub fn label_json(engine: &Engine, label: &Label) -> Value {
     let p = &engine.program;
@@ -86,15 +89,7 @@ pub fn label_json(engine: &Engine, label: &Label) -> Value {
             grades.insert(d.name.clone(), grade);
         }
     }
-    let overall_grade = match label.overall_grade {
-        Some(OverallGrade::Band(b)) => p.overall.grades.get(b as usize).map(|b| b.name.clone()),
-        Some(OverallGrade::SetByRule(r)) => p.rules.get(r as usize).and_then(|r| match &r.action {
-            rubric_compiler::lower::ir::RuleActionIr::SetGrade(g) => Some(g.clone()),
-            _ => None,
-        }),
-        Some(OverallGrade::Excluded) => Some(rubric_compiler::check::EXCLUDED.to_string()),
-        None => None,
-    };
+    let overall_grade = label.overall_grade.and_then(|g| g.name(p));
     let rules: Vec<Value> = label
         .rules
         .iter()
@@ -111,7 +106,7 @@ pub fn label_json(engine: &Engine, label: &Label) -> Value {
         label.overall.map_or(Value::Null, |o| json!(o)),
     );
     out.insert(
-        "overall_grade".to_string(),
+        OVERALL_GRADE_KEY.to_string(),
         overall_grade.map_or(Value::Null, Value::String),
     );
     out.insert("rules".to_string(), Value::Array(rules));
@@ -229,7 +224,9 @@ impl LabelWriter {
             Some(x) => Self::number(out, x),
             None => out.push_str(null),
         }
-        out.push_str(",\"overall_grade\":");
+        out.push_str(",\"");
+        out.push_str(OVERALL_GRADE_KEY);
+        out.push_str("\":");
         let grade = match label.overall_grade {
             Some(OverallGrade::Band(b)) => self.overall.get(b as usize).map(String::as_str),
             Some(OverallGrade::SetByRule(r)) => {

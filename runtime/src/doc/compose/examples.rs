@@ -4,9 +4,7 @@
 use super::{Composer, join_inlines, link_code, literal_text, rule_id, score_text};
 use crate::doc::{Block, Inline};
 use crate::examples::failed_expectation;
-use crate::label::engine::{Label, OverallGrade};
-use rubric_compiler::check::EXCLUDED;
-use rubric_compiler::lower::ir::RuleActionIr;
+use crate::label::engine::Label;
 use rubric_compiler::syntax::ast::{ExampleDecl, Expectation};
 
 impl Composer<'_> {
@@ -127,26 +125,10 @@ impl Composer<'_> {
     }
 
     fn overall_grade(&self, label: &Label) -> String {
-        match label.overall_grade {
-            Some(OverallGrade::Band(b)) => self
-                .program
-                .overall
-                .grades
-                .get(b as usize)
-                .map(|b| b.name.clone()),
-            Some(OverallGrade::SetByRule(r)) => {
-                self.program
-                    .rules
-                    .get(r as usize)
-                    .and_then(|r| match &r.action {
-                        RuleActionIr::SetGrade(g) => Some(g.clone()),
-                        _ => None,
-                    })
-            }
-            Some(OverallGrade::Excluded) => Some(EXCLUDED.to_string()),
-            None => None,
-        }
-        .unwrap_or_else(|| "no grade".into())
+        label
+            .overall_grade
+            .and_then(|g| g.name(self.program))
+            .unwrap_or_else(|| "no grade".into())
     }
 
     fn labels_line(&self, label: &Label) -> Vec<Inline> {
