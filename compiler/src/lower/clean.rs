@@ -28,7 +28,7 @@ pub enum CleanRuleIr {
 }
 
 /// A clean rule's condition over one click-log record: its fields and its session's statistics
-/// (the names the checker allows, `check/pipeline.rs`). Durations are in seconds, percents are
+/// (the names the checker allows, `check/pipeline/mod.rs`). Durations are in seconds, percents are
 /// fractions, and `when` arms are nested `if`s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
