@@ -9,7 +9,8 @@ mod operators;
 use super::interval::{Cmp, Interval, Truth};
 use super::prelude::PRELUDE;
 use crate::diagnostics::{Code, Diagnostic, Diagnostics, did_you_mean, suggestion_help};
-use crate::format::expr_text;
+/// The one printer of an expression on one line, the formatter's (kept at this path for callers).
+pub use crate::format::expr_text;
 use crate::resolve::{EntityId, FnId, Program, ScopeId, Symbol, Type};
 use crate::source::Span;
 use crate::stdlib;
