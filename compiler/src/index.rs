@@ -4,6 +4,7 @@
 
 use crate::Checked;
 use crate::check::{PolicyInfo, prelude, visit};
+use crate::format::{literal_text, number_text};
 use crate::resolve::{EntityId, EnumId, Program, ScopeId, Symbol, Type};
 use crate::source::{FileId, Sources, Span};
 use crate::stdlib;
@@ -1224,12 +1225,6 @@ fn enum_of_type(t: &Type) -> Option<EnumId> {
 // ---------------------------------------------------------------------------------------------
 // Declarations as text
 
-/// A number as an author writes it: `1`, `0.25`.
-fn number_text(n: f64) -> String {
-    let rounded = (n * 1e6).round() / 1e6;
-    format!("{rounded}")
-}
-
 /// A type as written: `set<string>`, `Seniority?`.
 pub fn type_expr_text(t: &TypeExpr) -> String {
     let mut s = t.name.name.clone();
@@ -1277,29 +1272,6 @@ fn table_signature(t: &TableDecl) -> String {
         type_expr_text(&t.value),
         literal_text(&t.default)
     )
-}
-
-fn literal_text(l: &Literal) -> String {
-    match &l.kind {
-        LiteralKind::Number(n) => number_text(*n),
-        LiteralKind::Percent(p) => format!("{}%", number_text(p * 100.0)),
-        LiteralKind::String(s) => format!("\"{s}\""),
-        LiteralKind::Bool(b) => b.to_string(),
-        LiteralKind::Name(names) => names
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect::<Vec<_>>()
-            .join("."),
-        LiteralKind::List(items) => format!(
-            "[{}]",
-            items
-                .iter()
-                .map(literal_text)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        LiteralKind::Abstain => "abstain".to_string(),
-    }
 }
 
 fn action_text(a: &RuleAction) -> String {

@@ -206,8 +206,9 @@ pub fn definition(
 // ---------------------------------------------------------------------------------------------
 // Completion
 
-/// Keywords offered where a name may be written.
-const KEYWORDS: &[&str] = &[
+/// The keywords offered where a name may be written: those of expressions, items and examples
+/// (not the pipeline's), a selection of the language's one list [`KEYWORDS`] and [`VALUE_WORDS`].
+const OFFERED_KEYWORDS: &[&str] = &[
     "abstain",
     "and",
     "because",
@@ -302,7 +303,7 @@ pub fn completion(document: &Document, position: Position) -> Vec<CompletionItem
             items.push(it);
         }
     }
-    for keyword in KEYWORDS {
+    for keyword in OFFERED_KEYWORDS {
         if seen.insert((*keyword).to_string()) {
             items.push(CompletionItem {
                 label: (*keyword).to_string(),
@@ -805,4 +806,20 @@ pub fn formatting(document: &Document) -> Result<Vec<TextEdit>, FormatRefused> {
     }
     let lines = Lines::new(text.as_str());
     Ok(vec![TextEdit::new(lines.all(), formatted)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OFFERED_KEYWORDS;
+    use rubric_compiler::syntax::{KEYWORDS, VALUE_WORDS};
+
+    #[test]
+    fn every_offered_keyword_is_a_word_of_the_language() {
+        for word in OFFERED_KEYWORDS {
+            assert!(
+                KEYWORDS.contains(word) || VALUE_WORDS.contains(word),
+                "`{word}` is not a keyword of the grammar"
+            );
+        }
+    }
 }

@@ -28,7 +28,7 @@ pub enum CleanRuleIr {
 }
 
 /// A clean rule's condition over one click-log record: its fields and its session's statistics
-/// (the names the checker allows, `check/pipeline.rs`). Durations are in seconds, percents are
+/// (the names the checker allows, `check/pipeline/mod.rs`). Durations are in seconds, percents are
 /// fractions, and `when` arms are nested `if`s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -116,7 +116,7 @@ pub(super) fn clean_expr(e: &Expr) -> CleanExprIr {
         | ExprKind::Lookup { .. }
         | ExprKind::Match { .. }
         | ExprKind::List(_)
-        | ExprKind::Abstain => CleanExprIr::Unsupported(crate::check::expr::expr_text(e)),
+        | ExprKind::Abstain => CleanExprIr::Unsupported(crate::format::expr_text(e)),
     }
 }
 
@@ -127,7 +127,7 @@ pub(super) fn clean_rule(rule: &CleanRule) -> CleanRuleIr {
             name, condition, ..
         } => CleanRuleIr::DropWhen {
             name: name.name.clone(),
-            condition: crate::check::expr::expr_text(condition),
+            condition: crate::format::expr_text(condition),
             predicate: clean_expr(condition),
         },
         CleanRule::OutliersSigma { field, sigma, .. } => CleanRuleIr::OutliersSigma {
@@ -143,5 +143,47 @@ pub(super) fn clean_rule(rule: &CleanRule) -> CleanRuleIr {
         CleanRule::Duplicates { on, .. } => CleanRuleIr::Duplicates {
             on: on.iter().map(|n| n.name.clone()).collect(),
         },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::source::FileId;
+    use crate::syntax::{Limits, parse};
+
+    /// The conditions of the `clean` rules of a pipeline's click log, lowered.
+    fn conditions(clean: &str) -> Vec<String> {
+        let text = format!(
+            "pipeline p for q {{\n  data {{\n    clicks \"c.jsonl\" clean {{\n      {clean}\n    }}\n  }}\n}}\n"
+        );
+        let parsed = parse(FileId(0), &text, &Limits::default());
+        let tree = parsed.tree.expect("the pipeline parses");
+        let Some(TopItem::Pipeline(pipeline)) = tree.items.first() else {
+            panic!("a pipeline");
+        };
+        pipeline
+            .data
+            .iter()
+            .flat_map(|d| &d.sources)
+            .flat_map(|s| &s.clean)
+            .map(|rule| match clean_rule(rule) {
+                CleanRuleIr::DropWhen { condition, .. } => condition,
+                other => panic!("not a drop rule: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_drop_rules_condition_reads_as_written_strings_included() {
+        assert_eq!(
+            conditions(r#"drop x when session == "abc""#),
+            [r#"session == "abc""#]
+        );
+        assert_eq!(
+            conditions("drop y when not clicked and (dwell_seconds < 2s or position > 10)"),
+            ["not clicked and (dwell_seconds < 2s or position > 10)"]
+        );
     }
 }

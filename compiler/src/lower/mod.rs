@@ -7,6 +7,7 @@ pub mod ir;
 pub mod plan;
 
 use crate::check::interval::Interval;
+use crate::format::{expr_label, literal_text};
 use crate::resolve::{EntityId, EnumId, FnId, Program, ScopeId, Symbol, TableId, Type};
 use crate::source::{Sources, Span};
 use crate::syntax::ast::*;
@@ -14,6 +15,9 @@ use crate::{Checked, PolicyInfo};
 use ir::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// The longest condition a clause label shows whole; a longer one is cut, ending in `...`.
+const CLAUSE_CONDITION_CHARS: usize = 60;
 
 /// Where a node of an artefact came from, by its path in the artefact.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -718,14 +722,14 @@ impl Lowerer<'_> {
                 let then_clause = self.clause(
                     ClauseKind::IfBranch,
                     &format!("{path}.then"),
-                    format!("if {} (then)", short(cond)),
+                    format!("if {} (then)", expr_label(cond, CLAUSE_CONDITION_CHARS)),
                     env.in_policy,
                     then.span,
                 );
                 let else_clause = self.clause(
                     ClauseKind::IfBranch,
                     &format!("{path}.else"),
-                    format!("if {} (else)", short(cond)),
+                    format!("if {} (else)", expr_label(cond, CLAUSE_CONDITION_CHARS)),
                     env.in_policy,
                     otherwise.span,
                 );
@@ -744,7 +748,10 @@ impl Lowerer<'_> {
                     let clause = self.clause(
                         ClauseKind::WhenBranch,
                         &ap,
-                        format!("when {}", short(&arm.condition)),
+                        format!(
+                            "when {}",
+                            expr_label(&arm.condition, CLAUSE_CONDITION_CHARS)
+                        ),
                         env.in_policy,
                         arm.span,
                     );
@@ -867,32 +874,5 @@ impl Lowerer<'_> {
             .unwrap_or_default();
         self.internal.push(format!("{what}{at}"));
         Node::Const(Const::Abstain)
-    }
-}
-
-fn literal_text(l: &Literal) -> String {
-    match &l.kind {
-        LiteralKind::Number(n) => format!("{n}"),
-        LiteralKind::Percent(n) => format!("{}%", n * 100.0),
-        LiteralKind::String(s) => format!("\"{s}\""),
-        LiteralKind::Bool(b) => b.to_string(),
-        LiteralKind::Name(names) => names
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect::<Vec<_>>()
-            .join("."),
-        LiteralKind::List(_) => "[..]".to_string(),
-        LiteralKind::Abstain => "abstain".to_string(),
-    }
-}
-
-/// A condition shortened for a clause label.
-fn short(e: &Expr) -> String {
-    let text = crate::check::expr::expr_text(e);
-    if text.chars().count() > 60 {
-        let cut: String = text.chars().take(57).collect();
-        format!("{cut}...")
-    } else {
-        text
     }
 }

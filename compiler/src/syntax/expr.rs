@@ -1,4 +1,5 @@
-//! Expressions: the one precedence table of the language (a pest `PrattParser`) and the builders
+//! Expressions: the one precedence table of the language ([`PRECEDENCE`], from which the pest
+//! `PrattParser` is built) and the builders
 //! of primaries. Depth is measured as the tree is built, so no later pass recurses past the limit.
 
 use super::Rule;
@@ -11,48 +12,148 @@ use pest::pratt_parser::{Assoc, Op, PrattParser};
 use std::cell::RefCell;
 use std::sync::LazyLock;
 
-/// Operator precedence, loosest first. The only place precedence is written down.
+/// An operator of the precedence table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Operator {
+    Binary(BinaryOp),
+    Prefix(UnaryOp),
+}
+
+/// How the operators of one level group: binary to the left or to the right, or prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Grouping {
+    Left,
+    Right,
+    Prefix,
+}
+
+/// Operator precedence, loosest first: each level's grouping and its operators with their
+/// grammar rules. The only place precedence is written down: the parser's `PrattParser` is built
+/// from it and the formatter's parentheses read it (through [`binary_level`] and friends).
+pub(crate) const PRECEDENCE: &[(Grouping, &[(Rule, Operator)])] = &[
+    (
+        Grouping::Left,
+        &[(Rule::or_op, Operator::Binary(BinaryOp::Or))],
+    ),
+    (
+        Grouping::Left,
+        &[(Rule::and_op, Operator::Binary(BinaryOp::And))],
+    ),
+    (
+        Grouping::Prefix,
+        &[(Rule::not_op, Operator::Prefix(UnaryOp::Not))],
+    ),
+    (
+        Grouping::Left,
+        &[
+            (Rule::eq, Operator::Binary(BinaryOp::Eq)),
+            (Rule::ne, Operator::Binary(BinaryOp::Ne)),
+            (Rule::lt, Operator::Binary(BinaryOp::Lt)),
+            (Rule::le, Operator::Binary(BinaryOp::Le)),
+            (Rule::gt, Operator::Binary(BinaryOp::Gt)),
+            (Rule::ge, Operator::Binary(BinaryOp::Ge)),
+        ],
+    ),
+    (
+        Grouping::Right,
+        &[(Rule::coalesce, Operator::Binary(BinaryOp::Coalesce))],
+    ),
+    (
+        Grouping::Left,
+        &[(Rule::union, Operator::Binary(BinaryOp::Union))],
+    ),
+    (
+        Grouping::Left,
+        &[(Rule::intersect, Operator::Binary(BinaryOp::Intersect))],
+    ),
+    (
+        Grouping::Left,
+        &[
+            (Rule::add, Operator::Binary(BinaryOp::Add)),
+            (Rule::sub, Operator::Binary(BinaryOp::Sub)),
+        ],
+    ),
+    (
+        Grouping::Left,
+        &[
+            (Rule::mul, Operator::Binary(BinaryOp::Mul)),
+            (Rule::div, Operator::Binary(BinaryOp::Div)),
+        ],
+    ),
+    (
+        Grouping::Prefix,
+        &[(Rule::neg, Operator::Prefix(UnaryOp::Neg))],
+    ),
+];
+
+/// The binding level of what is not an operator (a literal, a name, a call, parentheses): one
+/// above the tightest level of [`PRECEDENCE`].
+pub(crate) const PRIMARY_LEVEL: u8 = PRECEDENCE.len() as u8 + 1;
+
+/// How tightly an operator binds: its level in [`PRECEDENCE`], from 1 for the loosest.
+fn level_of(op: Operator) -> u8 {
+    PRECEDENCE
+        .iter()
+        .position(|(_, ops)| ops.iter().any(|(_, o)| *o == op))
+        .and_then(|i| u8::try_from(i + 1).ok())
+        .unwrap_or(PRIMARY_LEVEL)
+}
+
+/// How tightly a binary operator binds (1 for `or`, the loosest).
+pub(crate) fn binary_level(op: BinaryOp) -> u8 {
+    level_of(Operator::Binary(op))
+}
+
+/// How tightly a prefix operator binds.
+pub(crate) fn prefix_level(op: UnaryOp) -> u8 {
+    level_of(Operator::Prefix(op))
+}
+
+/// Whether a binary operator groups to the right (`a ?? b ?? c` is `a ?? (b ?? c)`).
+pub(crate) fn groups_right(op: BinaryOp) -> bool {
+    PRECEDENCE.iter().any(|(grouping, ops)| {
+        *grouping == Grouping::Right && ops.iter().any(|(_, o)| *o == Operator::Binary(op))
+    })
+}
+
+/// The operator a grammar rule writes, if it is one.
+fn operator(rule: Rule) -> Option<Operator> {
+    PRECEDENCE
+        .iter()
+        .flat_map(|(_, ops)| ops.iter())
+        .find(|(r, _)| *r == rule)
+        .map(|(_, op)| *op)
+}
+
 static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
-    PrattParser::new()
-        .op(Op::infix(Rule::or_op, Assoc::Left))
-        .op(Op::infix(Rule::and_op, Assoc::Left))
-        .op(Op::prefix(Rule::not_op))
-        .op(Op::infix(Rule::eq, Assoc::Left)
-            | Op::infix(Rule::ne, Assoc::Left)
-            | Op::infix(Rule::lt, Assoc::Left)
-            | Op::infix(Rule::le, Assoc::Left)
-            | Op::infix(Rule::gt, Assoc::Left)
-            | Op::infix(Rule::ge, Assoc::Left))
-        .op(Op::infix(Rule::coalesce, Assoc::Right))
-        .op(Op::infix(Rule::union, Assoc::Left))
-        .op(Op::infix(Rule::intersect, Assoc::Left))
-        .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-        .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left))
-        .op(Op::prefix(Rule::neg))
+    PRECEDENCE
+        .iter()
+        .fold(PrattParser::new(), |parser, (grouping, ops)| {
+            let op = |rule: Rule| match grouping {
+                Grouping::Left => Op::infix(rule, Assoc::Left),
+                Grouping::Right => Op::infix(rule, Assoc::Right),
+                Grouping::Prefix => Op::prefix(rule),
+            };
+            match ops.iter().map(|(rule, _)| op(*rule)).reduce(|a, b| a | b) {
+                Some(level) => parser.op(level),
+                None => parser,
+            }
+        })
 });
 
 fn binary_op(rule: Rule) -> BinaryOp {
-    match rule {
-        Rule::or_op => BinaryOp::Or,
-        Rule::and_op => BinaryOp::And,
-        Rule::eq => BinaryOp::Eq,
-        Rule::ne => BinaryOp::Ne,
-        Rule::lt => BinaryOp::Lt,
-        Rule::le => BinaryOp::Le,
-        Rule::gt => BinaryOp::Gt,
-        Rule::ge => BinaryOp::Ge,
-        Rule::coalesce => BinaryOp::Coalesce,
-        Rule::union => BinaryOp::Union,
-        Rule::intersect => BinaryOp::Intersect,
-        Rule::add => BinaryOp::Add,
-        Rule::sub => BinaryOp::Sub,
-        Rule::mul => BinaryOp::Mul,
+    match operator(rule) {
+        Some(Operator::Binary(op)) => op,
         _ => BinaryOp::Div,
     }
 }
 
 fn is_prefix(rule: Rule) -> bool {
-    matches!(rule, Rule::not_op | Rule::neg)
+    matches!(operator(rule), Some(Operator::Prefix(_)))
+}
+
+fn is_infix(rule: Rule) -> bool {
+    matches!(operator(rule), Some(Operator::Binary(_)))
 }
 
 /// An expression and the depth of its tree.
@@ -76,7 +177,7 @@ impl Builder {
                 longest_run = longest_run.max(run);
             } else {
                 run = 0;
-                if !matches!(p.as_rule(), Rule::expr) && PRATT_INFIX.contains(&p.as_rule()) {
+                if is_infix(p.as_rule()) {
                     infix += 1;
                 }
             }
@@ -117,10 +218,9 @@ impl Builder {
             .map_primary(|p| cell.borrow_mut().primary(p))
             .map_prefix(|op, (operand, d)| {
                 let span = cell.borrow().span(&op).to(operand.span);
-                let op = if op.as_rule() == Rule::not_op {
-                    UnaryOp::Not
-                } else {
-                    UnaryOp::Neg
+                let op = match operator(op.as_rule()) {
+                    Some(Operator::Prefix(op)) => op,
+                    _ => UnaryOp::Neg,
                 };
                 (
                     Expr {
@@ -339,21 +439,3 @@ impl Builder {
             .collect()
     }
 }
-
-const PRATT_INFIX: &[Rule] = &[
-    Rule::or_op,
-    Rule::and_op,
-    Rule::eq,
-    Rule::ne,
-    Rule::lt,
-    Rule::le,
-    Rule::gt,
-    Rule::ge,
-    Rule::coalesce,
-    Rule::union,
-    Rule::intersect,
-    Rule::add,
-    Rule::sub,
-    Rule::mul,
-    Rule::div,
-];

@@ -4,8 +4,11 @@
 
 pub mod ast;
 mod build;
-mod expr;
+pub(crate) mod expr;
+mod keywords;
 mod scan;
+
+pub use keywords::{KEYWORDS, VALUE_WORDS};
 
 use crate::diagnostics::{Code, Diagnostic, Diagnostics};
 use crate::source::{FileId, Span};
@@ -334,70 +337,6 @@ fn other_languages(rest: &str, expected: &[&str]) -> Option<String> {
     };
     Some(help.to_string())
 }
-
-/// The language's keywords, for "did you mean" on a misspelled one.
-const KEYWORDS: &[&str] = &[
-    "policy",
-    "version",
-    "module",
-    "use",
-    "entity",
-    "enum",
-    "pair",
-    "table",
-    "default",
-    "fn",
-    "dimension",
-    "weight",
-    "let",
-    "score",
-    "grade",
-    "when",
-    "otherwise",
-    "overall",
-    "rule",
-    "cap",
-    "floor",
-    "exclude",
-    "because",
-    "min_coverage",
-    "example",
-    "expect",
-    "fires",
-    "then",
-    "else",
-    "match",
-    "pipeline",
-    "data",
-    "clean",
-    "drop",
-    "outliers",
-    "synthetic",
-    "mix",
-    "split",
-    "validation",
-    "teacher",
-    "student",
-    "model",
-    "encoder",
-    "predicts",
-    "loss",
-    "temperature",
-    "train",
-    "features",
-    "distill",
-    "drift",
-    "penalty",
-    "tolerance",
-    "rebalance",
-    "regularize",
-    "early_stop",
-    "patience",
-    "quantize",
-    "prune",
-    "monitor",
-    "alert",
-];
 
 fn words(items: &[&str]) -> String {
     match items {

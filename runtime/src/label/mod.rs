@@ -79,6 +79,9 @@ impl From<io::Error> for LabelError {
     }
 }
 
+/// The key of a label's overall grade in its JSON object.
+pub const OVERALL_GRADE_KEY: &str = "overall_grade";
+
 /// The label of a pair as one JSON object (LANGUAGE.md, "labels").
 pub fn label_json(engine: &Engine, label: &Label) -> Value {
     let p = &engine.program;
@@ -118,7 +121,7 @@ pub fn label_json(engine: &Engine, label: &Label) -> Value {
         label.overall.map_or(Value::Null, |o| json!(o)),
     );
     out.insert(
-        "overall_grade".to_string(),
+        OVERALL_GRADE_KEY.to_string(),
         overall_grade.map_or(Value::Null, Value::String),
     );
     out.insert("rules".to_string(), Value::Array(rules));
@@ -236,7 +239,9 @@ impl LabelWriter {
             Some(x) => Self::number(out, x),
             None => out.push_str(null),
         }
-        out.push_str(",\"overall_grade\":");
+        out.push_str(",\"");
+        out.push_str(OVERALL_GRADE_KEY);
+        out.push_str("\":");
         let grade = match label.overall_grade {
             Some(OverallGrade::Band(b)) => self.overall.get(b as usize).map(String::as_str),
             Some(OverallGrade::SetByRule(r)) => {

@@ -4,8 +4,8 @@
 use crate::compile::sha256_hex;
 use crate::label::decode::{Decoder, RowError};
 use crate::label::engine::{Ctx, Engine, Events, Label};
-use crate::label::label_json;
 use crate::label::value::Interner;
+use crate::label::{OVERALL_GRADE_KEY, label_json};
 use serde_json::Value;
 use std::fmt;
 use std::io::{self, BufRead};
@@ -139,7 +139,7 @@ impl<'e> PairLabeler<'e> {
         };
         let json = label_json(self.engine, &label);
         let grade = json
-            .get("overall_grade")
+            .get(OVERALL_GRADE_KEY)
             .and_then(Value::as_str)
             .unwrap_or(ABSTAINED)
             .to_string();

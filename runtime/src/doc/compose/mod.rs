@@ -11,6 +11,7 @@ use crate::compile::Compiled;
 use crate::examples::{ExampleResult, run_policy_examples};
 use crate::label::engine::Engine;
 use rubric_compiler::format::format_expr;
+use rubric_compiler::format::literal_text;
 use rubric_compiler::lower::ir::LabelingProgram;
 use rubric_compiler::resolve::ScopeId;
 use rubric_compiler::syntax::ast::*;
@@ -1096,29 +1097,6 @@ fn type_text(t: &TypeExpr) -> String {
         .unwrap_or_default();
     let optional = if t.optional { "?" } else { "" };
     format!("{}{arg}{optional}", t.name.name)
-}
-
-fn literal_text(l: &Literal) -> String {
-    match &l.kind {
-        LiteralKind::Number(v) => v.to_string(),
-        LiteralKind::Percent(v) => percent(*v),
-        LiteralKind::String(s) => format!("{s:?}"),
-        LiteralKind::Bool(b) => b.to_string(),
-        LiteralKind::Name(parts) => parts
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect::<Vec<_>>()
-            .join("."),
-        LiteralKind::List(items) => format!(
-            "[{}]",
-            items
-                .iter()
-                .map(literal_text)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        LiteralKind::Abstain => "abstain".into(),
-    }
 }
 
 /// The title (a first line `# ...`) and the rest of the policy's prose.
