@@ -114,6 +114,11 @@ pub fn too_large(name: &str, size: Option<u64>, options: &Options) -> Checked {
             .at(Span::new(root, 0, 0), "the file starts here")
             .help("split the policy into modules (`module a.b { ... }` imported with `use`)"),
     );
+    unread(sources, root, diagnostics)
+}
+
+/// The check of a file that could not be read as a policy: only its diagnostics.
+fn unread(sources: Sources, root: FileId, diagnostics: Diagnostics) -> Checked {
     Checked {
         sources,
         root,
@@ -165,15 +170,7 @@ fn not_utf8(name: &str, bytes: &[u8]) -> Checked {
             .help(help),
         );
     }
-    Checked {
-        sources,
-        root,
-        diagnostics: diagnostics.into_sorted(),
-        tree: None,
-        program: Program::default(),
-        policy: None,
-        policy_scope: None,
-    }
+    unread(sources, root, diagnostics)
 }
 
 fn check_on_stack(
