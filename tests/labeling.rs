@@ -370,3 +370,33 @@ fn an_oversize_row_is_quarantined_with_a_preview_and_its_length() {
             .starts_with("{\"id\": \"big\"")
     );
 }
+
+/// A number past the largest float inside a dimension (`x * 10 - x * 10` with x = 1e308) makes
+/// it abstain, and the abstention is counted as an undefined result, as a division by zero is
+/// (it abstained silently).
+#[test]
+fn an_overflow_inside_a_dimension_is_counted() {
+    let text = "policy p version 1 {\n  entity A { x: number }\n  pair query: A, candidate: A\n  \
+                dimension d weight 100% { score = clamp(query.x * 10 - query.x * 10 + 0.5, 0, 1) }\n  \
+                grade overall { good when overall >= 0.5  poor otherwise }\n}\n";
+    let checked = rubric_compiler::check_source(
+        "p.policy",
+        text,
+        &mut rubric_compiler::NoModules,
+        &Options::default(),
+    );
+    let compiled = rubric_runtime::compile::compile_checked(checked).unwrap();
+    let engine = Engine::new(compiled.lowered.labeling);
+    let input = "{\"id\":\"huge\",\"query\":{\"x\":1e308},\"candidate\":{\"x\":1}}\n\
+                 {\"id\":\"fine\",\"query\":{\"x\":2},\"candidate\":{\"x\":1}}\n";
+    let (summary, labels, _) = run(&engine, input, false, 64);
+    let summary = summary.unwrap();
+    assert_eq!(summary.labeled, 2);
+    assert_eq!(summary.events.undefined, vec![1], "the overflow is counted");
+    let lines: Vec<serde_json::Value> = labels
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines[0]["dimensions"]["d"].is_null(), "{}", lines[0]);
+    assert_eq!(lines[1]["dimensions"]["d"], 0.5);
+}

@@ -773,7 +773,7 @@ impl StatsReport {
         }
         let _ = writeln!(
             out,
-            "  divisions by zero (the dimension abstained): {}",
+            "  undefined results: a division by zero or a number past the largest float (the dimension abstained): {}",
             e.undefined
         );
         for d in self.dimensions.iter().filter(|d| d.undefined > 0) {

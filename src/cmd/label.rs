@@ -120,7 +120,7 @@ pub fn run(args: Args) -> ExitCode {
                 }
                 if *undefined > 0 {
                     eprintln!(
-                        "note: `{}`: {undefined} score(s) divided by zero and abstained",
+                        "note: `{}`: {undefined} score(s) were undefined (a division by zero or a number past the largest float) and abstained",
                         d.name
                     );
                 }

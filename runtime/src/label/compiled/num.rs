@@ -46,9 +46,9 @@ impl Compiler<'_> {
                     || (*op == BinOp::Sub && self.ty(lhs, locals) == Ty::Num) =>
             {
                 match op {
-                    BinOp::Add => arith(self.num_pair(lhs, rhs, locals), |x, y| finite(x + y)),
-                    BinOp::Sub => arith(self.num_pair(lhs, rhs, locals), |x, y| finite(x - y)),
-                    BinOp::Mul => arith(self.num_pair(lhs, rhs, locals), |x, y| finite(x * y)),
+                    BinOp::Add => arith(self.num_pair(lhs, rhs, locals), |x, y| x + y),
+                    BinOp::Sub => arith(self.num_pair(lhs, rhs, locals), |x, y| x - y),
+                    BinOp::Mul => arith(self.num_pair(lhs, rhs, locals), |x, y| x * y),
                     _ => {
                         let (l, r) = (self.num(lhs, locals), self.num(rhs, locals));
                         num_c(move |e, sel, out| {

@@ -166,17 +166,36 @@ pub(super) fn arith(sides: NumPair, f: impl Fn(f64, f64) -> f64 + Send + Sync + 
             l(e, sel, out);
             let mut y = e.take_num();
             r(e, sel, &mut y);
-            update(sel, out, |i, x| *x = f(*x, at(&y, i, NONE)));
+            let undefined = &mut e.undefined;
+            update(sel, out, |i, x| {
+                *x = overflowed(f(*x, at(&y, i, NONE)), undefined, i)
+            });
             e.give_num(y);
         }),
         NumPair::ConstRight(l, c) => num_c(move |e, sel, out| {
             l(e, sel, out);
-            update(sel, out, |_, x| *x = f(*x, c));
+            let undefined = &mut e.undefined;
+            update(sel, out, |i, x| *x = overflowed(f(*x, c), undefined, i));
         }),
         NumPair::ConstLeft(c, r) => num_c(move |e, sel, out| {
             r(e, sel, out);
-            update(sel, out, |_, y| *y = f(c, *y));
+            let undefined = &mut e.undefined;
+            update(sel, out, |i, y| *y = overflowed(f(c, *y), undefined, i));
         }),
+    }
+}
+
+/// A result past the largest number (`x * 10` with x = 1e308) is no number: the row is marked
+/// so that its dimension's abstention is counted as an undefined computation, as a division by
+/// zero is, instead of abstaining silently. A no-number input (NaN) stays one, unmarked.
+fn overflowed(x: f64, undefined: &mut [bool], row: usize) -> f64 {
+    if x.is_infinite() {
+        if let Some(u) = undefined.get_mut(row) {
+            *u = true;
+        }
+        NONE
+    } else {
+        x
     }
 }
 
