@@ -166,36 +166,54 @@ pub(super) fn arith(sides: NumPair, f: impl Fn(f64, f64) -> f64 + Send + Sync + 
             l(e, sel, out);
             let mut y = e.take_num();
             r(e, sel, &mut y);
-            let undefined = &mut e.undefined;
+            let mut any = false;
             update(sel, out, |i, x| {
-                *x = overflowed(f(*x, at(&y, i, NONE)), undefined, i)
+                *x = f(*x, at(&y, i, NONE));
+                any |= x.is_infinite();
             });
             e.give_num(y);
+            if any {
+                overflowed(e, sel, out);
+            }
         }),
         NumPair::ConstRight(l, c) => num_c(move |e, sel, out| {
             l(e, sel, out);
-            let undefined = &mut e.undefined;
-            update(sel, out, |i, x| *x = overflowed(f(*x, c), undefined, i));
+            let mut any = false;
+            update(sel, out, |_, x| {
+                *x = f(*x, c);
+                any |= x.is_infinite();
+            });
+            if any {
+                overflowed(e, sel, out);
+            }
         }),
         NumPair::ConstLeft(c, r) => num_c(move |e, sel, out| {
             r(e, sel, out);
-            let undefined = &mut e.undefined;
-            update(sel, out, |i, y| *y = overflowed(f(c, *y), undefined, i));
+            let mut any = false;
+            update(sel, out, |_, y| {
+                *y = f(c, *y);
+                any |= y.is_infinite();
+            });
+            if any {
+                overflowed(e, sel, out);
+            }
         }),
     }
 }
 
-/// A result past the largest number (`x * 10` with x = 1e308) is no number: the row is marked
-/// so that its dimension's abstention is counted as an undefined computation, as a division by
-/// zero is, instead of abstaining silently. A no-number input (NaN) stays one, unmarked.
-fn overflowed(x: f64, undefined: &mut [bool], row: usize) -> f64 {
-    if x.is_infinite() {
-        if let Some(u) = undefined.get_mut(row) {
-            *u = true;
+/// A result past the largest number (`x * 10` with x = 1e308) is no number: its row is marked
+/// so that the dimension's abstention is counted as an undefined result, as a division by zero
+/// is, instead of abstaining silently. Called only when some row overflowed: the arithmetic's
+/// own loop stays free of it.
+fn overflowed(e: &mut Env<'_, '_, '_>, sel: &[u32], out: &mut [f64]) {
+    for &r in sel {
+        let r = r as usize;
+        if let Some(x) = out.get_mut(r).filter(|x| x.is_infinite()) {
+            *x = NONE;
+            if let Some(u) = e.undefined.get_mut(r) {
+                *u = true;
+            }
         }
-        NONE
-    } else {
-        x
     }
 }
 
