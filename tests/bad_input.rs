@@ -150,3 +150,48 @@ fn a_policy_past_the_size_limit_is_not_read_whole() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("more than 16777216 bytes"));
 }
+
+/// Errors name the right thing: a byte-order mark opening a pairs file is not an error, a
+/// directory given as `--pairs` says so, and a full device names the output.
+#[test]
+fn label_errors_name_the_file_that_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = std::fs::read_to_string("examples/job_match/data/golden.jsonl").unwrap();
+    let pairs = dir.path().join("bom.jsonl");
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend(
+        golden
+            .lines()
+            .take(2)
+            .flat_map(|l| format!("{l}\n").into_bytes()),
+    );
+    std::fs::write(&pairs, bytes).unwrap();
+    let label = |pairs: &std::path::Path, out: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_rubric"))
+            .args(["label", "--policy", "policies/job_match.policy", "--pairs"])
+            .arg(pairs)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let o = label(&pairs, &dir.path().join("labels.jsonl"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("labeled 2 of 2 rows"));
+
+    let o = label(dir.path(), &dir.path().join("x.jsonl"));
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is a directory; --pairs takes a file"),
+        "{err}"
+    );
+
+    let o = label(&pairs, std::path::Path::new("/dev/full"));
+    assert_ne!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("cannot write `/dev/full`: No space left"),
+        "{err}"
+    );
+}

@@ -96,20 +96,28 @@ impl AtomicFile {
     }
 }
 
+/// Errors of writing name the file (`/dev/full`: "`/dev/full`: No space left on device"), so a
+/// command that reads and writes at once can say which failed.
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let path = &self.path;
         match &mut self.out {
-            Some(out) => out.write(buf),
+            Some(out) => out.write(buf).map_err(|e| named(path, e)),
             None => Err(io::Error::other("the file was already committed")),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        let path = &self.path;
         match &mut self.out {
-            Some(out) => out.flush(),
+            Some(out) => out.flush().map_err(|e| named(path, e)),
             None => Ok(()),
         }
     }
+}
+
+fn named(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot write `{}`: {e}", path.display()))
 }
 
 impl Drop for AtomicFile {

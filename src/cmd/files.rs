@@ -47,7 +47,13 @@ pub fn read_bounded(path: &Path, limit: usize) -> std::io::Result<String> {
 
 /// Prints that `path` cannot be written and returns the usage exit code.
 pub fn cannot_write(path: &Path, e: &std::io::Error) -> ExitCode {
-    eprintln!("error: cannot write `{}`: {e}", path.display());
+    // A write to an atomic file already names it.
+    let message = e.to_string();
+    if message.starts_with("cannot write `") {
+        eprintln!("error: {message}");
+    } else {
+        eprintln!("error: cannot write `{}`: {message}", path.display());
+    }
     ExitCode::from(EXIT_USAGE)
 }
 

@@ -47,6 +47,13 @@ pub fn run(args: Args) -> ExitCode {
     if let Err(code) = files::refuse_aliases(&[("--pairs", &args.pairs)], &outputs) {
         return code;
     }
+    if args.pairs.is_dir() {
+        eprintln!(
+            "error: `{}` is a directory; --pairs takes a file of pairs, one JSON object a line",
+            args.pairs.display()
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
     let (mut input, size): (Box<dyn std::io::BufRead>, Option<u64>) =
         if args.pairs.as_os_str() == "-" {
             (Box::new(BufReader::new(std::io::stdin())), None)

@@ -30,6 +30,9 @@ pub struct LabelOptions {
     pub max_row_bytes: usize,
 }
 
+/// The UTF-8 byte-order mark some editors put at the start of a file.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// The bytes of an oversize row kept for its quarantine entry.
 pub const ROW_PREVIEW: usize = 4096;
 
@@ -375,6 +378,12 @@ pub fn label_stream(
                     .truncate(start + ROW_PREVIEW.min(options.max_row_bytes));
                 batch.oversize.push((batch.rows.len(), n as u64));
             }
+            // A byte-order mark opening the file is not part of the first row.
+            let start = if line_no == 1 && batch.text.get(start..start + 3) == Some(UTF8_BOM) {
+                start + 3
+            } else {
+                start
+            };
             let line = batch.text.get(start..).unwrap_or(&[]);
             let kept = line.len()
                 - line
