@@ -6,21 +6,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn rubric(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rubric"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the rubric binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::{rubric, stderr, stdout};
 
 fn write_policy(text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
