@@ -82,6 +82,22 @@ pub trait RunObserver {
     fn not_run(&mut self, stage: &str, why: &str);
 }
 
+/// A stage of a run: the runner's own policy document, or a stage of the training plan.
+#[derive(Clone, Copy, Debug)]
+pub enum RunStage<'a> {
+    Document,
+    Plan(&'a Stage),
+}
+
+impl RunStage<'_> {
+    pub fn id(&self) -> &str {
+        match self {
+            RunStage::Document => DOCUMENT_STAGE,
+            RunStage::Plan(s) => &s.id,
+        }
+    }
+}
+
 /// Options of a run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -140,31 +156,26 @@ impl Runner<'_> {
         let wanted = |id: &str| options.only.as_deref().is_none_or(|o| o == id);
         let mut latest: BTreeMap<String, String> = read_latest(&options.dir);
 
-        // The policy document: keyed by the sources' text, prose and comments included.
-        let doc_stage = Stage {
-            id: DOCUMENT_STAGE.to_string(),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            config: StageConfig::Evaluate {
-                metrics: Vec::new(),
-            },
-        };
-        let mut stages: Vec<&Stage> = vec![&doc_stage];
-        stages.extend(self.plan.stages.iter());
-        for stage in stages {
-            let Some(kind) = stages::kind(stage) else {
-                let why = stages::not_yet(stage);
-                if wanted(&stage.id) {
-                    observer.not_run(&stage.id, why);
-                    summary.not_run.push(stage.id.clone());
+        // The policy document first: keyed by the sources' text, prose and comments included.
+        let run_stages =
+            std::iter::once(RunStage::Document).chain(self.plan.stages.iter().map(RunStage::Plan));
+        for stage in run_stages {
+            let id = stage.id().to_string();
+            let kind = match stages::kind(stage) {
+                Ok(kind) => kind,
+                Err(why) => {
+                    if wanted(&id) {
+                        observer.not_run(&id, why);
+                        summary.not_run.push(id);
+                    }
+                    continue;
                 }
-                continue;
             };
             let inputs = match self.inputs(stage, &done) {
                 Ok(i) => i,
-                Err(cause) if wanted(&stage.id) => {
+                Err(cause) if wanted(&id) => {
                     return Err(StageError {
-                        stage: stage.id.clone(),
+                        stage: id.clone(),
                         cause,
                     });
                 }
@@ -172,25 +183,25 @@ impl Runner<'_> {
                 Err(_) => continue,
             };
             let key = self.key(stage, &inputs);
-            let stage_dir = options.dir.join("stages").join(&stage.id);
+            let stage_dir = options.dir.join("stages").join(&id);
             let final_dir = stage_dir.join(&key);
             if let Some(manifest) = read_manifest(&final_dir) {
-                if wanted(&stage.id) {
+                if wanted(&id) {
                     observer.skipped(&manifest);
-                    summary.skipped.push(stage.id.clone());
+                    summary.skipped.push(id.clone());
                 }
-                latest.insert(stage.id.clone(), key.clone());
-                done.insert(stage.id.clone(), (final_dir, manifest));
+                latest.insert(id.clone(), key.clone());
+                done.insert(id.clone(), (final_dir, manifest));
                 continue;
             }
-            if !wanted(&stage.id) {
+            if !wanted(&id) {
                 continue;
             }
-            observer.started(&stage.id);
+            observer.started(&id);
             let partial = stage_dir.join(format!("{key}.partial"));
             let started = Instant::now();
             let fail = |cause: String| StageError {
-                stage: stage.id.clone(),
+                stage: id.clone(),
                 cause,
             };
             prepare(&partial)
@@ -202,7 +213,7 @@ impl Runner<'_> {
                 .map_err(fail)?;
             let manifest = StageManifest {
                 schema: MANIFEST_SCHEMA.to_string(),
-                stage: stage.id.clone(),
+                stage: id.clone(),
                 key: key.clone(),
                 rubric_version: env!("CARGO_PKG_VERSION").to_string(),
                 inputs: inputs
@@ -230,9 +241,9 @@ impl Runner<'_> {
                 ))
             })?;
             observer.finished(&manifest);
-            summary.ran.push(stage.id.clone());
-            latest.insert(stage.id.clone(), key.clone());
-            done.insert(stage.id.clone(), (final_dir, manifest));
+            summary.ran.push(id.clone());
+            latest.insert(id.clone(), key.clone());
+            done.insert(id.clone(), (final_dir, manifest));
         }
         let latest_path = options.dir.join("latest.json");
         crate::atomic::write(&latest_path, deterministic_json(&latest).as_bytes()).map_err(
@@ -248,11 +259,15 @@ impl Runner<'_> {
     /// outputs by the hashes their manifests recorded.
     fn inputs(
         &self,
-        stage: &Stage,
+        stage: RunStage<'_>,
         done: &BTreeMap<String, (PathBuf, StageManifest)>,
     ) -> Result<Vec<ResolvedInput>, String> {
         let mut out = Vec::new();
-        for input in &stage.inputs {
+        let declared = match stage {
+            RunStage::Document => &[][..],
+            RunStage::Plan(s) => s.inputs.as_slice(),
+        };
+        for input in declared {
             match input {
                 StageInput::File(path) => {
                     let full = self.base.join(path);
@@ -285,25 +300,31 @@ impl Runner<'_> {
 
     /// The content hash a stage's outputs are named by: the rubric version, the stage's id and
     /// typed configuration, the slice of the policy it reads, and its inputs' hashes.
-    fn key(&self, stage: &Stage, inputs: &[ResolvedInput]) -> String {
+    fn key(&self, stage: RunStage<'_>, inputs: &[ResolvedInput]) -> String {
         #[derive(Serialize)]
         struct Key<'a> {
             rubric_version: &'a str,
             stage: &'a str,
-            config: &'a StageConfig,
+            config: Option<&'a StageConfig>,
             policy: Option<String>,
             inputs: Vec<(&'a str, &'a str)>,
         }
-        let policy = if stage.id == DOCUMENT_STAGE {
-            Some(sha256_hex(deterministic_json(&self.sources).as_bytes()))
-        } else {
-            stages::reads_policy(stage)
-                .then(|| sha256_hex(deterministic_json(&self.compiled.lowered.labeling).as_bytes()))
+        let (config, policy) = match stage {
+            RunStage::Document => (
+                None,
+                Some(sha256_hex(deterministic_json(&self.sources).as_bytes())),
+            ),
+            RunStage::Plan(s) => (
+                Some(&s.config),
+                stages::reads_policy(s).then(|| {
+                    sha256_hex(deterministic_json(&self.compiled.lowered.labeling).as_bytes())
+                }),
+            ),
         };
         let key = Key {
             rubric_version: env!("CARGO_PKG_VERSION"),
-            stage: &stage.id,
-            config: &stage.config,
+            stage: stage.id(),
+            config,
             policy,
             inputs: inputs
                 .iter()

@@ -2,7 +2,7 @@
 //! command, reading only its typed configuration and its resolved inputs and writing into its
 //! own (partial) output folder.
 
-use super::{ResolvedInput, Runner, StageManifest};
+use super::{ResolvedInput, RunStage, Runner, StageManifest};
 use crate::data::clean::{CleanOptions, CleanOutputs, clean};
 use crate::data::golden::pairs::read_pairs;
 use crate::data::mix::{MixInput, MixOptions, mix, split_real};
@@ -31,32 +31,23 @@ pub enum Kind {
     Mix,
 }
 
-pub fn kind(stage: &Stage) -> Option<Kind> {
-    if stage.id == super::DOCUMENT_STAGE {
-        return Some(Kind::Document);
-    }
+/// How this version executes a stage, or why it does not yet.
+pub fn kind(stage: RunStage<'_>) -> Result<Kind, &'static str> {
+    let RunStage::Plan(stage) = stage else {
+        return Ok(Kind::Document);
+    };
     match stage.config {
-        StageConfig::Label { .. } => Some(Kind::Label),
-        StageConfig::Clean { .. } => Some(Kind::Clean),
-        StageConfig::Synthesize(_) => Some(Kind::Synthesize),
-        StageConfig::Mix(_) => Some(Kind::Mix),
-        StageConfig::TrainTeacher(_)
-        | StageConfig::Distill(_)
-        | StageConfig::Quantize(_)
-        | StageConfig::Evaluate { .. }
-        | StageConfig::Monitor { .. } => None,
-    }
-}
-
-/// Why a stage of the plan is not run by this version.
-pub fn not_yet(stage: &Stage) -> &'static str {
-    match stage.config {
-        StageConfig::TrainTeacher(_) => "teacher training is not in this version of rubric yet",
-        StageConfig::Distill(_) => "distillation is not in this version of rubric yet",
-        StageConfig::Quantize(_) => "quantization is not in this version of rubric yet",
-        StageConfig::Evaluate { .. } => "evaluation is not in this version of rubric yet",
-        StageConfig::Monitor { .. } => "monitoring is not in this version of rubric yet",
-        _ => "",
+        StageConfig::Label { .. } => Ok(Kind::Label),
+        StageConfig::Clean { .. } => Ok(Kind::Clean),
+        StageConfig::Synthesize(_) => Ok(Kind::Synthesize),
+        StageConfig::Mix(_) => Ok(Kind::Mix),
+        StageConfig::TrainTeacher(_) => {
+            Err("teacher training is not in this version of rubric yet")
+        }
+        StageConfig::Distill(_) => Err("distillation is not in this version of rubric yet"),
+        StageConfig::Quantize(_) => Err("quantization is not in this version of rubric yet"),
+        StageConfig::Evaluate { .. } => Err("evaluation is not in this version of rubric yet"),
+        StageConfig::Monitor { .. } => Err("monitoring is not in this version of rubric yet"),
     }
 }
 
@@ -71,7 +62,7 @@ type Done = BTreeMap<String, (PathBuf, StageManifest)>;
 /// Runs one stage into `out`.
 pub fn execute(
     kind: Kind,
-    stage: &Stage,
+    stage: RunStage<'_>,
     runner: &Runner<'_>,
     inputs: &[ResolvedInput],
     done: &Done,
@@ -79,8 +70,11 @@ pub fn execute(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<StageOutcome, String> {
     let plan = runner.plan;
+    let stage = match stage {
+        RunStage::Document => return document(runner, out),
+        RunStage::Plan(stage) => stage,
+    };
     match (kind, &stage.config) {
-        (Kind::Document, _) => document(runner, out),
         (Kind::Label, StageConfig::Label { source, path }) => {
             label(runner, source, &runner.base.join(path), out, progress)
         }
