@@ -195,3 +195,30 @@ fn label_errors_name_the_file_that_failed() {
         "{err}"
     );
 }
+
+/// Cleaning reads its log in several passes: a stream is refused by name, not blamed on the
+/// policy ("`policies/job_match.policy`: the input changed while cleaning").
+#[test]
+fn cleaning_a_stream_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .args([
+            "data",
+            "clean",
+            "--pipeline",
+            "policies/job_match.policy",
+            "--clicks",
+            "/dev/stdin",
+            "--out",
+        ])
+        .arg(dir.path().join("out.jsonl"))
+        .arg("--report")
+        .arg(dir.path().join("report.json"))
+        .stdin(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("`/dev/stdin` is a stream"), "{err}");
+    assert!(!err.contains("job_match.policy"), "{err}");
+}

@@ -395,7 +395,11 @@ fn a_policy_without_a_pipeline_or_standard_input_is_a_usage_error() {
     );
     let c = clean(dir.path(), "policies/job_match.policy", Path::new("-"), &[]);
     assert_eq!(c.output.status.code(), Some(2));
-    assert!(stderr(&c.output).contains("pass a file, not `-`"));
+    assert!(
+        stderr(&c.output).contains(
+            "`-` is a stream; cleaning reads its input in several passes, so pass a file"
+        )
+    );
     // An empty log reconciles too.
     let c = clean(dir.path(), "policies/job_match.policy", &log, &[]);
     assert!(c.output.status.success(), "{}", stderr(&c.output));

@@ -81,8 +81,14 @@ pub fn run(args: Args) -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     };
-    if args.clicks.as_os_str() == "-" {
-        eprintln!("error: cleaning reads its input in several passes; pass a file, not `-`");
+    // Several passes need a file that can be read again: not `-`, a pipe or a device.
+    let stream = args.clicks.as_os_str() == "-"
+        || std::fs::metadata(&args.clicks).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    if stream {
+        eprintln!(
+            "error: `{}` is a stream; cleaning reads its input in several passes, so pass a file",
+            args.clicks.display()
+        );
         return ExitCode::from(EXIT_USAGE);
     }
     let size = match std::fs::metadata(&args.clicks) {
@@ -185,6 +191,11 @@ pub fn run(args: Args) -> ExitCode {
         Err(CleanError::Io(e)) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_USAGE);
+        }
+        // The input changed between passes: it is the click log that did.
+        Err(e @ CleanError::Reconciliation(_)) => {
+            eprintln!("error: `{}`: {e}", args.clicks.display());
+            return ExitCode::from(EXIT_PROBLEMS);
         }
         Err(e) => {
             eprintln!("error: `{}`: {e}", args.pipeline.display());
