@@ -84,8 +84,16 @@ impl Project {
         let meta = fs::metadata(&real).map_err(|e| LoadError::Unreadable {
             reason: e.to_string(),
         })?;
+        if meta.is_dir() {
+            return Err(LoadError::Unreadable {
+                reason: format!("`{name}` is a directory, not a policy file"),
+            });
+        }
         if !meta.is_file() {
-            return Err(LoadError::NotFound { looked_for: name });
+            // A FIFO or a device would block or never end: not read.
+            return Err(LoadError::Unreadable {
+                reason: format!("`{name}` is not a regular file (a pipe or a device)"),
+            });
         }
         if meta.len() > limit as u64 {
             return Err(LoadError::TooLarge {
@@ -319,6 +327,45 @@ mod tests {
                 .any(|l| l.message.contains("team/skills.policy")),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn a_module_that_is_a_directory_or_a_fifo_says_so() {
+        let tmp = tempdir();
+        let p = write(&tmp, "p.policy", POLICY);
+        std::fs::create_dir_all(tmp.join("team/skills.policy")).unwrap();
+        let checked = check_file(&p, &Options::default()).unwrap();
+        let d = checked
+            .diagnostics
+            .iter()
+            .find(|d| d.code == Code::UnknownModule)
+            .unwrap();
+        assert!(d.message.contains("cannot be read"), "{d:?}");
+        assert!(
+            d.labels
+                .iter()
+                .any(|l| l.message.contains("is a directory")),
+            "{d:?}"
+        );
+        std::fs::remove_dir(tmp.join("team/skills.policy")).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(tmp.join("team/skills.policy"))
+            .status()
+            .is_ok_and(|s| s.success());
+        if made {
+            let checked = check_file(&p, &Options::default()).unwrap();
+            let d = checked
+                .diagnostics
+                .iter()
+                .find(|d| d.code == Code::UnknownModule)
+                .unwrap();
+            assert!(
+                d.labels
+                    .iter()
+                    .any(|l| l.message.contains("not a regular file")),
+                "{d:?}"
+            );
+        }
     }
 
     #[test]
