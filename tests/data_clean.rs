@@ -681,3 +681,28 @@ fn sigma_outliers_are_dropped_on_both_sides_with_the_population_deviation() {
         "a huge value among ordinary ones"
     );
 }
+
+/// A quarantined click row that is not UTF-8 keeps its exact bytes (`row_base64`) beside the
+/// readable preview.
+#[test]
+fn a_quarantined_row_that_is_not_utf8_keeps_its_exact_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = click("q-0", "c-0", 0.0, 1, true, "s-0").to_string();
+    let bad: &[u8] = b"{\"query_id\": \"caf\xE9\"}";
+    let mut log = format!("{good}\n").into_bytes();
+    log.extend_from_slice(bad);
+    log.push(b'\n');
+    let path = dir.path().join("clicks.jsonl");
+    std::fs::write(&path, log).unwrap();
+    let c = clean(
+        dir.path(),
+        "policies/job_match.policy",
+        &path,
+        &["quarantine"],
+    );
+    assert_eq!(c.quarantine.len(), 1, "{}", stderr(&c.output));
+    assert_eq!(
+        c.quarantine[0]["row_base64"],
+        rubric_runtime::label::exact_bytes(bad)
+    );
+}

@@ -400,3 +400,32 @@ fn an_overflow_inside_a_dimension_is_counted() {
     assert!(lines[0]["dimensions"]["d"].is_null(), "{}", lines[0]);
     assert_eq!(lines[1]["dimensions"]["d"], 0.5);
 }
+
+/// A quarantined row that is not UTF-8 keeps its exact bytes (`row_base64`) beside the
+/// readable preview, whose bad bytes are replaced: it can be recovered byte for byte.
+#[test]
+fn a_quarantined_row_that_is_not_utf8_keeps_its_exact_bytes() {
+    let bad: &[u8] = b"{\"id\": \"caf\xE9\"}";
+    let mut input = bad.to_vec();
+    input.push(b'\n');
+    let mut out = Vec::new();
+    let mut q = Vec::new();
+    let summary = label_stream(
+        &engine(),
+        &mut Cursor::new(input),
+        &mut out,
+        Some(&mut q),
+        LabelOptions::default(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.quarantined, 1);
+    let entry: serde_json::Value = serde_json::from_slice(q.trim_ascii_end()).unwrap();
+    assert_eq!(entry["row"], "{\"id\": \"caf\u{FFFD}\"}");
+    assert_eq!(
+        entry["row_base64"],
+        rubric_runtime::label::exact_bytes(bad),
+        "the exact bytes"
+    );
+    assert_eq!(entry["row_base64"], "eyJpZCI6ICJjYWbpIn0=");
+}

@@ -30,6 +30,13 @@ pub struct LabelOptions {
     pub max_row_bytes: usize,
 }
 
+/// A quarantined row's exact bytes, for a row that is not UTF-8 (its `row` is a readable preview
+/// with the bad bytes replaced): standard base64, so the row can be recovered byte for byte.
+pub fn exact_bytes(row: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(row)
+}
+
 /// The UTF-8 byte-order mark some editors put at the start of a file.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -478,12 +485,16 @@ pub fn label_stream(
                 written = at;
                 match quarantine.as_deref_mut() {
                     Some(q) => {
-                        let entry = json!({
+                        let row = batch.row(i);
+                        let mut entry = json!({
                             "line": error.line,
                             "field": error.path,
                             "error": error.message,
-                            "row": String::from_utf8_lossy(batch.row(i)),
+                            "row": String::from_utf8_lossy(row),
                         });
+                        if std::str::from_utf8(row).is_err() {
+                            entry["row_base64"] = exact_bytes(row).into();
+                        }
                         q.write_all(entry.to_string().as_bytes())?;
                         q.write_all(b"\n")?;
                         summary.quarantined += 1;

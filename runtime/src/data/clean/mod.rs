@@ -705,19 +705,24 @@ pub fn clean(
                 bytes,
             })
         },
-        |line_no, line, _, _| {
+        |line_no, line, raw, utf8| {
             if line.is_empty() {
                 return Ok(());
             }
             if let Some(e) = bad_iter.next_if(|e| e.line == line_no) {
                 quarantined += 1;
                 if let Some(q) = quarantine.as_deref_mut() {
-                    let entry = serde_json::json!({
+                    let mut entry = serde_json::json!({
                         "line": e.line,
                         "field": e.path,
                         "error": e.message,
                         "row": line,
                     });
+                    if !utf8 {
+                        let row = raw.strip_suffix(b"\n").unwrap_or(raw);
+                        let row = row.strip_suffix(b"\r").unwrap_or(row);
+                        entry["row_base64"] = crate::label::exact_bytes(row).into();
+                    }
                     q.write_all(entry.to_string().as_bytes())?;
                     q.write_all(b"\n")?;
                 }
