@@ -330,6 +330,9 @@ fn other_languages(rest: &str, expected: &[&str]) -> Option<String> {
         "strings are in straight double quotes, `\"...\"`: an editor or word processor turned them into curly quotes `\u{201c} \u{201d}`"
     } else if rest.starts_with(['\u{2018}', '\u{2019}']) {
         "strings are in straight double quotes, `\"...\"`, not curly single quotes `\u{2018} \u{2019}`"
+    } else if rest.starts_with(|c: char| !c.is_ascii() && c.is_alphabetic()) {
+        "names are ASCII letters, digits and `_`: write this name without accents or other \
+         scripts (`größe` as `groesse`); text in strings and `///` comments can be any language"
     } else if starts_word("if") && expected.contains(&"`when`") {
         "a rule's condition starts with `when`: `when c`; `if` chooses between values, `if c then a else b`"
     } else {
