@@ -83,6 +83,7 @@ registry! {
     ScoreUnproven => (check, score_unproven, Warning, "a score the checker cannot prove stays in [0, 1]"),
     DeclaredRange => (check, declared_range, Error, "a function result that breaks its declared range"),
     DivisionByZero => (check, division_by_zero, Warning, "a division whose divisor can be zero"),
+    DivisionAlwaysZero => (check, division_always_zero, Error, "a division whose divisor is always zero"),
     UnusedLet => (check, unused_let, Warning, "a `let` that nothing reads"),
     UnusedImport => (check, unused_import, Warning, "an imported name that nothing uses"),
     IncompletePolicy => (check, incomplete_policy, Error, "a policy that lacks a part every policy needs"),

@@ -319,6 +319,23 @@ impl Checker<'_> {
                     BinaryOp::Mul => a.range.mul(&b.range),
                     _ => {
                         let mut abstains = false;
+                        if b.range.lo == 0.0 && b.range.hi == 0.0 {
+                            // Not a guardable risk: the division never has a value.
+                            let what = expr_text(rhs);
+                            self.report(
+                                Diagnostic::new(
+                                    Code::DivisionAlwaysZero,
+                                    format!("`{what}` is always zero, so this division never has a value"),
+                                )
+                                .at(rhs.span, "always 0")
+                                .with(span, "this division")
+                                .help("divide by something that is not always 0, or remove the division; as written the dimension abstains for every pair"),
+                            );
+                            return Value {
+                                abstains: true,
+                                ..Value::number(Interval::UNIT)
+                            };
+                        }
                         if b.range.contains(0.0) {
                             abstains = true;
                             let what = expr_text(rhs);
