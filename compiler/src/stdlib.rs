@@ -37,3 +37,34 @@ pub fn exports(name: &str) -> Option<&'static str> {
         defines.then_some(*module)
     })
 }
+
+/// The functions the standard modules define, with their module, for "did you mean" on a
+/// misspelled one (`coverag`). Read from the modules' text: every `fn NAME(`.
+pub fn functions() -> impl Iterator<Item = (&'static str, &'static str)> {
+    MODULES.iter().flat_map(|(module, _, text)| {
+        text.match_indices("fn ").filter_map(move |(at, _)| {
+            let rest = text.get(at + 3..)?;
+            let end = rest.find('(')?;
+            let name = rest.get(..end)?.trim();
+            let word = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && text
+                    .get(..at)
+                    .is_none_or(|before| before.ends_with([' ', '\n', '\t']) || before.is_empty());
+            word.then_some((*module, name))
+        })
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    #[test]
+    fn the_standard_functions_are_listed_with_their_module() {
+        let all: Vec<(&str, &str)> = super::functions().collect();
+        assert!(all.contains(&("std.text", "coverage")), "{all:?}");
+        for (module, name) in &all {
+            assert_eq!(super::exports(name), Some(*module), "{name}");
+        }
+    }
+}

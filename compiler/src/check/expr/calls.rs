@@ -47,6 +47,12 @@ impl Checker<'_> {
                 {
                     d = d.help(format!("did you mean `{best}`?"));
                     self.meant(env.scope, best);
+                } else if let Some(best) = did_you_mean(name, stdlib::functions().map(|(_, f)| f))
+                    && let Some(module) = stdlib::exports(best)
+                {
+                    d = d.help(format!(
+                        "did you mean `{best}` (in the standard library)? add `use {module}.{{{best}}}`"
+                    ));
                 }
                 self.report(d);
                 Value::error()
