@@ -313,7 +313,13 @@ pub fn scan(text: &str, max_depth: u32) -> Scanned {
             depth,
         });
     }
-    if let Some(frame) = stack.last() {
+    // A string left open swallows the rest of its line, closing brackets included: the bracket
+    // it left open is the string's cascade, not a second problem (reported once it is fixed).
+    let string_left_open = out
+        .problems
+        .iter()
+        .any(|p| matches!(p.kind, ProblemKind::UnclosedString));
+    if let Some(frame) = stack.last().filter(|_| !string_left_open) {
         // Point at the first opener whose `}` looked misplaced, if any; else the innermost open.
         let (offset, ch) = suspects
             .first()
