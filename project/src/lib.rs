@@ -311,22 +311,27 @@ mod tests {
         );
     }
 
+    /// The `unknown_module` diagnostic of checking `p`.
+    fn module_diagnostic(p: &Path) -> rubric_compiler::Diagnostic {
+        let checked = check_file(p, &Options::default()).unwrap();
+        checked
+            .diagnostics
+            .iter()
+            .find(|d| d.code == Code::UnknownModule)
+            .cloned()
+            .unwrap()
+    }
+
+    fn labelled(d: &rubric_compiler::Diagnostic, text: &str) -> bool {
+        d.labels.iter().any(|l| l.message.contains(text))
+    }
+
     #[test]
     fn a_missing_module_says_where_it_looked() {
         let tmp = tempdir();
         let p = write(&tmp, "p.policy", POLICY);
-        let checked = check_file(&p, &Options::default()).unwrap();
-        let d = checked
-            .diagnostics
-            .iter()
-            .find(|d| d.code == Code::UnknownModule)
-            .unwrap();
-        assert!(
-            d.labels
-                .iter()
-                .any(|l| l.message.contains("team/skills.policy")),
-            "{d:?}"
-        );
+        let d = module_diagnostic(&p);
+        assert!(labelled(&d, "team/skills.policy"), "{d:?}");
     }
 
     #[test]
@@ -334,37 +339,17 @@ mod tests {
         let tmp = tempdir();
         let p = write(&tmp, "p.policy", POLICY);
         std::fs::create_dir_all(tmp.join("team/skills.policy")).unwrap();
-        let checked = check_file(&p, &Options::default()).unwrap();
-        let d = checked
-            .diagnostics
-            .iter()
-            .find(|d| d.code == Code::UnknownModule)
-            .unwrap();
+        let d = module_diagnostic(&p);
         assert!(d.message.contains("cannot be read"), "{d:?}");
-        assert!(
-            d.labels
-                .iter()
-                .any(|l| l.message.contains("is a directory")),
-            "{d:?}"
-        );
+        assert!(labelled(&d, "is a directory"), "{d:?}");
         std::fs::remove_dir(tmp.join("team/skills.policy")).unwrap();
         let made = std::process::Command::new("mkfifo")
             .arg(tmp.join("team/skills.policy"))
             .status()
             .is_ok_and(|s| s.success());
         if made {
-            let checked = check_file(&p, &Options::default()).unwrap();
-            let d = checked
-                .diagnostics
-                .iter()
-                .find(|d| d.code == Code::UnknownModule)
-                .unwrap();
-            assert!(
-                d.labels
-                    .iter()
-                    .any(|l| l.message.contains("not a regular file")),
-                "{d:?}"
-            );
+            let d = module_diagnostic(&p);
+            assert!(labelled(&d, "not a regular file"), "{d:?}");
         }
     }
 

@@ -27,7 +27,6 @@ pub struct Args {
 /// Prints a line per stage on standard error; a progress bar while one runs.
 struct Lines {
     bar: Option<ProgressBar>,
-    stage: String,
 }
 
 impl Lines {
@@ -48,7 +47,6 @@ impl RunObserver for Lines {
     }
 
     fn started(&mut self, stage: &str) {
-        self.stage = stage.to_string();
         let bar = ProgressBar::new(0);
         bar.set_draw_target(ProgressDrawTarget::stderr());
         bar.set_style(
@@ -126,10 +124,7 @@ pub fn run(args: Args) -> ExitCode {
         plan.policy.name,
         dir.display()
     );
-    let mut lines = Lines {
-        bar: None,
-        stage: String::new(),
-    };
+    let mut lines = Lines { bar: None };
     let options = RunOptions {
         dir: dir.clone(),
         only: args.stage.clone(),
