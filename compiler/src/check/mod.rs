@@ -15,7 +15,7 @@ use crate::source::Span;
 use crate::syntax::ast::*;
 use expr::{Checker, Env, Facts, Local, Value};
 use interval::{Cmp, Interval, Truth};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The overall grade of a pair that an `exclude` rule removed.
 pub const EXCLUDED: &str = "excluded";
@@ -868,6 +868,111 @@ fn check_weights(checker: &mut Checker<'_>, dimensions: &[&DimensionDecl]) {
     }
 }
 
+/// Pairs of contradicting rules the checker examines in one policy; a policy with more (a
+/// hundred floors above a hundred caps) gets a warning instead of a check that runs for minutes.
+const RULE_PAIR_BUDGET: usize = 10_000;
+
+/// Conflicts between pairs of rules that can fire together: a floor above a cap, two different
+/// grades set. Only those pairs are examined (found by grouping, not by looking at every pair of
+/// rules), first to last, up to `RULE_PAIR_BUDGET`.
+fn check_rule_conflicts(checker: &mut Checker<'_>, rules: &[&RuleDecl], env: &Env) {
+    let mut caps: Vec<(f64, usize)> = Vec::new();
+    let mut grades: Vec<(&str, usize)> = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        match &r.action {
+            RuleAction::Cap(c) => caps.push((*c, i)),
+            RuleAction::SetGrade(g) => grades.push((g.name.as_str(), i)),
+            RuleAction::Floor(_) | RuleAction::Exclude => {}
+        }
+    }
+    caps.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // The candidate pairs (earlier rule, later rule), gathered rule by rule until the budget.
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    let mut candidates = 0usize;
+    // The rule whose pairs were not all gathered.
+    let mut cut: Option<usize> = None;
+    // `set grade` rules so far, in all and by grade.
+    let mut grades_before = 0usize;
+    let mut set_before: HashMap<&str, usize> = HashMap::new();
+    for (j, r) in rules.iter().enumerate() {
+        let room = RULE_PAIR_BUDGET - pairs.len();
+        let before = pairs.len();
+        match &r.action {
+            RuleAction::Floor(f) => {
+                let below = caps.partition_point(|(c, _)| c < f);
+                candidates += below;
+                let kept = caps.iter().take(below.min(room));
+                pairs.extend(kept.map(|&(_, i)| (i.min(j), i.max(j))));
+            }
+            RuleAction::SetGrade(g) => {
+                // Each pair of different grades once: from the later rule to the earlier ones.
+                let same = set_before.get(g.name.as_str()).copied().unwrap_or(0);
+                let different = grades_before - same;
+                candidates += different;
+                if different > 0 && room > 0 {
+                    let earlier = grades
+                        .iter()
+                        .take_while(|(_, i)| *i < j)
+                        .filter(|(name, _)| *name != g.name)
+                        .take(room);
+                    pairs.extend(earlier.map(|&(_, i)| (i, j)));
+                }
+                *set_before.entry(g.name.as_str()).or_insert(0) += 1;
+                grades_before += 1;
+            }
+            RuleAction::Cap(_) | RuleAction::Exclude => {}
+        }
+        if cut.is_none() && candidates > before + room {
+            cut = Some(j);
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    if let Some(rule) = cut.and_then(|j| rules.get(j)) {
+        checker.report(
+            Diagnostic::new(
+                Code::RuleConflictsUnchecked,
+                format!(
+                    "{candidates} pairs of rules could contradict each other; the checker examined {RULE_PAIR_BUDGET}"
+                ),
+            )
+            .at(rule.name.span, "from this rule on, not every pair is examined")
+            .help("fewer floors above caps, or fewer `set grade` rules with different grades, keep every pair checked; `rubric stats` on real pairs still counts the rules that fire together"),
+        );
+    }
+    for (i, j) in pairs {
+        let (Some(a), Some(b)) = (rules.get(i), rules.get(j)) else {
+            continue;
+        };
+        let what = match (&a.action, &b.action) {
+            (RuleAction::Cap(c), RuleAction::Floor(f))
+            | (RuleAction::Floor(f), RuleAction::Cap(c)) => {
+                format!("a floor of {f} above a cap of {c}")
+            }
+            (RuleAction::SetGrade(x), RuleAction::SetGrade(y)) => {
+                format!("grades `{}` and `{}`", x.name, y.name)
+            }
+            _ => continue,
+        };
+        let facts: Facts = checker.facts(&a.condition, env, true);
+        let both = checker.quietly(|c| c.expr(&b.condition, &env.with_facts(facts)));
+        if both.truth != Truth::False {
+            checker.report(
+                Diagnostic::new(
+                    Code::RuleConflict,
+                    format!("the rules `{}` and `{}` contradict each other when both fire", a.name.name, b.name.name),
+                )
+                .at(b.action_span, what)
+                .with(a.action_span, "the other rule's action")
+                .help(format!(
+                    "make the conditions exclusive (add `and not ...` with the other rule's condition to one of them), or change one action; `{}` comes first",
+                    a.name.name
+                )),
+            );
+        }
+    }
+}
+
 fn pct(v: f64) -> String {
     let p = (v * 100.0 * 1e6).round() / 1e6;
     if p.fract() == 0.0 {
@@ -945,20 +1050,35 @@ fn check_bands(
             );
             shadowed_any = true;
         } else if v.truth == Truth::False {
-            let reason = if std::ptr::eq(
-                band,
-                g.bands
-                    .first()
-                    .map_or(std::ptr::null(), |b| b as *const Band),
-            ) {
-                format!("`{var}` is always in {range}")
+            // Ruled out by the range of `var` alone, or only by the bands above it (out of order)?
+            let alone = checker.quietly(|c| c.expr(cond, env)).truth == Truth::False;
+            let (reason, help) = if !alone {
+                (
+                    "the bands above take every case it covers".to_string(),
+                    "list bands from the highest threshold down, like `strong when score >= 0.8` before `partial when score >= 0.5`".to_string(),
+                )
+            } else if range.lo == range.hi {
+                (
+                    format!("`{var}` is always {}", range.lo),
+                    format!(
+                        "`{var}` is the same for every pair, so every pair gets the same grade: compute it from the pair's fields, or remove the bands it never reaches"
+                    ),
+                )
             } else {
-                "the bands above take every case it covers".to_string()
+                (
+                    format!("`{var}` is always in {range}"),
+                    format!(
+                        "no `{var}` in {range} meets this condition: change its threshold, or remove the band"
+                    ),
+                )
             };
             checker.report(
-                Diagnostic::new(Code::GradeShadowed, format!("the band `{}` can never be chosen", band.name.name))
-                    .at(cond.span, reason)
-                    .help("list bands from the highest threshold down, like `strong when score >= 0.8` before `partial when score >= 0.5`"),
+                Diagnostic::new(
+                    Code::GradeShadowed,
+                    format!("the band `{}` can never be chosen", band.name.name),
+                )
+                .at(cond.span, reason)
+                .help(help),
             );
             shadowed_any = true;
         }
@@ -1139,40 +1259,5 @@ fn check_rules(checker: &mut Checker<'_>, rules: &[&RuleDecl], env: &Env, info: 
             );
         }
     }
-    // Conflicts between pairs of rules that can fire together.
-    for (i, a) in rules.iter().enumerate() {
-        for b in rules.iter().skip(i + 1) {
-            let conflict = match (&a.action, &b.action) {
-                (RuleAction::Cap(c), RuleAction::Floor(f))
-                | (RuleAction::Floor(f), RuleAction::Cap(c))
-                    if f > c =>
-                {
-                    Some(format!("a floor of {f} above a cap of {c}"))
-                }
-                (RuleAction::SetGrade(x), RuleAction::SetGrade(y)) if x.name != y.name => {
-                    Some(format!("grades `{}` and `{}`", x.name, y.name))
-                }
-                _ => None,
-            };
-            let Some(what) = conflict else {
-                continue;
-            };
-            let facts: Facts = checker.facts(&a.condition, env, true);
-            let both = checker.quietly(|c| c.expr(&b.condition, &env.with_facts(facts)));
-            if both.truth != Truth::False {
-                checker.report(
-                    Diagnostic::new(
-                        Code::RuleConflict,
-                        format!("the rules `{}` and `{}` contradict each other when both fire", a.name.name, b.name.name),
-                    )
-                    .at(b.action_span, what)
-                    .with(a.action_span, "the other rule's action")
-                    .help(format!(
-                        "make the conditions exclusive (add `and not ...` with the other rule's condition to one of them), or change one action; `{}` comes first",
-                        a.name.name
-                    )),
-                );
-            }
-        }
-    }
+    check_rule_conflicts(checker, rules, env);
 }

@@ -96,6 +96,7 @@ registry! {
     // Rules
     RuleNeverFires => (check, rule_never_fires, Warning, "a rule whose condition can never hold"),
     RuleConflict => (check, rule_conflict, Error, "rules that contradict each other when both fire"),
+    RuleConflictsUnchecked => (check, rule_conflicts_unchecked, Warning, "too many pairs of rules that could contradict each other to examine them all"),
     RuleThreshold => (check, rule_threshold, Error, "a cap or floor outside [0, 1]"),
     MissingBecause => (check, missing_because, Error, "a rule without a `because` reason"),
     MinCoverage => (check, min_coverage, Error, "a `min_coverage` outside (0%, 100%]"),

@@ -11,7 +11,7 @@ use crate::source::{FileId, Sources, Span};
 use crate::stdlib;
 use crate::syntax::ast::*;
 use crate::syntax::{self, Limits};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What a caller answers when the compiler asks for a module or a policy by name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,10 +162,12 @@ impl<'a> Resolver<'a> {
                         );
                     }
                     let mut variants: Vec<Ident> = Vec::new();
+                    let mut seen: HashMap<&str, Span> = HashMap::new();
                     for v in &e.variants {
-                        if let Some(prev) = variants.iter().find(|p| p.name == v.name.name) {
-                            self.duplicate(&v.name, prev.span, "enum value");
+                        if let Some(&prev) = seen.get(v.name.name.as_str()) {
+                            self.duplicate(&v.name, prev, "enum value");
                         } else {
+                            seen.insert(&v.name.name, v.name.span);
                             variants.push(v.name.clone());
                         }
                     }
@@ -183,13 +185,12 @@ impl<'a> Resolver<'a> {
                 }
                 Item::Entity(e) => {
                     let entity_id = EntityId(self.program.entities.len());
-                    self.program.entities.push(EntityDef {
-                        name: e.name.name.clone(),
-                        fields: Vec::new(),
-                        docs: e.docs.text(),
-                        span: e.name.span,
-                        scope: id,
-                    });
+                    self.program.entities.push(EntityDef::new(
+                        e.name.name.clone(),
+                        e.docs.text(),
+                        e.name.span,
+                        id,
+                    ));
                     self.declare(id, &e.name, Symbol::Entity(entity_id));
                 }
                 Item::Table(t) => {
@@ -244,11 +245,13 @@ impl<'a> Resolver<'a> {
                         continue;
                     };
                     let mut fields: Vec<FieldDef> = Vec::new();
+                    let mut seen: HashMap<&str, Span> = HashMap::new();
                     for f in &e.fields {
-                        if let Some(prev) = fields.iter().find(|p| p.name == f.name.name) {
-                            self.duplicate(&f.name, prev.span, "field");
+                        if let Some(&prev) = seen.get(f.name.name.as_str()) {
+                            self.duplicate(&f.name, prev, "field");
                             continue;
                         }
+                        seen.insert(&f.name.name, f.name.span);
                         let ty = self.resolve_type(id, &f.ty);
                         let holds_entity = {
                             let mut t = &ty;
@@ -278,7 +281,7 @@ impl<'a> Resolver<'a> {
                         });
                     }
                     if let Some(def) = self.program.entities.get_mut(eid.0) {
-                        def.fields = fields;
+                        def.set_fields(fields);
                     }
                 }
                 Item::Table(t) => {
@@ -297,11 +300,13 @@ impl<'a> Resolver<'a> {
                         continue;
                     };
                     let mut params: Vec<(String, Type)> = Vec::new();
+                    let mut seen: HashMap<&str, Span> = HashMap::new();
                     for p in &f.params {
-                        if params.iter().any(|(n, _)| *n == p.name.name) {
-                            self.duplicate(&p.name, p.name.span, "parameter");
+                        if let Some(&first) = seen.get(p.name.name.as_str()) {
+                            self.duplicate(&p.name, first, "parameter");
                             continue;
                         }
+                        seen.insert(&p.name.name, p.name.span);
                         let ty = self.resolve_type(id, &p.ty);
                         params.push((p.name.name.clone(), ty));
                     }

@@ -3,7 +3,7 @@
 
 use crate::source::{FileId, Span};
 use crate::syntax::ast::{FnDecl, ModuleDecl, TableDecl};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,15 +75,40 @@ pub struct FieldDef {
 #[derive(Clone, Debug)]
 pub struct EntityDef {
     pub name: String,
+    /// In declaration order; set with [`EntityDef::set_fields`], which indexes them by name.
     pub fields: Vec<FieldDef>,
+    /// Field name → position in `fields`: a lookup per field access stays constant-time for an
+    /// entity with 100,000 fields.
+    by_name: HashMap<String, usize>,
     pub docs: String,
     pub span: Span,
     pub scope: ScopeId,
 }
 
 impl EntityDef {
+    /// An entity whose fields are not resolved yet.
+    pub fn new(name: String, docs: String, span: Span, scope: ScopeId) -> Self {
+        Self {
+            name,
+            fields: Vec::new(),
+            by_name: HashMap::new(),
+            docs,
+            span,
+            scope,
+        }
+    }
+
+    pub fn set_fields(&mut self, fields: Vec<FieldDef>) {
+        self.by_name = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), i))
+            .collect();
+        self.fields = fields;
+    }
+
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
-        self.fields.iter().find(|f| f.name == name)
+        self.by_name.get(name).and_then(|&i| self.fields.get(i))
     }
 }
 
