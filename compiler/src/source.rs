@@ -56,6 +56,34 @@ pub struct SourceFile {
     line_starts: Vec<u32>,
 }
 
+impl SourceFile {
+    /// The zero-based line holding a byte offset (offsets past the end are on the last line).
+    pub fn line_of(&self, offset: usize) -> usize {
+        let offset = u32::try_from(offset).unwrap_or(u32::MAX);
+        self.line_starts
+            .partition_point(|start| *start <= offset)
+            .saturating_sub(1)
+    }
+
+    /// How many lines the text has (after a final newline, an empty last one).
+    pub fn line_count(&self) -> usize {
+        self.line_starts.len()
+    }
+
+    /// The byte range of a zero-based line, its newline included.
+    pub fn line_range(&self, line: usize) -> std::ops::Range<usize> {
+        let start = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |s| *s as usize);
+        let end = self
+            .line_starts
+            .get(line + 1)
+            .map_or(self.text.len(), |s| *s as usize);
+        start..end
+    }
+}
+
 /// Every file of one compilation, in the order they were added.
 #[derive(Clone, Debug, Default)]
 pub struct Sources {
@@ -115,19 +143,15 @@ impl Sources {
         let Some(f) = self.get(file) else {
             return (0, 0);
         };
-        let offset = offset.min(u32::try_from(f.text.len()).unwrap_or(u32::MAX));
-        // The last line starting at or before the offset.
-        let line = f
-            .line_starts
-            .partition_point(|start| *start <= offset)
-            .max(1);
-        let start = f.line_starts.get(line - 1).copied().unwrap_or(0) as usize;
+        let offset = (offset as usize).min(f.text.len());
+        let line = f.line_of(offset);
+        let start = f.line_range(line).start;
         let col = f
             .text
-            .get(start..offset as usize)
+            .get(start..offset)
             .map_or(0, |rest| rest.chars().count())
             + 1;
-        (line, col)
+        (line + 1, col)
     }
 }
 

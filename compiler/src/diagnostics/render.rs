@@ -2,13 +2,12 @@
 //! for screen readers and logs) and `json` (one object a line, for tools).
 
 use super::{Diagnostic, Severity};
-use crate::source::Sources;
+use crate::source::{SourceFile, Sources};
 use miette::{
     GraphicalReportHandler, GraphicalTheme, JSONReportHandler, LabeledSpan, MietteError,
     MietteSpanContents, NamedSource, NarratableReportHandler, SourceCode, SourceSpan, SpanContents,
 };
 use std::fmt;
-use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ErrorFormat {
@@ -20,79 +19,94 @@ pub enum ErrorFormat {
 }
 
 /// One diagnostic with its source, in the shape miette renders.
-struct Report {
+struct Report<'a> {
     diagnostic: Diagnostic,
-    source: Option<Snippets>,
+    source: Option<Shown<'a>>,
     labels: Vec<LabeledSpan>,
 }
 
-/// A file's text as miette reads it, with each snippet's line count corrected. miette 7.6's
-/// `str` source reports as `line_count` the number of lines from the start of the file to the
-/// end of the snippet, and its handlers merge two labels' snippets when `line + line_count`
-/// reaches the next one's line: every diagnostic with labels in far-apart places (the weights of
-/// nine dimensions) then echoed every line between its first and last label. Counting the lines
-/// of the snippet itself keeps far-apart labels in separate snippets, and near ones merged.
-/// When long lines were cut (`cut_long_lines`), the original text and the kept runs give each
-/// snippet its real column.
-struct Snippets(NamedSource<Arc<str>>, Option<(Arc<str>, Vec<Kept>)>);
+/// What miette reads of a diagnostic's file.
+enum Shown<'a> {
+    /// For the graphical and narrated output: an excerpt, the lines around the labels with
+    /// long lines cut (`excerpt`). Rendering a diagnostic costs the size of its excerpt, not
+    /// of the file: 17,000 diagnostics on one file render in linear time.
+    Excerpt(Excerpt<'a>),
+    /// For JSON, which prints only the file's name and the labels' byte offsets.
+    Name(&'a str),
+}
 
-impl SourceCode for Snippets {
-    fn read_span<'a>(
-        &'a self,
+/// The lines of a file around a diagnostic's labels, as miette reads them, with each snippet's
+/// line, column and line count taken from the whole file. (miette 7.6's `str` source also
+/// reported as `line_count` the lines from the start of the file to the end of the snippet, and
+/// its handlers merged two labels' snippets when `line + line_count` reached the next one's
+/// line: every diagnostic with labels in far-apart places, such as the weights of nine
+/// dimensions, echoed every line between its first and last label.)
+struct Excerpt<'a> {
+    file: &'a SourceFile,
+    text: NamedSource<String>,
+    /// Where each run of `text` was in the file.
+    runs: Vec<Kept>,
+}
+
+impl SourceCode for Shown<'_> {
+    fn read_span<'b>(
+        &'b self,
         span: &SourceSpan,
         context_lines_before: usize,
         context_lines_after: usize,
-    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let inner = self
-            .0
+    ) -> Result<Box<dyn SpanContents<'b> + 'b>, MietteError> {
+        let excerpt = match self {
+            Shown::Name(name) => {
+                return Ok(Box::new(MietteSpanContents::new_named(
+                    (*name).to_string(),
+                    b"",
+                    *span,
+                    0,
+                    0,
+                    0,
+                )));
+            }
+            Shown::Excerpt(excerpt) => excerpt,
+        };
+        let inner = excerpt
+            .text
             .read_span(span, context_lines_before, context_lines_after)?;
         let data = inner.data();
         let lines = 1 + data.iter().filter(|b| **b == b'\n').count()
             - usize::from(data.last() == Some(&b'\n'));
-        let column = match &self.1 {
-            Some((original, runs)) => {
-                let at = uncut_offset(runs, inner.span().offset());
-                let line_start = original
-                    .get(..at)
-                    .and_then(|t| t.rfind('\n'))
-                    .map_or(0, |i| i + 1);
-                original
-                    .get(line_start..at)
-                    .map_or(0, |t| t.chars().count())
-            }
-            None => inner.column(),
-        };
-        let mut contents =
-            MietteSpanContents::new(data, *inner.span(), inner.line(), column, lines);
-        if let Some(name) = inner.name() {
-            contents = MietteSpanContents::new_named(
-                name.to_string(),
-                data,
-                *inner.span(),
-                inner.line(),
-                column,
-                lines,
-            );
-        }
-        Ok(Box::new(contents))
+        let at = uncut_offset(&excerpt.runs, inner.span().offset());
+        let line = excerpt.file.line_of(at);
+        let column = excerpt
+            .file
+            .text
+            .get(excerpt.file.line_range(line).start..at)
+            .map_or(0, |t| t.chars().count());
+        Ok(Box::new(MietteSpanContents::new_named(
+            excerpt.file.name.clone(),
+            data,
+            *inner.span(),
+            line,
+            column,
+            lines,
+        )))
     }
 }
 
-impl fmt::Debug for Report {
+impl fmt::Debug for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.diagnostic.message)
     }
 }
 
-impl fmt::Display for Report {
+impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.diagnostic.message)
     }
 }
 
-impl std::error::Error for Report {}
+impl std::error::Error for Report<'_> {}
 
-impl miette::Diagnostic for Report {
+impl miette::Diagnostic for Report<'_> {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.diagnostic.code.as_str()))
     }
@@ -139,20 +153,45 @@ struct Kept {
     len: usize,
 }
 
-/// The text with its long lines cut to windows around `spans` (`…` where text was left out),
-/// and the runs it kept. None when no line is long.
-fn cut_long_lines(text: &str, spans: &[(usize, usize)]) -> Option<(String, Vec<Kept>)> {
-    let mut keep: Vec<(usize, usize)> = Vec::new();
-    let mut any = false;
-    let mut start = 0;
-    for line in text.split_inclusive('\n') {
-        let end = start + line.len();
-        if line.len() <= LONG_LINE {
-            keep.push((start, end));
-            start = end;
+/// Lines of context kept around each label's lines (miette shows one).
+const CONTEXT: usize = 2;
+
+/// The lines around `spans` (with `CONTEXT` lines on each side), long lines cut to windows
+/// around the spans (`…` where a line's text was left out), and the runs of the file it kept.
+fn excerpt_of(file: &SourceFile, spans: &[(usize, usize)]) -> (String, Vec<Kept>) {
+    let last = file.line_count().saturating_sub(1);
+    let mut lines: Vec<(usize, usize)> = spans
+        .iter()
+        .map(|&(s, e)| {
+            (
+                file.line_of(s).saturating_sub(CONTEXT),
+                (file.line_of(e) + CONTEXT).min(last),
+            )
+        })
+        .collect();
+    lines.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for (first, end) in lines {
+        match merged.last_mut() {
+            Some(last) if first <= last.1 + 1 => last.1 = last.1.max(end),
+            _ => merged.push((first, end)),
+        }
+    }
+    let text = &*file.text;
+    let mut out = String::new();
+    let mut runs = Vec::new();
+    for line in merged.into_iter().flat_map(|(first, end)| first..=end) {
+        let range = file.line_range(line);
+        let (start, end) = (range.start, range.end);
+        if end - start <= LONG_LINE {
+            runs.push(Kept {
+                from: start,
+                to: out.len(),
+                len: end - start,
+            });
+            out.push_str(text.get(start..end).unwrap_or(""));
             continue;
         }
-        any = true;
         let mut windows: Vec<(usize, usize)> = Vec::new();
         for (s, e) in spans
             .iter()
@@ -171,39 +210,33 @@ fn cut_long_lines(text: &str, spans: &[(usize, usize)]) -> Option<(String, Vec<K
             windows.push((start, start + 2 * MARGIN));
         }
         // The line's end (its newline) stays, so lines stay lines.
-        windows.push((end - usize::from(line.ends_with('\n')), end));
+        let ends_line = text.get(..end).is_some_and(|t| t.ends_with('\n'));
+        windows.push((end - usize::from(ends_line), end));
         windows.sort_unstable();
-        let first = keep.len();
+        let mut kept: Vec<(usize, usize)> = Vec::new();
         for (s, e) in windows {
             let s = floor_boundary(text, s.clamp(start, end));
             let e = floor_boundary(text, e.clamp(start, end));
-            let this_line = keep.len() > first;
-            match keep.last_mut() {
-                Some(last) if this_line && s <= last.1 => last.1 = last.1.max(e),
-                _ => keep.push((s, e)),
+            match kept.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => kept.push((s, e)),
             }
         }
-        start = end;
-    }
-    if !any {
-        return None;
-    }
-    let mut out = String::new();
-    let mut runs = Vec::with_capacity(keep.len());
-    let mut previous_end = 0;
-    for (s, e) in keep {
-        if s > previous_end {
-            out.push('…');
+        let mut previous_end = start;
+        for (s, e) in kept {
+            if s > previous_end {
+                out.push('…');
+            }
+            runs.push(Kept {
+                from: s,
+                to: out.len(),
+                len: e - s,
+            });
+            out.push_str(text.get(s..e).unwrap_or(""));
+            previous_end = e;
         }
-        runs.push(Kept {
-            from: s,
-            to: out.len(),
-            len: e - s,
-        });
-        out.push_str(text.get(s..e).unwrap_or(""));
-        previous_end = e;
     }
-    Some((out, runs))
+    (out, runs)
 }
 
 fn floor_boundary(text: &str, mut i: usize) -> usize {
@@ -234,32 +267,37 @@ fn cut_offset(runs: &[Kept], offset: usize) -> usize {
     }
 }
 
-fn report(diagnostic: &Diagnostic, sources: &Sources) -> Report {
+fn report<'a>(diagnostic: &Diagnostic, sources: &'a Sources, excerpt: bool) -> Report<'a> {
     let file = diagnostic.span().map(|s| s.file);
-    let spans: Vec<(usize, usize)> = diagnostic
-        .labels
-        .iter()
-        .filter(|l| Some(l.span.file) == file)
+    let in_file = || {
+        diagnostic
+            .labels
+            .iter()
+            .filter(move |l| Some(l.span.file) == file)
+    };
+    let Some(source) = file.and_then(|f| sources.get(f)) else {
+        return Report {
+            diagnostic: diagnostic.clone(),
+            source: None,
+            labels: Vec::new(),
+        };
+    };
+    let spans: Vec<(usize, usize)> = in_file()
         .map(|l| (l.span.start as usize, l.span.end as usize))
         .collect();
-    let mut map: Option<Vec<Kept>> = None;
-    let source = file
-        .and_then(|f| sources.get(f))
-        .map(|f| match cut_long_lines(&f.text, &spans) {
-            Some((cut, runs)) => {
-                map = Some(runs.clone());
-                Snippets(
-                    NamedSource::new(f.name.clone(), Arc::from(cut)),
-                    Some((Arc::clone(&f.text), runs)),
-                )
-            }
-            None => Snippets(NamedSource::new(f.name.clone(), Arc::clone(&f.text)), None),
+    let (shown, runs) = if excerpt {
+        let (text, runs) = excerpt_of(source, &spans);
+        let shown = Shown::Excerpt(Excerpt {
+            file: source,
+            text: NamedSource::new(source.name.clone(), text),
+            runs: runs.clone(),
         });
-    let at = |o: usize| map.as_deref().map_or(o, |m| cut_offset(m, o));
-    let labels = diagnostic
-        .labels
-        .iter()
-        .filter(|l| Some(l.span.file) == file)
+        (shown, Some(runs))
+    } else {
+        (Shown::Name(&source.name), None)
+    };
+    let at = |o: usize| runs.as_deref().map_or(o, |m| cut_offset(m, o));
+    let labels = in_file()
         .map(|l| {
             let (start, end) = (at(l.span.start as usize), at(l.span.end as usize));
             let span = SourceSpan::new(start.into(), end.saturating_sub(start));
@@ -273,7 +311,7 @@ fn report(diagnostic: &Diagnostic, sources: &Sources) -> Report {
         .collect();
     Report {
         diagnostic: diagnostic.clone(),
-        source,
+        source: Some(shown),
         labels,
     }
 }
@@ -307,13 +345,12 @@ pub fn render(
                 .with_width(width)
                 .with_wrap_lines(false)
                 .with_links(false)
-                .render_report(&mut out, &report(&wrapped, sources))
+                .render_report(&mut out, &report(&wrapped, sources, true))
         }
-        ErrorFormat::Plain => {
-            NarratableReportHandler::new().render_report(&mut out, &report(diagnostic, sources))
-        }
+        ErrorFormat::Plain => NarratableReportHandler::new()
+            .render_report(&mut out, &report(diagnostic, sources, true)),
         ErrorFormat::Json => {
-            JSONReportHandler::new().render_report(&mut out, &report(diagnostic, sources))
+            JSONReportHandler::new().render_report(&mut out, &report(diagnostic, sources, false))
         }
     };
     if written.is_err() {
