@@ -76,6 +76,23 @@ fn parse_on_stack(file: FileId, text: &str, limits: &Limits) -> Parsed {
     }
 
     let scanned = scan::scan(text, limits.max_depth);
+    let segments = scan::segments(text, &scanned.tokens);
+    if !segments.iter().any(|s| s.kind == scan::SegmentKind::Header)
+        && let Some(first) = segments.first()
+    {
+        // No policy, module or pipeline at all (random text, a file of another language): one
+        // error, not one per stray token and unbalanced bracket.
+        let run = StrayRun {
+            first: *first,
+            more: segments.len() - 1,
+            last_start: segments.last().map_or(first.start, |s| s.start),
+        };
+        diagnostics.push(run.diagnostic(file, text, false, &mut LineCursor::default()));
+        return Parsed {
+            tree: None,
+            diagnostics,
+        };
+    }
     for problem in &scanned.problems {
         diagnostics.push(problem.to_diagnostic(file));
     }
@@ -105,7 +122,7 @@ fn parse_on_stack(file: FileId, text: &str, limits: &Limits) -> Parsed {
             }
         }
     }
-    recover(file, text, limits, &scanned, &mut diagnostics);
+    recover(file, text, limits, &scanned, &segments, &mut diagnostics);
     Parsed {
         tree: None,
         diagnostics,
@@ -118,10 +135,19 @@ fn recover(
     text: &str,
     limits: &Limits,
     scanned: &scan::Scanned,
+    segments: &[scan::Segment],
     diagnostics: &mut Diagnostics,
 ) {
     let mut reported = false;
-    for segment in scan::segments(text, &scanned.tokens) {
+    // Stray tokens in a row between blocks are reported once, at the first.
+    let mut strays: Option<StrayRun> = None;
+    let mut lines = LineCursor::default();
+    for &segment in segments {
+        if segment.kind != scan::SegmentKind::Stray
+            && let Some(run) = strays.take()
+        {
+            diagnostics.push(run.diagnostic(file, text, true, &mut lines));
+        }
         // Its bracket, string or nesting problem is reported already; pest would only echo it.
         if scanned.problems.iter().any(|p| segment.contains(p.offset)) {
             continue;
@@ -137,7 +163,19 @@ fn recover(
             scan::SegmentKind::PolicyItem => Rule::policy_item_alone,
             scan::SegmentKind::PipelineItem => Rule::pipeline_item_alone,
             scan::SegmentKind::Stray => {
-                diagnostics.push(stray(file, text, segment.start, segment.end));
+                match &mut strays {
+                    Some(run) => {
+                        run.more += 1;
+                        run.last_start = segment.start;
+                    }
+                    None => {
+                        strays = Some(StrayRun {
+                            first: segment,
+                            more: 0,
+                            last_start: segment.start,
+                        });
+                    }
+                }
                 reported = true;
                 continue;
             }
@@ -164,6 +202,9 @@ fn recover(
             }
         }
     }
+    if let Some(run) = strays {
+        diagnostics.push(run.diagnostic(file, text, true, &mut lines));
+    }
     if !reported && !diagnostics.has_errors() {
         // Every item parses on its own, yet the whole file does not: the items are in the wrong
         // place (for example a dimension outside any policy). Report the whole-file error.
@@ -173,14 +214,70 @@ fn recover(
     }
 }
 
-fn stray(file: FileId, text: &str, start: usize, end: usize) -> Diagnostic {
-    let token = scan::token_at(text, start);
-    Diagnostic::new(
-        Code::SyntaxUnexpected,
-        format!("unexpected {token} outside a policy, module or pipeline"),
-    )
-    .at(Span::new(file, start, end.min(start + token_len(text, start))), "not inside any block")
-    .help("every item belongs inside `policy NAME version N { ... }`, `module a.b { ... }` or `pipeline NAME for POLICY { ... }`")
+/// One-based line numbers of offsets asked for in increasing order, counted once.
+#[derive(Default)]
+struct LineCursor {
+    offset: usize,
+    line: usize,
+}
+
+impl LineCursor {
+    fn line_of(&mut self, text: &str, offset: usize) -> usize {
+        if offset < self.offset {
+            *self = Self::default();
+        }
+        let newlines = text
+            .get(self.offset..offset)
+            .map_or(0, |t| t.bytes().filter(|b| *b == b'\n').count());
+        self.offset = offset;
+        self.line += newlines;
+        self.line + 1
+    }
+}
+
+/// Tokens outside any block, in a row: the first, how many follow it, and where the last starts.
+struct StrayRun {
+    first: scan::Segment,
+    more: usize,
+    last_start: usize,
+}
+
+impl StrayRun {
+    /// The one diagnostic of the run; `blocks` says whether the file has any block at all.
+    fn diagnostic(
+        &self,
+        file: FileId,
+        text: &str,
+        blocks: bool,
+        lines: &mut LineCursor,
+    ) -> Diagnostic {
+        let start = self.first.start;
+        let token = scan::token_at(text, start);
+        let end = self.first.end.min(start + token_len(text, start));
+        let message = if blocks {
+            format!("unexpected {token} outside a policy, module or pipeline")
+        } else {
+            format!("unexpected {token}: this file holds no policy, module or pipeline")
+        };
+        let label = match self.more {
+            0 => "not inside any block".to_string(),
+            more => {
+                let line = lines.line_of(text, self.last_start);
+                let tokens = if more == 1 { "token" } else { "tokens" };
+                format!(
+                    "not inside any block, nor are the {more} {tokens} after it (to line {line})"
+                )
+            }
+        };
+        let help = if blocks {
+            "every item belongs inside `policy NAME version N { ... }`, `module a.b { ... }` or `pipeline NAME for POLICY { ... }`"
+        } else {
+            "a policy file holds one `policy NAME version N { ... }`, `module a.b { ... }` or `pipeline NAME for POLICY { ... }`; `rubric new NAME` writes one to start from"
+        };
+        Diagnostic::new(Code::SyntaxUnexpected, message)
+            .at(Span::new(file, start, end), label)
+            .help(help)
+    }
 }
 
 fn token_len(text: &str, at: usize) -> usize {
