@@ -14,6 +14,7 @@ pub mod run;
 pub mod scan;
 pub mod snapshot;
 pub mod stats;
+pub mod textdiff;
 pub mod trace;
 
 /// Policy projects on disk (their own crate, so the language server links them without the

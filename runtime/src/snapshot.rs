@@ -25,7 +25,6 @@ use crate::examples::{coverage_report, results_table, run_policy_examples};
 use crate::label::engine::Engine;
 use crate::stats::stats_stream;
 use rubric_compiler::Options;
-use similar::TextDiff;
 use std::fs;
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
@@ -323,19 +322,12 @@ pub fn unified_diff(change: &Change, shown: &str) -> String {
             "stale file {shown} ({}) would be removed\n",
             lines(&change.old)
         ),
-        ChangeKind::Modified => {
-            let diff = TextDiff::from_lines(&change.old, &change.new);
-            let mut text = diff
-                .unified_diff()
-                .context_radius(3)
-                .header(&format!("{shown} (snapshot)"), &format!("{shown} (now)"))
-                .missing_newline_hint(true)
-                .to_string();
-            if !text.ends_with('\n') {
-                text.push('\n');
-            }
-            text
-        }
+        ChangeKind::Modified => crate::textdiff::unified(
+            &change.old,
+            &change.new,
+            &format!("{shown} (snapshot)"),
+            &format!("{shown} (now)"),
+        ),
     }
 }
 

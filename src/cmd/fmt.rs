@@ -62,14 +62,5 @@ pub fn run(args: Args) -> ExitCode {
 
 /// What formatting would change, as a unified diff (`--- FILE`, `+++ FILE (formatted)`).
 fn layout_diff(shown: &str, text: &str, formatted: &str) -> String {
-    let mut diff = similar::TextDiff::from_lines(text, formatted)
-        .unified_diff()
-        .context_radius(3)
-        .header(shown, &format!("{shown} (formatted)"))
-        .missing_newline_hint(true)
-        .to_string();
-    if !diff.ends_with('\n') {
-        diff.push('\n');
-    }
-    diff
+    rubric_runtime::textdiff::unified(text, formatted, shown, &format!("{shown} (formatted)"))
 }
