@@ -356,6 +356,12 @@ pub(super) fn compare_vals(op: BinOp, a: &Val<'_>, b: &Val<'_>) -> Option<bool> 
 
 /// Union, intersection, and a difference of sets (or of numbers, when the types could not
 /// tell).
+/// A difference of two numbers (reached through `set_binary` when the types could not tell)
+/// whose result is past the largest number: no number, and an event to count.
+pub(super) fn difference_overflows(op: BinOp, a: &Val<'_>, b: &Val<'_>) -> bool {
+    matches!((op, a, b), (BinOp::Sub, Val::Num(x), Val::Num(y)) if (x - y).is_infinite())
+}
+
 pub(super) fn set_binary<'a>(op: BinOp, a: &Val<'_>, b: &Val<'_>) -> Val<'a> {
     if absent(a) || absent(b) {
         return Val::Abstain;
@@ -691,5 +697,20 @@ pub(super) fn equal(a: &Val<'_>, b: &Val<'_>) -> bool {
             _ => **x == **y,
         },
         _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_difference_past_the_largest_number_is_no_number_and_an_event() {
+        let (big, small) = (Val::Num(f64::MAX), Val::Num(-f64::MAX));
+        assert!(difference_overflows(BinOp::Sub, &big, &small));
+        assert!(matches!(set_binary(BinOp::Sub, &big, &small), Val::Abstain));
+        let (a, b) = (Val::Num(3.0), Val::Num(1.0));
+        assert!(!difference_overflows(BinOp::Sub, &a, &b));
+        assert!(matches!(set_binary(BinOp::Sub, &a, &b), Val::Num(x) if x == 2.0));
     }
 }

@@ -84,11 +84,18 @@ impl Compiler<'_> {
                     l(e, sel, out);
                     let mut ys = e.take_val();
                     r(e, sel, &mut ys);
+                    let undefined = &mut e.undefined;
                     update(sel, out, |i, a| {
                         let Some(b) = row(&ys, i) else {
                             *a = Val::Abstain;
                             return;
                         };
+                        if difference_overflows(op, a, b)
+                            && let Some(u) = undefined.get_mut(i)
+                        {
+                            // Counted as an undefined result, as `arith` counts it.
+                            *u = true;
+                        }
                         *a = set_binary(op, a, b);
                     });
                     e.give_val(ys);
