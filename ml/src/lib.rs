@@ -2,4 +2,5 @@
 //! the metrics that training, distillation, evaluation and monitoring share; models, teachers,
 //! distillation, int8 quantization and serving join it.
 
+pub mod kernels;
 pub mod metrics;

@@ -1,0 +1,580 @@
+//! Fused kernels for training on candle: GELU, softmax over the last dimension and layer norm,
+//! each a candle custom op **with its own backward**. candle's fused softmax and layer norm have
+//! no backward and silently stop gradients (only the layers after them train), and its composed
+//! GELU and softmax are several times slower than PyTorch's (STACK_NOTES.md). Each forward here
+//! is one pass over the rows; each backward is one fused op of its own (recorded by nobody: the
+//! gradient of a gradient is not needed). The tests hold forward and backward equal to the
+//! unfused composition of candle's differentiable ops.
+//!
+//! f32 on the CPU; other dtypes and devices get a clear error naming the op (a CUDA build runs
+//! the unfused composition: [`Kernels::Composed`]).
+
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, D, DType, Error, Layout, Result, Shape, Tensor,
+    bail,
+};
+use rayon::prelude::*;
+
+/// Which implementation a model's layers use: the fused kernels (CPU, f32) or candle's
+/// differentiable composition (any device and dtype; the reference the kernels are checked
+/// against).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kernels {
+    #[default]
+    Fused,
+    Composed,
+}
+
+impl Kernels {
+    /// The fused kernels where they run (f32 on the CPU), else the composition.
+    pub fn for_tensor(x: &Tensor) -> Kernels {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
+            Kernels::Fused
+        } else {
+            Kernels::Composed
+        }
+    }
+
+    pub fn gelu(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Kernels::Fused => gelu(x),
+            Kernels::Composed => x.gelu_erf(),
+        }
+    }
+
+    pub fn softmax_last_dim(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Kernels::Fused => softmax_last_dim(x),
+            Kernels::Composed => candle_nn::ops::softmax(x, D::Minus1),
+        }
+    }
+
+    pub fn layer_norm(
+        self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        eps: f64,
+    ) -> Result<Tensor> {
+        match self {
+            Kernels::Fused => layer_norm(x, weight, bias, eps),
+            Kernels::Composed => layer_norm_composed(x, weight, bias, eps),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading and writing storage
+
+/// The f32 elements a contiguous layout covers.
+fn f32s<'a>(op: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        let dtype = candle_core::backend::BackendStorage::dtype(storage);
+        bail!("{op}: the fused kernel takes f32, not {dtype:?}");
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{op}: the input has to be contiguous");
+    };
+    data.get(start..end)
+        .ok_or_else(|| Error::Msg(format!("{op}: the layout lies outside its storage")))
+}
+
+/// The length of the last dimension (the rows' width) of a non-empty shape.
+fn row_width(op: &str, shape: &Shape) -> Result<usize> {
+    match shape.dims().last() {
+        Some(&w) if w > 0 => Ok(w),
+        _ => bail!("{op}: the input needs a last dimension of at least one element, got {shape:?}"),
+    }
+}
+
+fn same_shape(op: &str, a: &Layout, b: &Layout) -> Result<()> {
+    if a.shape() != b.shape() {
+        bail!("{op}: shapes {:?} and {:?} differ", a.shape(), b.shape());
+    }
+    Ok(())
+}
+
+fn output(values: Vec<f32>, shape: &Shape) -> (CpuStorage, Shape) {
+    (CpuStorage::F32(values), shape.clone())
+}
+
+// ---------------------------------------------------------------------------------------------
+// GELU
+
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// 1 / sqrt(2 pi).
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+/// The exact GELU, x Φ(x) with Φ the normal distribution function (`erf`), as BERT uses it.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Gelu)
+}
+
+struct Gelu;
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "gelu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32s("gelu", storage, layout)?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(4096)
+            .zip(x.par_chunks(4096))
+            .for_each(|(y, x)| {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = 0.5 * x * (1.0 + libm::erff(x * FRAC_1_SQRT_2));
+                }
+            });
+        Ok(output(y, layout.shape()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let grad = arg.apply_op2_no_bwd(&grad_res.contiguous()?, &GeluBackward)?;
+        Ok(Some(grad))
+    }
+}
+
+/// d/dx x Φ(x) = Φ(x) + x φ(x), times the incoming gradient.
+struct GeluBackward;
+
+impl CustomOp2 for GeluBackward {
+    fn name(&self) -> &'static str {
+        "gelu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        same_shape("gelu-backward", l1, l2)?;
+        let x = f32s("gelu-backward", s1, l1)?;
+        let g = f32s("gelu-backward", s2, l2)?;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(4096)
+            .zip(x.par_chunks(4096).zip(g.par_chunks(4096)))
+            .for_each(|(out, (x, g))| {
+                for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
+                    let cdf = 0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2));
+                    let pdf = FRAC_1_SQRT_2PI * (-0.5 * x * x).exp();
+                    *o = g * (cdf + x * pdf);
+                }
+            });
+        Ok(output(out, l1.shape()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax over the last dimension
+
+/// Softmax over the last dimension, numerically stable (the row's maximum is subtracted).
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Softmax)
+}
+
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "softmax-last-dim"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32s("softmax", storage, layout)?;
+        let width = row_width("softmax", layout.shape())?;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(width)
+            .zip(x.par_chunks(width))
+            .for_each(|(y, x)| {
+                let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = (x - max).exp();
+                    sum += *y;
+                }
+                let inv = 1.0 / sum;
+                for y in y.iter_mut() {
+                    *y *= inv;
+                }
+            });
+        Ok(output(y, layout.shape()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let grad = res.apply_op2_no_bwd(&grad_res.contiguous()?, &SoftmaxBackward)?;
+        Ok(Some(grad))
+    }
+}
+
+/// dx = y ⊙ (g − Σ g ⊙ y) per row, from the softmax's result y and the incoming gradient g.
+struct SoftmaxBackward;
+
+impl CustomOp2 for SoftmaxBackward {
+    fn name(&self) -> &'static str {
+        "softmax-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        same_shape("softmax-backward", l1, l2)?;
+        let y = f32s("softmax-backward", s1, l1)?;
+        let g = f32s("softmax-backward", s2, l2)?;
+        let width = row_width("softmax-backward", l1.shape())?;
+        let mut out = vec![0f32; y.len()];
+        out.par_chunks_mut(width)
+            .zip(y.par_chunks(width).zip(g.par_chunks(width)))
+            .for_each(|(out, (y, g))| {
+                let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+                for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
+                    *o = y * (g - dot);
+                }
+            });
+        Ok(output(out, l1.shape()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layer norm
+
+/// Layer norm over the last dimension with a learned scale and shift, as BERT uses it:
+/// `(x − mean) / sqrt(var + eps) * weight + bias`, the variance without Bessel's correction.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let width = x.dim(D::Minus1)?;
+    for (name, t) in [("weight", weight), ("bias", bias)] {
+        if t.dims() != [width] {
+            bail!(
+                "layer-norm: the {name} has shape {:?}; the input's rows have {width} elements",
+                t.dims()
+            );
+        }
+    }
+    x.contiguous()?.apply_op3(
+        &weight.contiguous()?,
+        &bias.contiguous()?,
+        LayerNorm { eps: eps as f32 },
+    )
+}
+
+/// The same layer norm composed of candle's differentiable ops (the reference, and the path on
+/// devices the fused kernel does not run on).
+pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centered = x.broadcast_sub(&mean)?;
+    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+    centered
+        .broadcast_div(&(var + eps)?.sqrt()?)?
+        .broadcast_mul(weight)?
+        .broadcast_add(bias)
+}
+
+struct LayerNorm {
+    eps: f32,
+}
+
+/// A row's mean and 1 / standard deviation.
+fn moments(x: &[f32], eps: f32) -> (f32, f32) {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32s("layer-norm", s1, l1)?;
+        let w = f32s("layer-norm", s2, l2)?;
+        let b = f32s("layer-norm", s3, l3)?;
+        let width = row_width("layer-norm", l1.shape())?;
+        let eps = self.eps;
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(width)
+            .zip(x.par_chunks(width))
+            .for_each(|(y, x)| {
+                let (mean, rstd) = moments(x, eps);
+                for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(w).zip(b) {
+                    *y = (x - mean) * rstd * w + b;
+                }
+            });
+        Ok(output(y, l1.shape()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = grad_res.contiguous()?;
+        let eps = self.eps;
+        let dx = x.apply_op3_no_bwd(weight, &g, &LayerNormInputBackward { eps })?;
+        let sums = x.apply_op2_no_bwd(&g, &LayerNormParamBackward { eps })?;
+        let dw = sums.get(0)?;
+        let db = sums.get(1)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// dx = rstd · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂)) with ĝ = g ⊙ weight, per row.
+struct LayerNormInputBackward {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormInputBackward {
+    fn name(&self) -> &'static str {
+        "layer-norm-input-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        same_shape("layer-norm-input-backward", l1, l3)?;
+        let x = f32s("layer-norm-input-backward", s1, l1)?;
+        let w = f32s("layer-norm-input-backward", s2, l2)?;
+        let g = f32s("layer-norm-input-backward", s3, l3)?;
+        let width = row_width("layer-norm-input-backward", l1.shape())?;
+        let eps = self.eps;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(width)
+            .zip(x.par_chunks(width).zip(g.par_chunks(width)))
+            .for_each(|(out, (x, g))| {
+                let (mean, rstd) = moments(x, eps);
+                let n = width as f32;
+                let (mut sum_g, mut sum_gx) = (0f32, 0f32);
+                for ((&x, &g), &w) in x.iter().zip(g).zip(w) {
+                    let gw = g * w;
+                    sum_g += gw;
+                    sum_gx += gw * (x - mean) * rstd;
+                }
+                let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
+                for (((o, &x), &g), &w) in out.iter_mut().zip(x).zip(g).zip(w) {
+                    let xhat = (x - mean) * rstd;
+                    *o = rstd * (g * w - mean_g - xhat * mean_gx);
+                }
+            });
+        Ok(output(out, l1.shape()))
+    }
+}
+
+/// The weight's and the bias's gradients, summed over the rows: a `[2, width]` tensor of
+/// Σ g ⊙ x̂ and Σ g.
+struct LayerNormParamBackward {
+    eps: f32,
+}
+
+impl CustomOp2 for LayerNormParamBackward {
+    fn name(&self) -> &'static str {
+        "layer-norm-param-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        same_shape("layer-norm-param-backward", l1, l2)?;
+        let x = f32s("layer-norm-param-backward", s1, l1)?;
+        let g = f32s("layer-norm-param-backward", s2, l2)?;
+        let width = row_width("layer-norm-param-backward", l1.shape())?;
+        let eps = self.eps;
+        // Per block of rows, then summed: the rows run in parallel, each block keeps its sums.
+        let rows_per_block = (65_536 / width).max(1);
+        let partial: Vec<Vec<f32>> = x
+            .par_chunks(width * rows_per_block)
+            .zip(g.par_chunks(width * rows_per_block))
+            .map(|(x, g)| {
+                let mut sums = vec![0f32; 2 * width];
+                for (x, g) in x.chunks(width).zip(g.chunks(width)) {
+                    let (mean, rstd) = moments(x, eps);
+                    let (dw, db) = sums.split_at_mut(width);
+                    for (((dw, db), &x), &g) in dw.iter_mut().zip(db.iter_mut()).zip(x).zip(g) {
+                        *dw += g * (x - mean) * rstd;
+                        *db += g;
+                    }
+                }
+                sums
+            })
+            .collect();
+        let mut sums = vec![0f32; 2 * width];
+        for p in partial {
+            for (s, p) in sums.iter_mut().zip(p) {
+                *s += p;
+            }
+        }
+        Ok(output(sums, &Shape::from_dims(&[2, width])))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A random tensor of `dims`, values in [-scale, scale].
+    fn random(rng: &mut ChaCha8Rng, dims: &[usize], scale: f32) -> Tensor {
+        let n: usize = dims.iter().product();
+        let data: Vec<f32> = (0..n).map(|_| rng.random_range(-scale..=scale)).collect();
+        Tensor::from_vec(data, dims, &Device::Cpu).unwrap()
+    }
+
+    /// The largest |a − b| / max(|b|, 1) over the elements: relative where values are large,
+    /// absolute where they are near zero.
+    fn relative_error(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        a.iter()
+            .zip(&b)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+            .fold(0.0, f32::max)
+    }
+
+    /// Random shapes with odd sizes: 1 to 3 leading dimensions and a last one of 1 to 70.
+    fn shapes(rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+        (0..24)
+            .map(|_| {
+                let lead = rng.random_range(1..=3);
+                let mut dims: Vec<usize> = (0..lead).map(|_| rng.random_range(1..=7)).collect();
+                dims.push(rng.random_range(1..=70));
+                dims
+            })
+            .collect()
+    }
+
+    /// Forward and backward of a fused op against the composition: the loss is a random
+    /// weighting of the output, so every output element's gradient differs.
+    fn agree(
+        name: &str,
+        inputs: &[Tensor],
+        fused: impl Fn(&[Tensor]) -> Result<Tensor>,
+        composed: impl Fn(&[Tensor]) -> Result<Tensor>,
+        rng: &mut ChaCha8Rng,
+    ) {
+        let vars: Vec<Var> = inputs
+            .iter()
+            .map(|t| Var::from_tensor(t).unwrap())
+            .collect();
+        let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let (a, b) = (fused(&tensors).unwrap(), composed(&tensors).unwrap());
+        let err = relative_error(&a, &b);
+        assert!(err <= 1e-4, "{name} forward {:?}: {err}", inputs[0].dims());
+        let weights = random(rng, a.dims(), 1.0);
+        let ga = (a * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = (b * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (i, v) in vars.iter().enumerate() {
+            let (da, db) = (ga.get(v).unwrap(), gb.get(v).unwrap());
+            let err = relative_error(da, db);
+            assert!(
+                err <= 1e-4,
+                "{name} backward of input {i} {:?}: {err}",
+                v.dims()
+            );
+        }
+    }
+
+    #[test]
+    fn gelu_agrees_with_the_composition_forward_and_backward() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for dims in shapes(&mut rng) {
+            let x = random(&mut rng, &dims, 6.0);
+            agree("gelu", &[x], |t| gelu(&t[0]), |t| t[0].gelu_erf(), &mut rng);
+        }
+    }
+
+    #[test]
+    fn softmax_agrees_with_the_composition_forward_and_backward() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        for dims in shapes(&mut rng) {
+            let x = random(&mut rng, &dims, 8.0);
+            agree(
+                "softmax",
+                &[x],
+                |t| softmax_last_dim(&t[0]),
+                |t| candle_nn::ops::softmax(&t[0], D::Minus1),
+                &mut rng,
+            );
+        }
+    }
+
+    #[test]
+    fn layer_norm_agrees_with_the_composition_forward_and_backward() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for dims in shapes(&mut rng) {
+            let width = *dims.last().unwrap();
+            let x = random(&mut rng, &dims, 3.0);
+            let w = random(&mut rng, &[width], 2.0);
+            let b = random(&mut rng, &[width], 1.0);
+            agree(
+                "layer norm",
+                &[x, w, b],
+                |t| layer_norm(&t[0], &t[1], &t[2], 1e-12),
+                |t| layer_norm_composed(&t[0], &t[1], &t[2], 1e-12),
+                &mut rng,
+            );
+        }
+    }
+
+    #[test]
+    fn kernels_refuse_what_they_do_not_compute_with_a_clear_error() {
+        let x = Tensor::zeros((2, 3), DType::F64, &Device::Cpu).unwrap();
+        let err = gelu(&x).unwrap_err().to_string();
+        assert!(err.contains("gelu") && err.contains("f32"), "{err}");
+        let x = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
+        let w = Tensor::ones(4, DType::F32, &Device::Cpu).unwrap();
+        let err = layer_norm(&x, &w, &w, 1e-5).unwrap_err().to_string();
+        assert!(err.contains("weight") && err.contains('3'), "{err}");
+        assert_eq!(Kernels::for_tensor(&x), Kernels::Fused);
+    }
+
+    #[test]
+    fn a_transposed_input_is_made_contiguous_first() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let x = random(&mut rng, &[5, 9], 3.0).t().unwrap();
+        let a = softmax_last_dim(&x).unwrap();
+        let b = candle_nn::ops::softmax(&x, D::Minus1).unwrap();
+        assert!(relative_error(&a, &b) <= 1e-6);
+    }
+}
