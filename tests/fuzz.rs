@@ -530,3 +530,25 @@ fn fuzz_click_cleaner() {
         Ok(())
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cases the targets found, kept as plain tests
+
+/// `use s//td.text.{coverage}`: the module path took `//` in while the formatter read
+/// `//td.text.{coverage}` as a comment, and printed it a second time on every run. A path now
+/// stops where a comment starts, as everywhere else.
+#[test]
+fn a_comment_inside_a_module_path_is_a_comment() {
+    let text = "policy p version 1 {\n  use s//td.text.{coverage}\n  entity A { x: number }\n}\n";
+    assert_eq!(
+        format_source(text),
+        None,
+        "it does not parse: `use s` has no `.{{`"
+    );
+    let text = "policy p version 1 {\n  use std.text.{coverage} // a comment\n  entity A { x: number }\n}\n";
+    let formatted = format_source(text).unwrap();
+    assert_eq!(
+        format_source(&formatted).as_deref(),
+        Some(formatted.as_str())
+    );
+}

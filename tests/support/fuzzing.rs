@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Each run prints `fuzz TARGET: N cases in S s (seeds A..B), no failure`; a failure panics with
-//! the seed, the shrunk case and the problem. Panics inside the target are caught by proptest and
-//! count as failures.
+//! the seed, the shrunk case and the problem, and `RUBRIC_FUZZ_SEED=SEED` replays that seed's
+//! batch. Panics inside the target are caught by proptest and count as failures.
 
 #![allow(dead_code)]
 
@@ -36,11 +36,16 @@ pub fn fuzz<S>(
     let pinned = target.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    let first = match seconds {
-        Some(_) => std::time::SystemTime::now()
+    // A failure's seed, to replay it: `RUBRIC_FUZZ_SEED=N` runs that seed's batch.
+    let replay = std::env::var("RUBRIC_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    let first = match (replay, seconds) {
+        (Some(seed), _) => seed,
+        (None, Some(_)) => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64),
-        None => pinned,
+        (None, None) => pinned,
     };
     let start = Instant::now();
     let mut seed = first;
@@ -59,7 +64,7 @@ pub fn fuzz<S>(
             panic!("fuzz {target}: seed {seed}: {e}");
         }
         total += u64::from(cases);
-        if seconds.is_none_or(|s| start.elapsed().as_secs() >= s) {
+        if replay.is_some() || seconds.is_none_or(|s| start.elapsed().as_secs() >= s) {
             break;
         }
         seed = seed.wrapping_add(1);
