@@ -4,3 +4,5 @@
 
 pub mod kernels;
 pub mod metrics;
+pub mod model;
+pub mod params;

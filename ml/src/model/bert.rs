@@ -1,0 +1,438 @@
+//! A trainable BERT-family encoder, shaped like candle's own models (a serde `Config`,
+//! `new(cfg, vb)` with Hugging Face's parameter names, `forward`) but built for training: the
+//! fused kernels with their own backward (`kernels.rs`), and dropout that really drops, from a
+//! seeded generator. A Hugging Face BERT checkpoint (`config.json`, `model.safetensors`) loads
+//! into it by name, and what it saves reads back in the same layout.
+
+use crate::kernels::Kernels;
+use candle_core::{DType, Module, Result, Tensor, bail};
+use candle_nn::{Embedding, Init, Linear, VarBuilder};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// A BERT `config.json`: the fields the encoder reads (others are kept by the file, ignored here).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "default_init_range")]
+    pub initializer_range: f64,
+    #[serde(default = "default_model_type")]
+    pub model_type: String,
+}
+
+fn default_act() -> String {
+    "gelu".to_string()
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_init_range() -> f64 {
+    0.02
+}
+fn default_model_type() -> String {
+    "bert".to_string()
+}
+
+impl BertConfig {
+    /// A configuration of the given shape with BERT's other defaults.
+    pub fn new(
+        vocab_size: usize,
+        hidden_size: usize,
+        num_hidden_layers: usize,
+        num_attention_heads: usize,
+        intermediate_size: usize,
+        max_position_embeddings: usize,
+    ) -> BertConfig {
+        BertConfig {
+            vocab_size,
+            hidden_size,
+            num_hidden_layers,
+            num_attention_heads,
+            intermediate_size,
+            hidden_act: default_act(),
+            hidden_dropout_prob: default_dropout(),
+            attention_probs_dropout_prob: default_dropout(),
+            max_position_embeddings,
+            type_vocab_size: default_type_vocab(),
+            layer_norm_eps: default_eps(),
+            initializer_range: default_init_range(),
+            model_type: default_model_type(),
+        }
+    }
+
+    /// The problems of a configuration, checked before any tensor is allocated from it.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("`{name}` is 0"));
+            }
+        }
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(format!(
+                "`hidden_size` {} is not a multiple of `num_attention_heads` {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if !matches!(
+            self.hidden_act.as_str(),
+            "gelu" | "gelu_new" | "gelu_python"
+        ) {
+            return Err(format!(
+                "`hidden_act` {:?} is not supported (gelu is)",
+                self.hidden_act
+            ));
+        }
+        for (name, p) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("`{name}` {p} is not in [0, 1)"));
+            }
+        }
+        // A bound on what one model may allocate: 2^31 parameters of a matrix.
+        let largest = self
+            .vocab_size
+            .checked_mul(self.hidden_size)
+            .and_then(|a| a.checked_mul(4));
+        if largest.is_none_or(|bytes| bytes > (1 << 33)) {
+            return Err(format!(
+                "`vocab_size` {} × `hidden_size` {} is too large",
+                self.vocab_size, self.hidden_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A forward pass: evaluation (no dropout) or training (dropout from this generator).
+pub enum Pass<'a> {
+    Eval,
+    Train(&'a mut ChaCha8Rng),
+}
+
+impl Pass<'_> {
+    /// The same pass, borrowed again for a sub-layer.
+    pub fn reborrow(&mut self) -> Pass<'_> {
+        match self {
+            Pass::Eval => Pass::Eval,
+            Pass::Train(rng) => Pass::Train(rng),
+        }
+    }
+
+    /// Inverted dropout: each element kept with probability 1 − p and scaled by 1 / (1 − p).
+    pub fn dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor> {
+        let Pass::Train(rng) = self else {
+            return Ok(x.clone());
+        };
+        if p <= 0.0 {
+            return Ok(x.clone());
+        }
+        let scale = (1.0 / (1.0 - p)) as f32;
+        let mask: Vec<f32> = (0..x.elem_count())
+            .map(|_| if rng.random::<f64>() < p { 0.0 } else { scale })
+            .collect();
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        x * mask
+    }
+}
+
+/// A layer norm with learned weight and bias (`weight`, `bias`), on the fused kernel.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: vb.get_with_hints(size, "weight", Init::Const(1.0))?,
+            bias: vb.get_with_hints(size, "bias", Init::Const(0.0))?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Kernels::for_tensor(x).layer_norm(x, &self.weight, &self.bias, self.eps)
+    }
+}
+
+/// A linear layer initialized as BERT's are (normal, standard deviation `initializer_range`;
+/// bias zero).
+pub fn linear(input: usize, output: usize, range: f64, vb: VarBuilder) -> Result<Linear> {
+    let weight = vb.get_with_hints(
+        (output, input),
+        "weight",
+        Init::Randn {
+            mean: 0.0,
+            stdev: range,
+        },
+    )?;
+    let bias = vb.get_with_hints(output, "bias", Init::Const(0.0))?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+fn embedding(count: usize, size: usize, range: f64, vb: VarBuilder) -> Result<Embedding> {
+    let weight = vb.get_with_hints(
+        (count, size),
+        "weight",
+        Init::Randn {
+            mean: 0.0,
+            stdev: range,
+        },
+    )?;
+    Ok(Embedding::new(weight, size))
+}
+
+struct Embeddings {
+    words: Embedding,
+    positions: Embedding,
+    types: Embedding,
+    norm: LayerNorm,
+    dropout: f64,
+}
+
+impl Embeddings {
+    fn new(cfg: &BertConfig, vb: VarBuilder) -> Result<Embeddings> {
+        let r = cfg.initializer_range;
+        Ok(Embeddings {
+            words: embedding(cfg.vocab_size, cfg.hidden_size, r, vb.pp("word_embeddings"))?,
+            positions: embedding(
+                cfg.max_position_embeddings,
+                cfg.hidden_size,
+                r,
+                vb.pp("position_embeddings"),
+            )?,
+            types: embedding(
+                cfg.type_vocab_size,
+                cfg.hidden_size,
+                r,
+                vb.pp("token_type_embeddings"),
+            )?,
+            norm: LayerNorm::new(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
+            dropout: cfg.hidden_dropout_prob,
+        })
+    }
+
+    fn forward(&self, ids: &Tensor, types: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        let (_, len) = ids.dims2()?;
+        let positions = Tensor::arange(0u32, len as u32, ids.device())?;
+        let x = self
+            .words
+            .forward(ids)?
+            .broadcast_add(&self.positions.forward(&positions)?)?
+            .add(&self.types.forward(types)?)?;
+        pass.dropout(&self.norm.forward(&x)?, self.dropout)
+    }
+}
+
+struct Attention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    norm: LayerNorm,
+    heads: usize,
+    head_size: usize,
+    attention_dropout: f64,
+    dropout: f64,
+}
+
+impl Attention {
+    fn new(cfg: &BertConfig, vb: VarBuilder) -> Result<Attention> {
+        let (h, r) = (cfg.hidden_size, cfg.initializer_range);
+        let own = vb.pp("self");
+        Ok(Attention {
+            query: linear(h, h, r, own.pp("query"))?,
+            key: linear(h, h, r, own.pp("key"))?,
+            value: linear(h, h, r, own.pp("value"))?,
+            output: linear(h, h, r, vb.pp("output").pp("dense"))?,
+            norm: LayerNorm::new(h, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
+            heads: cfg.num_attention_heads,
+            head_size: h / cfg.num_attention_heads,
+            attention_dropout: cfg.attention_probs_dropout_prob,
+            dropout: cfg.hidden_dropout_prob,
+        })
+    }
+
+    /// `[batch, len, hidden]` → `[batch, heads, len, head_size]`.
+    fn split(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        x.reshape((b, t, self.heads, self.head_size))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// `mask`: `[batch, 1, 1, len]`, 0 for tokens and a large negative number for padding.
+    fn forward(&self, x: &Tensor, mask: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let q = self.split(&self.query.forward(x)?)?;
+        let k = self.split(&self.key.forward(x)?)?;
+        let v = self.split(&self.value.forward(x)?)?;
+        let scores = (q.matmul(&k.t()?)? / (self.head_size as f64).sqrt())?.broadcast_add(mask)?;
+        let probs = Kernels::for_tensor(&scores).softmax_last_dim(&scores)?;
+        let probs = pass.dropout(&probs, self.attention_dropout)?;
+        let context = probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, t, h))?;
+        let out = pass.dropout(&self.output.forward(&context)?, self.dropout)?;
+        self.norm.forward(&(out + x)?)
+    }
+}
+
+struct FeedForward {
+    intermediate: Linear,
+    output: Linear,
+    norm: LayerNorm,
+    dropout: f64,
+}
+
+impl FeedForward {
+    fn new(cfg: &BertConfig, vb: VarBuilder) -> Result<FeedForward> {
+        let (h, i, r) = (
+            cfg.hidden_size,
+            cfg.intermediate_size,
+            cfg.initializer_range,
+        );
+        Ok(FeedForward {
+            intermediate: linear(h, i, r, vb.pp("intermediate").pp("dense"))?,
+            output: linear(i, h, r, vb.pp("output").pp("dense"))?,
+            norm: LayerNorm::new(h, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
+            dropout: cfg.hidden_dropout_prob,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        let hidden = self.intermediate.forward(x)?;
+        let hidden = Kernels::for_tensor(&hidden).gelu(&hidden)?;
+        let out = pass.dropout(&self.output.forward(&hidden)?, self.dropout)?;
+        self.norm.forward(&(out + x)?)
+    }
+}
+
+struct Layer {
+    attention: Attention,
+    feed_forward: FeedForward,
+}
+
+/// The encoder: embeddings and `num_hidden_layers` transformer layers, under Hugging Face's
+/// names (`embeddings.word_embeddings.weight`, `encoder.layer.0.attention.self.query.weight`,
+/// ...).
+pub struct Bert {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    pub config: BertConfig,
+}
+
+impl Bert {
+    pub fn new(cfg: &BertConfig, vb: VarBuilder) -> Result<Bert> {
+        if let Err(problem) = cfg.validate() {
+            bail!("the encoder's configuration: {problem}");
+        }
+        let embeddings = Embeddings::new(cfg, vb.pp("embeddings"))?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| {
+                let vb = vb.pp("encoder").pp("layer").pp(i);
+                Ok(Layer {
+                    attention: Attention::new(cfg, vb.pp("attention"))?,
+                    feed_forward: FeedForward::new(cfg, vb.clone())?,
+                })
+            })
+            .collect::<Result<Vec<Layer>>>()?;
+        Ok(Bert {
+            embeddings,
+            layers,
+            config: cfg.clone(),
+        })
+    }
+
+    /// The hidden states `[batch, len, hidden]` of token ids and type ids `[batch, len]` (u32)
+    /// and an attention mask `[batch, len]` (1 for a token, 0 for padding).
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        types: &Tensor,
+        mask: &Tensor,
+        pass: &mut Pass,
+    ) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.config.max_position_embeddings {
+            bail!(
+                "a sequence of {t} tokens is longer than the encoder's {} positions",
+                self.config.max_position_embeddings
+            );
+        }
+        let dtype = self.embeddings.words.embeddings().dtype();
+        // 0 where attended, a large negative number at padding, broadcast over heads and queries.
+        let mask = ((mask.to_dtype(dtype)?.ones_like()? - mask.to_dtype(dtype)?)? * -1e4)?
+            .reshape((b, 1, 1, t))?;
+        let mut x = self.embeddings.forward(ids, types, pass)?;
+        for layer in &self.layers {
+            x = layer.attention.forward(&x, &mask, &mut pass.reborrow())?;
+            x = layer.feed_forward.forward(&x, &mut pass.reborrow())?;
+        }
+        Ok(x)
+    }
+
+    /// The mean of the hidden states over the tokens the mask keeps (sentence-transformers'
+    /// pooling), `[batch, hidden]`.
+    pub fn mean_pool(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let mask = mask.to_dtype(hidden.dtype())?.unsqueeze(2)?;
+        let sum = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let count = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
+        sum.broadcast_div(&count)
+    }
+}
+
+/// u32 ids for candle's embeddings.
+pub fn ids_tensor(rows: &[Vec<u32>], device: &candle_core::Device) -> Result<Tensor> {
+    let len = rows.first().map_or(0, Vec::len);
+    if rows.iter().any(|r| r.len() != len) {
+        bail!("the rows of a batch have different lengths");
+    }
+    let flat: Vec<u32> = rows.iter().flatten().copied().collect();
+    Tensor::from_vec(flat, (rows.len(), len), device)
+}
+
+/// The dtype the encoder's weights are in.
+pub fn dtype_of(bert: &Bert) -> DType {
+    bert.embeddings.words.embeddings().dtype()
+}

@@ -1,0 +1,287 @@
+//! The models rubric trains: the pair encoder (a BERT-family encoder over the pair's text, with
+//! heads for every target a plan can name) and the feature model (an MLP over numeric and
+//! categorical features).
+
+pub mod bert;
+pub mod heads;
+
+pub use bert::{Bert, BertConfig, Pass};
+pub use heads::{
+    FeatureBatch, FeatureConfig, FeatureModel, HeadSpec, Outputs, PairBatch, PairEncoder,
+};
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::params::Params;
+    use candle_core::{DType, Device, Tensor, Var};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn spec() -> HeadSpec {
+        HeadSpec {
+            scores: vec!["skills".into(), "seniority".into(), "overall".into()],
+            grades: vec!["good".into(), "fair".into(), "poor".into()],
+            click: true,
+        }
+    }
+
+    fn tiny() -> BertConfig {
+        BertConfig::new(50, 16, 2, 2, 32, 24)
+    }
+
+    fn pair_batch(rng: &mut ChaCha8Rng, features: usize) -> PairBatch {
+        let (b, t) = (4, 9);
+        let ids: Vec<u32> = (0..b * t).map(|_| rng.random_range(0..50)).collect();
+        let types: Vec<u32> = (0..b * t).map(|i| u32::from(i % t >= 5)).collect();
+        // The last two tokens of the first row are padding.
+        let mask: Vec<u32> = (0..b * t).map(|i| u32::from(!(i == 7 || i == 8))).collect();
+        let dev = Device::Cpu;
+        PairBatch {
+            ids: Tensor::from_vec(ids, (b, t), &dev).unwrap(),
+            types: Tensor::from_vec(types, (b, t), &dev).unwrap(),
+            mask: Tensor::from_vec(mask, (b, t), &dev).unwrap(),
+            features: (features > 0).then(|| {
+                let f: Vec<f32> = (0..b * features)
+                    .map(|_| rng.random_range(-1.0..1.0))
+                    .collect();
+                Tensor::from_vec(f, (b, features), &dev).unwrap()
+            }),
+        }
+    }
+
+    /// A loss that reads every output: random weights on each head's outputs.
+    fn loss(out: &Outputs, rng: &mut ChaCha8Rng) -> Tensor {
+        let mut total = Tensor::new(0f32, &Device::Cpu).unwrap();
+        for t in [&out.score_logits, &out.grade_logits, &out.click_logit]
+            .into_iter()
+            .flatten()
+        {
+            let w: Vec<f32> = (0..t.elem_count())
+                .map(|_| rng.random_range(0.5..1.5))
+                .collect();
+            let w = Tensor::from_vec(w, t.shape(), &Device::Cpu).unwrap();
+            total = (total + (t * w).unwrap().sum_all().unwrap()).unwrap();
+        }
+        total
+    }
+
+    fn assert_every_parameter_gets_a_gradient(params: &Params, loss: &Tensor) {
+        let grads = loss.backward().unwrap();
+        let named = params.named();
+        assert!(!named.is_empty());
+        let mut missing = Vec::new();
+        for (name, var) in &named {
+            let norm = grads.get(var.as_tensor()).map(|g| {
+                g.sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            });
+            if norm.is_none_or(|n| n == 0.0 || !n.is_finite()) {
+                missing.push(format!("{name}: {norm:?}"));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "no gradient for {} of {}: {missing:#?}",
+            missing.len(),
+            named.len()
+        );
+    }
+
+    #[test]
+    fn every_parameter_of_the_pair_encoder_receives_a_gradient() {
+        let params = Params::seeded(3);
+        let model = PairEncoder::new(
+            &tiny(),
+            5,
+            &spec(),
+            params.builder(DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let batch = pair_batch(&mut rng, 5);
+        let mut dropout = ChaCha8Rng::seed_from_u64(2);
+        let out = model
+            .forward(&batch, &mut Pass::Train(&mut dropout))
+            .unwrap();
+        assert_eq!(out.score_logits.as_ref().unwrap().dims(), [4, 3]);
+        assert_eq!(out.grade_logits.as_ref().unwrap().dims(), [4, 3]);
+        assert_eq!(out.click_logit.as_ref().unwrap().dims(), [4]);
+        let names: Vec<String> = params.named().into_iter().map(|(n, _)| n).collect();
+        for expected in [
+            "embeddings.word_embeddings.weight",
+            "embeddings.LayerNorm.weight",
+            "encoder.layer.1.attention.self.query.weight",
+            "encoder.layer.0.attention.output.LayerNorm.bias",
+            "encoder.layer.0.intermediate.dense.weight",
+            "encoder.layer.1.output.dense.bias",
+            "pooler.dense.weight",
+            "features.dense.weight",
+            "heads.click.bias",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} not in {names:?}"
+            );
+        }
+        assert_every_parameter_gets_a_gradient(&params, &loss(&out, &mut rng));
+    }
+
+    #[test]
+    fn every_parameter_of_the_feature_model_receives_a_gradient() {
+        let cfg = FeatureConfig {
+            numeric: 3,
+            categorical: vec![4, 7],
+            embedding: 5,
+            hidden: vec![16, 8],
+            dropout: 0.1,
+        };
+        let params = Params::seeded(4);
+        let model =
+            FeatureModel::new(&cfg, &spec(), params.builder(DType::F32, &Device::Cpu)).unwrap();
+        let dev = Device::Cpu;
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        // Every categorical value appears, so every embedding row gets a gradient.
+        let cats: Vec<u32> = (0..8u32).flat_map(|i| [i % 4, i % 7]).collect();
+        let num: Vec<f32> = (0..24).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let batch = FeatureBatch {
+            numeric: Some(Tensor::from_vec(num, (8, 3), &dev).unwrap()),
+            categorical: Some(Tensor::from_vec(cats, (8, 2), &dev).unwrap()),
+        };
+        let out = model.forward(&batch, &mut Pass::Eval).unwrap();
+        assert_every_parameter_gets_a_gradient(&params, &loss(&out, &mut rng));
+    }
+
+    fn outputs(model: &PairEncoder, batch: &PairBatch, pass: &mut Pass) -> Vec<f32> {
+        model
+            .forward(batch, pass)
+            .unwrap()
+            .score_logits
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    #[test]
+    fn dropout_drops_in_training_only_and_follows_its_seed() {
+        let params = Params::seeded(3);
+        let model = PairEncoder::new(
+            &tiny(),
+            0,
+            &spec(),
+            params.builder(DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        let batch = pair_batch(&mut ChaCha8Rng::seed_from_u64(1), 0);
+        let eval = outputs(&model, &batch, &mut Pass::Eval);
+        assert_eq!(eval, outputs(&model, &batch, &mut Pass::Eval));
+        let train = |seed| {
+            outputs(
+                &model,
+                &batch,
+                &mut Pass::Train(&mut ChaCha8Rng::seed_from_u64(seed)),
+            )
+        };
+        assert_ne!(train(1), eval, "dropout changed nothing");
+        assert_eq!(train(1), train(1));
+        assert_ne!(train(1), train(2));
+        // The same seed builds the same model.
+        let again = PairEncoder::new(
+            &tiny(),
+            0,
+            &spec(),
+            Params::seeded(3).builder(DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        assert_eq!(outputs(&again, &batch, &mut Pass::Eval), eval);
+    }
+
+    #[test]
+    fn padding_does_not_change_the_tokens_it_is_beside() {
+        // The first row with two padding tokens gives the same outputs as the row cut short.
+        let model = PairEncoder::new(
+            &tiny(),
+            0,
+            &spec(),
+            Params::seeded(9).builder(DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        let batch = pair_batch(&mut ChaCha8Rng::seed_from_u64(1), 0);
+        let full = outputs(&model, &batch, &mut Pass::Eval);
+        let short = PairBatch {
+            ids: batch.ids.narrow(0, 0, 1).unwrap().narrow(1, 0, 7).unwrap(),
+            types: batch
+                .types
+                .narrow(0, 0, 1)
+                .unwrap()
+                .narrow(1, 0, 7)
+                .unwrap(),
+            mask: batch.mask.narrow(0, 0, 1).unwrap().narrow(1, 0, 7).unwrap(),
+            features: None,
+        };
+        let cut = outputs(&model, &short, &mut Pass::Eval);
+        for (a, b) in full.iter().take(3).zip(&cut) {
+            assert!((a - b).abs() < 1e-5, "{full:?} vs {cut:?}");
+        }
+    }
+
+    #[test]
+    fn saved_weights_load_into_a_model_with_identical_outputs() {
+        let params = Params::seeded(11);
+        let model = PairEncoder::new(
+            &tiny(),
+            2,
+            &spec(),
+            params.builder(DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        let batch = pair_batch(&mut ChaCha8Rng::seed_from_u64(1), 2);
+        let before = outputs(&model, &batch, &mut Pass::Eval);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        candle_core::safetensors::save(&params.tensors(), &path).unwrap();
+        let loaded = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+        let params = Params::starting_from(999, loaded);
+        let model = PairEncoder::new(
+            &tiny(),
+            2,
+            &spec(),
+            params.builder(DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        assert!(params.unused_initial().is_empty());
+        assert_eq!(outputs(&model, &batch, &mut Pass::Eval), before);
+        let _: Vec<Var> = params.named().into_iter().map(|(_, v)| v).collect();
+    }
+
+    #[test]
+    fn a_configuration_that_cannot_work_is_refused_before_allocating() {
+        let mut cfg = tiny();
+        cfg.num_attention_heads = 3;
+        let err = Bert::new(&cfg, Params::seeded(1).builder(DType::F32, &Device::Cpu))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("not a multiple"), "{err}");
+        let mut huge = tiny();
+        huge.vocab_size = usize::MAX / 2;
+        assert!(huge.validate().unwrap_err().contains("too large"));
+        let err = PairEncoder::new(
+            &tiny(),
+            0,
+            &HeadSpec::default(),
+            Params::seeded(1).builder(DType::F32, &Device::Cpu),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("at least one head"), "{err}");
+    }
+}
