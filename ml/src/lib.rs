@@ -2,6 +2,7 @@
 //! the metrics that training, distillation, evaluation and monitoring share; models, teachers,
 //! distillation, int8 quantization and serving join it.
 
+pub mod checkpoint;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
