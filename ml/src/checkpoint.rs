@@ -290,8 +290,15 @@ pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> 
 pub fn read_tokenizer(dir: &Path, config: &BertConfig) -> Result<Tokenizer, CheckpointError> {
     let path = dir.join(TOKENIZER);
     let bytes = read_bounded(&path, 256 * 1024 * 1024)?;
-    let tokenizer = Tokenizer::from_bytes(&bytes)
-        .map_err(|e| CheckpointError::new(&path, format!("not a tokenizer: {e}")))?;
+    // tokenizers 0.23 panics (an `expect` in its decoder's deserializer) on text that is not
+    // JSON: checked first. Its other failures on odd but valid JSON are caught as errors.
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .map_err(|e| CheckpointError::new(&path, format!("not a tokenizer: not JSON: {e}")))?;
+    let parsed = std::panic::catch_unwind(|| Tokenizer::from_bytes(&bytes)).map_err(|_| {
+        CheckpointError::new(&path, "not a tokenizer: the tokenizer library failed on it")
+    })?;
+    let tokenizer =
+        parsed.map_err(|e| CheckpointError::new(&path, format!("not a tokenizer: {e}")))?;
     let size = tokenizer.get_vocab_size(true);
     if size > config.vocab_size {
         return Err(CheckpointError::new(

@@ -82,6 +82,26 @@ impl BertConfig {
         }
     }
 
+    /// How many parameters the encoder has (None past `usize`).
+    pub fn parameter_count(&self) -> Option<usize> {
+        let h = self.hidden_size;
+        let rows = self
+            .vocab_size
+            .checked_add(self.max_position_embeddings)?
+            .checked_add(self.type_vocab_size)?;
+        let embeddings = rows.checked_mul(h)?.checked_add(2 * h)?;
+        // Four h×h projections with biases, two h×i ones with biases, two norms.
+        let i = self.intermediate_size;
+        let layer = h
+            .checked_mul(h)?
+            .checked_add(h)?
+            .checked_mul(4)?
+            .checked_add(h.checked_mul(i)?.checked_mul(2)?)?
+            .checked_add(i)?
+            .checked_add(h.checked_mul(5)?)?;
+        embeddings.checked_add(layer.checked_mul(self.num_hidden_layers)?)
+    }
+
     /// The problems of a configuration, checked before any tensor is allocated from it.
     pub fn validate(&self) -> std::result::Result<(), String> {
         let positive = [
@@ -124,20 +144,33 @@ impl BertConfig {
                 return Err(format!("`{name}` {p} is not in [0, 1)"));
             }
         }
-        // A bound on what one model may allocate: 2^31 parameters of a matrix.
-        let largest = self
-            .vocab_size
-            .checked_mul(self.hidden_size)
-            .and_then(|a| a.checked_mul(4));
-        if largest.is_none_or(|bytes| bytes > (1 << 33)) {
+        // Bounds on what a configuration may make anyone allocate (the loader lists a tensor per
+        // layer before it reads one): 1,024 layers, and 2^32 parameters in all.
+        if self.num_hidden_layers > MAX_LAYERS {
             return Err(format!(
-                "`vocab_size` {} × `hidden_size` {} is too large",
-                self.vocab_size, self.hidden_size
+                "`num_hidden_layers` {} is more than {MAX_LAYERS}",
+                self.num_hidden_layers
+            ));
+        }
+        let count = self.parameter_count();
+        if count.is_none_or(|c| c > MAX_PARAMETERS) {
+            return Err(format!(
+                "the encoder would have more than {MAX_PARAMETERS} parameters (`vocab_size` {}, `hidden_size` {}, `intermediate_size` {}, `max_position_embeddings` {}, `type_vocab_size` {})",
+                self.vocab_size,
+                self.hidden_size,
+                self.intermediate_size,
+                self.max_position_embeddings,
+                self.type_vocab_size
             ));
         }
         Ok(())
     }
 }
+
+/// The most layers a configuration may have.
+pub const MAX_LAYERS: usize = 1024;
+/// The most parameters an encoder may have.
+pub const MAX_PARAMETERS: usize = 1 << 32;
 
 /// A forward pass: evaluation (no dropout) or training (dropout from this generator).
 pub enum Pass<'a> {

@@ -272,7 +272,13 @@ mod tests {
         assert!(err.contains("not a multiple"), "{err}");
         let mut huge = tiny();
         huge.vocab_size = usize::MAX / 2;
-        assert!(huge.validate().unwrap_err().contains("too large"));
+        assert!(huge.validate().unwrap_err().contains("parameters"));
+        let mut deep = tiny();
+        deep.num_hidden_layers = usize::MAX;
+        assert!(deep.validate().unwrap_err().contains("num_hidden_layers"));
+        // MiniLM's shape: 22.7 M parameters.
+        let minilm = BertConfig::new(30522, 384, 6, 12, 1536, 512);
+        assert_eq!(minilm.parameter_count(), Some(22_565_376));
         let err = PairEncoder::new(
             &tiny(),
             0,
