@@ -6,4 +6,5 @@ pub mod checkpoint;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
+pub mod optim;
 pub mod params;
