@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod params;
+pub mod train;
