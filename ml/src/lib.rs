@@ -8,4 +8,5 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod params;
+pub mod tokenize;
 pub mod train;
