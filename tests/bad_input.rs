@@ -222,3 +222,21 @@ fn cleaning_a_stream_is_refused_naming_it() {
     assert!(err.contains("`/dev/stdin` is a stream"), "{err}");
     assert!(!err.contains("job_match.policy"), "{err}");
 }
+
+/// A name of 30,000 letters referred to by one of 29,999 (the language server fuzz target's
+/// long texts): the suggestion's edit distance needed 30,000 × 30,000 cells (7 GB), and each
+/// message printed the names whole. Suggestions are for names up to 64 letters, and long words
+/// are cut in every message, label and help.
+#[test]
+fn a_huge_name_gets_a_short_diagnostic_at_once() {
+    let (a, b) = ("y".repeat(30_000), "y".repeat(29_999));
+    let policy = format!(
+        "policy p version 1 {{\n  entity A {{ {a}: number }}\n  pair query: A, candidate: A\n  \
+         dimension d weight 100% {{ score = clamp(query.{b}, 0, 1) }}\n  \
+         grade overall {{ good when overall >= 0.5  poor otherwise }}\n}}\n"
+    );
+    let err = assert_diagnosed(&check(&policy), "a huge name");
+    assert!(err.contains("rubric::resolve::unknown_field"), "{err}");
+    assert!(err.contains('…'), "{err}");
+    assert!(err.len() < 5_000, "{} bytes", err.len());
+}

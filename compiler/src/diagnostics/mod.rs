@@ -26,11 +26,35 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
+/// Words (runs without a space) longer than this are cut in a diagnostic's text.
+const LONG_WORD: usize = 120;
+
+/// `text` with every word longer than [`LONG_WORD`] characters cut to its first 60 and last 20
+/// around a `…`: a name of 30,000 letters is not printed whole in a message, a label and a help.
+pub fn shorten_long_words(text: String) -> String {
+    if text.len() <= LONG_WORD || !text.split(' ').any(|w| w.chars().count() > LONG_WORD) {
+        return text;
+    }
+    text.split(' ')
+        .map(|w| {
+            let n = w.chars().count();
+            if n > LONG_WORD {
+                let head: String = w.chars().take(60).collect();
+                let tail: String = w.chars().skip(n - 20).collect();
+                format!("{head}…{tail}")
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl Diagnostic {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
-            message: message.into(),
+            message: shorten_long_words(message.into()),
             labels: Vec::new(),
             help: None,
         }
@@ -40,7 +64,7 @@ impl Diagnostic {
     pub fn at(mut self, span: Span, message: impl Into<String>) -> Self {
         self.labels.push(Label {
             span,
-            message: message.into(),
+            message: shorten_long_words(message.into()),
             primary: true,
         });
         self
@@ -50,14 +74,14 @@ impl Diagnostic {
     pub fn with(mut self, span: Span, message: impl Into<String>) -> Self {
         self.labels.push(Label {
             span,
-            message: message.into(),
+            message: shorten_long_words(message.into()),
             primary: false,
         });
         self
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(shorten_long_words(help.into()));
         self
     }
 
@@ -150,8 +174,17 @@ pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    // A name this long is no typo of another; and the edit distance costs the product of the
+    // two lengths in time and memory (two names of 30,000 letters: 7 GB).
+    const LONGEST: usize = 64;
+    if name.chars().count() > LONGEST {
+        return None;
+    }
     let lower = name.to_lowercase();
-    let candidates: Vec<&'a str> = candidates.into_iter().collect();
+    let candidates: Vec<&'a str> = candidates
+        .into_iter()
+        .filter(|c| c.chars().count() <= LONGEST)
+        .collect();
     if lower.len() >= 4 {
         let mut affix: Vec<&'a str> = candidates
             .iter()
