@@ -194,6 +194,24 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Sets one field of a JSON object (one of its own, or `new`) to `value`, or removes it.
+fn set_field(record: &mut Value, field: &Index, new: &str, value: Option<&Value>) {
+    let Some(record) = record.as_object_mut() else {
+        return;
+    };
+    let mut names: Vec<String> = record.keys().cloned().collect();
+    names.push(new.to_string());
+    let name = names[field.index(names.len())].clone();
+    match value {
+        Some(v) => {
+            record.insert(name, v.clone());
+        }
+        None => {
+            record.remove(&name);
+        }
+    }
+}
+
 fn lines(text: &str) -> usize {
     text.lines().count()
 }
@@ -304,18 +322,8 @@ fn pair_bytes(engine: &Engine, row: &PairRow) -> Vec<u8> {
         PairRow::Field(seed, query, field, value) => {
             let mut pair = PairGenerator::new(&engine.program, *seed).pair();
             let role = if *query { "query" } else { "candidate" };
-            if let Some(record) = pair.get_mut(role).and_then(Value::as_object_mut) {
-                let mut names: Vec<String> = record.keys().cloned().collect();
-                names.push("not_a_field".to_string());
-                let name = names[field.index(names.len())].clone();
-                match value {
-                    Some(v) => {
-                        record.insert(name, v.clone());
-                    }
-                    None => {
-                        record.remove(&name);
-                    }
-                }
+            if let Some(record) = pair.get_mut(role) {
+                set_field(record, field, "not_a_field", value.as_ref());
             }
             pair.to_string().into_bytes()
         }
@@ -458,19 +466,7 @@ fn click_bytes(row: &ClickRow) -> Vec<u8> {
         ClickRow::Seed(i) => seeds[i.index(seeds.len())].clone().into_bytes(),
         ClickRow::Field(i, field, value) => {
             let mut click: Value = serde_json::from_str(&seeds[i.index(seeds.len())]).unwrap();
-            if let Some(record) = click.as_object_mut() {
-                let mut names: Vec<String> = record.keys().cloned().collect();
-                names.push("extra".to_string());
-                let name = names[field.index(names.len())].clone();
-                match value {
-                    Some(v) => {
-                        record.insert(name, v.clone());
-                    }
-                    None => {
-                        record.remove(&name);
-                    }
-                }
-            }
+            set_field(&mut click, field, "extra", value.as_ref());
             click.to_string().into_bytes()
         }
         ClickRow::Mutated(i, edits) => mutate(seeds[i.index(seeds.len())].as_bytes(), edits),

@@ -132,42 +132,22 @@ fn settings(epochs: u64) -> TrainSettings {
     }
 }
 
+/// Each tensor's values as bits, by name, for comparisons to the bit.
+fn bits(tensors: impl IntoIterator<Item = (String, Tensor)>) -> BTreeMap<String, Vec<u32>> {
+    let as_bits = |t: Tensor| -> Vec<u32> {
+        let values = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        values.iter().map(|x| x.to_bits()).collect()
+    };
+    tensors.into_iter().map(|(n, t)| (n, as_bits(t))).collect()
+}
+
 fn weights(params: &Params) -> BTreeMap<String, Vec<u32>> {
-    params
-        .tensors()
-        .into_iter()
-        .map(|(n, t)| {
-            (
-                n,
-                t.flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.to_bits())
-                    .collect(),
-            )
-        })
-        .collect()
+    bits(params.tensors())
 }
 
 fn saved_weights(dir: &Path) -> BTreeMap<String, Vec<u32>> {
-    candle_core::safetensors::load(dir.join("checkpoint/model.safetensors"), &Device::Cpu)
-        .unwrap()
-        .into_iter()
-        .map(|(n, t)| {
-            (
-                n,
-                t.flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.to_bits())
-                    .collect(),
-            )
-        })
-        .collect()
+    let path = dir.join("checkpoint/model.safetensors");
+    bits(candle_core::safetensors::load(path, &Device::Cpu).unwrap())
 }
 
 #[test]
