@@ -7,6 +7,7 @@ pub mod compile;
 pub mod data;
 pub mod diff;
 pub mod doc;
+pub mod encode;
 pub mod examples;
 pub mod label;
 pub mod random_pairs;
