@@ -94,6 +94,30 @@ fn same_shape(op: &str, a: &Layout, b: &Layout) -> Result<()> {
     Ok(())
 }
 
+/// An op of two f32 inputs of one shape, computed over their rows in parallel: `f(out, a, b)`
+/// for each row (the last dimension), or for each `chunk` of elements when the op is
+/// elementwise.
+fn pairwise(
+    op: &str,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+    chunk: Option<usize>,
+    f: impl Fn(&mut [f32], &[f32], &[f32]) + Sync,
+) -> Result<(CpuStorage, Shape)> {
+    same_shape(op, l1, l2)?;
+    let a = f32s(op, s1, l1)?;
+    let b = f32s(op, s2, l2)?;
+    let width = match chunk {
+        Some(c) => c,
+        None => row_width(op, l1.shape())?,
+    };
+    let mut out = vec![0f32; a.len()];
+    out.par_chunks_mut(width)
+        .zip(a.par_chunks(width).zip(b.par_chunks(width)))
+        .for_each(|(out, (a, b))| f(out, a, b));
+    Ok(output(out, l1.shape()))
+}
+
 fn output(values: Vec<f32>, shape: &Shape) -> (CpuStorage, Shape) {
     (CpuStorage::F32(values), shape.clone())
 }
@@ -225,20 +249,20 @@ impl CustomOp2 for GeluBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        same_shape("gelu-backward", l1, l2)?;
-        let x = f32s("gelu-backward", s1, l1)?;
-        let g = f32s("gelu-backward", s2, l2)?;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(4096)
-            .zip(x.par_chunks(4096).zip(g.par_chunks(4096)))
-            .for_each(|(out, (x, g))| {
+        // Elementwise: any chunk of the elements is a "row".
+        pairwise(
+            "gelu-backward",
+            (s1, l1),
+            (s2, l2),
+            Some(4096),
+            |out, x, g| {
                 for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
                     let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
                     let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
                     *o = g * (cdf + x * pdf);
                 }
-            });
-        Ok(output(out, l1.shape()))
+            },
+        )
     }
 }
 
@@ -297,20 +321,12 @@ impl CustomOp2 for SoftmaxBackward {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        same_shape("softmax-backward", l1, l2)?;
-        let y = f32s("softmax-backward", s1, l1)?;
-        let g = f32s("softmax-backward", s2, l2)?;
-        let width = row_width("softmax-backward", l1.shape())?;
-        let mut out = vec![0f32; y.len()];
-        out.par_chunks_mut(width)
-            .zip(y.par_chunks(width).zip(g.par_chunks(width)))
-            .for_each(|(out, (y, g))| {
-                let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
-                for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
-                    *o = y * (g - dot);
-                }
-            });
-        Ok(output(out, l1.shape()))
+        pairwise("softmax-backward", (s1, l1), (s2, l2), None, |out, y, g| {
+            let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
+            for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
+                *o = y * (g - dot);
+            }
+        })
     }
 }
 
