@@ -224,9 +224,9 @@ fn cleaning_a_stream_is_refused_naming_it() {
 }
 
 /// A name of 30,000 letters referred to by one of 29,999 (the language server fuzz target's
-/// long texts): the suggestion's edit distance needed 30,000 × 30,000 cells (7 GB), and each
-/// message printed the names whole. Suggestions are for names up to 64 letters, and long words
-/// are cut in every message, label and help.
+/// long texts): the suggestion's edit distance took 30,000 × 30,000 steps (2.6 s in release),
+/// and each message printed the names whole. Suggestions are for names up to 64 letters, and
+/// long words are cut in every message, label and help.
 #[test]
 fn a_huge_name_gets_a_short_diagnostic_at_once() {
     let (a, b) = ("y".repeat(30_000), "y".repeat(29_999));

@@ -175,7 +175,7 @@ pub fn did_you_mean<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     // A name this long is no typo of another; and the edit distance costs the product of the
-    // two lengths in time and memory (two names of 30,000 letters: 7 GB).
+    // two lengths in time (two names of 30,000 letters: 2.6 s in a release build).
     const LONGEST: usize = 64;
     if name.chars().count() > LONGEST {
         return None;
