@@ -441,6 +441,12 @@ mod tests {
         load(dir, &Device::Cpu).err().expect("an error").to_string()
     }
 
+    /// The error of loading `dir` with `config` written as its `config.json`.
+    fn error_with(dir: &Path, config: &str) -> String {
+        std::fs::write(dir.join(CONFIG), config).unwrap();
+        error(dir)
+    }
+
     #[test]
     fn a_truncated_weights_file_names_the_file_and_the_tensor() {
         let dir = tempfile::tempdir().unwrap();
@@ -487,46 +493,29 @@ mod tests {
         saved(dir.path());
         let mut other = tiny();
         other.intermediate_size = 48;
-        std::fs::write(
-            dir.path().join(CONFIG),
-            serde_json::to_string(&other).unwrap(),
-        )
-        .unwrap();
-        let err = error(dir.path());
+        let err = error_with(dir.path(), &serde_json::to_string(&other).unwrap());
         assert!(
             err.contains("encoder.layer.0.intermediate.dense.bias") && err.contains("[48]"),
             "{err}"
         );
         other = tiny();
         other.num_hidden_layers = 3;
-        std::fs::write(
-            dir.path().join(CONFIG),
-            serde_json::to_string(&other).unwrap(),
-        )
-        .unwrap();
-        let err = error(dir.path());
+        let err = error_with(dir.path(), &serde_json::to_string(&other).unwrap());
         assert!(
             err.contains("encoder.layer.2.") && err.contains("missing"),
             "{err}"
         );
-        std::fs::write(
-            dir.path().join(CONFIG),
-            r#"{"vocab_size": 40, "hidden_size": 16}"#,
-        )
-        .unwrap();
-        let err = error(dir.path());
+        let err = error_with(dir.path(), r#"{"vocab_size": 40, "hidden_size": 16}"#);
         assert!(
             err.contains("config.json") && err.contains("num_hidden_layers"),
             "{err}"
         );
         other = tiny();
         other.num_attention_heads = 5;
-        std::fs::write(
-            dir.path().join(CONFIG),
-            serde_json::to_string(&other).unwrap(),
-        )
-        .unwrap();
-        assert!(error(dir.path()).contains("not a multiple"));
+        assert!(
+            error_with(dir.path(), &serde_json::to_string(&other).unwrap())
+                .contains("not a multiple")
+        );
     }
 
     #[test]

@@ -285,18 +285,21 @@ fn report<'a>(diagnostic: &Diagnostic, sources: &'a Sources, excerpt: bool) -> R
     let spans: Vec<(usize, usize)> = in_file()
         .map(|l| (l.span.start as usize, l.span.end as usize))
         .collect();
-    let (shown, runs) = if excerpt {
+    let shown = if excerpt {
         let (text, runs) = excerpt_of(source, &spans);
-        let shown = Shown::Excerpt(Excerpt {
+        Shown::Excerpt(Excerpt {
             file: source,
             text: NamedSource::new(source.name.clone(), text),
-            runs: runs.clone(),
-        });
-        (shown, Some(runs))
+            runs,
+        })
     } else {
-        (Shown::Name(&source.name), None)
+        Shown::Name(&source.name)
     };
-    let at = |o: usize| runs.as_deref().map_or(o, |m| cut_offset(m, o));
+    // Label offsets in the excerpt's text (JSON keeps the file's own).
+    let at = |o: usize| match &shown {
+        Shown::Excerpt(e) => cut_offset(&e.runs, o),
+        Shown::Name(_) => o,
+    };
     let labels = in_file()
         .map(|l| {
             let (start, end) = (at(l.span.start as usize), at(l.span.end as usize));

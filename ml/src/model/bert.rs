@@ -5,7 +5,7 @@
 //! into it by name, and what it saves reads back in the same layout.
 
 use crate::kernels::Kernels;
-use candle_core::{DType, Module, Result, Tensor, bail};
+use candle_core::{Module, Result, Tensor, bail};
 use candle_nn::{Embedding, Init, Linear, VarBuilder};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -453,19 +453,4 @@ impl Bert {
         let count = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
         sum.broadcast_div(&count)
     }
-}
-
-/// u32 ids for candle's embeddings.
-pub fn ids_tensor(rows: &[Vec<u32>], device: &candle_core::Device) -> Result<Tensor> {
-    let len = rows.first().map_or(0, Vec::len);
-    if rows.iter().any(|r| r.len() != len) {
-        bail!("the rows of a batch have different lengths");
-    }
-    let flat: Vec<u32> = rows.iter().flatten().copied().collect();
-    Tensor::from_vec(flat, (rows.len(), len), device)
-}
-
-/// The dtype the encoder's weights are in.
-pub fn dtype_of(bert: &Bert) -> DType {
-    bert.embeddings.words.embeddings().dtype()
 }

@@ -31,6 +31,17 @@ mod tests {
         BertConfig::new(50, 16, 2, 2, 32, 24)
     }
 
+    /// The tiny pair encoder with `features` numeric features, its variables in `params`.
+    fn encoder(params: &Params, features: usize) -> PairEncoder {
+        PairEncoder::new(
+            &tiny(),
+            features,
+            &spec(),
+            params.builder(DType::F32, &Device::Cpu),
+        )
+        .unwrap()
+    }
+
     fn pair_batch(rng: &mut ChaCha8Rng, features: usize) -> PairBatch {
         let (b, t) = (4, 9);
         let ids: Vec<u32> = (0..b * t).map(|_| rng.random_range(0..50)).collect();
@@ -96,13 +107,7 @@ mod tests {
     #[test]
     fn every_parameter_of_the_pair_encoder_receives_a_gradient() {
         let params = Params::seeded(3);
-        let model = PairEncoder::new(
-            &tiny(),
-            5,
-            &spec(),
-            params.builder(DType::F32, &Device::Cpu),
-        )
-        .unwrap();
+        let model = encoder(&params, 5);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let batch = pair_batch(&mut rng, 5);
         let mut dropout = ChaCha8Rng::seed_from_u64(2);
@@ -172,13 +177,7 @@ mod tests {
     #[test]
     fn dropout_drops_in_training_only_and_follows_its_seed() {
         let params = Params::seeded(3);
-        let model = PairEncoder::new(
-            &tiny(),
-            0,
-            &spec(),
-            params.builder(DType::F32, &Device::Cpu),
-        )
-        .unwrap();
+        let model = encoder(&params, 0);
         let batch = pair_batch(&mut ChaCha8Rng::seed_from_u64(1), 0);
         let eval = outputs(&model, &batch, &mut Pass::Eval);
         assert_eq!(eval, outputs(&model, &batch, &mut Pass::Eval));
@@ -193,26 +192,14 @@ mod tests {
         assert_eq!(train(1), train(1));
         assert_ne!(train(1), train(2));
         // The same seed builds the same model.
-        let again = PairEncoder::new(
-            &tiny(),
-            0,
-            &spec(),
-            Params::seeded(3).builder(DType::F32, &Device::Cpu),
-        )
-        .unwrap();
+        let again = encoder(&Params::seeded(3), 0);
         assert_eq!(outputs(&again, &batch, &mut Pass::Eval), eval);
     }
 
     #[test]
     fn padding_does_not_change_the_tokens_it_is_beside() {
         // The first row with two padding tokens gives the same outputs as the row cut short.
-        let model = PairEncoder::new(
-            &tiny(),
-            0,
-            &spec(),
-            Params::seeded(9).builder(DType::F32, &Device::Cpu),
-        )
-        .unwrap();
+        let model = encoder(&Params::seeded(9), 0);
         let batch = pair_batch(&mut ChaCha8Rng::seed_from_u64(1), 0);
         let full = outputs(&model, &batch, &mut Pass::Eval);
         let short = PairBatch {
@@ -235,13 +222,7 @@ mod tests {
     #[test]
     fn saved_weights_load_into_a_model_with_identical_outputs() {
         let params = Params::seeded(11);
-        let model = PairEncoder::new(
-            &tiny(),
-            2,
-            &spec(),
-            params.builder(DType::F32, &Device::Cpu),
-        )
-        .unwrap();
+        let model = encoder(&params, 2);
         let batch = pair_batch(&mut ChaCha8Rng::seed_from_u64(1), 2);
         let before = outputs(&model, &batch, &mut Pass::Eval);
         let dir = tempfile::tempdir().unwrap();
@@ -249,13 +230,7 @@ mod tests {
         candle_core::safetensors::save(&params.tensors(), &path).unwrap();
         let loaded = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
         let params = Params::starting_from(999, loaded);
-        let model = PairEncoder::new(
-            &tiny(),
-            2,
-            &spec(),
-            params.builder(DType::F32, &Device::Cpu),
-        )
-        .unwrap();
+        let model = encoder(&params, 2);
         assert!(params.unused_initial().is_empty());
         assert_eq!(outputs(&model, &batch, &mut Pass::Eval), before);
         let _: Vec<Var> = params.named().into_iter().map(|(_, v)| v).collect();
