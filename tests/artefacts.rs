@@ -80,7 +80,7 @@ fn plans_and_loss_terms_round_trip_through_the_readers() {
             terms
         );
 
-        let old = text.replace("rubric.training-plan/2", "rubric.training-plan/1");
+        let old = text.replace("rubric.training-plan/3", "rubric.training-plan/1");
         match TrainingPlan::from_json(&old) {
             Err(e @ ArtefactError::Schema { .. }) => {
                 let message = e.to_string();
@@ -157,6 +157,16 @@ fn a_comment_or_layout_edit_keeps_the_policy_hash() {
         a.lowered.labeling.policy.hash,
         c.lowered.labeling.policy.hash
     );
+    // The pipeline is not the policy: how a teacher trains changes the plan, not the policy.
+    let retrained = original.replace("epochs 5, lr 0.001", "epochs 6, lr 0.001");
+    assert_ne!(original, retrained, "the pipeline's teacher moved");
+    std::fs::write(&path, &retrained).expect("write");
+    let d = compile_file(&path, &Options::default()).expect("compiles");
+    assert_eq!(
+        a.lowered.labeling.policy.hash,
+        d.lowered.labeling.policy.hash
+    );
+    assert_ne!(a.lowered.training_plan, d.lowered.training_plan);
 }
 
 fn rubric(args: &[&str]) -> (i32, String, String) {

@@ -1061,6 +1061,42 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        let inputs = p
+            .teachers
+            .iter()
+            .flat_map(|t| t.reads.iter().chain(&t.features))
+            .chain(
+                p.students
+                    .iter()
+                    .flat_map(|s| s.reads.iter().chain(&s.features)),
+            );
+        for input in inputs {
+            self.model_input(input);
+        }
+    }
+
+    /// `query.title` in `reads` or `features`: the role and the field.
+    fn model_input(&mut self, input: &Ident) {
+        let Some((role, field)) = input.name.split_once('.') else {
+            return;
+        };
+        let split = input.span.start + role.len() as u32;
+        let role_ident = Ident {
+            name: role.to_string(),
+            span: Span {
+                end: split,
+                ..input.span
+            },
+        };
+        if let Some(entity) = self.role(&role_ident)
+            && let Some(id) = self.field_definition(entity, field)
+        {
+            let span = Span {
+                start: split + 1,
+                ..input.span
+            };
+            self.refer(span, id);
+        }
     }
 
     // -- types, literals, expressions ------------------------------------------------------------

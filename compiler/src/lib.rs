@@ -22,7 +22,8 @@ pub use resolve::{LoadError, LoadedSource, MemoryModules, ModuleProvider, NoModu
 pub use source::{FileId, Sources, Span};
 pub use syntax::Limits;
 
-use check::pipeline::{PolicyOutline, check_pipeline};
+use check::pipeline::{InputShape, PolicyOutline, RoleOutline, check_pipeline};
+use resolve::Type;
 use resolve::{Resolver, ScopeId};
 use syntax::ast::{PipelineDecl, PolicyDecl, SourceTree, TopItem};
 
@@ -274,6 +275,7 @@ fn check_on_stack(
                 let outline = PolicyOutline {
                     name: &info.name,
                     dimensions: info.dimensions.iter().map(|d| d.name.as_str()).collect(),
+                    roles: role_outlines(&program, info),
                 };
                 check_pipeline(p, Some(&outline), &mut diagnostics);
             }
@@ -307,4 +309,37 @@ fn check_on_stack(
         policy,
         policy_scope,
     }
+}
+
+/// The pair's roles with their fields as model inputs, for the pipeline checks.
+fn role_outlines<'a>(program: &'a Program, info: &'a PolicyInfo) -> Vec<RoleOutline<'a>> {
+    fn shape(ty: &Type) -> InputShape {
+        match ty {
+            Type::Optional(inner) => shape(inner),
+            Type::Text => InputShape::Text,
+            Type::String => InputShape::String,
+            Type::Number => InputShape::Number,
+            Type::Bool => InputShape::Bool,
+            Type::Enum(_) => InputShape::Enum,
+            Type::Set(of) | Type::List(of) if matches!(**of, Type::String | Type::Enum(_)) => {
+                InputShape::Collection
+            }
+            _ => InputShape::Unusable,
+        }
+    }
+    info.roles
+        .iter()
+        .map(|(name, entity)| RoleOutline {
+            name,
+            fields: program
+                .entity(*entity)
+                .map(|e| {
+                    e.fields
+                        .iter()
+                        .map(|f| (f.name.as_str(), shape(&f.ty)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect()
 }

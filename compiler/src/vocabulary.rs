@@ -24,6 +24,8 @@ pub enum Block {
     Drift,
     /// `early_stop on METRIC patience N`.
     EarlyStop,
+    /// `reads [...]` and `features [...]` of a teacher or the student: what the model reads.
+    Inputs,
 }
 
 impl Block {
@@ -38,6 +40,7 @@ impl Block {
             Block::Loss => "`loss`",
             Block::Drift => "`drift penalty`",
             Block::EarlyStop => "`early_stop`",
+            Block::Inputs => "`reads` and `features`",
         }
     }
 
@@ -50,7 +53,7 @@ impl Block {
         )
     }
 
-    pub const ALL: [Block; 8] = [
+    pub const ALL: [Block; 9] = [
         Block::Encoder,
         Block::Train,
         Block::Regularize,
@@ -59,6 +62,7 @@ impl Block {
         Block::Loss,
         Block::Drift,
         Block::EarlyStop,
+        Block::Inputs,
     ];
 }
 
@@ -81,6 +85,9 @@ pub enum Kind {
     Strategy,
     /// `true`, `false`, or a share in [0, 1].
     Paraphrase,
+    /// A bracketed list of fields (`[query.title, candidate.summary]`), checked by the pipeline
+    /// checks against the pair's roles, never a `key value` setting.
+    Fields,
 }
 
 /// The synthesis strategies `synthetic from { strategy ... }` takes.
@@ -98,6 +105,7 @@ impl Kind {
             Kind::Warmup => "a whole number of steps or a percent of training below 100%",
             Kind::Strategy => "one of `coverage`, `uniform` or `boundary`",
             Kind::Paraphrase => "`true`, `false` or a share from 0 to 1",
+            Kind::Fields => "a list of fields such as `[query.title, candidate.summary]`",
         }
     }
 
@@ -133,6 +141,7 @@ impl Kind {
             Kind::Warmup => "steps, or percent of training < 100%",
             Kind::Strategy => "`coverage`, `uniform` or `boundary`",
             Kind::Paraphrase => "`true`, `false` or share in [0, 1]",
+            Kind::Fields => "`[ROLE.FIELD, ...]`",
         }
     }
 }
@@ -422,6 +431,22 @@ pub const SETTINGS: &[SettingSpec] = &[
         "0.001",
         "an epoch improves on the best only by more than this",
     ),
+    row(
+        Block::Inputs,
+        "reads",
+        Kind::Fields,
+        Default::Derived("every `text` field of the query, then of the candidate"),
+        "[query.title, query.description, candidate.summary]",
+        "the text the model reads, each side's fields joined in order and encoded as a (query, candidate) pair; `text` and `string` fields",
+    ),
+    row(
+        Block::Inputs,
+        "features",
+        Kind::Fields,
+        Default::Derived("none"),
+        "[query.seniority, candidate.years_experience]",
+        "structured fields (numbers, bools, strings, enums, sets) joined to the text before the heads; `hour_of_day` and `day_of_week` in a model that learns from clicks",
+    ),
 ];
 
 /// The settings of one block.
@@ -602,9 +627,10 @@ mod tests {
                     s.kind.requirement()
                 ),
                 Default::Number(n) => assert_eq!(s.kind, Kind::Warmup, "{}: {n}", s.name),
-                Default::Required | Default::Derived(_) => {
-                    assert_eq!(s.block, Block::Encoder, "only sizes may lack a number")
-                }
+                Default::Required | Default::Derived(_) => assert!(
+                    matches!(s.block, Block::Encoder | Block::Inputs),
+                    "only sizes and inputs may lack a number"
+                ),
                 Default::Name(_) | Default::Bool(_) => assert!(!numeric, "{}", s.name),
             }
         }

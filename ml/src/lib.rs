@@ -3,6 +3,7 @@
 //! distillation, int8 quantization and serving join it.
 
 pub mod checkpoint;
+pub mod device;
 pub mod kernels;
 pub mod metrics;
 pub mod model;

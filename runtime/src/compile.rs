@@ -52,12 +52,20 @@ pub struct Compiled {
 }
 
 /// The SHA-256 (hex) of a policy's canonical form: its meaning without layout, comments or
-/// docs, so formatting-only edits change nothing downstream.
+/// docs, so formatting-only edits change nothing downstream. A pipeline in the same file is not
+/// part of the policy (the training plan has its own hash): editing how models train does not
+/// make the rubric's labels, or anything made from them alone, a new version.
 pub fn policy_hash(checked: &Checked) -> String {
     let canonical = checked
         .tree
         .as_ref()
-        .map(rubric_compiler::format::canonical)
+        .map(|tree| {
+            let mut policy = tree.clone();
+            policy
+                .items
+                .retain(|i| !matches!(i, rubric_compiler::syntax::ast::TopItem::Pipeline(_)));
+            rubric_compiler::format::canonical(&policy)
+        })
         .unwrap_or_default();
     sha256_hex(canonical.as_bytes())
 }

@@ -1,6 +1,7 @@
 //! rubric-runtime: everything that touches policy files and data: compiling them, labeling,
-//! the data stages, the stage runner behind `rubric run`, documents, stats and diffs. Models,
-//! training and serving live in `rubric-ml`; project loading in `rubric-project`.
+//! the data stages, the teachers' stages, the stage runner behind `rubric run`, documents,
+//! stats and diffs. Models, the trainer and metrics live in `rubric-ml`; project loading in
+//! `rubric-project`.
 
 pub mod atomic;
 pub mod compile;
@@ -15,6 +16,7 @@ pub mod run;
 pub mod scan;
 pub mod snapshot;
 pub mod stats;
+pub mod teach;
 pub mod textdiff;
 pub mod trace;
 

@@ -20,6 +20,7 @@ mod snapshot;
 mod stats;
 mod test;
 mod trace;
+mod train;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -66,6 +67,9 @@ enum Command {
     /// Run a policy's pipeline: every stage of its training plan whose inputs changed, in a run
     /// directory where each stage's outputs are named by the hash of what it read.
     Run(run::Args),
+    /// Train the pipeline's teachers (or `--stage teacher.NAME`), after the data stages they
+    /// read, in the same run directory as `rubric run`.
+    Train(train::Args),
     /// Print a shell's completion script: bash, zsh, fish, elvish or powershell.
     Completions(completions::Args),
     /// Data: build a golden set, simulate or read click logs, clean, synthesize and mix.
@@ -124,6 +128,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::New(args) => new::run(args),
         Command::Lsp(args) => lsp::run(args),
         Command::Run(args) => run::run(args),
+        Command::Train(args) => train::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Data(command) => data::run(command),
     }

@@ -1,5 +1,6 @@
 //! `rubric run PIPELINE`: runs the training plan's stages in a run directory, skipping those
-//! whose inputs did not change; one line per stage and a summary.
+//! whose inputs did not change; one line per stage and a summary. `rubric train` runs the same
+//! way, up to the teachers.
 
 use super::compile::compile_or_report;
 use super::report::ReportArgs;
@@ -18,8 +19,15 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Run only this stage (its input stages must have run), e.g. `mix` or `label.golden`.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "until")]
     stage: Option<String>,
+    /// Run the stages up to this one, in the plan's order, nothing after it, e.g. `mix` (the
+    /// data stages, no training).
+    #[arg(long, value_name = "ID")]
+    until: Option<String>,
+    /// Where models train: `cpu`, or `cuda` / `cuda:N` in a build with the `cuda` feature.
+    #[arg(long, value_name = "DEVICE", default_value = "cpu")]
+    device: String,
     #[command(flatten)]
     report: ReportArgs,
 }
@@ -27,6 +35,8 @@ pub struct Args {
 /// Prints a line per stage on standard error; a progress bar while one runs.
 struct Lines {
     bar: Option<ProgressBar>,
+    /// The running stage.
+    stage: String,
 }
 
 impl Lines {
@@ -55,7 +65,22 @@ impl RunObserver for Lines {
                 .progress_chars("=> "),
         );
         bar.set_message(stage.to_string());
+        self.stage = stage.to_string();
         self.bar = Some(bar);
+    }
+
+    fn status(&mut self, text: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{} {text}", self.stage));
+        }
+    }
+
+    fn note(&mut self, text: &str) {
+        match &self.bar {
+            // Above the bar on a terminal; a plain line in a log.
+            Some(bar) if !bar.is_hidden() => bar.println(format!("           {text}")),
+            _ => eprintln!("           {text}"),
+        }
     }
 
     fn progress(&mut self, done: u64, total: u64) {
@@ -66,8 +91,13 @@ impl RunObserver for Lines {
     }
 
     fn finished(&mut self, m: &StageManifest) {
+        let speed = m
+            .timings
+            .get("train_rows_per_second")
+            .map(|r| format!(", {r:.0} rows/s"))
+            .unwrap_or_default();
         self.line(format!(
-            "  done     {:<22} {} ({:.1}s)",
+            "  done     {:<22} {} ({:.1}s{speed})",
             m.stage, m.summary, m.seconds
         ));
     }
@@ -78,28 +108,45 @@ impl RunObserver for Lines {
 }
 
 pub fn run(args: Args) -> ExitCode {
+    let how = How {
+        only: args.stage,
+        upto: Vec::new(),
+        until: args.until,
+        device: args.device,
+    };
+    run_pipeline(&args.pipeline, args.dir, &args.report, how)
+}
+
+/// Which stages a command runs, and where models train.
+pub struct How {
+    pub only: Option<String>,
+    pub upto: Vec<String>,
+    pub until: Option<String>,
+    pub device: String,
+}
+
+/// Compiles the pipeline and runs its stages as `how` says, reporting each.
+pub fn run_pipeline(
+    pipeline: &std::path::Path,
+    dir: Option<PathBuf>,
+    report: &ReportArgs,
+    how: How,
+) -> ExitCode {
     let started = Instant::now();
-    let compiled = match compile_or_report(&args.pipeline, &args.report) {
+    let compiled = match compile_or_report(pipeline, report) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let Some(plan) = compiled.lowered.training_plan.as_ref() else {
         eprintln!(
             "error: `{}` holds no pipeline for its policy; add `pipeline NAME for {} {{ ... }}`",
-            args.pipeline.display(),
+            pipeline.display(),
             compiled.lowered.labeling.policy.name
         );
         return ExitCode::from(EXIT_USAGE);
     };
-    let base = args
-        .pipeline
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| base.join("runs").join(&plan.pipeline));
+    let base = pipeline.parent().map(PathBuf::from).unwrap_or_default();
+    let dir = dir.unwrap_or_else(|| base.join("runs").join(&plan.pipeline));
     let sources = compiled
         .checked
         .sources
@@ -124,10 +171,16 @@ pub fn run(args: Args) -> ExitCode {
         plan.policy.name,
         dir.display()
     );
-    let mut lines = Lines { bar: None };
+    let mut lines = Lines {
+        bar: None,
+        stage: String::new(),
+    };
     let options = RunOptions {
         dir: dir.clone(),
-        only: args.stage.clone(),
+        only: how.only,
+        upto: how.upto,
+        until: how.until,
+        device: how.device,
     };
     match runner.run(&options, &mut lines) {
         Ok(summary) => {
@@ -157,7 +210,7 @@ pub fn run(args: Args) -> ExitCode {
             eprintln!("  failed   {:<22} {}", e.stage, e.cause);
             eprintln!(
                 "error: {e}\nthe stages before it are kept; to run it alone once fixed: rubric run {} --dir {} --stage {}",
-                args.pipeline.display(),
+                pipeline.display(),
                 dir.display(),
                 e.stage
             );

@@ -121,6 +121,8 @@ registry! {
     MissingPart => (pipeline, missing_part, Error, "a pipeline block that lacks a required part"),
     UnknownTarget => (pipeline, unknown_target, Error, "a teacher predicts something the policy does not produce"),
     UnknownLoss => (pipeline, unknown_loss, Error, "a loss the trainer does not know"),
+    UnknownInput => (pipeline, unknown_input, Error, "a model reads a field or context that does not exist"),
+    InputKind => (pipeline, input_kind, Error, "a model input of a kind its list does not take"),
 }
 
 impl Code {

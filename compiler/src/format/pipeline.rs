@@ -212,9 +212,23 @@ impl Printer<'_> {
         cat(parts)
     }
 
-    pub(super) fn features(&self, features: &[Ident]) -> Doc {
-        let names = features.iter().map(|n| self.ident(n)).collect();
-        cat(vec![text("features ["), self.comma_list(names), text("]")])
+    /// `features [...]` or `reads [...]`: on one line when it fits, else one input a line.
+    pub(super) fn input_list(&self, keyword: &str, inputs: &[Ident]) -> Doc {
+        let names = inputs.iter().map(|n| self.ident(n)).collect();
+        // Comments before the first input (after the keyword or the bracket) go above the
+        // statement, where they stay when formatted again.
+        let lead = inputs.first().map_or_else(nil, |n| self.mark(n.span));
+        group(cat(vec![
+            lead,
+            text(format!("{keyword} [")),
+            indent(cat(vec![
+                Doc::SoftLine,
+                join(names, ","),
+                if_break(text(","), nil()),
+            ])),
+            Doc::SoftLine,
+            text("]"),
+        ]))
     }
 
     pub(super) fn names(&self, names: &[Ident]) -> Doc {
@@ -256,8 +270,11 @@ impl Printer<'_> {
         if !t.regularize.is_empty() {
             entries.push(Entry::bare(self.regularize(&t.regularize)));
         }
+        if !t.reads.is_empty() {
+            entries.push(Entry::bare(self.input_list("reads", &t.reads)));
+        }
         if !t.features.is_empty() {
-            entries.push(Entry::bare(self.features(&t.features)));
+            entries.push(Entry::bare(self.input_list("features", &t.features)));
         }
         self.block(head, entries, t.span)
     }
@@ -329,8 +346,11 @@ impl Printer<'_> {
                 self.settings(&s.train),
             ])));
         }
+        if !s.reads.is_empty() {
+            entries.push(Entry::bare(self.input_list("reads", &s.reads)));
+        }
         if !s.features.is_empty() {
-            entries.push(Entry::bare(self.features(&s.features)));
+            entries.push(Entry::bare(self.input_list("features", &s.features)));
         }
         self.block(head, entries, s.span)
     }

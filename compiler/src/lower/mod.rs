@@ -323,9 +323,15 @@ pub fn lower(checked: &Checked, policy_hash: String) -> Result<Lowered, LowerErr
     });
     let (loss_terms, training_plan) = match pipeline {
         Some(p) => {
-            let (terms, plan) =
-                plan::lower_pipeline(p, &policy_ref, info, &mut l.source_map, l.sources)
-                    .map_err(LowerError::Internal)?;
+            let (terms, plan) = plan::lower_pipeline(
+                p,
+                &policy_ref,
+                info,
+                &labeling,
+                &mut l.source_map,
+                l.sources,
+            )
+            .map_err(LowerError::Internal)?;
             (Some(terms), Some(plan))
         }
         None => (None, None),

@@ -4,7 +4,7 @@
 //! the pipeline vocabulary (`crate::vocabulary`), so no stage invents one.
 
 use super::SourceMap;
-use super::ir::PolicyRef;
+use super::ir::{LabelingProgram, PolicyRef, ValueType};
 use crate::PolicyInfo;
 use crate::source::Sources;
 use crate::syntax::ast::*;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use super::clean::{CleanExprIr, CleanRuleIr};
 
 pub const LOSS_TERMS_SCHEMA: &str = "rubric.loss-terms/2";
-pub const TRAINING_PLAN_SCHEMA: &str = "rubric.training-plan/2";
+pub const TRAINING_PLAN_SCHEMA: &str = "rubric.training-plan/3";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -235,7 +235,7 @@ pub struct TeacherConfig {
     pub temperature: f64,
     pub train: TrainConfig,
     pub regularize: Regularization,
-    pub features: Vec<String>,
+    pub inputs: ModelInputs,
 }
 
 /// `student { ... }`: its objective is the loss terms' `student` list.
@@ -245,8 +245,70 @@ pub struct StudentConfig {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub regularize: Regularization,
-    pub features: Vec<String>,
+    pub inputs: ModelInputs,
     pub early_stop: Option<EarlyStop>,
+}
+
+/// What a model reads: the text of each side of the pair and the structured features.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInputs {
+    /// `reads [...]`, or by default every `text` field of the query, then of the candidate, in
+    /// declaration order. Each side's fields are joined into one text, one per line.
+    pub reads: Vec<InputField>,
+    /// `features [...]`, in the order written.
+    pub features: Vec<Feature>,
+}
+
+/// A field of one of the pair's roles.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputField {
+    pub role: String,
+    pub field: String,
+}
+
+/// A structured input and how it is encoded as numbers. A missing value (an optional field left
+/// out) is all zeros.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+pub enum Feature {
+    /// A number, standardized with the training pairs' mean and standard deviation, and
+    /// whether it is missing.
+    Number { role: String, field: String },
+    /// 1 for true, 0 for false.
+    Bool { role: String, field: String },
+    /// One of the values, one-hot. `values` are an enum's in declaration order; empty for a
+    /// string, whose values are the training pairs' most frequent ones (the rest share a slot).
+    OneOf {
+        role: String,
+        field: String,
+        values: Vec<String>,
+    },
+    /// Any of the values (a set or a list), multi-hot; `values` as for `OneOf`.
+    AnyOf {
+        role: String,
+        field: String,
+        values: Vec<String>,
+    },
+    /// The impression's hour (0–23, UTC), one-hot: only in models that learn from clicks.
+    HourOfDay,
+    /// The impression's day of the week (Monday first), one-hot.
+    DayOfWeek,
+}
+
+impl Feature {
+    /// The name the pipeline wrote: `query.seniority`, `hour_of_day`.
+    pub fn name(&self) -> String {
+        match self {
+            Feature::Number { role, field }
+            | Feature::Bool { role, field }
+            | Feature::OneOf { role, field, .. }
+            | Feature::AnyOf { role, field, .. } => format!("{role}.{field}"),
+            Feature::HourOfDay => "hour_of_day".to_string(),
+            Feature::DayOfWeek => "day_of_week".to_string(),
+        }
+    }
 }
 
 /// A model's architecture, or the checkpoint it starts from.
@@ -511,6 +573,100 @@ fn temperature(loss: Option<&LossDecl>) -> f64 {
     )
 }
 
+/// A model's `reads` and `features`, resolved against the pair's roles.
+fn model_inputs(
+    reads: &[Ident],
+    features: &[Ident],
+    program: &LabelingProgram,
+) -> Result<ModelInputs, String> {
+    let field_type = |name: &str| -> Result<(String, String, ValueType), String> {
+        let (role, field) = name
+            .split_once('.')
+            .ok_or_else(|| format!("the input `{name}` passed the check without a role"))?;
+        let ty = program
+            .roles
+            .iter()
+            .find(|r| r.name == role)
+            .and_then(|r| program.entities.get(r.entity as usize))
+            .and_then(|e| e.fields.iter().find(|f| f.name == field))
+            .map(|f| f.ty.clone())
+            .ok_or_else(|| format!("the unknown input `{name}` passed the check"))?;
+        Ok((role.to_string(), field.to_string(), ty))
+    };
+    let values = |ty: &ValueType| -> Vec<String> {
+        match ty {
+            ValueType::Enum { index } => program
+                .enums
+                .get(*index as usize)
+                .map(|e| e.values.clone())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    };
+    let reads = if reads.is_empty() {
+        program
+            .roles
+            .iter()
+            .flat_map(|r| {
+                let fields = program
+                    .entities
+                    .get(r.entity as usize)
+                    .map(|e| e.fields.as_slice())
+                    .unwrap_or_default();
+                fields
+                    .iter()
+                    .filter(|f| f.ty == ValueType::Text)
+                    .map(|f| InputField {
+                        role: r.name.clone(),
+                        field: f.name.clone(),
+                    })
+            })
+            .collect()
+    } else {
+        reads
+            .iter()
+            .map(|r| {
+                let (role, field, _) = field_type(&r.name)?;
+                Ok(InputField { role, field })
+            })
+            .collect::<Result<_, String>>()?
+    };
+    let features = features
+        .iter()
+        .map(|f| match f.name.as_str() {
+            "hour_of_day" => Ok(Feature::HourOfDay),
+            "day_of_week" => Ok(Feature::DayOfWeek),
+            name => {
+                let (role, field, ty) = field_type(name)?;
+                Ok(match ty {
+                    ValueType::Number => Feature::Number { role, field },
+                    ValueType::Bool => Feature::Bool { role, field },
+                    ValueType::String | ValueType::Enum { .. } => Feature::OneOf {
+                        values: values(&ty),
+                        role,
+                        field,
+                    },
+                    ValueType::Set { of } | ValueType::List { of }
+                        if matches!(*of, ValueType::String | ValueType::Enum { .. }) =>
+                    {
+                        Feature::AnyOf {
+                            values: values(&of),
+                            role,
+                            field,
+                        }
+                    }
+                    other => {
+                        return Err(format!(
+                            "the feature `{name}` of type {other:?} passed the check"
+                        ));
+                    }
+                })
+            }
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(ModelInputs { reads, features })
+}
+
 /// The targets a teacher predicts, `dimensions` resolved to the policy's dimensions.
 fn targets(names: &[Ident], info: &PolicyInfo) -> Result<Vec<Target>, String> {
     let mut out: Vec<Target> = Vec::new();
@@ -549,6 +705,7 @@ pub(super) fn lower_pipeline(
     p: &PipelineDecl,
     policy: &PolicyRef,
     info: &PolicyInfo,
+    program: &LabelingProgram,
     source_map: &mut SourceMap,
     sources: &Sources,
 ) -> Result<(LossTerms, TrainingPlan), String> {
@@ -803,7 +960,7 @@ pub(super) fn lower_pipeline(
                 temperature: objective.temperature,
                 train: train(&t.train),
                 regularize: regularization(&t.regularize),
-                features: t.features.iter().map(|f| f.name.clone()).collect(),
+                inputs: model_inputs(&t.reads, &t.features, program)?,
             }),
         });
         teacher_ids.push(id);
@@ -841,7 +998,7 @@ pub(super) fn lower_pipeline(
             model: model(&student.model, "the student")?,
             train: train(&student.train),
             regularize: student_regularization,
-            features: student.features.iter().map(|f| f.name.clone()).collect(),
+            inputs: model_inputs(&student.reads, &student.features, program)?,
             early_stop,
         }),
     });

@@ -620,6 +620,9 @@ pub struct TeacherDecl {
     pub loss: Option<LossDecl>,
     pub train: Vec<Setting>,
     pub regularize: Vec<Setting>,
+    /// `reads [...]`: the text fields the model reads (`query.title`); empty: the default.
+    pub reads: Vec<Ident>,
+    /// `features [...]`: structured fields and context names joined before the heads.
     pub features: Vec<Ident>,
     pub span: Span,
 }
@@ -640,6 +643,7 @@ pub struct StudentDecl {
     pub regularize: Vec<Setting>,
     pub early_stop: Option<EarlyStopDecl>,
     pub train: Vec<Setting>,
+    pub reads: Vec<Ident>,
     pub features: Vec<Ident>,
     pub span: Span,
 }

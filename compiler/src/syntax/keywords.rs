@@ -69,6 +69,7 @@ pub const KEYWORDS: &[&str] = &[
     "temperature",
     "train",
     "features",
+    "reads",
     "distill",
     "drift",
     "penalty",

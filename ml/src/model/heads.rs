@@ -5,6 +5,7 @@
 //! and categorical features, for click logs that carry no text, such as the Open Bandit sample).
 
 use super::bert::{Bert, BertConfig, Pass, linear};
+use crate::kernels::Kernels;
 use candle_core::{D, Module, Result, Tensor, bail};
 use candle_nn::{Embedding, Init, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
@@ -81,12 +82,12 @@ pub struct PairBatch {
 }
 
 /// The pair encoder: BERT over `[CLS] query [SEP] candidate [SEP]`, BERT's pooler (`pooler.dense`,
-/// tanh over the first token), numeric features projected and added (`features.dense`), then the
-/// heads (`heads.*`).
+/// tanh over the first token), numeric features through two GELU layers (`features.dense`,
+/// `features.output`) added to it, then the heads (`heads.*`).
 pub struct PairEncoder {
     pub bert: Bert,
     pooler: Linear,
-    features: Option<Linear>,
+    features: Option<(Linear, Linear)>,
     heads: Heads,
     dropout: f64,
 }
@@ -106,7 +107,13 @@ impl PairEncoder {
             features: if features == 0 {
                 None
             } else {
-                Some(linear(features, h, r, vb.pp("features").pp("dense"))?)
+                // He initialization: the GELU layers start in their non-linear range, where
+                // BERT's small initial weights would leave them nearly linear.
+                let he = |fan_in: usize| (2.0 / fan_in as f64).sqrt();
+                Some((
+                    linear(features, h, he(features), vb.pp("features").pp("dense"))?,
+                    linear(h, h, he(h), vb.pp("features").pp("output"))?,
+                ))
             },
             heads: Heads::new(h, spec, r, vb.pp("heads"))?,
             dropout: cfg.hidden_dropout_prob,
@@ -124,7 +131,11 @@ impl PairEncoder {
         let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
         let mut pooled = self.pooler.forward(&first)?.tanh()?;
         match (&self.features, &batch.features) {
-            (Some(layer), Some(f)) => pooled = (pooled + layer.forward(f)?.tanh()?)?,
+            (Some((dense, output)), Some(f)) => {
+                let x = Kernels::for_tensor(f).gelu(&dense.forward(f)?)?;
+                let x = Kernels::for_tensor(&x).gelu(&output.forward(&x)?)?;
+                pooled = (pooled + x)?;
+            }
             (None, None) => {}
             (Some(_), None) => bail!("the model reads numeric features and the batch has none"),
             (None, Some(_)) => bail!("the batch has numeric features and the model reads none"),

@@ -40,8 +40,13 @@ pub struct StageManifest {
     pub inputs: BTreeMap<String, String>,
     /// Every output file with its SHA-256 and row count (lines, for JSON lines).
     pub outputs: BTreeMap<String, OutputRecord>,
-    /// Headline figures (counts, shares, coverage), by name.
+    /// Headline figures (counts, shares, coverage, a model's metrics), by name: the same for
+    /// the same inputs.
     pub figures: BTreeMap<String, f64>,
+    /// Wall-clock measurements (a trainer's seconds and rows per second), by name: they differ
+    /// from run to run, like `seconds`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub timings: BTreeMap<String, f64>,
     /// The one-line summary shown when the stage runs or is skipped.
     pub summary: String,
     pub seconds: f64,
@@ -80,6 +85,10 @@ pub trait RunObserver {
     fn finished(&mut self, manifest: &StageManifest);
     /// A stage of the plan this version of rubric cannot execute yet.
     fn not_run(&mut self, stage: &str, why: &str);
+    /// A passing status of the running stage, shown beside its progress (a training loss).
+    fn status(&mut self, _text: &str) {}
+    /// A line of the running stage worth keeping in the log (an epoch's metrics).
+    fn note(&mut self, _text: &str) {}
 }
 
 /// A stage of a run: the runner's own policy document, or a stage of the training plan.
@@ -105,6 +114,25 @@ pub struct RunOptions {
     pub dir: PathBuf,
     /// Only this stage (its inputs must be done).
     pub only: Option<String>,
+    /// Only these stages and the stages they read from, directly or not (empty: every stage).
+    pub upto: Vec<String>,
+    /// The stages of the plan up to this one, in plan order (the policy document included).
+    pub until: Option<String>,
+    /// Where models train: `cpu`, `cuda` or `cuda:N` (a build with the `cuda` feature).
+    pub device: String,
+}
+
+impl RunOptions {
+    /// A run of every stage in `dir`, on the CPU.
+    pub fn new(dir: impl Into<PathBuf>) -> RunOptions {
+        RunOptions {
+            dir: dir.into(),
+            only: None,
+            upto: Vec::new(),
+            until: None,
+            device: "cpu".to_string(),
+        }
+    }
 }
 
 /// A compiled pipeline ready to run: the plan, the engine's program, and where its files are.
@@ -137,23 +165,35 @@ impl Runner<'_> {
         let known: Vec<&str> = std::iter::once(DOCUMENT_STAGE)
             .chain(self.plan.stages.iter().map(|s| s.id.as_str()))
             .collect();
-        if let Some(only) = &options.only
-            && !known.contains(&only.as_str())
+        for asked in options
+            .only
+            .iter()
+            .chain(&options.upto)
+            .chain(&options.until)
         {
-            return Err(StageError {
-                stage: only.clone(),
-                cause: format!(
-                    "the pipeline `{}` has no such stage; its stages are {}",
-                    self.plan.pipeline,
-                    known
-                        .iter()
-                        .map(|s| format!("`{s}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
+            if !known.contains(&asked.as_str()) {
+                return Err(StageError {
+                    stage: asked.clone(),
+                    cause: format!(
+                        "the pipeline `{}` has no such stage; its stages are {}",
+                        self.plan.pipeline,
+                        known
+                            .iter()
+                            .map(|s| format!("`{s}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
         }
-        let wanted = |id: &str| options.only.as_deref().is_none_or(|o| o == id);
+        let needed = self.needed(&options.upto);
+        let position = |id: &str| known.iter().position(|k| *k == id);
+        let last = options.until.as_deref().and_then(position);
+        let wanted = |id: &str| {
+            options.only.as_deref().is_none_or(|o| o == id)
+                && needed.as_ref().is_none_or(|n| n.contains(id))
+                && last.is_none_or(|last| position(id).is_some_and(|p| p <= last))
+        };
         let mut latest: BTreeMap<String, String> = read_latest(&options.dir);
 
         // The policy document first: keyed by the sources' text, prose and comments included.
@@ -206,11 +246,14 @@ impl Runner<'_> {
             };
             prepare(&partial)
                 .map_err(|e| fail(format!("cannot create `{}`: {e}", partial.display())))?;
-            let outcome =
-                stages::execute(kind, stage, self, &inputs, &done, &partial, &mut |d, t| {
-                    observer.progress(d, t)
-                })
-                .map_err(fail)?;
+            let context = stages::Context {
+                runner: self,
+                inputs: &inputs,
+                done: &done,
+                out: &partial,
+                device: &options.device,
+            };
+            let outcome = stages::execute(kind, stage, &context, observer).map_err(fail)?;
             let manifest = StageManifest {
                 schema: MANIFEST_SCHEMA.to_string(),
                 stage: id.clone(),
@@ -223,6 +266,7 @@ impl Runner<'_> {
                 outputs: outputs_of(&partial)
                     .map_err(|e| fail(format!("cannot read back its outputs: {e}")))?,
                 figures: outcome.figures,
+                timings: outcome.timings,
                 summary: outcome.summary,
                 seconds: started.elapsed().as_secs_f64(),
             };
@@ -253,6 +297,29 @@ impl Runner<'_> {
             },
         )?;
         Ok(summary)
+    }
+
+    /// The stages `upto` needs: themselves and every stage they read from, directly or not
+    /// (`None`: every stage).
+    fn needed(&self, upto: &[String]) -> Option<std::collections::BTreeSet<String>> {
+        if upto.is_empty() {
+            return None;
+        }
+        let mut needed = std::collections::BTreeSet::new();
+        let mut todo: Vec<String> = upto.to_vec();
+        while let Some(id) = todo.pop() {
+            if !needed.insert(id.clone()) {
+                continue;
+            }
+            if let Some(stage) = self.plan.stage(&id) {
+                for input in &stage.inputs {
+                    if let StageInput::Stage(from) = input {
+                        todo.push(from.clone());
+                    }
+                }
+            }
+        }
+        Some(needed)
     }
 
     /// The inputs of a stage with their hashes: declared files by their bytes, other stages'
@@ -365,14 +432,29 @@ fn prepare(partial: &Path) -> io::Result<()> {
     fs::create_dir_all(partial)
 }
 
-/// Every file a stage wrote, with its hash, size and lines.
+/// Every file a stage wrote (in its folders too, as `model/config.json`), with its hash, size
+/// and lines.
 fn outputs_of(dir: &Path) -> io::Result<BTreeMap<String, OutputRecord>> {
     let mut out = BTreeMap::new();
+    collect_outputs(dir, "", &mut out)?;
+    Ok(out)
+}
+
+fn collect_outputs(
+    dir: &Path,
+    prefix: &str,
+    out: &mut BTreeMap<String, OutputRecord>,
+) -> io::Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == "manifest.json" || !entry.file_type()?.is_file() {
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            collect_outputs(&entry.path(), &format!("{name}/"), out)?;
+            continue;
+        }
+        if name == "manifest.json" || !kind.is_file() {
             continue;
         }
         let bytes = fs::read(entry.path())?;
@@ -385,5 +467,5 @@ fn outputs_of(dir: &Path) -> io::Result<BTreeMap<String, OutputRecord>> {
             },
         );
     }
-    Ok(out)
+    Ok(())
 }

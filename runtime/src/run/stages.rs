@@ -1,8 +1,9 @@
 //! The stages `rubric run` executes, each a thin call into the same code as its `rubric data`
-//! command, reading only its typed configuration and its resolved inputs and writing into its
-//! own (partial) output folder.
+//! or `rubric train` command, reading only its typed configuration and its resolved inputs and
+//! writing into its own (partial) output folder.
 
-use super::{ResolvedInput, RunStage, Runner, StageManifest};
+use super::{ResolvedInput, RunObserver, RunStage, Runner, StageManifest};
+use crate::compile::{deterministic_json, sha256_hex};
 use crate::data::clean::{CleanOptions, CleanOutputs, clean};
 use crate::data::golden::pairs::read_pairs;
 use crate::data::mix::{MixInput, MixOptions, mix, split_real};
@@ -19,6 +20,8 @@ use std::path::{Path, PathBuf};
 pub struct StageOutcome {
     pub summary: String,
     pub figures: BTreeMap<String, f64>,
+    /// Wall-clock measurements, kept apart from the figures (they differ run to run).
+    pub timings: BTreeMap<String, f64>,
 }
 
 /// The stages this version executes.
@@ -29,6 +32,7 @@ pub enum Kind {
     Clean,
     Synthesize,
     Mix,
+    Teacher,
 }
 
 /// How this version executes a stage, or why it does not yet.
@@ -41,9 +45,7 @@ pub fn kind(stage: RunStage<'_>) -> Result<Kind, &'static str> {
         StageConfig::Clean { .. } => Ok(Kind::Clean),
         StageConfig::Synthesize(_) => Ok(Kind::Synthesize),
         StageConfig::Mix(_) => Ok(Kind::Mix),
-        StageConfig::TrainTeacher(_) => {
-            Err("teacher training is not in this version of rubric yet")
-        }
+        StageConfig::TrainTeacher(_) => Ok(Kind::Teacher),
         StageConfig::Distill(_) => Err("distillation is not in this version of rubric yet"),
         StageConfig::Quantize(_) => Err("quantization is not in this version of rubric yet"),
         StageConfig::Evaluate { .. } => Err("evaluation is not in this version of rubric yet"),
@@ -59,21 +61,37 @@ pub fn reads_policy(stage: &Stage) -> bool {
 
 type Done = BTreeMap<String, (PathBuf, StageManifest)>;
 
-/// Runs one stage into `out`.
+/// What a stage runs with: the runner, its resolved inputs, the stages done, its output folder.
+pub struct Context<'a> {
+    pub runner: &'a Runner<'a>,
+    pub inputs: &'a [ResolvedInput],
+    pub done: &'a Done,
+    /// The stage's (partial) output folder.
+    pub out: &'a Path,
+    /// Where models train.
+    pub device: &'a str,
+}
+
+/// Runs one stage into `context.out`.
 pub fn execute(
     kind: Kind,
     stage: RunStage<'_>,
-    runner: &Runner<'_>,
-    inputs: &[ResolvedInput],
-    done: &Done,
-    out: &Path,
-    progress: &mut dyn FnMut(u64, u64),
+    context: &Context<'_>,
+    observer: &mut dyn RunObserver,
 ) -> Result<StageOutcome, String> {
+    let Context {
+        runner,
+        inputs,
+        done,
+        out,
+        ..
+    } = *context;
     let plan = runner.plan;
     let stage = match stage {
         RunStage::Document => return document(runner, out),
         RunStage::Plan(stage) => stage,
     };
+    let progress = &mut |d: u64, t: u64| observer.progress(d, t);
     match (kind, &stage.config) {
         (Kind::Label, StageConfig::Label { source, path }) => {
             label(runner, source, &runner.base.join(path), out, progress)
@@ -145,6 +163,7 @@ pub fn execute(
                     summary.written, summary.coverage.covered, summary.coverage.total
                 ),
                 figures,
+                timings: BTreeMap::new(),
             })
         }
         (Kind::Mix, StageConfig::Mix(config)) => {
@@ -235,13 +254,142 @@ pub fn execute(
                     c.validation
                 ),
                 figures,
+                timings: BTreeMap::new(),
             })
+        }
+        (Kind::Teacher, StageConfig::TrainTeacher(config)) => {
+            teacher(stage, config, context, observer)
         }
         _ => Err(format!(
             "the stage `{}` has a configuration its kind does not take",
             stage.id
         )),
     }
+}
+
+/// Reports a teacher's training to the run's observer.
+struct TeacherLines<'o> {
+    observer: &'o mut dyn RunObserver,
+}
+
+impl crate::teach::TeacherObserver for TeacherLines<'_> {
+    fn progress(&mut self, done: u64, total: u64) {
+        self.observer.progress(done, total);
+    }
+
+    fn status(&mut self, text: &str) {
+        self.observer.status(text);
+    }
+
+    fn note(&mut self, text: &str) {
+        self.observer.note(text);
+    }
+}
+
+/// The input of a stage that another stage wrote under this file name.
+fn stage_file<'i>(inputs: &'i [ResolvedInput], stage: &str, file: &str) -> Option<&'i Path> {
+    let name = format!("stage:{stage}/{file}");
+    inputs
+        .iter()
+        .find(|i| i.name == name)
+        .map(|i| i.path.as_path())
+}
+
+fn teacher(
+    stage: &Stage,
+    config: &rubric_compiler::lower::plan::TeacherConfig,
+    context: &Context<'_>,
+    observer: &mut dyn RunObserver,
+) -> Result<StageOutcome, String> {
+    use rubric_compiler::lower::plan::StageInput;
+    let runner = context.runner;
+    let plan = runner.plan;
+    let real_share = plan
+        .stages
+        .iter()
+        .find_map(|s| match &s.config {
+            StageConfig::Mix(m) => Some(m.real_share),
+            _ => None,
+        })
+        .unwrap_or(1.0);
+    let missing = |what: &str| format!("its input `{what}` is missing; run the stages before it");
+    let pool = stage_file(context.inputs, "mix", "pool.jsonl").ok_or_else(|| missing("mix"))?;
+    let validation =
+        stage_file(context.inputs, "mix", "validation.jsonl").ok_or_else(|| missing("mix"))?;
+    let mut clicks = None;
+    for input in &stage.inputs {
+        if let StageInput::Stage(id) = input
+            && let Some(StageConfig::Clean { source, .. }) = plan.stage(id).map(|s| &s.config)
+        {
+            clicks = Some(
+                stage_file(context.inputs, id, &format!("{source}.clean.jsonl"))
+                    .ok_or_else(|| missing(id))?,
+            );
+        }
+    }
+    let device = rubric_ml::device::by_name(context.device)?;
+    let engine = Engine::new(runner.compiled.lowered.labeling.clone());
+    let job = crate::teach::TeacherJob {
+        engine: &engine,
+        config,
+        real_share,
+        base: &runner.base,
+        device: &device,
+        plan_hash: sha256_hex(deterministic_json(plan).as_bytes()),
+        data: context
+            .inputs
+            .iter()
+            .map(|i| (i.name.clone(), i.sha256.clone()))
+            .collect(),
+    };
+    let sources = crate::teach::examples::Sources {
+        pool,
+        validation,
+        clicks,
+    };
+    // Checkpoints beside the partial folder: a killed run resumes from them.
+    let work = context.out.with_extension("train");
+    let outcome = crate::teach::train_teacher(
+        &job,
+        &sources,
+        context.out,
+        &work,
+        &mut TeacherLines { observer },
+    )?;
+    let card = &outcome.card;
+    let mut figures: BTreeMap<String, f64> =
+        card.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    figures.insert("parameters".to_string(), card.parameters as f64);
+    figures.insert("train_rows".to_string(), card.train_rows as f64);
+    figures.insert("validation_rows".to_string(), card.validation_rows as f64);
+    figures.insert("epochs".to_string(), card.history.len() as f64);
+    let mut timings = BTreeMap::new();
+    timings.insert("train_seconds".to_string(), outcome.seconds);
+    timings.insert("train_rows_per_second".to_string(), outcome.rows_per_second);
+    if card.heads.click {
+        figures.insert(
+            "unjoined_clicks".to_string(),
+            outcome.unjoined_clicks as f64,
+        );
+    }
+    let headline: Vec<String> = ["policy_alignment", "grade_kappa", "ndcg@10", "click_auc"]
+        .iter()
+        .filter_map(|k| card.metrics.get(*k).map(|v| format!("{k} {v:.3}")))
+        .collect();
+    Ok(StageOutcome {
+        summary: format!(
+            "{} on {} held-out rows; {:.2} M parameters",
+            if headline.is_empty() {
+                "trained".to_string()
+            } else {
+                headline.join(", ")
+            },
+            card.validation_rows,
+            card.parameters as f64 / 1e6,
+        ),
+        figures,
+        timings,
+    })
 }
 
 /// The file of a declared source of pairs.
@@ -279,6 +427,7 @@ fn document(runner: &Runner<'_>, out: &Path) -> Result<StageOutcome, String> {
     Ok(StageOutcome {
         summary: format!("{} files", files.len()),
         figures: BTreeMap::new(),
+        timings: BTreeMap::new(),
     })
 }
 
@@ -310,6 +459,7 @@ fn label(
     Ok(StageOutcome {
         summary: format!("{} pairs labeled", summary.labeled),
         figures,
+        timings: BTreeMap::new(),
     })
 }
 
@@ -373,5 +523,6 @@ fn clean_log(
             r.rows_in, r.kept, r.dropped, r.quarantined
         ),
         figures,
+        timings: BTreeMap::new(),
     })
 }

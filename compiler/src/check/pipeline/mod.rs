@@ -2,12 +2,16 @@
 //! quantization and monitoring, against the known targets, losses, metrics and settings.
 
 mod data;
+mod inputs;
 mod monitor;
 mod students;
 mod teachers;
 
 use data::*;
+use inputs::*;
 use monitor::*;
+
+pub use inputs::{CONTEXT_FEATURES, InputShape, RoleOutline};
 use students::*;
 use teachers::*;
 
@@ -26,6 +30,8 @@ use crate::vocabulary::{self, Block, Kind, MetricUnit, STRATEGIES};
 pub struct PolicyOutline<'a> {
     pub name: &'a str,
     pub dimensions: Vec<&'a str>,
+    /// The pair's roles with their fields: what `reads` and `features` may name.
+    pub roles: Vec<RoleOutline<'a>>,
 }
 
 /// Checks one pipeline; `policy` is the policy it names when that policy was found (None: the
@@ -52,6 +58,31 @@ pub fn check_pipeline(
     }
     check_teachers(pipeline, policy, diagnostics);
     check_students(pipeline, diagnostics);
+    if let Some(policy) = policy {
+        for t in &pipeline.teachers {
+            let owner = format!("the teacher `{}`", t.name.name);
+            let from_clicks = t.predicts.iter().any(|p| p.name == "click");
+            check_inputs(
+                &t.reads,
+                &t.features,
+                &owner,
+                from_clicks,
+                policy,
+                diagnostics,
+            );
+        }
+        for s in &pipeline.students {
+            // The student learns from its teachers on impressions too (their click targets).
+            check_inputs(
+                &s.reads,
+                &s.features,
+                "the student",
+                true,
+                policy,
+                diagnostics,
+            );
+        }
+    }
     for quantize in &pipeline.quantize {
         check_quantize(quantize, diagnostics);
     }

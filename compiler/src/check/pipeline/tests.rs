@@ -52,6 +52,26 @@ fn outline() -> PolicyOutline<'static> {
     PolicyOutline {
         name: "job_match",
         dimensions: vec!["skill_match", "seniority", "industry", "location"],
+        roles: vec![
+            RoleOutline {
+                name: "query",
+                fields: vec![
+                    ("title", InputShape::Text),
+                    ("required_skills", InputShape::Collection),
+                    ("seniority", InputShape::Enum),
+                    ("remote", InputShape::Bool),
+                ],
+            },
+            RoleOutline {
+                name: "candidate",
+                fields: vec![
+                    ("headline", InputShape::Text),
+                    ("skills", InputShape::Collection),
+                    ("years_experience", InputShape::Number),
+                    ("location", InputShape::String),
+                ],
+            },
+        ],
     }
 }
 

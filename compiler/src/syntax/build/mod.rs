@@ -69,7 +69,7 @@ impl Builder {
     fn names(&self, pair: &Pair<'_, Rule>) -> Vec<Ident> {
         pair.clone()
             .into_inner()
-            .filter(|p| matches!(p.as_rule(), Rule::name | Rule::ident))
+            .filter(|p| matches!(p.as_rule(), Rule::name | Rule::ident | Rule::input_ref))
             .map(|p| self.ident(&p))
             .collect()
     }

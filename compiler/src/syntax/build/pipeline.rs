@@ -55,6 +55,7 @@ impl Builder {
                     loss: None,
                     train: Vec::new(),
                     regularize: Vec::new(),
+                    reads: Vec::new(),
                     features: Vec::new(),
                     span,
                 };
@@ -65,6 +66,7 @@ impl Builder {
                         Rule::loss_stmt => teacher.loss = Some(self.loss(p)),
                         Rule::train_stmt => teacher.train.extend(self.settings_of(p)),
                         Rule::regularize_stmt => teacher.regularize.extend(self.regularize(p)),
+                        Rule::reads_stmt => teacher.reads.extend(self.names(&p)),
                         Rule::features_stmt => teacher.features.extend(self.names(&p)),
                         _ => {}
                     }
@@ -81,6 +83,7 @@ impl Builder {
                     regularize: Vec::new(),
                     early_stop: None,
                     train: Vec::new(),
+                    reads: Vec::new(),
                     features: Vec::new(),
                     span,
                 };
@@ -89,6 +92,7 @@ impl Builder {
                     match p.as_rule() {
                         Rule::model_stmt => student.model.extend(self.model(p)),
                         Rule::train_stmt => student.train.extend(self.settings_of(p)),
+                        Rule::reads_stmt => student.reads.extend(self.names(&p)),
                         Rule::features_stmt => student.features.extend(self.names(&p)),
                         Rule::regularize_stmt => student.regularize.extend(self.regularize(p)),
                         Rule::distill_stmt => {

@@ -4,7 +4,9 @@
 use super::{Composer, join_inlines, percent};
 use crate::doc::{Block, Inline};
 use rubric_compiler::format::format_pipeline;
-use rubric_compiler::syntax::ast::{ModelSpec, PipelineDecl, Setting, SettingValue, Threshold};
+use rubric_compiler::syntax::ast::{
+    Ident, ModelSpec, PipelineDecl, Setting, SettingValue, Threshold,
+};
 
 impl Composer<'_> {
     pub(super) fn pipeline(&mut self, p: &PipelineDecl) {
@@ -83,6 +85,7 @@ impl Composer<'_> {
                 line.push(Inline::Text("; trains with ".into()));
                 line.push(Inline::Code(settings_text(&t.train)));
             }
+            line.extend(inputs_text(&t.reads, &t.features));
             items.push(line);
         }
         for s in &p.students {
@@ -113,6 +116,7 @@ impl Composer<'_> {
                     stop.metric.name, stop.patience
                 )));
             }
+            line.extend(inputs_text(&s.reads, &s.features));
             items.push(line);
         }
         for q in &p.quantize {
@@ -303,4 +307,20 @@ fn models_text(models: &[ModelSpec]) -> Vec<Inline> {
         ],
     });
     join_inlines(parts, ", ")
+}
+
+/// What a model reads, as a reviewer reads it: `; reads `query.title`, ...; features ...`.
+fn inputs_text(reads: &[Ident], features: &[Ident]) -> Vec<Inline> {
+    let mut out = Vec::new();
+    for (label, list) in [("; reads ", reads), ("; features ", features)] {
+        if list.is_empty() {
+            continue;
+        }
+        out.push(Inline::Text(label.into()));
+        out.extend(join_inlines(
+            list.iter().map(|i| vec![Inline::Code(i.name.clone())]),
+            ", ",
+        ));
+    }
+    out
 }

@@ -1,0 +1,299 @@
+//! What a teacher learns from, row by row: each pair's text (the pipeline's `reads`), features
+//! and targets — the rubric's own labels for policy targets, the cleaned click log's clicks
+//! (joined to their pairs by `query_id` and `candidate_id`) for the click target — split as the
+//! mix stage split the real pairs, so no teacher ever trains on a held-out pair.
+
+use super::features::{FeatureEncoder, Row};
+use crate::data::clicks::Click;
+use crate::data::golden::pairs::{PairLabeler, PairRow, grade_names, read_pairs};
+use crate::encode::{TextField, pair_texts};
+use crate::label::engine::Engine;
+use rubric_compiler::lower::plan::{ModelInputs, Target};
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::Path;
+
+/// The heads a teacher has, derived from its targets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Heads {
+    /// Score heads by name (dimensions, `overall`), each with the label it learns: a dimension's
+    /// index, or `None` for the overall score.
+    pub scores: Vec<(String, Option<usize>)>,
+    /// The overall grades, best first (empty: no grade head).
+    pub grades: Vec<String>,
+    pub click: bool,
+}
+
+impl Heads {
+    pub fn new(targets: &[Target], engine: &Engine) -> Result<Heads, String> {
+        let mut heads = Heads {
+            scores: Vec::new(),
+            grades: Vec::new(),
+            click: false,
+        };
+        for t in targets {
+            match t {
+                Target::Dimension(name) => {
+                    let i = engine
+                        .program
+                        .dimensions
+                        .iter()
+                        .position(|d| &d.name == name)
+                        .ok_or_else(|| format!("the policy has no dimension `{name}`"))?;
+                    heads.scores.push((name.clone(), Some(i)));
+                }
+                Target::Overall => heads.scores.push(("overall".to_string(), None)),
+                Target::Grades => {
+                    heads.grades = grade_names(engine)
+                        .into_iter()
+                        .filter(|g| g != crate::data::golden::pairs::ABSTAINED)
+                        .collect();
+                }
+                Target::Click => heads.click = true,
+            }
+        }
+        Ok(heads)
+    }
+
+    /// Whether any head learns from the rubric's labels.
+    pub fn reads_labels(&self) -> bool {
+        !self.scores.is_empty() || !self.grades.is_empty()
+    }
+}
+
+/// One row a teacher learns from or is measured on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Example {
+    /// The query's text and the candidate's.
+    pub texts: (String, String),
+    pub features: Vec<f32>,
+    /// A target per score head; NaN where the rubric abstained.
+    pub scores: Vec<f32>,
+    /// The overall grade's index among the heads' grades.
+    pub grade: Option<usize>,
+    pub click: Option<bool>,
+    /// One-based position of the impression (clicks only).
+    pub position: u32,
+    /// Whether it comes from a real pair (the mix's share is of real rows).
+    pub real: bool,
+    /// The query it ranks for, for NDCG.
+    pub query: String,
+}
+
+/// The training and validation rows, and what was found while joining them.
+pub struct Examples {
+    pub train: Vec<Example>,
+    pub validation: Vec<Example>,
+    pub features: FeatureEncoder,
+    /// Click-log rows whose pair is in neither split (a synthetic pair has no clicks).
+    pub unjoined_clicks: u64,
+}
+
+/// The mix stage's outputs and the cleaned click log, when the teacher learns clicks.
+pub struct Sources<'a> {
+    pub pool: &'a Path,
+    pub validation: &'a Path,
+    pub clicks: Option<&'a Path>,
+}
+
+fn text_fields(inputs: &ModelInputs, engine: &Engine) -> Result<Vec<TextField>, String> {
+    inputs
+        .reads
+        .iter()
+        .map(|f| {
+            let role = engine
+                .program
+                .roles
+                .iter()
+                .position(|r| r.name == f.role)
+                .ok_or_else(|| format!("the policy has no role `{}`", f.role))?;
+            Ok(TextField {
+                role,
+                field: f.field.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A pair's labels as targets of the heads.
+fn targets(
+    labeler: &mut PairLabeler<'_>,
+    heads: &Heads,
+    row: &PairRow,
+    file: &Path,
+) -> Result<(Vec<f32>, Option<usize>), String> {
+    if !heads.reads_labels() {
+        return Ok((Vec::new(), None));
+    }
+    let labeled = labeler
+        .label(row.line, &row.value, None)
+        .map_err(|e| format!("`{}`, {e}", file.display()))?;
+    let scores = heads
+        .scores
+        .iter()
+        .map(|(_, dim)| {
+            let v = match dim {
+                Some(i) => labeled.label.dimensions.get(*i).copied().flatten(),
+                None => labeled.label.overall,
+            };
+            v.map_or(f32::NAN, |v| v as f32)
+        })
+        .collect();
+    let grade = heads.grades.iter().position(|g| *g == labeled.grade);
+    Ok((scores, grade))
+}
+
+/// Reads the mix's pairs (and the click log) into examples for these heads and inputs, their
+/// features encoded by `fitted` (a trained model's) or by an encoder fitted on the pool.
+pub fn build(
+    engine: &Engine,
+    heads: &Heads,
+    inputs: &ModelInputs,
+    fitted: Option<&FeatureEncoder>,
+    sources: &Sources<'_>,
+) -> Result<Examples, String> {
+    let fields = text_fields(inputs, engine)?;
+    let read = |p: &Path| read_pairs(p).map_err(|e| e.to_string());
+    let pool = read(sources.pool)?;
+    let validation = read(sources.validation)?;
+    let fit_rows: Vec<Row<'_>> = pool
+        .iter()
+        .map(|r| Row {
+            pair: &r.value,
+            ts: None,
+        })
+        .collect();
+    let encoder = match fitted {
+        Some(f) => f.clone(),
+        None => FeatureEncoder::fit(&inputs.features, &fit_rows),
+    };
+    let mut labeler = PairLabeler::new(engine);
+
+    // One example per pair, or per impression of a real pair when the teacher learns clicks.
+    let mut make = |row: &PairRow, file: &Path, click: Option<&Click>| -> Result<Example, String> {
+        let texts = pair_texts(&engine.program, &fields, &row.value)
+            .map_err(|e| format!("`{}`, line {}: {e}", file.display(), row.line))?;
+        let mut features = Vec::with_capacity(encoder.width());
+        encoder
+            .encode(
+                &Row {
+                    pair: &row.value,
+                    ts: click.map(|c| c.ts),
+                },
+                &mut features,
+            )
+            .map_err(|e| format!("`{}`, line {}: {e}", file.display(), row.line))?;
+        let (scores, grade) = targets(&mut labeler, heads, row, file)?;
+        Ok(Example {
+            texts,
+            features,
+            scores,
+            grade,
+            click: click.map(|c| c.clicked),
+            position: click.map_or(0, |c| c.position),
+            real: row.str_field("source") != Some("synthetic"),
+            query: row
+                .str_field("query_id")
+                .map(str::to_string)
+                .or_else(|| {
+                    row.value
+                        .get(engine.program.roles.first().map_or("query", |r| &r.name))
+                        .map(|q| q.to_string())
+                })
+                .unwrap_or_default(),
+        })
+    };
+
+    if !heads.click {
+        let train = pool
+            .iter()
+            .map(|r| make(r, sources.pool, None))
+            .collect::<Result<_, _>>()?;
+        let held = validation
+            .iter()
+            .map(|r| make(r, sources.validation, None))
+            .collect::<Result<_, _>>()?;
+        return Ok(Examples {
+            train,
+            validation: held,
+            features: encoder,
+            unjoined_clicks: 0,
+        });
+    }
+
+    let Some(clicks_path) = sources.clicks else {
+        return Err(
+            "the teacher predicts `click`, and the pipeline declares no click log: add one to \
+             `data` (`clicks \"data/clicks.jsonl\" clean { ... }`)"
+                .to_string(),
+        );
+    };
+    // Real pairs by (query_id, candidate_id): the pool's are for training, the split's held out.
+    let mut by_key: HashMap<(String, String), (bool, usize)> = HashMap::new();
+    for (held, rows) in [(false, &pool), (true, &validation)] {
+        for (i, r) in rows.iter().enumerate() {
+            if r.str_field("source") == Some("synthetic") {
+                continue;
+            }
+            if let (Some(q), Some(c)) = (r.str_field("query_id"), r.str_field("candidate_id")) {
+                by_key.insert((q.to_string(), c.to_string()), (held, i));
+            }
+        }
+    }
+    if by_key.is_empty() {
+        return Err(format!(
+            "the click teacher joins clicks to pairs by `query_id` and `candidate_id`, and the \
+             pairs of `{}` have neither",
+            sources.pool.display()
+        ));
+    }
+    let file = std::fs::File::open(clicks_path)
+        .map_err(|e| format!("cannot read `{}`: {e}", clicks_path.display()))?;
+    let (mut train, mut held_out) = (Vec::new(), Vec::new());
+    let mut unjoined = 0u64;
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| format!("cannot read `{}`: {e}", clicks_path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let click = Click::parse(i as u64 + 1, &line)
+            .map_err(|e| format!("`{}`, {e}", clicks_path.display()))?;
+        let key = (click.query_id.clone(), click.candidate_id.clone());
+        let Some(&(held, index)) = by_key.get(&key) else {
+            unjoined += 1;
+            continue;
+        };
+        let (rows, file) = if held {
+            (&validation, sources.validation)
+        } else {
+            (&pool, sources.pool)
+        };
+        let Some(row) = rows.get(index) else {
+            continue;
+        };
+        let example = make(row, file, Some(&click))?;
+        if held {
+            held_out.push(example);
+        } else {
+            train.push(example);
+        }
+    }
+    Ok(Examples {
+        train,
+        validation: held_out,
+        features: encoder,
+        unjoined_clicks: unjoined,
+    })
+}
+
+/// The texts a tokenizer is learned from: each distinct query and candidate text of the
+/// training rows once, in a fixed order.
+pub fn training_texts(train: &[Example]) -> Vec<&str> {
+    let mut texts: Vec<&str> = train
+        .iter()
+        .flat_map(|e| [e.texts.0.as_str(), e.texts.1.as_str()])
+        .collect();
+    texts.sort_unstable();
+    texts.dedup();
+    texts
+}

@@ -1,0 +1,571 @@
+//! A model's structured inputs as numbers: the pipeline's `features [...]`, each fitted on the
+//! training pairs (a number's mean and spread, a string's most frequent values) and stored with
+//! the model, so training, evaluation and serving encode a pair the same way. Beside each
+//! feature's own numbers come comparisons of the two sides of the pair, which a small network
+//! cannot compute from one-hot codes: for a feature of the query and one of the candidate of the
+//! same kind, whether their values are the same (strings, the same enum) or which share of each
+//! side's set the other holds (sets and lists).
+
+use jiff::Timestamp;
+use rubric_compiler::lower::plan::Feature;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// The most values a string feature keeps (the rest share one slot).
+pub const MAX_STRING_VALUES: usize = 64;
+/// The most values a set-of-strings feature keeps (the rest share one slot).
+pub const MAX_SET_VALUES: usize = 512;
+
+/// One fitted feature and the slots it fills.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+pub enum Column {
+    Number {
+        role: String,
+        field: String,
+        mean: f64,
+        std: f64,
+    },
+    Bool {
+        role: String,
+        field: String,
+    },
+    /// One-hot over `values`; with `other`, a last slot for any other value.
+    OneOf {
+        role: String,
+        field: String,
+        values: Vec<String>,
+        other: bool,
+    },
+    /// Multi-hot over `values`; with `other`, a last slot counting any other values' share.
+    AnyOf {
+        role: String,
+        field: String,
+        values: Vec<String>,
+        other: bool,
+    },
+    HourOfDay,
+    DayOfWeek,
+}
+
+impl Column {
+    fn width(&self) -> usize {
+        match self {
+            // A number's value and whether it is missing (an optional field left out).
+            Column::Number { .. } => 2,
+            Column::Bool { .. } => 1,
+            Column::OneOf { values, other, .. } | Column::AnyOf { values, other, .. } => {
+                values.len() + usize::from(*other)
+            }
+            Column::HourOfDay => 24,
+            Column::DayOfWeek => 7,
+        }
+    }
+}
+
+/// How two features of different roles are compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompareKind {
+    /// 1 when both values are there and the same.
+    Same,
+    /// The share of the first set the second holds, and of the second the first holds.
+    Shared,
+}
+
+/// A comparison of two features (by position in `columns`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    pub left: usize,
+    pub right: usize,
+    pub kind: CompareKind,
+}
+
+/// The fitted features of a model, in the pipeline's order, then their comparisons.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureEncoder {
+    pub columns: Vec<Column>,
+    pub comparisons: Vec<Comparison>,
+}
+
+/// The comparisons of features of different roles whose values can be compared: two strings,
+/// two values of the same enum, two sets of strings or of the same enum's values.
+fn comparisons(features: &[Feature]) -> Vec<Comparison> {
+    let shape = |f: &Feature| match f {
+        Feature::OneOf { role, values, .. } => {
+            Some((role.clone(), CompareKind::Same, values.clone()))
+        }
+        Feature::AnyOf { role, values, .. } => {
+            Some((role.clone(), CompareKind::Shared, values.clone()))
+        }
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for (i, a) in features.iter().enumerate() {
+        for (j, b) in features.iter().enumerate().skip(i + 1) {
+            if let (Some((ra, ka, va)), Some((rb, kb, vb))) = (shape(a), shape(b))
+                && ra != rb
+                && ka == kb
+                && va == vb
+            {
+                out.push(Comparison {
+                    left: i,
+                    right: j,
+                    kind: ka,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A pair (and its impression's time, for the click context) to encode.
+pub struct Row<'a> {
+    pub pair: &'a Value,
+    pub ts: Option<Timestamp>,
+}
+
+fn field<'v>(pair: &'v Value, role: &str, field: &str) -> Option<&'v Value> {
+    pair.get(role)
+        .and_then(|r| r.get(field))
+        .filter(|v| !v.is_null())
+}
+
+/// A value's text: strings as they are, enum values as written, anything else as JSON.
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The `keep` most frequent values (ties by value), and whether any value was left out.
+fn frequent(counts: HashMap<String, u64>, keep: usize) -> (Vec<String>, bool) {
+    let mut by_count: Vec<(String, u64)> = counts.into_iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let other = by_count.len() > keep;
+    let mut values: Vec<String> = by_count.into_iter().take(keep).map(|(v, _)| v).collect();
+    values.sort();
+    (values, other)
+}
+
+impl FeatureEncoder {
+    /// Fits `features` on the training rows.
+    pub fn fit(features: &[Feature], rows: &[Row<'_>]) -> FeatureEncoder {
+        let columns = features
+            .iter()
+            .map(|f| match f {
+                Feature::Number { role, field: name } => {
+                    let values: Vec<f64> = rows
+                        .iter()
+                        .filter_map(|r| field(r.pair, role, name).and_then(Value::as_f64))
+                        .filter(|v| v.is_finite())
+                        .collect();
+                    let n = values.len().max(1) as f64;
+                    let mean = values.iter().sum::<f64>() / n;
+                    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                    Column::Number {
+                        role: role.clone(),
+                        field: name.clone(),
+                        mean,
+                        std: if var > 0.0 { var.sqrt() } else { 1.0 },
+                    }
+                }
+                Feature::Bool { role, field } => Column::Bool {
+                    role: role.clone(),
+                    field: field.clone(),
+                },
+                Feature::OneOf {
+                    role,
+                    field: name,
+                    values,
+                } => {
+                    let (values, other) = if values.is_empty() {
+                        let mut counts = HashMap::new();
+                        for r in rows {
+                            if let Some(v) = field(r.pair, role, name) {
+                                *counts.entry(text_of(v)).or_insert(0) += 1;
+                            }
+                        }
+                        frequent(counts, MAX_STRING_VALUES)
+                    } else {
+                        (values.clone(), false)
+                    };
+                    Column::OneOf {
+                        role: role.clone(),
+                        field: name.clone(),
+                        values,
+                        other,
+                    }
+                }
+                Feature::AnyOf {
+                    role,
+                    field: name,
+                    values,
+                } => {
+                    let (values, other) = if values.is_empty() {
+                        let mut counts = HashMap::new();
+                        for r in rows {
+                            if let Some(Value::Array(items)) = field(r.pair, role, name) {
+                                for v in items {
+                                    *counts.entry(text_of(v)).or_insert(0) += 1;
+                                }
+                            }
+                        }
+                        frequent(counts, MAX_SET_VALUES)
+                    } else {
+                        (values.clone(), false)
+                    };
+                    Column::AnyOf {
+                        role: role.clone(),
+                        field: name.clone(),
+                        values,
+                        other,
+                    }
+                }
+                Feature::HourOfDay => Column::HourOfDay,
+                Feature::DayOfWeek => Column::DayOfWeek,
+            })
+            .collect();
+        FeatureEncoder {
+            columns,
+            comparisons: comparisons(features),
+        }
+    }
+
+    /// How many numbers a row becomes.
+    pub fn width(&self) -> usize {
+        let own: usize = self.columns.iter().map(Column::width).sum();
+        let compared: usize = self
+            .comparisons
+            .iter()
+            .map(|c| match c.kind {
+                CompareKind::Same => 1,
+                CompareKind::Shared => 2,
+            })
+            .sum();
+        own + compared
+    }
+
+    /// The value of the field a column reads.
+    fn value<'v>(&self, column: usize, pair: &'v Value) -> Option<&'v Value> {
+        match self.columns.get(column)? {
+            Column::OneOf { role, field: f, .. } | Column::AnyOf { role, field: f, .. } => {
+                field(pair, role, f)
+            }
+            _ => None,
+        }
+    }
+
+    fn compare(&self, c: &Comparison, pair: &Value, out: &mut Vec<f32>) {
+        let (a, b) = (self.value(c.left, pair), self.value(c.right, pair));
+        match c.kind {
+            CompareKind::Same => {
+                let same = matches!((a, b), (Some(a), Some(b)) if text_of(a) == text_of(b));
+                out.push(f32::from(u8::from(same)));
+            }
+            CompareKind::Shared => {
+                let set = |v: Option<&Value>| -> std::collections::BTreeSet<String> {
+                    match v {
+                        Some(Value::Array(items)) => items.iter().map(text_of).collect(),
+                        _ => Default::default(),
+                    }
+                };
+                let (a, b) = (set(a), set(b));
+                let both = a.intersection(&b).count() as f32;
+                let share = |n: usize| if n == 0 { 0.0 } else { both / n as f32 };
+                out.push(share(a.len()));
+                out.push(share(b.len()));
+            }
+        }
+    }
+
+    /// Appends a row's numbers to `out`. A value of the wrong type is an error naming the field;
+    /// a missing one is zeros.
+    pub fn encode(&self, row: &Row<'_>, out: &mut Vec<f32>) -> Result<(), String> {
+        for c in &self.columns {
+            let start = out.len();
+            out.resize(start + c.width(), 0.0);
+            let slots = &mut out[start..];
+            match c {
+                Column::Number {
+                    role,
+                    field: name,
+                    mean,
+                    std,
+                } => match field(row.pair, role, name) {
+                    Some(v) => {
+                        let x = v.as_f64().ok_or_else(|| {
+                            format!("`{role}.{name}`: expected a number, found {v}")
+                        })?;
+                        slots[0] = ((x - mean) / std) as f32;
+                    }
+                    None => slots[1] = 1.0,
+                },
+                Column::Bool { role, field: name } => {
+                    if let Some(v) = field(row.pair, role, name) {
+                        let b = v.as_bool().ok_or_else(|| {
+                            format!("`{role}.{name}`: expected a bool, found {v}")
+                        })?;
+                        slots[0] = f32::from(u8::from(b));
+                    }
+                }
+                Column::OneOf {
+                    role,
+                    field: name,
+                    values,
+                    other,
+                } => {
+                    if let Some(v) = field(row.pair, role, name) {
+                        let text = text_of(v);
+                        match values.binary_search(&text) {
+                            Ok(i) => slots[i] = 1.0,
+                            Err(_) if *other => slots[values.len()] = 1.0,
+                            Err(_) => {}
+                        }
+                    }
+                }
+                Column::AnyOf {
+                    role,
+                    field: name,
+                    values,
+                    other,
+                } => match field(row.pair, role, name) {
+                    None => {}
+                    Some(Value::Array(items)) => {
+                        let mut others = 0usize;
+                        for v in items {
+                            match values.binary_search(&text_of(v)) {
+                                Ok(i) => slots[i] = 1.0,
+                                Err(_) => others += 1,
+                            }
+                        }
+                        if *other && !items.is_empty() {
+                            slots[values.len()] = others as f32 / items.len() as f32;
+                        }
+                    }
+                    Some(v) => return Err(format!("`{role}.{name}`: expected a list, found {v}")),
+                },
+                Column::HourOfDay | Column::DayOfWeek => {
+                    let Some(ts) = row.ts else {
+                        return Err(format!(
+                            "`{}` needs the impression's time, and this row has none",
+                            if matches!(c, Column::HourOfDay) {
+                                "hour_of_day"
+                            } else {
+                                "day_of_week"
+                            }
+                        ));
+                    };
+                    // In UTC: 1970-01-01 was a Thursday (Monday is 0).
+                    let seconds = ts.as_second();
+                    let slot = if matches!(c, Column::HourOfDay) {
+                        seconds.rem_euclid(86_400) / 3_600
+                    } else {
+                        (seconds.div_euclid(86_400) + 3).rem_euclid(7)
+                    } as usize;
+                    if let Some(s) = slots.get_mut(slot) {
+                        *s = 1.0;
+                    }
+                }
+            }
+        }
+        for c in &self.comparisons {
+            self.compare(c, row.pair, out);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn features() -> Vec<Feature> {
+        vec![
+            Feature::Number {
+                role: "candidate".into(),
+                field: "years".into(),
+            },
+            Feature::Bool {
+                role: "query".into(),
+                field: "remote".into(),
+            },
+            Feature::OneOf {
+                role: "query".into(),
+                field: "seniority".into(),
+                values: vec!["junior".into(), "senior".into()],
+            },
+            Feature::OneOf {
+                role: "query".into(),
+                field: "industry".into(),
+                values: vec![],
+            },
+            Feature::AnyOf {
+                role: "candidate".into(),
+                field: "skills".into(),
+                values: vec![],
+            },
+            Feature::HourOfDay,
+            Feature::DayOfWeek,
+        ]
+    }
+
+    #[test]
+    fn a_row_becomes_the_numbers_its_features_say() {
+        let pairs = [
+            json!({"query": {"remote": true, "seniority": "senior", "industry": "fintech"},
+                   "candidate": {"years": 2, "skills": ["rust", "go"]}}),
+            json!({"query": {"remote": false, "seniority": "junior", "industry": "health"},
+                   "candidate": {"years": 6, "skills": ["rust"]}}),
+        ];
+        let rows: Vec<Row<'_>> = pairs.iter().map(|p| Row { pair: p, ts: None }).collect();
+        let encoder = FeatureEncoder::fit(&features(), &rows);
+        // Own slots; no comparison: no two features of different roles are of one kind.
+        assert!(encoder.comparisons.is_empty());
+        assert_eq!(encoder.width(), 2 + 1 + 2 + 2 + 2 + 24 + 7);
+        let ts: Timestamp = "2026-11-05T14:30:00Z".parse().unwrap(); // a Thursday
+        let mut out = Vec::new();
+        encoder
+            .encode(
+                &Row {
+                    pair: &pairs[0],
+                    ts: Some(ts),
+                },
+                &mut out,
+            )
+            .unwrap();
+        // years: mean 4, spread 2 → -1, not missing; remote; senior; fintech (sorted: fintech,
+        // health); skills (sorted: go, rust); 14:00; Thursday (Monday 0).
+        assert_eq!(&out[..9], &[-1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+        assert_eq!(out[9 + 14], 1.0);
+        assert_eq!(out[9 + 24 + 3], 1.0);
+        assert_eq!(out.iter().filter(|v| **v != 0.0).count(), 8);
+        // Missing values are zeros; a value of the wrong type names its field.
+        let mut empty = Vec::new();
+        let missing = json!({"query": {}, "candidate": {}});
+        encoder
+            .encode(
+                &Row {
+                    pair: &missing,
+                    ts: Some(ts),
+                },
+                &mut empty,
+            )
+            .unwrap();
+        // The hour, the day, and years marked missing.
+        assert_eq!(empty.iter().filter(|v| **v != 0.0).count(), 3);
+        assert_eq!(empty[1], 1.0);
+        let wrong = json!({"query": {"remote": "yes"}, "candidate": {}});
+        let err = encoder
+            .encode(
+                &Row {
+                    pair: &wrong,
+                    ts: Some(ts),
+                },
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        assert!(err.contains("`query.remote`"), "{err}");
+        let err = encoder
+            .encode(
+                &Row {
+                    pair: &missing,
+                    ts: None,
+                },
+                &mut Vec::new(),
+            )
+            .unwrap_err();
+        assert!(err.contains("hour_of_day"), "{err}");
+    }
+
+    #[test]
+    fn the_two_sides_are_compared_where_their_values_can_be() {
+        let both = |role: &str, field: &str, set: bool| {
+            if set {
+                Feature::AnyOf {
+                    role: role.into(),
+                    field: field.into(),
+                    values: vec![],
+                }
+            } else {
+                Feature::OneOf {
+                    role: role.into(),
+                    field: field.into(),
+                    values: vec![],
+                }
+            }
+        };
+        let features = vec![
+            both("query", "required_skills", true),
+            both("query", "industry", false),
+            both("candidate", "skills", true),
+            both("candidate", "industry", false),
+            Feature::OneOf {
+                role: "candidate".into(),
+                field: "seniority".into(),
+                values: vec!["junior".into(), "senior".into()],
+            },
+        ];
+        let pair = json!({"query": {"required_skills": ["rust", "sql"], "industry": "fintech"},
+                          "candidate": {"skills": ["rust", "go", "k8s", "sql"], "industry": "fintech",
+                                        "seniority": "senior"}});
+        let encoder = FeatureEncoder::fit(
+            &features,
+            &[Row {
+                pair: &pair,
+                ts: None,
+            }],
+        );
+        // Sets with sets, strings with strings; never a string with an enum or a set.
+        assert_eq!(
+            encoder
+                .comparisons
+                .iter()
+                .map(|c| (c.left, c.right, c.kind))
+                .collect::<Vec<_>>(),
+            [(0, 2, CompareKind::Shared), (1, 3, CompareKind::Same)]
+        );
+        let mut out = Vec::new();
+        encoder
+            .encode(
+                &Row {
+                    pair: &pair,
+                    ts: None,
+                },
+                &mut out,
+            )
+            .unwrap();
+        let n = out.len();
+        assert_eq!(n, encoder.width());
+        // Both required skills are held; half the candidate's skills are asked for; same industry.
+        assert_eq!(&out[n - 3..], &[1.0, 0.5, 1.0]);
+    }
+
+    #[test]
+    fn rare_strings_share_a_slot() {
+        let pairs: Vec<Value> = (0..(MAX_STRING_VALUES + 5))
+            .map(|i| json!({"query": {"industry": format!("i{i:03}")}}))
+            .collect();
+        let rows: Vec<Row<'_>> = pairs.iter().map(|p| Row { pair: p, ts: None }).collect();
+        let encoder = FeatureEncoder::fit(&features()[3..4], &rows);
+        assert_eq!(encoder.width(), MAX_STRING_VALUES + 1);
+        let mut out = Vec::new();
+        let unseen = json!({"query": {"industry": "zzz"}});
+        encoder
+            .encode(
+                &Row {
+                    pair: &unseen,
+                    ts: None,
+                },
+                &mut out,
+            )
+            .unwrap();
+        assert_eq!(out[MAX_STRING_VALUES], 1.0);
+    }
+}

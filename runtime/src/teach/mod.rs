@@ -1,0 +1,425 @@
+//! The teacher stages of `rubric run`: a teacher learns the policy's judgement (the rubric's own
+//! labels of the mixed real and synthetic pairs: dimension scores, the overall score, the grade)
+//! or engagement (the cleaned click log, joined to its pairs), from what a served model sees —
+//! the text the pipeline's `reads` names and its `features` — and is written in Hugging Face
+//! layout with a card of what it was made from and how well it does on the held-out real pairs.
+//! Nothing here is per model: the plan's typed configuration says everything.
+
+pub mod examples;
+pub mod features;
+pub mod task;
+
+use crate::compile::deterministic_json;
+use crate::label::engine::Engine;
+use candle_core::{DType, Device};
+use candle_nn::Init;
+use examples::{Examples, Heads, Sources, training_texts};
+use features::FeatureEncoder;
+use rubric_compiler::lower::ir::PolicyRef;
+use rubric_compiler::lower::plan::{
+    LossKind, ModelConfig, ModelInputs, Target, TeacherConfig, TrainConfig, Warmup,
+};
+use rubric_compiler::vocabulary::{self, Block};
+use rubric_ml::checkpoint;
+use rubric_ml::model::{BertConfig, HeadSpec, PairEncoder};
+use rubric_ml::params::Params;
+use rubric_ml::tokenize::{configure_for_pairs, encode_pairs, learn_wordpiece};
+use rubric_ml::train::{EpochRecord, TrainSettings, train};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+use task::{TeacherTask, Tokens};
+use tokenizers::Tokenizer;
+
+/// The schema of a teacher's card, `model/rubric.json`.
+pub const CARD_SCHEMA: &str = "rubric.teacher/1";
+/// The card beside the Hugging Face files.
+pub const CARD: &str = "rubric.json";
+/// The folder of the trained model in a teacher stage's outputs.
+pub const MODEL_DIR: &str = "model";
+/// The name of the training-only position bias in `model.safetensors` (not read when scoring).
+pub const POSITION_BIAS: &str = "training.position_bias";
+/// The most impression positions with a bias of their own; later ones share the last.
+pub const MAX_POSITIONS: usize = 64;
+
+/// What a trained teacher is: written beside its weights so that distillation, evaluation and
+/// serving encode pairs exactly as training did, and reports say what it was made from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherCard {
+    pub schema: String,
+    pub teacher: String,
+    pub policy: PolicyRef,
+    /// SHA-256 of the training plan it was trained by.
+    pub plan: String,
+    /// Every input of the stage with its SHA-256.
+    pub data: BTreeMap<String, String>,
+    pub targets: Vec<Target>,
+    pub heads: HeadSpec,
+    pub inputs: ModelInputs,
+    /// The fitted features, in `inputs.features` order.
+    pub features: FeatureEncoder,
+    /// Word pieces of a (query, candidate) pair.
+    pub max_len: usize,
+    pub loss: LossKind,
+    pub temperature: f64,
+    pub train: TrainConfig,
+    pub parameters: usize,
+    pub train_rows: usize,
+    pub validation_rows: usize,
+    /// The held-out real pairs' metrics after the last epoch.
+    pub metrics: BTreeMap<String, f64>,
+    pub history: Vec<EpochRecord>,
+}
+
+/// How a teacher stage reports while it trains.
+pub trait TeacherObserver {
+    /// Optimizer steps done of all.
+    fn progress(&mut self, done: u64, total: u64);
+    /// The latest loss, beside the progress bar.
+    fn status(&mut self, text: &str);
+    /// An epoch's validation metrics, kept in the log.
+    fn note(&mut self, text: &str);
+}
+
+/// A teacher to train, and what it needs besides its data.
+pub struct TeacherJob<'a> {
+    pub engine: &'a Engine,
+    pub config: &'a TeacherConfig,
+    /// The share of real rows in every batch (the mix's).
+    pub real_share: f64,
+    /// The pipeline's folder: `model init` paths are relative to it.
+    pub base: &'a Path,
+    pub device: &'a Device,
+    /// SHA-256 of the training plan.
+    pub plan_hash: String,
+    /// The stage's inputs by name, with their SHA-256.
+    pub data: BTreeMap<String, String>,
+}
+
+/// What a trained teacher reports.
+pub struct TeacherOutcome {
+    pub card: TeacherCard,
+    /// Seconds of training and the rows it went through per second.
+    pub seconds: f64,
+    pub rows_per_second: f64,
+    pub unjoined_clicks: u64,
+}
+
+fn fail(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// The encoder's configuration, tokenizer and starting weights.
+fn model_start(
+    job: &TeacherJob<'_>,
+    examples: &Examples,
+) -> Result<(BertConfig, Tokenizer, Params), String> {
+    let c = job.config;
+    let dropout = c.regularize.dropout;
+    let default_len = vocabulary::default_number(Block::Encoder, "max_len") as usize;
+    let (mut cfg, mut tokenizer, params) = match &c.model {
+        ModelConfig::Encoder(e) => {
+            let texts = training_texts(&examples.train);
+            let vocab = usize::try_from(e.vocab).map_err(fail)?;
+            let tokenizer = learn_wordpiece(texts.iter().copied(), vocab)?;
+            let size = |v: u64| usize::try_from(v).map_err(fail);
+            let cfg = BertConfig::new(
+                tokenizer.get_vocab_size(true),
+                size(e.hidden)?,
+                size(e.layers)?,
+                size(e.heads)?,
+                size(e.intermediate)?,
+                size(e.max_len)?,
+            );
+            (cfg, tokenizer, Params::seeded(c.train.seed))
+        }
+        ModelConfig::Init { path } => {
+            let dir = job.base.join(path);
+            let ckpt = checkpoint::load(&dir, &Device::Cpu).map_err(fail)?;
+            // The encoder and BERT's pooler start from the checkpoint; this teacher's feature
+            // layers and heads are its own (another model's may have other widths).
+            let encoder = checkpoint::encoder_shapes(&ckpt.config);
+            let tensors = ckpt
+                .tensors
+                .into_iter()
+                .filter(|(n, _)| encoder.contains_key(n) || n.starts_with("pooler."))
+                .map(|(n, t)| t.to_device(job.device).map(|t| (n, t)))
+                .collect::<candle_core::Result<_>>()
+                .map_err(fail)?;
+            (
+                ckpt.config,
+                ckpt.tokenizer,
+                Params::starting_from(c.train.seed, tensors),
+            )
+        }
+    };
+    cfg.hidden_dropout_prob = dropout;
+    cfg.attention_probs_dropout_prob = dropout;
+    cfg.validate()?;
+    let max_len = match &c.model {
+        ModelConfig::Encoder(_) => cfg.max_position_embeddings,
+        ModelConfig::Init { .. } => default_len.min(cfg.max_position_embeddings),
+    };
+    configure_for_pairs(&mut tokenizer, max_len)?;
+    Ok((cfg, tokenizer, params))
+}
+
+/// Every row's word pieces, unpadded.
+pub fn tokenize(tokenizer: &Tokenizer, rows: &[examples::Example]) -> Result<Vec<Tokens>, String> {
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(1024) {
+        let pairs: Vec<(String, String)> = chunk.iter().map(|e| e.texts.clone()).collect();
+        for e in encode_pairs(tokenizer, &pairs)? {
+            let n = e.mask.iter().filter(|m| **m == 1).count();
+            out.push(Tokens {
+                ids: e.ids.into_iter().take(n).collect(),
+                types: e.type_ids.into_iter().take(n).collect(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Trains the teacher on `sources`, writes it to `out/model/` (Hugging Face layout and its
+/// card), and keeps its checkpoints in `work/` meanwhile, so that a killed run resumes there.
+pub fn train_teacher(
+    job: &TeacherJob<'_>,
+    sources: &Sources<'_>,
+    out: &Path,
+    work: &Path,
+    observer: &mut dyn TeacherObserver,
+) -> Result<TeacherOutcome, String> {
+    let c = job.config;
+    // What an earlier, killed run left while removing its checkpoints.
+    let trash = work.with_extension("train.old");
+    let remove = |dir: &Path| -> Result<(), String> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| format!("cannot remove `{}`: {e}", dir.display()))?;
+        }
+        Ok(())
+    };
+    remove(&trash)?;
+    let heads = Heads::new(&c.targets, job.engine)?;
+    let examples = examples::build(job.engine, &heads, &c.inputs, None, sources)?;
+    let batch = usize::try_from(c.train.batch).map_err(fail)?.max(1);
+    if examples.train.len() < batch {
+        return Err(format!(
+            "the teacher `{}` has {} training rows, fewer than one batch of {batch}: add data or \
+             lower `train {{ batch }}`",
+            c.teacher,
+            examples.train.len()
+        ));
+    }
+    let (cfg, tokenizer, params) = model_start(job, &examples)?;
+    let train_tokens = tokenize(&tokenizer, &examples.train)?;
+    let validation_tokens = tokenize(&tokenizer, &examples.validation)?;
+    let spec = HeadSpec {
+        scores: heads.scores.iter().map(|(n, _)| n.clone()).collect(),
+        grades: heads.grades.clone(),
+        click: heads.click,
+    };
+    let vb = params.builder(DType::F32, job.device);
+    let model =
+        PairEncoder::new(&cfg, examples.features.width(), &spec, vb.clone()).map_err(fail)?;
+    let position_bias = if heads.click {
+        let slots = examples
+            .train
+            .iter()
+            .map(|e| e.position as usize)
+            .max()
+            .unwrap_or(1)
+            .clamp(1, MAX_POSITIONS);
+        Some(
+            vb.get_with_hints(slots, POSITION_BIAS, Init::Const(0.0))
+                .map_err(fail)?,
+        )
+    } else {
+        None
+    };
+    let parameters = params.count();
+
+    let observer = RefCell::new(observer);
+    let epochs = c.train.epochs;
+    let epoch_seen = RefCell::new(0u64);
+    let task = TeacherTask {
+        model: &model,
+        heads: &heads,
+        train: &examples.train,
+        train_tokens: &train_tokens,
+        validation: &examples.validation,
+        validation_tokens: &validation_tokens,
+        batch,
+        // The mix's share holds where there are both kinds; clicks are of real pairs only.
+        real_share: if examples.train.iter().all(|e| e.real) {
+            1.0
+        } else {
+            job.real_share
+        },
+        loss: c.loss,
+        temperature: c.temperature,
+        position_bias,
+        device: job.device.clone(),
+        on_epoch: RefCell::new(Box::new(|metrics: &BTreeMap<String, f64>| {
+            let mut seen = epoch_seen.borrow_mut();
+            *seen += 1;
+            let shown: Vec<String> = metrics
+                .iter()
+                .filter(|(k, _)| !k.contains('.'))
+                .map(|(k, v)| format!("{k} {v:.4}"))
+                .collect();
+            observer
+                .borrow_mut()
+                .note(&format!("epoch {}/{epochs}: {}", *seen, shown.join(", ")));
+        })),
+    };
+    let steps_per_epoch = (rubric_ml::train::Task::batches(&task, c.train.seed, 0).len() as u64)
+        .div_ceil(c.train.accumulate.max(1));
+    if steps_per_epoch == 0 {
+        return Err(format!(
+            "the teacher `{}` draws no full batch of {batch} from its {} training rows at {:.0}%              real: add data or lower `train {{ batch }}`",
+            c.teacher,
+            examples.train.len(),
+            task.real_share * 100.0
+        ));
+    }
+    let total_steps = steps_per_epoch * epochs;
+    let warmup = match c.train.warmup {
+        Warmup::Steps(n) => n,
+        Warmup::Fraction(f) => (f * total_steps as f64).round() as u64,
+    };
+    let settings = TrainSettings {
+        epochs,
+        accumulate: c.train.accumulate.max(1),
+        lr: c.train.lr,
+        warmup,
+        clip_norm: c.train.clip_norm,
+        weight_decay: c.regularize.weight_decay,
+        seed: c.train.seed,
+        early_stop: None,
+        checkpoint_every: 0,
+    };
+    let started = Instant::now();
+    let report = train(&params, &task, &settings, Some(work), &mut |step, loss| {
+        let mut o = observer.borrow_mut();
+        o.progress(step, total_steps);
+        o.status(&format!("loss {loss:.4}"));
+    })
+    .map_err(fail)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let trained_steps = report.state.step;
+    let rows_per_second = if seconds > 0.0 {
+        (trained_steps * settings.accumulate * batch as u64) as f64 / seconds
+    } else {
+        0.0
+    };
+    let metrics = report
+        .state
+        .history
+        .last()
+        .map(|h| h.metrics.clone())
+        .unwrap_or_default();
+
+    let model_dir = out.join(MODEL_DIR);
+    checkpoint::save(&model_dir, &cfg, &params, &tokenizer).map_err(fail)?;
+    let card = TeacherCard {
+        schema: CARD_SCHEMA.to_string(),
+        teacher: c.teacher.clone(),
+        policy: job.engine.program.policy.clone(),
+        plan: job.plan_hash.clone(),
+        data: job.data.clone(),
+        targets: c.targets.clone(),
+        heads: spec,
+        inputs: c.inputs.clone(),
+        features: examples.features.clone(),
+        max_len: tokenizer
+            .get_truncation()
+            .map_or(cfg.max_position_embeddings, |t| t.max_length),
+        loss: c.loss,
+        temperature: c.temperature,
+        train: c.train.clone(),
+        parameters,
+        train_rows: examples.train.len(),
+        validation_rows: examples.validation.len(),
+        metrics,
+        history: report.state.history.clone(),
+    };
+    let card_path = model_dir.join(CARD);
+    crate::atomic::write(&card_path, deterministic_json(&card).as_bytes())
+        .map_err(|e| format!("cannot write `{}`: {e}", card_path.display()))?;
+    // Moved aside first: a run killed while removing leaves no half checkpoint to resume from.
+    if work.exists() {
+        std::fs::rename(work, &trash)
+            .map_err(|e| format!("cannot move `{}` aside: {e}", work.display()))?;
+    }
+    remove(&trash)?;
+    Ok(TeacherOutcome {
+        card,
+        seconds,
+        rows_per_second,
+        unjoined_clicks: examples.unjoined_clicks,
+    })
+}
+
+/// A trained teacher read back for scoring: its card, its tokenizer and its frozen weights —
+/// plain tensors, not variables, so scoring records no graph.
+pub struct Teacher {
+    pub card: TeacherCard,
+    pub heads: Heads,
+    pub model: PairEncoder,
+    pub tokenizer: Tokenizer,
+    device: Device,
+}
+
+impl Teacher {
+    /// Reads `model_dir` (a teacher stage's `model/`) for the policy `engine` runs.
+    pub fn load(model_dir: &Path, engine: &Engine, device: &Device) -> Result<Teacher, String> {
+        let card = read_card(model_dir)?;
+        let heads = Heads::new(&card.targets, engine)?;
+        let ckpt = checkpoint::load(model_dir, &Device::Cpu).map_err(fail)?;
+        let tensors = ckpt
+            .tensors
+            .into_iter()
+            .map(|(n, t)| t.to_device(device).map(|t| (n, t)))
+            .collect::<candle_core::Result<_>>()
+            .map_err(fail)?;
+        let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, device);
+        let model = PairEncoder::new(&ckpt.config, card.features.width(), &card.heads, vb)
+            .map_err(|e| format!("`{}`: {e}", model_dir.display()))?;
+        let mut tokenizer = ckpt.tokenizer;
+        configure_for_pairs(&mut tokenizer, card.max_len)?;
+        Ok(Teacher {
+            card,
+            heads,
+            model,
+            tokenizer,
+            device: device.clone(),
+        })
+    }
+
+    /// The teacher's outputs on rows built for its heads and inputs.
+    pub fn score(&self, rows: &[examples::Example]) -> Result<task::Predictions, String> {
+        let tokens = tokenize(&self.tokenizer, rows)?;
+        task::predict(&self.model, &self.heads, rows, &tokens, &self.device).map_err(fail)
+    }
+}
+
+/// A teacher's card read back from its model folder.
+pub fn read_card(model_dir: &Path) -> Result<TeacherCard, String> {
+    let path = model_dir.join(CARD);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let card: TeacherCard =
+        serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))?;
+    if card.schema != CARD_SCHEMA {
+        return Err(format!(
+            "`{}` is a `{}` card; this rubric reads `{CARD_SCHEMA}`",
+            path.display(),
+            card.schema
+        ));
+    }
+    Ok(card)
+}
