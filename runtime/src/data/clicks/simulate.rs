@@ -253,6 +253,42 @@ fn round_to(x: f64, digits: i32) -> f64 {
     (x * k).round() / k
 }
 
+/// Each pair's hidden preference and logged-ranker score (docs/clicks.md), a fixed function of
+/// the seed and the pairs' ids and overall scores.
+fn draws(pairs: &[ScoredPair], seed: u64) -> Vec<(f64, f64)> {
+    let n = pairs.len().max(1) as f64;
+    let mean = pairs.iter().map(|p| p.overall).sum::<f64>() / n;
+    let sd = (pairs
+        .iter()
+        .map(|p| (p.overall - mean).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt();
+    let z = |x: f64| if sd > 0.0 { (x - mean) / sd } else { 0.0 };
+    pairs
+        .iter()
+        .map(|p| {
+            let appeal = keyed_normal(seed, "appeal", &p.candidate_id);
+            let key = format!("{}\u{0}{}", p.query_id, p.candidate_id);
+            let taste = keyed_normal(seed, "taste", &key);
+            let ranker_error = keyed_normal(seed, "ranker", &key);
+            (
+                PREFERENCE_RUBRIC * z(p.overall)
+                    + PREFERENCE_APPEAL * appeal
+                    + PREFERENCE_TASTE * taste,
+                RANKER_RUBRIC * z(p.overall) + RANKER_APPEAL * appeal + ranker_error,
+            )
+        })
+        .collect()
+}
+
+/// The members' hidden preference for each pair, as the simulator with this seed draws it:
+/// known by construction, so a click model's AUC can be set beside the ceiling no model of the
+/// log can pass (`benches/click_ceiling.sh`).
+pub fn hidden_preferences(pairs: &[ScoredPair], seed: u64) -> Vec<f64> {
+    draws(pairs, seed).into_iter().map(|(p, _)| p).collect()
+}
+
 /// Simulates sessions over the pairs, writing the log and the ground truth of injected rows
 /// (`{"line": N, "kind": "bot" | "outlier", "session": ...}`, one a line).
 pub fn simulate(
@@ -264,30 +300,14 @@ pub fn simulate(
     if pairs.is_empty() {
         return Err(SimError::NoPairs);
     }
-    let n = pairs.len() as f64;
-    let mean = pairs.iter().map(|p| p.overall).sum::<f64>() / n;
-    let sd = (pairs
-        .iter()
-        .map(|p| (p.overall - mean).powi(2))
-        .sum::<f64>()
-        / n)
-        .sqrt();
-    let z = |x: f64| if sd > 0.0 { (x - mean) / sd } else { 0.0 };
     let seed = config.seed;
     let shown: Vec<Shown> = pairs
         .iter()
-        .map(|p| {
-            let appeal = keyed_normal(seed, "appeal", &p.candidate_id);
-            let key = format!("{}\u{0}{}", p.query_id, p.candidate_id);
-            let taste = keyed_normal(seed, "taste", &key);
-            let ranker_error = keyed_normal(seed, "ranker", &key);
-            Shown {
-                pair: p,
-                preference: PREFERENCE_RUBRIC * z(p.overall)
-                    + PREFERENCE_APPEAL * appeal
-                    + PREFERENCE_TASTE * taste,
-                ranker: RANKER_RUBRIC * z(p.overall) + RANKER_APPEAL * appeal + ranker_error,
-            }
+        .zip(draws(pairs, seed))
+        .map(|(pair, (preference, ranker))| Shown {
+            pair,
+            preference,
+            ranker,
         })
         .collect();
     // Queries in order of first appearance.
