@@ -335,4 +335,32 @@ fn a_saved_teacher_scores_the_held_out_pairs_as_its_card_says_and_learned_positi
         "the checkpoint's own tokenizer"
     );
     assert!(read_card(&click).unwrap().metrics["click_auc"].is_finite());
+
+    // Or from a teacher of the pipeline (`model from teacher policy`): the stage reads the
+    // policy teacher's, and trains after it.
+    edit(p, "model init \"models/tiny\"", "model from teacher policy");
+    let out = ok(rubric(
+        &[
+            "train",
+            "job_match.policy",
+            "--dir",
+            "runs",
+            "--stage",
+            "click",
+        ],
+        p,
+    ));
+    assert_eq!(
+        stages_with(&statuses(&out), "done"),
+        ["teacher.click"],
+        "{out}"
+    );
+    let manifest = json(&stage_dir(&runs, "teacher.click").join("manifest.json"));
+    assert!(
+        manifest["inputs"]["stage:teacher.policy/model/model.safetensors"].is_string(),
+        "{manifest}"
+    );
+    let click = read_card(&stage_dir(&runs, "teacher.click").join(MODEL_DIR)).unwrap();
+    assert_eq!(click.max_len, 48, "the policy teacher's text encoding");
+    assert!(click.metrics["click_auc"].is_finite());
 }

@@ -1061,6 +1061,19 @@ impl<'a> Builder<'a> {
                 }
             }
         }
+        let sources = p
+            .teachers
+            .iter()
+            .map(|t| &t.model)
+            .chain(p.students.iter().map(|s| &s.model));
+        for models in sources {
+            if let Some(ModelSpec::FromTeacher { teacher, .. }) = models.first()
+                && let Some((_, id)) = self.teachers.iter().find(|(n, _)| *n == teacher.name)
+            {
+                let id = *id;
+                self.refer(teacher.span, id);
+            }
+        }
         let inputs = p
             .teachers
             .iter()

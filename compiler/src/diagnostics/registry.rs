@@ -108,7 +108,7 @@ registry! {
     // Pipelines
     PipelinePolicy => (pipeline, unknown_policy, Error, "a pipeline for a policy that is not there"),
     UnusedTeacher => (pipeline, unused_teacher, Warning, "a teacher that no student distills from"),
-    UnknownTeacher => (pipeline, unknown_teacher, Error, "a student distills from a teacher that is not declared"),
+    UnknownTeacher => (pipeline, unknown_teacher, Error, "a student distills from, or a model starts from, a teacher that is not declared (before it)"),
     MixSum => (pipeline, mix_sum, Error, "a data mix whose shares do not add up to 100%"),
     NegativeWeight => (pipeline, negative_weight, Error, "a negative loss or penalty weight"),
     StudentLarger => (pipeline, student_larger, Warning, "a student larger than its teachers"),

@@ -194,6 +194,12 @@ impl Printer<'_> {
                 self.keyword(*span, "init"),
                 text(format!(" {}", quote(path))),
             ]),
+            ModelSpec::FromTeacher { teacher, span } => cat(vec![
+                text("model "),
+                self.keyword(*span, "from"),
+                text(" teacher "),
+                self.ident(teacher),
+            ]),
         }
     }
 

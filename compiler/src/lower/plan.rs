@@ -320,6 +320,10 @@ pub enum ModelConfig {
     Init {
         path: String,
     },
+    /// The trained weights of a teacher of the pipeline (a stage this one reads).
+    FromTeacher {
+        teacher: String,
+    },
 }
 
 /// `model encoder { ... }`.
@@ -526,6 +530,9 @@ fn model(specs: &[ModelSpec], owner: &str) -> Result<ModelConfig, String> {
     match specs.first() {
         Some(ModelSpec::Encoder { settings, .. }) => encoder(settings).map(ModelConfig::Encoder),
         Some(ModelSpec::Init { path, .. }) => Ok(ModelConfig::Init { path: path.clone() }),
+        Some(ModelSpec::FromTeacher { teacher, .. }) => Ok(ModelConfig::FromTeacher {
+            teacher: teacher.name.clone(),
+        }),
         None => Err(format!("{owner} without a `model` passed the check")),
     }
 }
@@ -948,6 +955,9 @@ pub(super) fn lower_pipeline(
         if objective.targets.contains(&Target::Click) {
             inputs.extend(click_data.iter().cloned());
         }
+        if let Some(ModelSpec::FromTeacher { teacher, .. }) = t.model.first() {
+            inputs.push(StageInput::Stage(format!("teacher.{}", teacher.name)));
+        }
         stages.push(Stage {
             id: id.clone(),
             inputs,
@@ -966,6 +976,9 @@ pub(super) fn lower_pipeline(
         teacher_ids.push(id);
     }
     let mut inputs = vec![StageInput::Stage("mix".to_string())];
+    if let Some(ModelSpec::FromTeacher { teacher, .. }) = student.model.first() {
+        inputs.push(StageInput::Stage(format!("teacher.{}", teacher.name)));
+    }
     for d in &student.distill {
         let id = format!("teacher.{}", d.teacher.name);
         let input = StageInput::Stage(id.clone());

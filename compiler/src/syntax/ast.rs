@@ -607,8 +607,29 @@ pub enum SettingValue {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelSpec {
-    Encoder { settings: Vec<Setting>, span: Span },
-    Init { path: String, span: Span },
+    Encoder {
+        settings: Vec<Setting>,
+        span: Span,
+    },
+    Init {
+        path: String,
+        span: Span,
+    },
+    /// `model from teacher NAME`: a teacher's trained weights, declared before it.
+    FromTeacher {
+        teacher: Ident,
+        span: Span,
+    },
+}
+
+impl ModelSpec {
+    pub fn span(&self) -> Span {
+        match self {
+            ModelSpec::Encoder { span, .. }
+            | ModelSpec::Init { span, .. }
+            | ModelSpec::FromTeacher { span, .. } => *span,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -553,6 +553,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         R::features_stmt => "`features`",
         R::reads_stmt => "`reads`",
         R::input_ref => "a field such as `query.title`",
+        R::model_from => "`from teacher NAME`",
         R::input_list => "a list such as `[query.title, candidate.summary]`",
         R::distill_stmt => "`distill`",
         R::drift_stmt => "`drift`",

@@ -327,6 +327,15 @@ fn teacher(
             );
         }
     }
+    let from_teacher = match &config.model {
+        rubric_compiler::lower::plan::ModelConfig::FromTeacher { teacher } => {
+            let id = format!("teacher.{teacher}");
+            let config =
+                stage_file(context.inputs, &id, "model/config.json").ok_or_else(|| missing(&id))?;
+            config.parent().map(Path::to_path_buf)
+        }
+        _ => None,
+    };
     let device = rubric_ml::device::by_name(context.device)?;
     let engine = Engine::new(runner.compiled.lowered.labeling.clone());
     let job = crate::teach::TeacherJob {
@@ -341,6 +350,7 @@ fn teacher(
             .iter()
             .map(|i| (i.name.clone(), i.sha256.clone()))
             .collect(),
+        from_teacher,
     };
     let sources = crate::teach::examples::Sources {
         pool,

@@ -97,6 +97,8 @@ pub struct TeacherJob<'a> {
     pub plan_hash: String,
     /// The stage's inputs by name, with their SHA-256.
     pub data: BTreeMap<String, String>,
+    /// The model folder of the teacher this one starts from (`model from teacher NAME`).
+    pub from_teacher: Option<std::path::PathBuf>,
 }
 
 /// What a trained teacher reports.
@@ -112,10 +114,47 @@ fn fail(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// A checkpoint's configuration, tokenizer and the tensors `keep` wants, on the job's device.
+fn checkpoint_start(
+    job: &TeacherJob<'_>,
+    dir: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<(BertConfig, Tokenizer, Params), String> {
+    let ckpt = checkpoint::load(dir, &Device::Cpu).map_err(fail)?;
+    let encoder = checkpoint::encoder_shapes(&ckpt.config);
+    let tensors = ckpt
+        .tensors
+        .into_iter()
+        .filter(|(n, _)| encoder.contains_key(n) || n.starts_with("pooler.") || keep(n))
+        .map(|(n, t)| t.to_device(job.device).map(|t| (n, t)))
+        .collect::<candle_core::Result<_>>()
+        .map_err(fail)?;
+    Ok((
+        ckpt.config,
+        ckpt.tokenizer,
+        Params::starting_from(job.config.train.seed, tensors),
+    ))
+}
+
+/// The teacher another starts from (`model from teacher NAME`): its model folder and card.
+struct Source {
+    dir: std::path::PathBuf,
+    card: TeacherCard,
+}
+
+impl Source {
+    /// Whether the two read the same features, so the trained feature layers (and the fitted
+    /// encoding) carry over.
+    fn same_features(&self, inputs: &ModelInputs) -> bool {
+        self.card.inputs.features == inputs.features
+    }
+}
+
 /// The encoder's configuration, tokenizer and starting weights.
 fn model_start(
     job: &TeacherJob<'_>,
     examples: &Examples,
+    source: Option<&Source>,
 ) -> Result<(BertConfig, Tokenizer, Params), String> {
     let c = job.config;
     let dropout = c.regularize.dropout;
@@ -136,32 +175,26 @@ fn model_start(
             );
             (cfg, tokenizer, Params::seeded(c.train.seed))
         }
-        ModelConfig::Init { path } => {
-            let dir = job.base.join(path);
-            let ckpt = checkpoint::load(&dir, &Device::Cpu).map_err(fail)?;
-            // The encoder and BERT's pooler start from the checkpoint; this teacher's feature
-            // layers and heads are its own (another model's may have other widths).
-            let encoder = checkpoint::encoder_shapes(&ckpt.config);
-            let tensors = ckpt
-                .tensors
-                .into_iter()
-                .filter(|(n, _)| encoder.contains_key(n) || n.starts_with("pooler."))
-                .map(|(n, t)| t.to_device(job.device).map(|t| (n, t)))
-                .collect::<candle_core::Result<_>>()
-                .map_err(fail)?;
-            (
-                ckpt.config,
-                ckpt.tokenizer,
-                Params::starting_from(c.train.seed, tensors),
-            )
+        // The encoder and BERT's pooler start from the checkpoint; the heads are this
+        // teacher's own (another model's may predict other things).
+        ModelConfig::Init { path } => checkpoint_start(job, &job.base.join(path), |_| false)?,
+        ModelConfig::FromTeacher { teacher } => {
+            let source = source.ok_or_else(|| {
+                format!("the teacher `{teacher}` it starts from has not been trained")
+            })?;
+            let keep_features = source.same_features(&c.inputs);
+            checkpoint_start(job, &source.dir, |n| {
+                keep_features && n.starts_with("features.")
+            })?
         }
     };
     cfg.hidden_dropout_prob = dropout;
     cfg.attention_probs_dropout_prob = dropout;
     cfg.validate()?;
-    let max_len = match &c.model {
-        ModelConfig::Encoder(_) => cfg.max_position_embeddings,
-        ModelConfig::Init { .. } => default_len.min(cfg.max_position_embeddings),
+    let max_len = match (&c.model, source) {
+        (ModelConfig::Encoder(_), _) => cfg.max_position_embeddings,
+        (ModelConfig::FromTeacher { .. }, Some(s)) => s.card.max_len,
+        _ => default_len.min(cfg.max_position_embeddings),
     };
     configure_for_pairs(&mut tokenizer, max_len)?;
     Ok((cfg, tokenizer, params))
@@ -204,7 +237,18 @@ pub fn train_teacher(
     };
     remove(&trash)?;
     let heads = Heads::new(&c.targets, job.engine)?;
-    let examples = examples::build(job.engine, &heads, &c.inputs, None, sources)?;
+    let source = match (&c.model, &job.from_teacher) {
+        (ModelConfig::FromTeacher { .. }, Some(dir)) => Some(Source {
+            dir: dir.clone(),
+            card: read_card(dir)?,
+        }),
+        _ => None,
+    };
+    let fitted = source
+        .as_ref()
+        .filter(|s| s.same_features(&c.inputs))
+        .map(|s| &s.card.features);
+    let examples = examples::build(job.engine, &heads, &c.inputs, fitted, sources)?;
     let batch = usize::try_from(c.train.batch).map_err(fail)?.max(1);
     if examples.train.len() < batch {
         return Err(format!(
@@ -214,7 +258,7 @@ pub fn train_teacher(
             examples.train.len()
         ));
     }
-    let (cfg, tokenizer, params) = model_start(job, &examples)?;
+    let (cfg, tokenizer, params) = model_start(job, &examples, source.as_ref())?;
     let train_tokens = tokenize(&tokenizer, &examples.train)?;
     let validation_tokens = tokenize(&tokenizer, &examples.validation)?;
     let spec = HeadSpec {

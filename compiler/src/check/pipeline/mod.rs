@@ -58,6 +58,7 @@ pub fn check_pipeline(
     }
     check_teachers(pipeline, policy, diagnostics);
     check_students(pipeline, diagnostics);
+    check_model_sources(pipeline, diagnostics);
     if let Some(policy) = policy {
         for t in &pipeline.teachers {
             let owner = format!("the teacher `{}`", t.name.name);

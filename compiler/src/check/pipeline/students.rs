@@ -132,7 +132,7 @@ pub(super) fn teacher_size(teacher: &TeacherDecl) -> Option<(f64, f64, Span)> {
             count_setting(settings, "hidden")?,
             *span,
         )),
-        ModelSpec::Init { .. } => None,
+        ModelSpec::Init { .. } | ModelSpec::FromTeacher { .. } => None,
     }
 }
 

@@ -112,6 +112,64 @@ pub(super) fn check_teacher(
     check_settings(&teacher.regularize, Block::Regularize, diags);
 }
 
+/// `model from teacher NAME`: a teacher starts from one declared before it (so its stage runs
+/// first, and no two start from each other); the student from any teacher.
+pub(super) fn check_model_sources(pipeline: &PipelineDecl, diags: &mut Diagnostics) {
+    let names: Vec<&str> = pipeline
+        .teachers
+        .iter()
+        .map(|t| t.name.name.as_str())
+        .collect();
+    let models = pipeline
+        .teachers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (Some(i), format!("the teacher `{}`", t.name.name), &t.model))
+        .chain(
+            pipeline
+                .students
+                .iter()
+                .map(|s| (None, "the student".to_string(), &s.model)),
+        );
+    for (position, owner, specs) in models {
+        let Some(ModelSpec::FromTeacher { teacher, .. }) = specs.first() else {
+            continue;
+        };
+        let name = teacher.name.as_str();
+        let declared = names.iter().position(|n| *n == name);
+        let problem = match (declared, position) {
+            (None, _) => Some((
+                format!("{owner} starts from `{name}`, which is not a declared teacher"),
+                "not a declared teacher",
+                suggestion_help(name, "teachers", names.iter().copied()).unwrap_or_else(|| {
+                    format!("declare it first: `teacher {name} {{ model ... predicts ... loss ... }}`")
+                }),
+            )),
+            (Some(at), Some(me)) if at == me => Some((
+                format!("{owner} starts from itself"),
+                "its own name",
+                "start from another teacher, declared before this one, or from `model encoder { ... }`"
+                    .to_string(),
+            )),
+            (Some(at), Some(me)) if at > me => Some((
+                format!("{owner} starts from `{name}`, declared after it"),
+                "declared later",
+                format!(
+                    "move `teacher {name}` above this teacher: a teacher starts from one trained before it"
+                ),
+            )),
+            _ => None,
+        };
+        if let Some((message, label, help)) = problem {
+            diags.push(
+                Diagnostic::new(Code::UnknownTeacher, message)
+                    .at(teacher.span, label)
+                    .help(help),
+            );
+        }
+    }
+}
+
 pub(super) fn check_target(target: &Ident, policy: &PolicyOutline<'_>, diags: &mut Diagnostics) {
     let name = target.name.as_str();
     if TARGETS.contains(&name) || policy.dimensions.contains(&name) {
@@ -225,6 +283,8 @@ pub(super) fn check_models(
                     );
                 }
             }
+            // Which teachers exist, and in what order, is the pipeline's check.
+            ModelSpec::FromTeacher { .. } => {}
         }
     }
     match models.first()? {
@@ -233,7 +293,7 @@ pub(super) fn check_models(
             let hidden = count_setting(settings, "hidden")?;
             Some((layers, hidden, *span))
         }
-        ModelSpec::Init { .. } => None,
+        ModelSpec::Init { .. } | ModelSpec::FromTeacher { .. } => None,
     }
 }
 
@@ -274,9 +334,7 @@ pub(super) fn check_required(
 }
 
 pub(super) fn model_span(model: &ModelSpec) -> Span {
-    match model {
-        ModelSpec::Encoder { span, .. } | ModelSpec::Init { span, .. } => *span,
-    }
+    model.span()
 }
 
 /// `heads` must divide `hidden` (each head gets an equal slice).

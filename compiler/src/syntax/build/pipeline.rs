@@ -377,10 +377,19 @@ impl Builder {
     }
 
     pub(super) fn model(&mut self, pair: Pair<'_, Rule>) -> Option<ModelSpec> {
-        let inner = pair
-            .into_inner()
-            .find(|p| matches!(p.as_rule(), Rule::model_encoder | Rule::model_init))?;
+        let inner = pair.into_inner().find(|p| {
+            matches!(
+                p.as_rule(),
+                Rule::model_encoder | Rule::model_init | Rule::model_from
+            )
+        })?;
         let span = self.span(&inner);
+        if inner.as_rule() == Rule::model_from {
+            let teacher = self
+                .first_name(&inner)
+                .unwrap_or_else(|| missing_ident(span));
+            return Some(ModelSpec::FromTeacher { teacher, span });
+        }
         if inner.as_rule() == Rule::model_encoder {
             let settings = inner
                 .into_inner()

@@ -305,6 +305,10 @@ fn models_text(models: &[ModelSpec]) -> Vec<Inline> {
             Inline::Text("initialised from ".into()),
             Inline::Code(path.clone()),
         ],
+        ModelSpec::FromTeacher { teacher, .. } => vec![
+            Inline::Text("starting from the trained teacher ".into()),
+            Inline::Code(teacher.name.clone()),
+        ],
     });
     join_inlines(parts, ", ")
 }
