@@ -24,6 +24,8 @@ const STAGES: [&str; 7] = [
 #[path = "support/small_job_match.rs"]
 mod small_job_match;
 
+use small_job_match::{edit, with};
+
 /// The job_match example made small: 300 golden pairs, 3,000 click-log rows, 200 synthetic
 /// pairs, tiny teachers.
 fn project() -> tempfile::TempDir {
@@ -49,41 +51,15 @@ fn run(project: &Path, run_dir: &Path) -> Output {
     out
 }
 
-/// What happened to each stage: `done`, `skipped` or `not run`.
+/// What happened to each stage of a run.
 fn statuses(out: &Output) -> BTreeMap<String, String> {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let mut map = BTreeMap::new();
-    for line in stderr.lines() {
-        let line = line.trim_start();
-        for status in ["done", "skipped", "not run", "failed"] {
-            if let Some(rest) = line.strip_prefix(status).filter(|r| r.starts_with("  ")) {
-                let stage = rest.split_whitespace().next().unwrap().to_string();
-                map.insert(stage, status.to_string());
-            }
-        }
-    }
-    map
-}
-
-fn with(statuses: &BTreeMap<String, String>, status: &str) -> Vec<String> {
-    statuses
-        .iter()
-        .filter(|(_, s)| *s == status)
-        .map(|(k, _)| k.clone())
-        .collect()
+    small_job_match::statuses(&String::from_utf8_lossy(&out.stderr))
 }
 
 fn sorted(stages: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = stages.iter().map(|s| s.to_string()).collect();
     v.sort();
     v
-}
-
-fn edit(project: &Path, from: &str, to: &str) {
-    let path = project.join("job_match.policy");
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{from}");
-    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
 }
 
 #[test]

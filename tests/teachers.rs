@@ -9,6 +9,8 @@
 #[path = "support/small_job_match.rs"]
 mod small_job_match;
 
+use small_job_match::{edit, statuses, with};
+
 use rubric_compiler::Options;
 use rubric_runtime::compile::compile_file;
 use rubric_runtime::label::engine::Engine;
@@ -34,29 +36,6 @@ fn ok(out: Output) -> String {
     stderr
 }
 
-/// Stage id → `done` or `skipped`, from a run's lines.
-fn statuses(stderr: &str) -> BTreeMap<String, String> {
-    let mut map = BTreeMap::new();
-    for line in stderr.lines() {
-        let line = line.trim_start();
-        for status in ["done", "skipped", "not run"] {
-            if let Some(rest) = line.strip_prefix(status).filter(|r| r.starts_with("  ")) {
-                let stage = rest.split_whitespace().next().unwrap().to_string();
-                map.insert(stage, status.to_string());
-            }
-        }
-    }
-    map
-}
-
-fn stages_with(statuses: &BTreeMap<String, String>, status: &str) -> Vec<String> {
-    statuses
-        .iter()
-        .filter(|(_, s)| *s == status)
-        .map(|(k, _)| k.clone())
-        .collect()
-}
-
 /// The folder of a stage's latest outputs.
 fn stage_dir(runs: &Path, stage: &str) -> PathBuf {
     let latest: BTreeMap<String, String> =
@@ -68,13 +47,6 @@ fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn edit(project: &Path, from: &str, to: &str) {
-    let path = project.join("job_match.policy");
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "`{from}` is not in the policy");
-    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
-}
-
 #[test]
 fn teachers_train_after_their_data_and_rerun_only_when_what_they_read_changes() {
     let project = small_job_match::project(300, 3000);
@@ -84,7 +56,7 @@ fn teachers_train_after_their_data_and_rerun_only_when_what_they_read_changes() 
         p,
     )));
     assert_eq!(
-        stages_with(&first, "done"),
+        with(&first, "done"),
         [
             "clean.clicks",
             "label.golden",
@@ -162,7 +134,7 @@ fn teachers_train_after_their_data_and_rerun_only_when_what_they_read_changes() 
         &["train", "job_match.policy", "--dir", "runs"],
         p,
     )));
-    assert!(stages_with(&again, "done").is_empty(), "{again:?}");
+    assert!(with(&again, "done").is_empty(), "{again:?}");
 
     // The click teacher's settings: only it trains again.
     edit(
@@ -175,7 +147,7 @@ fn teachers_train_after_their_data_and_rerun_only_when_what_they_read_changes() 
         p,
     )));
     assert_eq!(
-        stages_with(&click_edit, "done"),
+        with(&click_edit, "done"),
         ["teacher.click"],
         "{click_edit:?}"
     );
@@ -197,7 +169,7 @@ fn teachers_train_after_their_data_and_rerun_only_when_what_they_read_changes() 
         ],
         p,
     )));
-    assert_eq!(stages_with(&one, "done"), ["teacher.policy"], "{one:?}");
+    assert_eq!(with(&one, "done"), ["teacher.policy"], "{one:?}");
     let run = statuses(&ok(rubric(
         &[
             "run",
@@ -209,7 +181,7 @@ fn teachers_train_after_their_data_and_rerun_only_when_what_they_read_changes() 
         ],
         p,
     )));
-    assert_eq!(stages_with(&run, "done"), ["document"], "{run:?}");
+    assert_eq!(with(&run, "done"), ["document"], "{run:?}");
     assert!(
         !run.contains_key("distill"),
         "nothing after `--until`: {run:?}"
@@ -319,11 +291,7 @@ fn a_saved_teacher_scores_the_held_out_pairs_as_its_card_says_and_learned_positi
         ],
         p,
     ));
-    assert_eq!(
-        stages_with(&statuses(&out), "done"),
-        ["teacher.click"],
-        "{out}"
-    );
+    assert_eq!(with(&statuses(&out), "done"), ["teacher.click"], "{out}");
     let click = stage_dir(&runs, "teacher.click").join(MODEL_DIR);
     assert_eq!(
         json(&click.join("config.json"))["hidden_size"],
@@ -350,11 +318,7 @@ fn a_saved_teacher_scores_the_held_out_pairs_as_its_card_says_and_learned_positi
         ],
         p,
     ));
-    assert_eq!(
-        stages_with(&statuses(&out), "done"),
-        ["teacher.click"],
-        "{out}"
-    );
+    assert_eq!(with(&statuses(&out), "done"), ["teacher.click"], "{out}");
     let manifest = json(&stage_dir(&runs, "teacher.click").join("manifest.json"));
     assert!(
         manifest["inputs"]["stage:teacher.policy/model/model.safetensors"].is_string(),

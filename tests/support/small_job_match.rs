@@ -1,7 +1,9 @@
 //! The job_match example made small for tests of `rubric run` and `rubric train`: the first
 //! golden pairs and click-log rows, 200 synthetic pairs, and tiny teachers (hidden 16, one layer,
-//! one epoch) in place of the example's, so that a debug build trains them in seconds.
+//! one epoch) in place of the example's, so that a debug build trains them in seconds; and how
+//! those tests read a run's lines and edit the policy.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The example's pipeline with its teachers made tiny; the rest (data, student, quantize,
@@ -43,4 +45,36 @@ pub fn project(golden: usize, clicks: usize) -> tempfile::TempDir {
         std::fs::write(dir.path().join("data").join(file), head).unwrap();
     }
     dir
+}
+
+/// What happened to each stage in a run's lines: `done`, `skipped`, `not run` or `failed`.
+pub fn statuses(stderr: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    for line in stderr.lines() {
+        let line = line.trim_start();
+        for status in ["done", "skipped", "not run", "failed"] {
+            if let Some(rest) = line.strip_prefix(status).filter(|r| r.starts_with("  ")) {
+                let stage = rest.split_whitespace().next().unwrap().to_string();
+                map.insert(stage, status.to_string());
+            }
+        }
+    }
+    map
+}
+
+/// The stages with this status, sorted.
+pub fn with(statuses: &BTreeMap<String, String>, status: &str) -> Vec<String> {
+    statuses
+        .iter()
+        .filter(|(_, s)| *s == status)
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Replaces the first `from` in the project's policy with `to`.
+pub fn edit(project: &Path, from: &str, to: &str) {
+    let path = project.join("job_match.policy");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "`{from}` is not in the policy");
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
 }

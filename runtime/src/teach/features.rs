@@ -142,6 +142,33 @@ fn text_of(v: &Value) -> String {
     }
 }
 
+/// A feature's values: the declared ones (an enum's), or the `keep` most frequent in the
+/// training rows (a value, or each item of a list), with whether any was left out.
+fn fitted(
+    declared: &[String],
+    rows: &[Row<'_>],
+    role: &str,
+    name: &str,
+    keep: usize,
+) -> (Vec<String>, bool) {
+    if !declared.is_empty() {
+        return (declared.to_vec(), false);
+    }
+    let mut counts = HashMap::new();
+    for r in rows {
+        match field(r.pair, role, name) {
+            Some(Value::Array(items)) => {
+                for v in items {
+                    *counts.entry(text_of(v)).or_insert(0) += 1;
+                }
+            }
+            Some(v) => *counts.entry(text_of(v)).or_insert(0) += 1,
+            None => {}
+        }
+    }
+    frequent(counts, keep)
+}
+
 /// The `keep` most frequent values (ties by value), and whether any value was left out.
 fn frequent(counts: HashMap<String, u64>, keep: usize) -> (Vec<String>, bool) {
     let mut by_count: Vec<(String, u64)> = counts.into_iter().collect();
@@ -183,17 +210,7 @@ impl FeatureEncoder {
                     field: name,
                     values,
                 } => {
-                    let (values, other) = if values.is_empty() {
-                        let mut counts = HashMap::new();
-                        for r in rows {
-                            if let Some(v) = field(r.pair, role, name) {
-                                *counts.entry(text_of(v)).or_insert(0) += 1;
-                            }
-                        }
-                        frequent(counts, MAX_STRING_VALUES)
-                    } else {
-                        (values.clone(), false)
-                    };
+                    let (values, other) = fitted(values, rows, role, name, MAX_STRING_VALUES);
                     Column::OneOf {
                         role: role.clone(),
                         field: name.clone(),
@@ -206,19 +223,7 @@ impl FeatureEncoder {
                     field: name,
                     values,
                 } => {
-                    let (values, other) = if values.is_empty() {
-                        let mut counts = HashMap::new();
-                        for r in rows {
-                            if let Some(Value::Array(items)) = field(r.pair, role, name) {
-                                for v in items {
-                                    *counts.entry(text_of(v)).or_insert(0) += 1;
-                                }
-                            }
-                        }
-                        frequent(counts, MAX_SET_VALUES)
-                    } else {
-                        (values.clone(), false)
-                    };
+                    let (values, other) = fitted(values, rows, role, name, MAX_SET_VALUES);
                     Column::AnyOf {
                         role: role.clone(),
                         field: name.clone(),
