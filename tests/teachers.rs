@@ -36,6 +36,22 @@ fn ok(out: Output) -> String {
     stderr
 }
 
+/// `rubric train --stage click`: only the click teacher trains.
+fn train_click_alone(project: &Path) {
+    let out = ok(rubric(
+        &[
+            "train",
+            "job_match.policy",
+            "--dir",
+            "runs",
+            "--stage",
+            "click",
+        ],
+        project,
+    ));
+    assert_eq!(with(&statuses(&out), "done"), ["teacher.click"], "{out}");
+}
+
 /// The folder of a stage's latest outputs.
 fn stage_dir(runs: &Path, stage: &str) -> PathBuf {
     let latest: BTreeMap<String, String> =
@@ -280,18 +296,7 @@ fn a_saved_teacher_scores_the_held_out_pairs_as_its_card_says_and_learned_positi
         "model encoder { layers 1, hidden 16, heads 2, max_len 48, vocab 400 }\n    predicts click",
         "model init \"models/tiny\"\n    predicts click",
     );
-    let out = ok(rubric(
-        &[
-            "train",
-            "job_match.policy",
-            "--dir",
-            "runs",
-            "--stage",
-            "click",
-        ],
-        p,
-    ));
-    assert_eq!(with(&statuses(&out), "done"), ["teacher.click"], "{out}");
+    train_click_alone(p);
     let click = stage_dir(&runs, "teacher.click").join(MODEL_DIR);
     assert_eq!(
         json(&click.join("config.json"))["hidden_size"],
@@ -307,18 +312,7 @@ fn a_saved_teacher_scores_the_held_out_pairs_as_its_card_says_and_learned_positi
     // Or from a teacher of the pipeline (`model from teacher policy`): the stage reads the
     // policy teacher's, and trains after it.
     edit(p, "model init \"models/tiny\"", "model from teacher policy");
-    let out = ok(rubric(
-        &[
-            "train",
-            "job_match.policy",
-            "--dir",
-            "runs",
-            "--stage",
-            "click",
-        ],
-        p,
-    ));
-    assert_eq!(with(&statuses(&out), "done"), ["teacher.click"], "{out}");
+    train_click_alone(p);
     let manifest = json(&stage_dir(&runs, "teacher.click").join("manifest.json"));
     assert!(
         manifest["inputs"]["stage:teacher.policy/model/model.safetensors"].is_string(),

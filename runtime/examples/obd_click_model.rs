@@ -23,6 +23,7 @@ use candle_core::{DType, Device, Tensor, bail};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use rubric_compiler::lower::plan::LossKind;
 use rubric_ml::metrics::{log_loss, roc_auc};
 use rubric_ml::model::{FeatureBatch, FeatureConfig, FeatureModel, HeadSpec, Pass};
 use rubric_ml::params::Params;
@@ -30,6 +31,7 @@ use rubric_ml::train::{Task, TrainSettings, train};
 use rubric_runtime::data::obd::{
     BehaviorPolicy, Campaign, OBP_WHEEL, OBP_WHEEL_ENV, member_path, read_sample,
 };
+use rubric_runtime::teach::task::binary_loss;
 use std::collections::{BTreeMap, HashMap};
 use std::error::Error;
 use std::io::Read;
@@ -308,8 +310,7 @@ impl Task for ClickTask<'_> {
             bail!("the model has no click head");
         };
         let y = self.train.labels(rows, &self.device)?;
-        let softplus = (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
-        (softplus - (y * &z)?)?.mean_all()
+        binary_loss(LossKind::Bce, &z, &y)?.mean_all()
     }
 
     fn evaluate(&self) -> candle_core::Result<BTreeMap<String, f64>> {

@@ -82,7 +82,7 @@ fn masked_column_means(loss: &Tensor, mask: &Tensor) -> Result<Tensor> {
 
 /// The loss of binary targets `y` in [0, 1] given logits `z`: squared error of the probability,
 /// or cross-entropy (`bce`, and `kl`, which differs from it by the targets' entropy only).
-fn binary_loss(kind: LossKind, z: &Tensor, y: &Tensor) -> Result<Tensor> {
+pub fn binary_loss(kind: LossKind, z: &Tensor, y: &Tensor) -> Result<Tensor> {
     match kind {
         LossKind::Mse => (sigmoid(z)? - y)?.sqr(),
         LossKind::Bce | LossKind::Kl => softplus(z)? - (y * z)?,
