@@ -72,6 +72,8 @@ pub enum CompareKind {
     Same,
     /// The share of the first set the second holds, and of the second the first holds.
     Shared,
+    /// The first number less the second, in units of the larger spread.
+    Difference,
 }
 
 /// A comparison of two features (by position in `columns`).
@@ -92,7 +94,8 @@ pub struct FeatureEncoder {
 }
 
 /// The comparisons of features of different roles whose values can be compared: two strings,
-/// two values of the same enum, two sets of strings or of the same enum's values.
+/// two values of the same enum, two sets of strings or of the same enum's values, two numbers
+/// (a posting's minimum years against a profile's years: their difference).
 fn comparisons(features: &[Feature]) -> Vec<Comparison> {
     let shape = |f: &Feature| match f {
         Feature::OneOf { role, values, .. } => {
@@ -101,6 +104,7 @@ fn comparisons(features: &[Feature]) -> Vec<Comparison> {
         Feature::AnyOf { role, values, .. } => {
             Some((role.clone(), CompareKind::Shared, values.clone()))
         }
+        Feature::Number { role, .. } => Some((role.clone(), CompareKind::Difference, vec![])),
         _ => None,
     };
     let mut out = Vec::new();
@@ -248,7 +252,7 @@ impl FeatureEncoder {
             .comparisons
             .iter()
             .map(|c| match c.kind {
-                CompareKind::Same => 1,
+                CompareKind::Same | CompareKind::Difference => 1,
                 CompareKind::Shared => 2,
             })
             .sum();
@@ -261,6 +265,21 @@ impl FeatureEncoder {
             Column::OneOf { role, field: f, .. } | Column::AnyOf { role, field: f, .. } => {
                 field(pair, role, f)
             }
+            _ => None,
+        }
+    }
+
+    /// A number column's value and fitted spread.
+    fn number(&self, column: usize, pair: &Value) -> Option<(f64, f64)> {
+        match self.columns.get(column)? {
+            Column::Number {
+                role,
+                field: f,
+                std,
+                ..
+            } => field(pair, role, f)
+                .and_then(Value::as_f64)
+                .map(|v| (v, *std)),
             _ => None,
         }
     }
@@ -284,6 +303,14 @@ impl FeatureEncoder {
                 let share = |n: usize| if n == 0 { 0.0 } else { both / n as f32 };
                 out.push(share(a.len()));
                 out.push(share(b.len()));
+            }
+            // 0 when either is missing, as a missing number's own slots are.
+            CompareKind::Difference => {
+                let d = match (self.number(c.left, pair), self.number(c.right, pair)) {
+                    (Some((a, sa)), Some((b, sb))) => ((a - b) / sa.max(sb)) as f32,
+                    _ => 0.0,
+                };
+                out.push(d);
             }
         }
     }
@@ -550,6 +577,48 @@ mod tests {
         assert_eq!(n, encoder.width());
         // Both required skills are held; half the candidate's skills are asked for; same industry.
         assert_eq!(&out[n - 3..], &[1.0, 0.5, 1.0]);
+    }
+
+    #[test]
+    fn numbers_of_the_two_sides_are_compared_by_their_difference() {
+        let number = |role: &str, field: &str| Feature::Number {
+            role: role.into(),
+            field: field.into(),
+        };
+        let features = vec![
+            number("query", "min_years"),
+            number("candidate", "years_experience"),
+        ];
+        let pairs = [
+            json!({"query": {"min_years": 2}, "candidate": {"years_experience": 6}}),
+            json!({"query": {"min_years": 6}, "candidate": {"years_experience": 2}}),
+            json!({"query": {"min_years": 4}, "candidate": {}}),
+        ];
+        let rows: Vec<Row<'_>> = pairs.iter().map(|p| Row { pair: p, ts: None }).collect();
+        let encoder = FeatureEncoder::fit(&features, &rows);
+        assert_eq!(
+            encoder
+                .comparisons
+                .iter()
+                .map(|c| (c.left, c.right, c.kind))
+                .collect::<Vec<_>>(),
+            [(0, 1, CompareKind::Difference)]
+        );
+        let encoded = |row: &Row<'_>| {
+            let mut out = Vec::new();
+            encoder.encode(row, &mut out).unwrap();
+            out
+        };
+        let (short, long, missing) = (encoded(&rows[0]), encoded(&rows[1]), encoded(&rows[2]));
+        assert_eq!(short.len(), encoder.width());
+        // Two years short of four asked for, in units of the larger spread; none when missing.
+        let last = |v: &[f32]| v[v.len() - 1];
+        assert!(
+            last(&short) < 0.0 && last(&long) > 0.0,
+            "{short:?} {long:?}"
+        );
+        assert!((last(&short) + last(&long)).abs() < 1e-6);
+        assert_eq!(last(&missing), 0.0);
     }
 
     #[test]
