@@ -16,7 +16,7 @@ use rubric_runtime::compile::compile_file;
 use rubric_runtime::label::engine::Engine;
 use rubric_runtime::teach::examples::{Sources, build};
 use rubric_runtime::teach::task::measure;
-use rubric_runtime::teach::{MODEL_DIR, POSITION_BIAS, Teacher, read_card};
+use rubric_runtime::teach::{MODEL_DIR, POSITION_BIAS, TrainedModel, read_card};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -251,7 +251,7 @@ fn a_saved_teacher_scores_the_held_out_pairs_as_its_card_says_and_learned_positi
         ("teacher.click", Some(clean.as_path())),
     ] {
         let dir = stage_dir(&runs, stage).join(MODEL_DIR);
-        let teacher = Teacher::load(&dir, &engine, &candle_core::Device::Cpu).unwrap();
+        let teacher = TrainedModel::load(&dir, &engine, &candle_core::Device::Cpu).unwrap();
         let sources = Sources {
             pool: &mix.join("pool.jsonl"),
             validation: &mix.join("validation.jsonl"),

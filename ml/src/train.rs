@@ -27,6 +27,11 @@ pub trait Task {
     fn loss(&self, rows: &[usize], pass: &mut Pass) -> Result<Tensor>;
     /// Metrics on the validation split, by name.
     fn evaluate(&self) -> Result<BTreeMap<String, f64>>;
+    /// Hears the epochs a resumed run had finished, before it goes on: a task whose loss
+    /// changes between epochs (a rebalanced weight) takes up where they left it.
+    fn resumed(&self, _history: &[EpochRecord]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Early stopping: stop when `metric` has not improved by `min_delta` for `patience` epochs.
@@ -127,6 +132,7 @@ pub fn train(
     {
         restore(params, &mut optimizer, &saved)?;
         state = saved.state;
+        task.resumed(&state.history)?;
         resumed = true;
     }
     let steps_per_epoch = {

@@ -7,6 +7,7 @@ pub mod atomic;
 pub mod compile;
 pub mod data;
 pub mod diff;
+pub mod distill;
 pub mod doc;
 pub mod encode;
 pub mod examples;

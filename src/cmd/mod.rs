@@ -5,6 +5,7 @@ mod compile;
 mod completions;
 mod data;
 mod diff;
+mod distill;
 mod doc;
 mod explain;
 mod files;
@@ -70,6 +71,9 @@ enum Command {
     /// Train the pipeline's teachers (or `--stage teacher.NAME`), after the data stages they
     /// read, in the same run directory as `rubric run`.
     Train(train::Args),
+    /// Distill the pipeline's student from its teachers (after the stages it reads) and print
+    /// the report; `--ablations` adds the student without each part of the recipe.
+    Distill(distill::Args),
     /// Print a shell's completion script: bash, zsh, fish, elvish or powershell.
     Completions(completions::Args),
     /// Data: build a golden set, simulate or read click logs, clean, synthesize and mix.
@@ -129,6 +133,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Lsp(args) => lsp::run(args),
         Command::Run(args) => run::run(args),
         Command::Train(args) => train::run(args),
+        Command::Distill(args) => distill::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Data(command) => data::run(command),
     }

@@ -102,6 +102,11 @@ impl RunObserver for Lines {
         ));
     }
 
+    fn ablation(&mut self, variant: &str, summary: &str) {
+        let id = format!("{}.{variant}", rubric_runtime::run::DISTILL_STAGE);
+        self.line(format!("  ablation {id:<22} {summary}"));
+    }
+
     fn not_run(&mut self, stage: &str, why: &str) {
         self.line(format!("  not run  {stage:<22} {why}"));
     }
@@ -113,6 +118,8 @@ pub fn run(args: Args) -> ExitCode {
         upto: Vec::new(),
         until: args.until,
         device: args.device,
+        ablations: false,
+        show_distill: false,
     };
     run_pipeline(&args.pipeline, args.dir, &args.report, how)
 }
@@ -123,6 +130,10 @@ pub struct How {
     pub upto: Vec<String>,
     pub until: Option<String>,
     pub device: String,
+    /// Train the distill stage's ablations too.
+    pub ablations: bool,
+    /// Print the distillation report's table (and the ablations') on standard output.
+    pub show_distill: bool,
 }
 
 /// Compiles the pipeline and runs its stages as `how` says, reporting each.
@@ -181,6 +192,7 @@ pub fn run_pipeline(
         upto: how.upto,
         until: how.until,
         device: how.device,
+        ablations: how.ablations,
     };
     match runner.run(&options, &mut lines) {
         Ok(summary) => {
@@ -201,6 +213,9 @@ pub fn run_pipeline(
                 started.elapsed().as_secs_f64(),
                 dir.join("stages").display()
             );
+            if how.show_distill {
+                print_distill(&dir, summary.ablations.as_ref());
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -216,5 +231,42 @@ pub fn run_pipeline(
             );
             ExitCode::from(EXIT_PROBLEMS)
         }
+    }
+}
+
+/// The distillation report of the run's latest distill stage, as tables.
+fn print_distill(
+    dir: &std::path::Path,
+    ablations: Option<&rubric_runtime::distill::report::AblationReport>,
+) {
+    use rubric_runtime::distill::report::{DistillReport, REPORT, ablation_table, table};
+    let latest: Option<std::collections::BTreeMap<String, String>> =
+        std::fs::read(dir.join("latest.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(key) = latest
+        .as_ref()
+        .and_then(|l| l.get(rubric_runtime::run::DISTILL_STAGE))
+    else {
+        return;
+    };
+    let path = dir
+        .join("stages")
+        .join(rubric_runtime::run::DISTILL_STAGE)
+        .join(key)
+        .join(REPORT);
+    match std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<DistillReport>(&b).ok())
+    {
+        Some(report) => print!("{}", table(&report)),
+        None => eprintln!(
+            "warning: cannot read the distillation report `{}`",
+            path.display()
+        ),
+    }
+    if let Some(a) = ablations {
+        println!();
+        print!("{}", ablation_table(a));
     }
 }

@@ -48,6 +48,8 @@ pub fn run(args: Args) -> ExitCode {
         upto: teachers,
         until: None,
         device: args.device,
+        ablations: false,
+        show_distill: false,
     };
     run_pipeline(&args.pipeline, args.dir, &args.report, how)
 }

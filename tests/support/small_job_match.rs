@@ -1,7 +1,8 @@
-//! The job_match example made small for tests of `rubric run` and `rubric train`: the first
-//! golden pairs and click-log rows, 200 synthetic pairs, and tiny teachers (hidden 16, one layer,
-//! one epoch) in place of the example's, so that a debug build trains them in seconds; and how
-//! those tests read a run's lines and edit the policy.
+//! The job_match example made small for tests of `rubric run`, `rubric train` and `rubric
+//! distill`: the first golden pairs and click-log rows, 200 synthetic pairs, and tiny teachers
+//! and student (hidden 16, one layer, one or two epochs) in place of the example's, so that a
+//! debug build trains them in seconds; and how those tests read a run's lines and edit the
+//! policy.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,8 +25,22 @@ pub const TINY_TEACHERS: &str = "  teacher policy {
   }
 ";
 
-/// A project folder holding `job_match.policy` (the example with [`TINY_TEACHERS`] and 200
-/// synthetic pairs) and the first `golden` pairs and `clicks` rows of its data.
+/// The example's student made tiny (its distillation terms, drift penalty and early stopping as
+/// shipped).
+pub const TINY_STUDENT: [(&str, &str); 2] = [
+    (
+        "model encoder { layers 2, hidden 64, heads 4, max_len 96, vocab 4096 }",
+        "model encoder { layers 1, hidden 16, heads 2, max_len 48, vocab 400 }",
+    ),
+    (
+        "train { epochs 4, lr 0.002, batch 32, warmup 5% }",
+        "train { epochs 2, lr 3e-3, batch 16 }",
+    ),
+];
+
+/// A project folder holding `job_match.policy` (the example with [`TINY_TEACHERS`],
+/// [`TINY_STUDENT`] and 200 synthetic pairs) and the first `golden` pairs and `clicks` rows of
+/// its data.
 pub fn project(golden: usize, clicks: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let policy = std::fs::read_to_string("examples/job_match/job_match.policy").unwrap();
@@ -34,8 +49,19 @@ pub fn project(golden: usize, clicks: usize) -> tempfile::TempDir {
     let start = small
         .find("  teacher policy {")
         .expect("the example's policy teacher");
-    let end = small.find("  student {").expect("the example's student");
-    let tiny = format!("{}{TINY_TEACHERS}{}", &small[..start], &small[end..]);
+    let end = small
+        .find("  /// The served model")
+        .or_else(|| small.find("  student {"))
+        .expect("the example's student");
+    let mut student = small[end..].to_string();
+    for (shipped, tiny) in TINY_STUDENT {
+        assert!(
+            student.contains(shipped),
+            "the example's student moved: {shipped}"
+        );
+        student = student.replacen(shipped, tiny, 1);
+    }
+    let tiny = format!("{}{TINY_TEACHERS}{student}", &small[..start]);
     std::fs::write(dir.path().join("job_match.policy"), tiny).unwrap();
     std::fs::create_dir(dir.path().join("data")).unwrap();
     for (file, lines) in [("golden.jsonl", golden), ("clicks.jsonl", clicks)] {

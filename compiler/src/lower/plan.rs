@@ -986,6 +986,15 @@ pub(super) fn lower_pipeline(
             inputs.push(input);
         }
     }
+    // A student that learns clicks also learns from the log's impressions (and their time).
+    let learns_clicks = student.distill.iter().any(|d| {
+        teachers
+            .iter()
+            .any(|t| t.teacher == d.teacher.name && t.targets.contains(&Target::Click))
+    });
+    if learns_clicks {
+        inputs.extend(click_data.iter().cloned());
+    }
     let early_stop = match &student.early_stop {
         Some(e) => {
             let metric = vocabulary::metric(&e.metric.name).ok_or_else(|| {

@@ -27,6 +27,10 @@ pub const MANIFEST_SCHEMA: &str = "rubric.stage-manifest/1";
 /// The runner's own stage that renders the policy document (not in the training plan: it reads
 /// the policy's prose, which no training stage does).
 pub const DOCUMENT_STAGE: &str = "document";
+/// The stage that distills the student.
+pub const DISTILL_STAGE: &str = "distill";
+/// The run directory's folder of the teachers' cached outputs.
+pub const CACHE_DIR: &str = "cache";
 
 /// What a stage read and wrote, for skipping, for evaluation and for reports.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,6 +89,10 @@ pub trait RunObserver {
     fn finished(&mut self, manifest: &StageManifest);
     /// A stage of the plan this version of rubric cannot execute yet.
     fn not_run(&mut self, stage: &str, why: &str);
+    /// An ablation of the distill stage finished (or was read back), with its summary.
+    fn ablation(&mut self, variant: &str, summary: &str) {
+        self.note(&format!("{variant}: {summary}"));
+    }
     /// A passing status of the running stage, shown beside its progress (a training loss).
     fn status(&mut self, _text: &str) {}
     /// A line of the running stage worth keeping in the log (an epoch's metrics).
@@ -120,6 +128,9 @@ pub struct RunOptions {
     pub until: Option<String>,
     /// Where models train: `cpu`, `cuda` or `cuda:N` (a build with the `cuda` feature).
     pub device: String,
+    /// After the distill stage, train its ablations (`rubric distill --ablations`): each kept in
+    /// `stages/distill/<key>.ablations/`, so that a second run reads them back.
+    pub ablations: bool,
 }
 
 impl RunOptions {
@@ -131,6 +142,7 @@ impl RunOptions {
             upto: Vec::new(),
             until: None,
             device: "cpu".to_string(),
+            ablations: false,
         }
     }
 }
@@ -151,6 +163,8 @@ pub struct RunSummary {
     pub ran: Vec<String>,
     pub skipped: Vec<String>,
     pub not_run: Vec<String>,
+    /// The distill stage's ablations, when they were asked for.
+    pub ablations: Option<crate::distill::report::AblationReport>,
 }
 
 impl Runner<'_> {
@@ -252,6 +266,7 @@ impl Runner<'_> {
                 done: &done,
                 out: &partial,
                 device: &options.device,
+                cache: &options.dir.join(CACHE_DIR),
             };
             let outcome = stages::execute(kind, stage, &context, observer).map_err(fail)?;
             let manifest = StageManifest {
@@ -289,6 +304,9 @@ impl Runner<'_> {
             latest.insert(id.clone(), key.clone());
             done.insert(id.clone(), (final_dir, manifest));
         }
+        if options.ablations {
+            summary.ablations = Some(self.ablations(options, &done, observer)?);
+        }
         let latest_path = options.dir.join("latest.json");
         crate::atomic::write(&latest_path, deterministic_json(&latest).as_bytes()).map_err(
             |e| StageError {
@@ -297,6 +315,36 @@ impl Runner<'_> {
             },
         )?;
         Ok(summary)
+    }
+
+    /// Trains the distill stage's ablations beside its student (done before this).
+    fn ablations(
+        &self,
+        options: &RunOptions,
+        done: &BTreeMap<String, (PathBuf, StageManifest)>,
+        observer: &mut dyn RunObserver,
+    ) -> Result<crate::distill::report::AblationReport, StageError> {
+        let fail = |cause: String| StageError {
+            stage: DISTILL_STAGE.to_string(),
+            cause,
+        };
+        let stage = self
+            .plan
+            .stage(DISTILL_STAGE)
+            .ok_or_else(|| fail("the pipeline has no student to distill".to_string()))?;
+        let (dir, _) = done.get(DISTILL_STAGE).ok_or_else(|| {
+            fail("ablations need the distill stage, which did not run".to_string())
+        })?;
+        let inputs = self.inputs(RunStage::Plan(stage), done).map_err(fail)?;
+        let context = stages::Context {
+            runner: self,
+            inputs: &inputs,
+            done,
+            out: dir,
+            device: &options.device,
+            cache: &options.dir.join(CACHE_DIR),
+        };
+        stages::ablations(stage, &context, &dir.with_extension("ablations"), observer).map_err(fail)
     }
 
     /// The stages `upto` needs: themselves and every stage they read from, directly or not
@@ -373,6 +421,9 @@ impl Runner<'_> {
             rubric_version: &'a str,
             stage: &'a str,
             config: Option<&'a StageConfig>,
+            /// The student's loss terms (the distill stage's objective).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            terms: Option<&'a [rubric_compiler::lower::plan::LossTerm]>,
             policy: Option<String>,
             inputs: Vec<(&'a str, &'a str)>,
         }
@@ -388,10 +439,23 @@ impl Runner<'_> {
                 }),
             ),
         };
+        let terms = match stage {
+            RunStage::Plan(Stage {
+                config: StageConfig::Distill(_),
+                ..
+            }) => self
+                .compiled
+                .lowered
+                .loss_terms
+                .as_ref()
+                .map(|t| t.student.as_slice()),
+            _ => None,
+        };
         let key = Key {
             rubric_version: env!("CARGO_PKG_VERSION"),
             stage: stage.id(),
             config,
+            terms,
             policy,
             inputs: inputs
                 .iter()

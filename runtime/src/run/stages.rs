@@ -33,6 +33,7 @@ pub enum Kind {
     Synthesize,
     Mix,
     Teacher,
+    Distill,
 }
 
 /// How this version executes a stage, or why it does not yet.
@@ -46,7 +47,7 @@ pub fn kind(stage: RunStage<'_>) -> Result<Kind, &'static str> {
         StageConfig::Synthesize(_) => Ok(Kind::Synthesize),
         StageConfig::Mix(_) => Ok(Kind::Mix),
         StageConfig::TrainTeacher(_) => Ok(Kind::Teacher),
-        StageConfig::Distill(_) => Err("distillation is not in this version of rubric yet"),
+        StageConfig::Distill(_) => Ok(Kind::Distill),
         StageConfig::Quantize(_) => Err("quantization is not in this version of rubric yet"),
         StageConfig::Evaluate { .. } => Err("evaluation is not in this version of rubric yet"),
         StageConfig::Monitor { .. } => Err("monitoring is not in this version of rubric yet"),
@@ -70,6 +71,8 @@ pub struct Context<'a> {
     pub out: &'a Path,
     /// Where models train.
     pub device: &'a str,
+    /// The run's cache of the teachers' outputs.
+    pub cache: &'a Path,
 }
 
 /// Runs one stage into `context.out`.
@@ -260,6 +263,9 @@ pub fn execute(
         (Kind::Teacher, StageConfig::TrainTeacher(config)) => {
             teacher(stage, config, context, observer)
         }
+        (Kind::Distill, StageConfig::Distill(config)) => {
+            distill_stage(stage, config, context, observer)
+        }
         _ => Err(format!(
             "the stage `{}` has a configuration its kind does not take",
             stage.id
@@ -295,15 +301,13 @@ fn stage_file<'i>(inputs: &'i [ResolvedInput], stage: &str, file: &str) -> Optio
         .map(|i| i.path.as_path())
 }
 
-fn teacher(
+/// The mix's real share, and the pairs and click log a model stage reads.
+fn model_sources<'i>(
     stage: &Stage,
-    config: &rubric_compiler::lower::plan::TeacherConfig,
-    context: &Context<'_>,
-    observer: &mut dyn RunObserver,
-) -> Result<StageOutcome, String> {
+    context: &Context<'i>,
+) -> Result<(f64, crate::teach::examples::Sources<'i>), String> {
     use rubric_compiler::lower::plan::StageInput;
-    let runner = context.runner;
-    let plan = runner.plan;
+    let plan = context.runner.plan;
     let real_share = plan
         .stages
         .iter()
@@ -312,7 +316,6 @@ fn teacher(
             _ => None,
         })
         .unwrap_or(1.0);
-    let missing = |what: &str| format!("its input `{what}` is missing; run the stages before it");
     let pool = stage_file(context.inputs, "mix", "pool.jsonl").ok_or_else(|| missing("mix"))?;
     let validation =
         stage_file(context.inputs, "mix", "validation.jsonl").ok_or_else(|| missing("mix"))?;
@@ -327,6 +330,29 @@ fn teacher(
             );
         }
     }
+    Ok((
+        real_share,
+        crate::teach::examples::Sources {
+            pool,
+            validation,
+            clicks,
+        },
+    ))
+}
+
+fn missing(what: &str) -> String {
+    format!("its input `{what}` is missing; run the stages before it")
+}
+
+fn teacher(
+    stage: &Stage,
+    config: &rubric_compiler::lower::plan::TeacherConfig,
+    context: &Context<'_>,
+    observer: &mut dyn RunObserver,
+) -> Result<StageOutcome, String> {
+    let runner = context.runner;
+    let plan = runner.plan;
+    let (real_share, sources) = model_sources(stage, context)?;
     let from_teacher = match &config.model {
         rubric_compiler::lower::plan::ModelConfig::FromTeacher { teacher } => {
             let id = format!("teacher.{teacher}");
@@ -351,11 +377,6 @@ fn teacher(
             .map(|i| (i.name.clone(), i.sha256.clone()))
             .collect(),
         from_teacher,
-    };
-    let sources = crate::teach::examples::Sources {
-        pool,
-        validation,
-        clicks,
     };
     // Checkpoints beside the partial folder: a killed run resumes from them.
     let work = context.out.with_extension("train");
@@ -400,6 +421,272 @@ fn teacher(
         figures,
         timings,
     })
+}
+
+/// The distillation job of the distill stage's inputs.
+fn distill_job<'c>(
+    stage: &Stage,
+    config: &'c rubric_compiler::lower::plan::StudentConfig,
+    context: &Context<'c>,
+    engine: &'c Engine,
+    device: &'c candle_core::Device,
+) -> Result<
+    (
+        crate::distill::DistillJob<'c>,
+        crate::teach::examples::Sources<'c>,
+    ),
+    String,
+> {
+    use rubric_compiler::lower::plan::StageInput;
+    let runner = context.runner;
+    let terms = runner
+        .compiled
+        .lowered
+        .loss_terms
+        .as_ref()
+        .map(|t| t.student.as_slice())
+        .ok_or_else(|| "the pipeline's loss terms were not compiled".to_string())?;
+    let (real_share, sources) = model_sources(stage, context)?;
+    let mut teachers = BTreeMap::new();
+    for input in &stage.inputs {
+        let StageInput::Stage(id) = input else {
+            continue;
+        };
+        let Some(StageConfig::TrainTeacher(t)) = runner.plan.stage(id).map(|s| &s.config) else {
+            continue;
+        };
+        let prefix = format!("stage:{id}/{}/", crate::teach::MODEL_DIR);
+        let files: Vec<(&str, &str)> = context
+            .inputs
+            .iter()
+            .filter(|i| i.name.starts_with(&prefix))
+            .map(|i| (i.name.as_str(), i.sha256.as_str()))
+            .collect();
+        let dir = stage_file(
+            context.inputs,
+            id,
+            &format!("{}/config.json", crate::teach::MODEL_DIR),
+        )
+        .and_then(Path::parent)
+        .ok_or_else(|| missing(id))?;
+        teachers.insert(
+            t.teacher.clone(),
+            crate::distill::TeacherModel {
+                dir: dir.to_path_buf(),
+                checkpoint: sha256_hex(deterministic_json(&files).as_bytes()),
+            },
+        );
+    }
+    // The rows are the pool's and validation's pairs, and the log's impressions for a student
+    // of clicks: their sources' hashes and what the student predicts say which.
+    let sourced: Vec<(&str, &str)> = context
+        .inputs
+        .iter()
+        .filter(|i| {
+            i.name.starts_with("stage:mix/")
+                || (i.name.starts_with("stage:clean.") && i.name.ends_with(".clean.jsonl"))
+        })
+        .map(|i| (i.name.as_str(), i.sha256.as_str()))
+        .collect();
+    let rows_hash = sha256_hex(
+        deterministic_json(&(
+            sourced,
+            crate::distill::student_targets(terms),
+            crate::distill::cache::CACHE_VERSION,
+        ))
+        .as_bytes(),
+    );
+    let job = crate::distill::DistillJob {
+        engine,
+        config,
+        terms,
+        real_share,
+        base: &runner.base,
+        device,
+        plan_hash: sha256_hex(deterministic_json(runner.plan).as_bytes()),
+        data: context
+            .inputs
+            .iter()
+            .map(|i| (i.name.clone(), i.sha256.clone()))
+            .collect(),
+        teachers,
+        rows_hash,
+        cache: context.cache,
+    };
+    Ok((job, sources))
+}
+
+fn distill_stage(
+    stage: &Stage,
+    config: &rubric_compiler::lower::plan::StudentConfig,
+    context: &Context<'_>,
+    observer: &mut dyn RunObserver,
+) -> Result<StageOutcome, String> {
+    use crate::distill::{Variant, distill, report};
+    let device = rubric_ml::device::by_name(context.device)?;
+    let engine = Engine::new(context.runner.compiled.lowered.labeling.clone());
+    let (job, sources) = distill_job(stage, config, context, &engine, &device)?;
+    let work = context.out.with_extension("train");
+    let outcome = distill(
+        &job,
+        &sources,
+        Variant::Full,
+        Some(context.out),
+        &work,
+        &mut TeacherLines { observer },
+    )?;
+    let r = &outcome.report;
+    let path = context.out.join(report::REPORT);
+    crate::atomic::write(&path, deterministic_json(r).as_bytes())
+        .map_err(|e| write_error(&path, std::io::Error::other(e.to_string())))?;
+    let mut figures: BTreeMap<String, f64> = r
+        .student
+        .metrics
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    figures.insert("parameters".to_string(), r.student.parameters as f64);
+    figures.insert("train_rows".to_string(), r.rows.train as f64);
+    figures.insert("epochs".to_string(), r.epochs as f64);
+    figures.insert("rebalances".to_string(), r.rebalances.len() as f64);
+    figures.insert(
+        "teacher_rows_scored".to_string(),
+        outcome.teacher_rows_scored as f64,
+    );
+    for t in &r.teachers {
+        for (k, v) in &t.metrics {
+            figures.insert(format!("teacher.{}.{k}", t.name), *v);
+        }
+    }
+    for x in &r.retention {
+        figures.insert(format!("retention.{}.{}", x.teacher, x.metric), x.ratio);
+    }
+    for (t, ratio) in &r.compression {
+        figures.insert(format!("compression.{t}"), *ratio);
+    }
+    let mut timings = BTreeMap::new();
+    timings.insert("train_seconds".to_string(), outcome.seconds);
+    timings.insert("train_rows_per_second".to_string(), outcome.rows_per_second);
+    Ok(StageOutcome {
+        summary: distill_summary(r),
+        figures,
+        timings,
+    })
+}
+
+/// One line: the student's headline metrics, what it retains, its size.
+fn distill_summary(r: &crate::distill::report::DistillReport) -> String {
+    let mut parts: Vec<String> = ["grade_kappa", "ndcg@10", "click_auc"]
+        .iter()
+        .filter_map(|k| {
+            let v = r.student.metrics.get(*k)?;
+            let kept = r
+                .retention
+                .iter()
+                .find(|x| x.metric == *k)
+                .map(|x| format!(" ({:.0}% of {})", x.ratio * 100.0, x.teacher))
+                .unwrap_or_default();
+            Some(format!("{k} {v:.3}{kept}"))
+        })
+        .collect();
+    let fewest = r
+        .compression
+        .values()
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(*v, |m| m.min(*v))));
+    parts.push(match fewest {
+        Some(x) => format!(
+            "{:.2} M parameters ({x:.1}x fewer)",
+            r.student.parameters as f64 / 1e6
+        ),
+        None => format!("{:.2} M parameters", r.student.parameters as f64 / 1e6),
+    });
+    parts.join(", ")
+}
+
+/// Trains each ablation of the distill stage's student (or reads it back from `dir`), and
+/// writes `ablations.json` there.
+pub fn ablations(
+    stage: &Stage,
+    context: &Context<'_>,
+    dir: &Path,
+    observer: &mut dyn RunObserver,
+) -> Result<crate::distill::report::AblationReport, String> {
+    use crate::distill::report::{AblationReport, AblationRow, DistillReport, REPORT};
+    use crate::distill::{Variant, distill, variant_terms};
+    let StageConfig::Distill(config) = &stage.config else {
+        return Err(format!("the stage `{}` is not a student's", stage.id));
+    };
+    let device = rubric_ml::device::by_name(context.device)?;
+    let engine = Engine::new(context.runner.compiled.lowered.labeling.clone());
+    let (job, sources) = distill_job(stage, config, context, &engine, &device)?;
+    let read = |path: &Path| -> Option<DistillReport> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    };
+    let full = read(&context.out.join(REPORT)).ok_or_else(|| {
+        format!(
+            "cannot read the student's `{}`; run the distill stage again",
+            context.out.join(REPORT).display()
+        )
+    })?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    let row = |r: &DistillReport| AblationRow {
+        variant: r.variant,
+        recipe: r.recipe.clone(),
+        parameters: r.student.parameters,
+        metrics: r.student.metrics.clone(),
+        epochs: r.epochs,
+    };
+    let mut rows = vec![row(&full)];
+    let mut skipped = Vec::new();
+    let mut cards = BTreeMap::new();
+    for (name, t) in &job.teachers {
+        cards.insert(name.clone(), crate::teach::read_card(&t.dir)?);
+    }
+    let has_synthetic = full.rows.train > 0
+        && read_pairs(sources.pool)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .any(|r| r.str_field("source") == Some("synthetic"));
+    for variant in Variant::ABLATIONS {
+        if variant_terms(variant, job.terms, &cards, has_synthetic).is_none() {
+            let why = match variant {
+                Variant::NoSynthetic => "the pool has no synthetic pairs",
+                Variant::NoTemporal => "no teacher reads the impression's time",
+                Variant::NoDrift => "the student has no drift penalty",
+                _ => "it would leave nothing out, or nothing to learn from",
+            };
+            skipped.push((variant, why.to_string()));
+            continue;
+        }
+        let path = dir.join(format!("{}.json", variant.name()));
+        let report = match read(&path) {
+            Some(r) if r.variant == variant => r,
+            _ => {
+                observer.started(&format!("{}.{}", stage.id, variant.name()));
+                let work = dir.join(format!("{}.train", variant.name()));
+                let outcome = distill(
+                    &job,
+                    &sources,
+                    variant,
+                    None,
+                    &work,
+                    &mut TeacherLines {
+                        observer: &mut *observer,
+                    },
+                )?;
+                crate::atomic::write(&path, deterministic_json(&outcome.report).as_bytes())
+                    .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+                outcome.report
+            }
+        };
+        observer.ablation(variant.name(), &distill_summary(&report));
+        rows.push(row(&report));
+    }
+    let report = AblationReport::new(rows, skipped);
+    let path = dir.join("ablations.json");
+    crate::atomic::write(&path, deterministic_json(&report).as_bytes())
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    Ok(report)
 }
 
 /// The file of a declared source of pairs.

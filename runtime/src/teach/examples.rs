@@ -143,38 +143,49 @@ fn targets(
     Ok((scores, grade))
 }
 
-/// Reads the mix's pairs (and the click log) into examples for these heads and inputs, their
-/// features encoded by `fitted` (a trained model's) or by an encoder fitted on the pool.
-pub fn build(
-    engine: &Engine,
-    heads: &Heads,
-    inputs: &ModelInputs,
-    fitted: Option<&FeatureEncoder>,
-    sources: &Sources<'_>,
-) -> Result<Examples, String> {
-    let fields = text_fields(inputs, engine)?;
-    let read = |p: &Path| read_pairs(p).map_err(|e| e.to_string());
-    let pool = read(sources.pool)?;
-    let validation = read(sources.validation)?;
-    let fit_rows: Vec<Row<'_>> = pool
-        .iter()
-        .map(|r| Row {
-            pair: &r.value,
-            ts: None,
-        })
-        .collect();
-    let encoder = match fitted {
-        Some(f) => f.clone(),
-        None => FeatureEncoder::fit(&inputs.features, &fit_rows),
-    };
-    let mut labeler = PairLabeler::new(engine);
+/// Makes the rows of one model (its heads, text fields and fitted features) from pairs, and
+/// impressions of pairs.
+pub struct RowMaker<'e> {
+    engine: &'e Engine,
+    heads: &'e Heads,
+    fields: Vec<TextField>,
+    encoder: FeatureEncoder,
+    labeler: PairLabeler<'e>,
+}
 
-    // One example per pair, or per impression of a real pair when the teacher learns clicks.
-    let mut make = |row: &PairRow, file: &Path, click: Option<&Click>| -> Result<Example, String> {
-        let texts = pair_texts(&engine.program, &fields, &row.value)
+impl<'e> RowMaker<'e> {
+    pub fn new(
+        engine: &'e Engine,
+        heads: &'e Heads,
+        inputs: &ModelInputs,
+        encoder: FeatureEncoder,
+    ) -> Result<RowMaker<'e>, String> {
+        Ok(RowMaker {
+            engine,
+            heads,
+            fields: text_fields(inputs, engine)?,
+            encoder,
+            labeler: PairLabeler::new(engine),
+        })
+    }
+
+    /// The fitted features the rows are encoded with.
+    pub fn encoder(&self) -> &FeatureEncoder {
+        &self.encoder
+    }
+
+    /// The row of a pair of `file`, or of an impression of it.
+    pub fn make(
+        &mut self,
+        row: &PairRow,
+        file: &Path,
+        click: Option<&Click>,
+    ) -> Result<Example, String> {
+        let engine = self.engine;
+        let texts = pair_texts(&engine.program, &self.fields, &row.value)
             .map_err(|e| format!("`{}`, line {}: {e}", file.display(), row.line))?;
-        let mut features = Vec::with_capacity(encoder.width());
-        encoder
+        let mut features = Vec::with_capacity(self.encoder.width());
+        self.encoder
             .encode(
                 &Row {
                     pair: &row.value,
@@ -183,7 +194,7 @@ pub fn build(
                 &mut features,
             )
             .map_err(|e| format!("`{}`, line {}: {e}", file.display(), row.line))?;
-        let (scores, grade) = targets(&mut labeler, heads, row, file)?;
+        let (scores, grade) = targets(&mut self.labeler, self.heads, row, file)?;
         Ok(Example {
             texts,
             features,
@@ -202,35 +213,28 @@ pub fn build(
                 })
                 .unwrap_or_default(),
         })
-    };
-
-    if !heads.click {
-        let train = pool
-            .iter()
-            .map(|r| make(r, sources.pool, None))
-            .collect::<Result<_, _>>()?;
-        let held = validation
-            .iter()
-            .map(|r| make(r, sources.validation, None))
-            .collect::<Result<_, _>>()?;
-        return Ok(Examples {
-            train,
-            validation: held,
-            features: encoder,
-            unjoined_clicks: 0,
-        });
     }
+}
 
-    let Some(clicks_path) = sources.clicks else {
-        return Err(
-            "the teacher predicts `click`, and the pipeline declares no click log: add one to \
-             `data` (`clicks \"data/clicks.jsonl\" clean { ... }`)"
-                .to_string(),
-        );
-    };
-    // Real pairs by (query_id, candidate_id): the pool's are for training, the split's held out.
+/// The click log's impressions of real pairs, by the pair's index in the pool (training) or in
+/// the validation split (held out).
+#[derive(Debug, Default)]
+pub struct Impressions {
+    pub train: Vec<(usize, Click)>,
+    pub validation: Vec<(usize, Click)>,
+    /// Rows whose pair is in neither split (a synthetic pair has no clicks).
+    pub unjoined: u64,
+}
+
+/// Joins the cleaned click log to the real pairs by `query_id` and `candidate_id`.
+pub fn join_clicks(
+    pool: &[PairRow],
+    validation: &[PairRow],
+    pool_path: &Path,
+    clicks_path: &Path,
+) -> Result<Impressions, String> {
     let mut by_key: HashMap<(String, String), (bool, usize)> = HashMap::new();
-    for (held, rows) in [(false, &pool), (true, &validation)] {
+    for (held, rows) in [(false, pool), (true, validation)] {
         for (i, r) in rows.iter().enumerate() {
             if r.str_field("source") == Some("synthetic") {
                 continue;
@@ -242,15 +246,14 @@ pub fn build(
     }
     if by_key.is_empty() {
         return Err(format!(
-            "the click teacher joins clicks to pairs by `query_id` and `candidate_id`, and the \
-             pairs of `{}` have neither",
-            sources.pool.display()
+            "clicks are joined to pairs by `query_id` and `candidate_id`, and the pairs of `{}` \
+             have neither",
+            pool_path.display()
         ));
     }
     let file = std::fs::File::open(clicks_path)
         .map_err(|e| format!("cannot read `{}`: {e}", clicks_path.display()))?;
-    let (mut train, mut held_out) = (Vec::new(), Vec::new());
-    let mut unjoined = 0u64;
+    let mut out = Impressions::default();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| format!("cannot read `{}`: {e}", clicks_path.display()))?;
         if line.trim().is_empty() {
@@ -259,31 +262,85 @@ pub fn build(
         let click = Click::parse(i as u64 + 1, &line)
             .map_err(|e| format!("`{}`, {e}", clicks_path.display()))?;
         let key = (click.query_id.clone(), click.candidate_id.clone());
-        let Some(&(held, index)) = by_key.get(&key) else {
-            unjoined += 1;
-            continue;
-        };
-        let (rows, file) = if held {
-            (&validation, sources.validation)
-        } else {
-            (&pool, sources.pool)
-        };
-        let Some(row) = rows.get(index) else {
-            continue;
-        };
-        let example = make(row, file, Some(&click))?;
-        if held {
-            held_out.push(example);
-        } else {
-            train.push(example);
+        match by_key.get(&key) {
+            Some(&(true, index)) => out.validation.push((index, click)),
+            Some(&(false, index)) => out.train.push((index, click)),
+            None => out.unjoined += 1,
         }
     }
+    Ok(out)
+}
+
+/// Reads the mix's pairs (and the click log) into examples for these heads and inputs, their
+/// features encoded by `fitted` (a trained model's) or by an encoder fitted on the pool.
+pub fn build(
+    engine: &Engine,
+    heads: &Heads,
+    inputs: &ModelInputs,
+    fitted: Option<&FeatureEncoder>,
+    sources: &Sources<'_>,
+) -> Result<Examples, String> {
+    let read = |p: &Path| read_pairs(p).map_err(|e| e.to_string());
+    let pool = read(sources.pool)?;
+    let validation = read(sources.validation)?;
+    let encoder = match fitted {
+        Some(f) => f.clone(),
+        None => fit(&inputs.features, &pool),
+    };
+    let mut maker = RowMaker::new(engine, heads, inputs, encoder)?;
+
+    // One example per pair, or per impression of a real pair when the teacher learns clicks.
+    if !heads.click {
+        let train = pool
+            .iter()
+            .map(|r| maker.make(r, sources.pool, None))
+            .collect::<Result<_, _>>()?;
+        let held = validation
+            .iter()
+            .map(|r| maker.make(r, sources.validation, None))
+            .collect::<Result<_, _>>()?;
+        return Ok(Examples {
+            train,
+            validation: held,
+            features: maker.encoder,
+            unjoined_clicks: 0,
+        });
+    }
+    let Some(clicks_path) = sources.clicks else {
+        return Err(
+            "the teacher predicts `click`, and the pipeline declares no click log: add one to \
+             `data` (`clicks \"data/clicks.jsonl\" clean { ... }`)"
+                .to_string(),
+        );
+    };
+    let joined = join_clicks(&pool, &validation, sources.pool, clicks_path)?;
+    let mut impressions = |rows: &[PairRow], file: &Path, clicks: &[(usize, Click)]| {
+        clicks
+            .iter()
+            .filter_map(|(i, c)| rows.get(*i).map(|r| (r, c)))
+            .map(|(r, c)| maker.make(r, file, Some(c)))
+            .collect::<Result<Vec<_>, String>>()
+    };
+    let train = impressions(&pool, sources.pool, &joined.train)?;
+    let held_out = impressions(&validation, sources.validation, &joined.validation)?;
     Ok(Examples {
         train,
         validation: held_out,
-        features: encoder,
-        unjoined_clicks: unjoined,
+        features: maker.encoder,
+        unjoined_clicks: joined.unjoined,
     })
+}
+
+/// Features fitted on the pool's pairs.
+pub fn fit(features: &[rubric_compiler::lower::plan::Feature], pool: &[PairRow]) -> FeatureEncoder {
+    let rows: Vec<Row<'_>> = pool
+        .iter()
+        .map(|r| Row {
+            pair: &r.value,
+            ts: None,
+        })
+        .collect();
+    FeatureEncoder::fit(features, &rows)
 }
 
 /// The texts a tokenizer is learned from: each distinct query and candidate text of the

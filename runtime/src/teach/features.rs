@@ -382,15 +382,10 @@ impl FeatureEncoder {
                     Some(v) => return Err(format!("`{role}.{name}`: expected a list, found {v}")),
                 },
                 Column::HourOfDay | Column::DayOfWeek => {
+                    // A pair scored with no impression (distillation's pairs, a ranking
+                    // request without a time) has no hour: all zeros, as a missing value.
                     let Some(ts) = row.ts else {
-                        return Err(format!(
-                            "`{}` needs the impression's time, and this row has none",
-                            if matches!(c, Column::HourOfDay) {
-                                "hour_of_day"
-                            } else {
-                                "day_of_week"
-                            }
-                        ));
+                        continue;
                     };
                     // In UTC: 1970-01-01 was a Thursday (Monday is 0).
                     let seconds = ts.as_second();
@@ -504,16 +499,30 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.contains("`query.remote`"), "{err}");
-        let err = encoder
+        // No impression, no time: the time's slots are zeros.
+        let mut timeless = Vec::new();
+        encoder
             .encode(
                 &Row {
                     pair: &missing,
                     ts: None,
                 },
-                &mut Vec::new(),
+                &mut timeless,
             )
-            .unwrap_err();
-        assert!(err.contains("hour_of_day"), "{err}");
+            .unwrap();
+        assert_eq!(timeless.len(), encoder.width());
+        let mut timed = Vec::new();
+        encoder
+            .encode(
+                &Row {
+                    pair: &missing,
+                    ts: Some(ts),
+                },
+                &mut timed,
+            )
+            .unwrap();
+        let ones = |v: &[f32]| v.iter().filter(|x| **x == 1.0).count();
+        assert_eq!(ones(&timed), ones(&timeless) + 2, "{timed:?} {timeless:?}");
     }
 
     #[test]

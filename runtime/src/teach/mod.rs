@@ -13,11 +13,11 @@ use crate::compile::deterministic_json;
 use crate::label::engine::Engine;
 use candle_core::{DType, Device};
 use candle_nn::Init;
-use examples::{Examples, Heads, Sources, training_texts};
+use examples::{Heads, Sources, training_texts};
 use features::FeatureEncoder;
 use rubric_compiler::lower::ir::PolicyRef;
 use rubric_compiler::lower::plan::{
-    LossKind, ModelConfig, ModelInputs, Target, TeacherConfig, TrainConfig, Warmup,
+    LossKind, LossTerm, ModelConfig, ModelInputs, Target, TeacherConfig, TrainConfig, Warmup,
 };
 use rubric_compiler::vocabulary::{self, Block};
 use rubric_ml::checkpoint;
@@ -33,24 +33,26 @@ use std::time::Instant;
 use task::{TeacherTask, Tokens};
 use tokenizers::Tokenizer;
 
-/// The schema of a teacher's card, `model/rubric.json`.
-pub const CARD_SCHEMA: &str = "rubric.teacher/1";
+/// The schema of a trained model's card, `model/rubric.json`.
+pub const CARD_SCHEMA: &str = "rubric.model/1";
 /// The card beside the Hugging Face files.
 pub const CARD: &str = "rubric.json";
-/// The folder of the trained model in a teacher stage's outputs.
+/// The folder of the trained model in a teacher or distill stage's outputs.
 pub const MODEL_DIR: &str = "model";
 /// The name of the training-only position bias in `model.safetensors` (not read when scoring).
 pub const POSITION_BIAS: &str = "training.position_bias";
 /// The most impression positions with a bias of their own; later ones share the last.
 pub const MAX_POSITIONS: usize = 64;
 
-/// What a trained teacher is: written beside its weights so that distillation, evaluation and
-/// serving encode pairs exactly as training did, and reports say what it was made from.
+/// What a trained model (a teacher, or the student) is: written beside its weights so that
+/// distillation, evaluation and serving encode pairs exactly as training did, and reports say
+/// what it was made from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TeacherCard {
+pub struct ModelCard {
     pub schema: String,
-    pub teacher: String,
+    /// The teacher's name, or `student`.
+    pub name: String,
     pub policy: PolicyRef,
     /// SHA-256 of the training plan it was trained by.
     pub plan: String,
@@ -63,8 +65,8 @@ pub struct TeacherCard {
     pub features: FeatureEncoder,
     /// Word pieces of a (query, candidate) pair.
     pub max_len: usize,
-    pub loss: LossKind,
-    pub temperature: f64,
+    /// What it learned from.
+    pub objective: Objective,
     pub train: TrainConfig,
     pub parameters: usize,
     pub train_rows: usize,
@@ -72,6 +74,16 @@ pub struct TeacherCard {
     /// The held-out real pairs' metrics after the last epoch.
     pub metrics: BTreeMap<String, f64>,
     pub history: Vec<EpochRecord>,
+}
+
+/// A model's objective, as the loss terms declared it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+pub enum Objective {
+    /// A teacher's: its loss on every target, logits divided by the temperature.
+    Teacher { loss: LossKind, temperature: f64 },
+    /// The student's: the sum of the terms, with the drift penalty's weight as rebalanced.
+    Student { terms: Vec<LossTerm> },
 }
 
 /// How a teacher stage reports while it trains.
@@ -103,7 +115,7 @@ pub struct TeacherJob<'a> {
 
 /// What a trained teacher reports.
 pub struct TeacherOutcome {
-    pub card: TeacherCard,
+    pub card: ModelCard,
     /// Seconds of training and the rows it went through per second.
     pub seconds: f64,
     pub rows_per_second: f64,
@@ -114,9 +126,20 @@ fn fail(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// A checkpoint's configuration, tokenizer and the tensors `keep` wants, on the job's device.
+/// How a model (a teacher, or the student) starts: what the plan says of it.
+pub struct Start<'a> {
+    pub model: &'a ModelConfig,
+    pub inputs: &'a ModelInputs,
+    pub seed: u64,
+    pub dropout: f64,
+    /// The pipeline's folder: `model init` paths are relative to it.
+    pub base: &'a Path,
+    pub device: &'a Device,
+}
+
+/// A checkpoint's configuration, tokenizer and the tensors `keep` wants, on the start's device.
 fn checkpoint_start(
-    job: &TeacherJob<'_>,
+    start: &Start<'_>,
     dir: &Path,
     keep: impl Fn(&str) -> bool,
 ) -> Result<(BertConfig, Tokenizer, Params), String> {
@@ -126,42 +149,48 @@ fn checkpoint_start(
         .tensors
         .into_iter()
         .filter(|(n, _)| encoder.contains_key(n) || n.starts_with("pooler.") || keep(n))
-        .map(|(n, t)| t.to_device(job.device).map(|t| (n, t)))
+        .map(|(n, t)| t.to_device(start.device).map(|t| (n, t)))
         .collect::<candle_core::Result<_>>()
         .map_err(fail)?;
     Ok((
         ckpt.config,
         ckpt.tokenizer,
-        Params::starting_from(job.config.train.seed, tensors),
+        Params::starting_from(start.seed, tensors),
     ))
 }
 
-/// The teacher another starts from (`model from teacher NAME`): its model folder and card.
-struct Source {
-    dir: std::path::PathBuf,
-    card: TeacherCard,
+/// The teacher a model starts from (`model from teacher NAME`): its model folder and card.
+pub struct Source {
+    pub dir: std::path::PathBuf,
+    pub card: ModelCard,
 }
 
 impl Source {
+    pub fn open(dir: &Path) -> Result<Source, String> {
+        Ok(Source {
+            dir: dir.to_path_buf(),
+            card: read_card(dir)?,
+        })
+    }
+
     /// Whether the two read the same features, so the trained feature layers (and the fitted
     /// encoding) carry over.
-    fn same_features(&self, inputs: &ModelInputs) -> bool {
+    pub fn same_features(&self, inputs: &ModelInputs) -> bool {
         self.card.inputs.features == inputs.features
     }
 }
 
-/// The encoder's configuration, tokenizer and starting weights.
-fn model_start(
-    job: &TeacherJob<'_>,
-    examples: &Examples,
+/// The encoder's configuration, tokenizer (set up for pairs) and starting weights; `train` are
+/// the rows a new tokenizer is learned from.
+pub fn model_start(
+    start: &Start<'_>,
+    train: &[examples::Example],
     source: Option<&Source>,
 ) -> Result<(BertConfig, Tokenizer, Params), String> {
-    let c = job.config;
-    let dropout = c.regularize.dropout;
     let default_len = vocabulary::default_number(Block::Encoder, "max_len") as usize;
-    let (mut cfg, mut tokenizer, params) = match &c.model {
+    let (mut cfg, mut tokenizer, params) = match start.model {
         ModelConfig::Encoder(e) => {
-            let texts = training_texts(&examples.train);
+            let texts = training_texts(train);
             let vocab = usize::try_from(e.vocab).map_err(fail)?;
             let tokenizer = learn_wordpiece(texts.iter().copied(), vocab)?;
             let size = |v: u64| usize::try_from(v).map_err(fail);
@@ -173,25 +202,25 @@ fn model_start(
                 size(e.intermediate)?,
                 size(e.max_len)?,
             );
-            (cfg, tokenizer, Params::seeded(c.train.seed))
+            (cfg, tokenizer, Params::seeded(start.seed))
         }
         // The encoder and BERT's pooler start from the checkpoint; the heads are this
-        // teacher's own (another model's may predict other things).
-        ModelConfig::Init { path } => checkpoint_start(job, &job.base.join(path), |_| false)?,
+        // model's own (another model's may predict other things).
+        ModelConfig::Init { path } => checkpoint_start(start, &start.base.join(path), |_| false)?,
         ModelConfig::FromTeacher { teacher } => {
             let source = source.ok_or_else(|| {
                 format!("the teacher `{teacher}` it starts from has not been trained")
             })?;
-            let keep_features = source.same_features(&c.inputs);
-            checkpoint_start(job, &source.dir, |n| {
+            let keep_features = source.same_features(start.inputs);
+            checkpoint_start(start, &source.dir, |n| {
                 keep_features && n.starts_with("features.")
             })?
         }
     };
-    cfg.hidden_dropout_prob = dropout;
-    cfg.attention_probs_dropout_prob = dropout;
+    cfg.hidden_dropout_prob = start.dropout;
+    cfg.attention_probs_dropout_prob = start.dropout;
     cfg.validate()?;
-    let max_len = match (&c.model, source) {
+    let max_len = match (start.model, source) {
         (ModelConfig::Encoder(_), _) => cfg.max_position_embeddings,
         (ModelConfig::FromTeacher { .. }, Some(s)) => s.card.max_len,
         _ => default_len.min(cfg.max_position_embeddings),
@@ -238,10 +267,7 @@ pub fn train_teacher(
     remove(&trash)?;
     let heads = Heads::new(&c.targets, job.engine)?;
     let source = match (&c.model, &job.from_teacher) {
-        (ModelConfig::FromTeacher { .. }, Some(dir)) => Some(Source {
-            dir: dir.clone(),
-            card: read_card(dir)?,
-        }),
+        (ModelConfig::FromTeacher { .. }, Some(dir)) => Some(Source::open(dir)?),
         _ => None,
     };
     let fitted = source
@@ -258,7 +284,15 @@ pub fn train_teacher(
             examples.train.len()
         ));
     }
-    let (cfg, tokenizer, params) = model_start(job, &examples, source.as_ref())?;
+    let start = Start {
+        model: &c.model,
+        inputs: &c.inputs,
+        seed: c.train.seed,
+        dropout: c.regularize.dropout,
+        base: job.base,
+        device: job.device,
+    };
+    let (cfg, tokenizer, params) = model_start(&start, &examples.train, source.as_ref())?;
     let train_tokens = tokenize(&tokenizer, &examples.train)?;
     let validation_tokens = tokenize(&tokenizer, &examples.validation)?;
     let spec = HeadSpec {
@@ -369,9 +403,9 @@ pub fn train_teacher(
 
     let model_dir = out.join(MODEL_DIR);
     checkpoint::save(&model_dir, &cfg, &params, &tokenizer).map_err(fail)?;
-    let card = TeacherCard {
+    let card = ModelCard {
         schema: CARD_SCHEMA.to_string(),
-        teacher: c.teacher.clone(),
+        name: c.teacher.clone(),
         policy: job.engine.program.policy.clone(),
         plan: job.plan_hash.clone(),
         data: job.data.clone(),
@@ -382,8 +416,10 @@ pub fn train_teacher(
         max_len: tokenizer
             .get_truncation()
             .map_or(cfg.max_position_embeddings, |t| t.max_length),
-        loss: c.loss,
-        temperature: c.temperature,
+        objective: Objective::Teacher {
+            loss: c.loss,
+            temperature: c.temperature,
+        },
         train: c.train.clone(),
         parameters,
         train_rows: examples.train.len(),
@@ -408,19 +444,23 @@ pub fn train_teacher(
     })
 }
 
-/// A trained teacher read back for scoring: its card, its tokenizer and its frozen weights —
-/// plain tensors, not variables, so scoring records no graph.
-pub struct Teacher {
-    pub card: TeacherCard,
+/// A trained model (a teacher, or the student) read back for scoring: its card, its tokenizer
+/// and its frozen weights — plain tensors, not variables, so scoring records no graph.
+pub struct TrainedModel {
+    pub card: ModelCard,
     pub heads: Heads,
     pub model: PairEncoder,
     pub tokenizer: Tokenizer,
     device: Device,
 }
 
-impl Teacher {
+impl TrainedModel {
     /// Reads `model_dir` (a teacher stage's `model/`) for the policy `engine` runs.
-    pub fn load(model_dir: &Path, engine: &Engine, device: &Device) -> Result<Teacher, String> {
+    pub fn load(
+        model_dir: &Path,
+        engine: &Engine,
+        device: &Device,
+    ) -> Result<TrainedModel, String> {
         let card = read_card(model_dir)?;
         let heads = Heads::new(&card.targets, engine)?;
         let ckpt = checkpoint::load(model_dir, &Device::Cpu).map_err(fail)?;
@@ -435,7 +475,7 @@ impl Teacher {
             .map_err(|e| format!("`{}`: {e}", model_dir.display()))?;
         let mut tokenizer = ckpt.tokenizer;
         configure_for_pairs(&mut tokenizer, card.max_len)?;
-        Ok(Teacher {
+        Ok(TrainedModel {
             card,
             heads,
             model,
@@ -447,16 +487,22 @@ impl Teacher {
     /// The teacher's outputs on rows built for its heads and inputs.
     pub fn score(&self, rows: &[examples::Example]) -> Result<task::Predictions, String> {
         let tokens = tokenize(&self.tokenizer, rows)?;
-        task::predict(&self.model, &self.heads, rows, &tokens, &self.device).map_err(fail)
+        task::predict(&self.model, rows, &tokens, &self.device).map_err(fail)
+    }
+
+    /// The model's logits on rows built for its heads and inputs.
+    pub fn logits(&self, rows: &[examples::Example]) -> Result<task::Logits, String> {
+        let tokens = tokenize(&self.tokenizer, rows)?;
+        task::logits(&self.model, rows, &tokens, &self.device).map_err(fail)
     }
 }
 
-/// A teacher's card read back from its model folder.
-pub fn read_card(model_dir: &Path) -> Result<TeacherCard, String> {
+/// A trained model's card read back from its model folder.
+pub fn read_card(model_dir: &Path) -> Result<ModelCard, String> {
     let path = model_dir.join(CARD);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let card: TeacherCard =
+    let card: ModelCard =
         serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))?;
     if card.schema != CARD_SCHEMA {
         return Err(format!(

@@ -141,53 +141,127 @@ impl TeacherTask<'_> {
     }
 }
 
-/// A model's outputs on `examples`, in batches, with no dropout and no position bias, detached
+/// A model's raw outputs on rows, row-major: `rows × score_width` score logits, `rows ×
+/// grade_width` grade logits, a click logit per row (empty where the model has no such head).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Logits {
+    pub rows: usize,
+    pub score_width: usize,
+    pub scores: Vec<f32>,
+    pub grade_width: usize,
+    pub grades: Vec<f32>,
+    pub click: Vec<f32>,
+}
+
+fn sigmoid64(z: f32) -> f64 {
+    1.0 / (1.0 + (-f64::from(z)).exp())
+}
+
+impl Logits {
+    /// Row `r`'s score logits.
+    pub fn score_row(&self, r: usize) -> &[f32] {
+        self.scores
+            .get(r * self.score_width..(r + 1) * self.score_width)
+            .unwrap_or(&[])
+    }
+
+    /// Row `r`'s grade logits.
+    pub fn grade_row(&self, r: usize) -> &[f32] {
+        self.grades
+            .get(r * self.grade_width..(r + 1) * self.grade_width)
+            .unwrap_or(&[])
+    }
+
+    /// The rows `rows`, in that order.
+    pub fn select(&self, rows: &[usize]) -> Logits {
+        let mut out = Logits {
+            rows: rows.len(),
+            score_width: self.score_width,
+            grade_width: self.grade_width,
+            ..Logits::default()
+        };
+        for &r in rows {
+            out.scores.extend_from_slice(self.score_row(r));
+            out.grades.extend_from_slice(self.grade_row(r));
+            if let Some(z) = self.click.get(r) {
+                out.click.push(*z);
+            }
+        }
+        out
+    }
+
+    /// The outputs as predictions: probabilities, the grade ranked first.
+    pub fn predictions(&self) -> Predictions {
+        let scores = (0..self.score_width)
+            .map(|k| {
+                (0..self.rows)
+                    .filter_map(|r| self.scores.get(r * self.score_width + k))
+                    .map(|z| sigmoid64(*z))
+                    .collect()
+            })
+            .collect();
+        let grades = if self.grade_width == 0 {
+            Vec::new()
+        } else {
+            (0..self.rows)
+                .map(|r| {
+                    let row = self.grade_row(r);
+                    (0..row.len())
+                        .max_by(|a, b| row[*a].total_cmp(&row[*b]).then(b.cmp(a)))
+                        .unwrap_or(0)
+                })
+                .collect()
+        };
+        Predictions {
+            scores,
+            grades,
+            clicks: self.click.iter().map(|z| sigmoid64(*z)).collect(),
+        }
+    }
+}
+
+/// A model's logits on `examples`, in batches, with no dropout and no position bias, detached
 /// from any graph.
-pub fn predict(
+pub fn logits(
     model: &PairEncoder,
-    heads: &Heads,
     examples: &[Example],
     tokens: &[Tokens],
     device: &Device,
-) -> Result<Predictions> {
+) -> Result<Logits> {
     let features = examples.first().map_or(0, |e| e.features.len());
-    let mut out = Predictions {
-        scores: vec![Vec::with_capacity(examples.len()); heads.scores.len()],
-        ..Predictions::default()
+    let mut out = Logits {
+        rows: examples.len(),
+        ..Logits::default()
     };
     let all: Vec<usize> = (0..examples.len()).collect();
     for rows in all.chunks(SCORE_BATCH) {
         let batch = batch_of(rows, examples, tokens, features, device)?;
         let o = model.forward(&batch, &mut Pass::Eval)?;
-        {
-            if let Some(z) = &o.score_logits {
-                let p = sigmoid(&z.detach())?.to_vec2::<f32>()?;
-                for row in p {
-                    for (head, v) in out.scores.iter_mut().zip(row) {
-                        head.push(f64::from(v));
-                    }
-                }
-            }
-            if let Some(z) = &o.grade_logits {
-                out.grades.extend(
-                    z.detach()
-                        .argmax(D::Minus1)?
-                        .to_vec1::<u32>()?
-                        .into_iter()
-                        .map(|g| g as usize),
-                );
-            }
-            if let Some(z) = &o.click_logit {
-                out.clicks.extend(
-                    sigmoid(&z.detach())?
-                        .to_vec1::<f32>()?
-                        .into_iter()
-                        .map(f64::from),
-                );
-            }
+        if let Some(z) = &o.score_logits {
+            out.score_width = z.dim(1)?;
+            out.scores
+                .extend(z.detach().flatten_all()?.to_vec1::<f32>()?);
+        }
+        if let Some(z) = &o.grade_logits {
+            out.grade_width = z.dim(1)?;
+            out.grades
+                .extend(z.detach().flatten_all()?.to_vec1::<f32>()?);
+        }
+        if let Some(z) = &o.click_logit {
+            out.click.extend(z.detach().to_vec1::<f32>()?);
         }
     }
     Ok(out)
+}
+
+/// A model's outputs on `examples` (see [`logits`]).
+pub fn predict(
+    model: &PairEncoder,
+    examples: &[Example],
+    tokens: &[Tokens],
+    device: &Device,
+) -> Result<Predictions> {
+    Ok(logits(model, examples, tokens, device)?.predictions())
 }
 
 impl Task for TeacherTask<'_> {
@@ -272,7 +346,6 @@ impl Task for TeacherTask<'_> {
     fn evaluate(&self) -> Result<BTreeMap<String, f64>> {
         let p = predict(
             self.model,
-            self.heads,
             self.validation,
             self.validation_tokens,
             &self.device,

@@ -1,0 +1,211 @@
+//! `rubric distill` end to end on a small copy of the job_match example (tiny teachers and
+//! student): the student is written with its report, the drift penalty's weight is rebalanced
+//! on the declared epochs by the documented factor, a student re-run reads the teachers' cached
+//! outputs (no teacher scores a row), a larger drift weight lowers measured drift, and the
+//! ablations train beside the student and are read back on a second run.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+#[path = "support/small_job_match.rs"]
+mod small_job_match;
+
+use small_job_match::{edit, statuses, with};
+
+/// The tiny student's training, as the support writes it.
+const STUDENT_TRAIN: &str = "train { epochs 2, lr 3e-3, batch 16 }";
+const DRIFT: &str = "drift penalty 0.5 tolerance 0.05 rebalance every 2 epochs";
+
+fn distill(project: &Path, runs: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .arg("distill")
+        .arg(project.join("job_match.policy"))
+        .arg("--dir")
+        .arg(runs)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rubric distill failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The latest distill stage's folder.
+fn distill_dir(runs: &Path) -> PathBuf {
+    let latest: BTreeMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("latest.json")).unwrap()).unwrap();
+    runs.join("stages/distill").join(&latest["distill"])
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_student_is_distilled_rebalanced_and_reruns_from_the_teachers_cache() {
+    let project = small_job_match::project(300, 3000);
+    let runs = project.path().join("runs");
+    // Four epochs: the weight is rebalanced after the second and the fourth.
+    edit(
+        project.path(),
+        STUDENT_TRAIN,
+        "train { epochs 4, lr 3e-3, batch 16 }",
+    );
+    let out = distill(project.path(), &runs, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = statuses(&stderr);
+    assert!(
+        with(&first, "done").contains(&"distill".to_string()),
+        "{stderr}"
+    );
+    assert!(!first.contains_key("quantize"), "{stderr}");
+    // The table: each teacher, then the student.
+    let table = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "policy (teacher)",
+        "click (teacher)",
+        "student",
+        "fewer parameters",
+    ] {
+        assert!(table.contains(line), "{line}: {table}");
+    }
+
+    let dir = distill_dir(&runs);
+    let report = json(&dir.join("report.json"));
+    assert_eq!(report["schema"], "rubric.distill-report/1");
+    let card = json(&dir.join("model/rubric.json"));
+    assert_eq!(card["name"], "student");
+    assert_eq!(card["objective"]["kind"], "student");
+    for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+        assert!(dir.join("model").join(file).exists(), "{file}");
+    }
+    let student = &report["student"]["metrics"];
+    for metric in [
+        "policy_alignment",
+        "grade_kappa",
+        "ndcg@10",
+        "click_auc",
+        "blended",
+    ] {
+        assert!(student[metric].is_number(), "{metric}: {student}");
+    }
+    // The rebalances: after epochs 2 and 4, the weight times measured / tolerated drift,
+    // clamped to [0.5, 2].
+    let rebalances = report["rebalances"].as_array().unwrap();
+    assert_eq!(
+        rebalances
+            .iter()
+            .map(|r| r["epoch"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 4]
+    );
+    let mut weight = 0.5;
+    for r in rebalances {
+        let drift = r["drift"].as_f64().unwrap();
+        assert_eq!(r["old_weight"].as_f64().unwrap(), weight);
+        let want = weight * (drift / 0.05).clamp(0.5, 2.0);
+        let got = r["new_weight"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-9, "{r}: want {want}");
+        weight = got;
+    }
+    // The teachers scored the rows once, into the cache.
+    let manifest = json(&dir.join("manifest.json"));
+    assert!(manifest["figures"]["teacher_rows_scored"].as_f64().unwrap() > 0.0);
+    for t in report["teachers"].as_array().unwrap() {
+        assert_eq!(t["cache"]["hit"], false, "{t}");
+    }
+
+    // Another student: only the distill stage runs, from the cached outputs.
+    edit(
+        project.path(),
+        "train { epochs 4, lr 3e-3, batch 16 }",
+        "train { epochs 2, lr 2e-3, batch 16 }",
+    );
+    let out = distill(project.path(), &runs, &[]);
+    let again = statuses(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(with(&again, "done"), ["distill"], "{again:?}");
+    let dir = distill_dir(&runs);
+    let manifest = json(&dir.join("manifest.json"));
+    assert_eq!(manifest["figures"]["teacher_rows_scored"], 0.0);
+    let report = json(&dir.join("report.json"));
+    for t in report["teachers"].as_array().unwrap() {
+        assert_eq!(t["cache"]["hit"], true, "{t}");
+    }
+    assert_eq!(report["rebalances"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_larger_drift_weight_holds_the_student_closer_to_the_policy_teacher() {
+    let project = small_job_match::project(300, 3000);
+    let runs = project.path().join("runs");
+    let drift_at = |weight: &str, from: &str| -> f64 {
+        edit(
+            project.path(),
+            from,
+            &format!("drift penalty {weight} tolerance 0"),
+        );
+        distill(project.path(), &runs, &[]);
+        let report = json(&distill_dir(&runs).join("report.json"));
+        report["student"]["metrics"]["drift_penalty.drift"]
+            .as_f64()
+            .unwrap()
+    };
+    let free = drift_at("0", DRIFT);
+    let held = drift_at("20", "drift penalty 0 tolerance 0");
+    assert!(held < free, "drift {held} with weight 20, {free} with none");
+}
+
+#[test]
+fn ablations_train_beside_the_student_and_are_read_back() {
+    let project = small_job_match::project(300, 3000);
+    let runs = project.path().join("runs");
+    let out = distill(project.path(), &runs, &["--ablations"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let dir = distill_dir(&runs).with_extension("ablations");
+    let report = json(&dir.join("ablations.json"));
+    let students: Vec<&str> = report["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["variant"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        students,
+        [
+            "full",
+            "policy_only",
+            "click_only",
+            "no_drift",
+            "no_synthetic",
+            "no_temporal",
+            "labels_only"
+        ]
+    );
+    // The tiny click teacher reads the hour: it is a temporal teacher too.
+    assert_eq!(report["skipped"], Value::Array(Vec::new()));
+    for s in &students[1..] {
+        assert!(table.contains(&format!("\n{s:<18}")), "{s}: {table}");
+    }
+    assert!(report["multi_teacher_gain"].is_number(), "{report}");
+    // A single-teacher student of policy has no click head: it is ranked by its overall score.
+    let policy_only = &report["students"][1]["metrics"];
+    assert!(policy_only["click_auc"].is_null());
+    assert!(
+        policy_only["click_auc_by_overall"].is_number(),
+        "{policy_only}"
+    );
+
+    // A second run trains nothing.
+    let out = distill(project.path(), &runs, &["--ablations"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains(" epoch "), "{stderr}");
+    assert_eq!(json(&dir.join("ablations.json")), report);
+}
