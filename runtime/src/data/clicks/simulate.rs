@@ -1,7 +1,8 @@
 //! The click simulator for job pairs (docs/clicks.md): result lists from a logged ranker that is
 //! not the rubric, a position-based examination model, a hidden member preference that correlates
-//! with the rubric's overall score without being it, noise, and injected bot sessions and dwell
-//! outliers, each flagged in a ground-truth side file. A fixed function of the seed (ChaCha8).
+//! with the rubric's overall score without being it, an optional evening peak of clicks (the
+//! time of day), noise, and injected bot sessions and dwell outliers, each flagged in a
+//! ground-truth side file. A fixed function of the seed (ChaCha8).
 
 use super::Click;
 use crate::label::decode::{Decoder, RowError};
@@ -29,9 +30,24 @@ pub const RANKER_APPEAL: f64 = 0.3;
 pub const RANKER_JITTER: f64 = 0.3;
 /// Examination probability of position `k` is `k^-EXAMINATION_DECAY` (position-based model).
 pub const EXAMINATION_DECAY: f64 = 1.0;
-/// Click probability once examined: `sigmoid(CLICK_SLOPE * preference + CLICK_BIAS)`.
+/// Click probability once examined: `sigmoid(CLICK_SLOPE * preference + CLICK_BIAS)`, plus the
+/// time of day in the logit when it is on.
 pub const CLICK_SLOPE: f64 = 1.2;
 pub const CLICK_BIAS: f64 = -0.5;
+/// Time of day (`SimConfig::time_of_day`, off by default): a shown result's click logit gains
+/// `strength * cos(2π (hour − TIME_OF_DAY_PEAK_HOUR) / HOURS_PER_DAY)`, `hour` the UTC hour
+/// (0–23) of the moment it is shown, as the feature encoder reads `hour_of_day` from `ts`.
+/// Members click most in the evening (20:00 UTC) and least in the morning (08:00 UTC, where
+/// the log starts), the same every day of the week. A fixed function of the clock that draws
+/// nothing: at strength 0 the log is, byte for byte, the log from before the effect existed;
+/// with a strength, a click it adds or removes draws a dwell (or does not), so the rest of the
+/// log is another draw of the same model, as another seed would give.
+pub const TIME_OF_DAY_PEAK_HOUR: u32 = 20;
+pub const HOURS_PER_DAY: u32 = 24;
+/// Seconds between the starts of consecutive sessions (each jittered by up to as much again):
+/// the log spans about `sessions × SESSION_SPACING_SECONDS`, so it covers every hour of the
+/// day from `86_400 / SESSION_SPACING_SECONDS` (960) sessions on.
+pub const SESSION_SPACING_SECONDS: f64 = 90.0;
 
 /// How to simulate.
 #[derive(Clone, Debug)]
@@ -47,6 +63,9 @@ pub struct SimConfig {
     pub outlier_share: f64,
     /// When the first session starts.
     pub start: Timestamp,
+    /// The time-of-day effect's strength in logits (0, the default, for none): see
+    /// `TIME_OF_DAY_PEAK_HOUR` and `time_of_day_logit`.
+    pub time_of_day: f64,
 }
 
 impl SimConfig {
@@ -58,6 +77,7 @@ impl SimConfig {
             bot_share: 0.02,
             outlier_share: 0.005,
             start: Timestamp::constant(1_793_520_000, 0), // 2026-11-01T08:00:00Z
+            time_of_day: 0.0,
         }
     }
 }
@@ -113,6 +133,48 @@ pub struct SimSummary {
     pub preference_rubric_correlation: f64,
     /// Human impressions and clicks by position (one-based), showing the position bias.
     pub by_position: Vec<(u32, u64, u64)>,
+    /// The time-of-day effect's strength in logits (0 for none) and its peak hour (UTC).
+    pub time_of_day: f64,
+    pub time_of_day_peak_hour: u32,
+    /// Human impressions and clicks by the UTC hour (0–23) they were shown at, the hours the
+    /// log covers only: the time-of-day effect, or its absence.
+    pub by_hour: Vec<(u32, u64, u64)>,
+}
+
+impl SimSummary {
+    /// The human click rate over the hours within `radius` of `hour` (around the clock), and the
+    /// impressions it is measured on; `None` when the log covers none of them.
+    pub fn click_rate_around(&self, hour: u32, radius: u32) -> Option<(f64, u64)> {
+        let near = |h: u32| {
+            let d = h.abs_diff(hour) % HOURS_PER_DAY;
+            d.min(HOURS_PER_DAY - d) <= radius
+        };
+        let (rows, clicks) = self
+            .by_hour
+            .iter()
+            .filter(|(h, _, _)| near(*h))
+            .fold((0u64, 0u64), |(r, c), (_, rows, clicks)| {
+                (r + rows, c + clicks)
+            });
+        (rows > 0).then(|| (clicks as f64 / rows as f64, rows))
+    }
+}
+
+/// The UTC hour (0–23) of a time, as the feature encoder reads `hour_of_day` from a row's `ts`.
+pub fn hour_of_day(ts: Timestamp) -> u32 {
+    // 0..=23 by construction.
+    (ts.as_second().rem_euclid(86_400) / 3_600) as u32
+}
+
+/// What the time of day adds to the click logit of a result shown at `ts`:
+/// `strength * cos(2π (hour − TIME_OF_DAY_PEAK_HOUR) / 24)`, exactly 0 when `strength` is 0.
+pub fn time_of_day_logit(strength: f64, ts: Timestamp) -> f64 {
+    if strength == 0.0 {
+        return 0.0;
+    }
+    let hour = f64::from(hour_of_day(ts));
+    let phase = (hour - f64::from(TIME_OF_DAY_PEAK_HOUR)) / f64::from(HOURS_PER_DAY);
+    strength * (std::f64::consts::TAU * phase).cos()
 }
 
 /// Reads pairs (JSON lines with `query_id` and `candidate_id`) and labels each with the policy.
@@ -332,17 +394,21 @@ pub fn simulate(
             pairs: pairs.len() as u64,
             queries: queries.len() as u64,
             preference_rubric_correlation: round_to(pearson(&overall, &preference), 4),
+            time_of_day: config.time_of_day,
+            time_of_day_peak_hour: TIME_OF_DAY_PEAK_HOUR,
             ..SimSummary::default()
         },
     };
     let list_len = config.list_len.max(1);
     let mut by_position = vec![(0u64, 0u64); list_len];
+    let mut by_hour = [(0u64, 0u64); HOURS_PER_DAY as usize];
     let sessions = config.sessions.unwrap_or(3 * queries.len() as u64).max(1);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut list: Vec<(f64, &Shown)> = Vec::with_capacity(list_len);
     for s in 0..sessions {
         let session = format!("s-{:06}", s + 1);
-        let begin = s as f64 * 90.0 + rng.random_range(0.0..90.0);
+        let begin =
+            s as f64 * SESSION_SPACING_SECONDS + rng.random_range(0.0..SESSION_SPACING_SECONDS);
         let bot = rng.random_bool(config.bot_share.clamp(0.0, 1.0));
         w.summary.sessions += 1;
         let mut t = begin;
@@ -394,9 +460,16 @@ pub fn simulate(
             list.sort_by(|a, b| b.0.total_cmp(&a.0));
             for (k, (_, c)) in list.iter().take(list_len).enumerate() {
                 t += rng.random_range(1.0..4.0);
+                // The moment the result is shown: its row's `ts` unless it is clicked (a clicked
+                // row's `ts` is after the dwell).
+                let shown_at = at(config.start, t)?;
                 let examination = ((k + 1) as f64).powf(-EXAMINATION_DECAY);
                 let examined = rng.random_bool(examination.clamp(0.0, 1.0));
-                let attraction = sigmoid(CLICK_SLOPE * c.preference + CLICK_BIAS);
+                let mut logit = CLICK_SLOPE * c.preference + CLICK_BIAS;
+                if config.time_of_day != 0.0 {
+                    logit += time_of_day_logit(config.time_of_day, shown_at);
+                }
+                let attraction = sigmoid(logit);
                 let clicked = examined && rng.random_bool(attraction.clamp(0.0, 1.0));
                 let mut outlier = false;
                 let dwell = if clicked {
@@ -413,7 +486,13 @@ pub fn simulate(
                 } else {
                     None
                 };
-                if let Some(slot) = by_position.get_mut(k) {
+                for slot in [
+                    by_position.get_mut(k),
+                    by_hour.get_mut(hour_of_day(shown_at) as usize),
+                ]
+                .into_iter()
+                .flatten()
+                {
                     slot.0 += 1;
                     slot.1 += u64::from(clicked);
                 }
@@ -442,6 +521,12 @@ pub fn simulate(
         .filter(|(_, (rows, _))| *rows > 0)
         .map(|(k, (rows, clicks))| (k as u32 + 1, *rows, *clicks))
         .collect();
+    w.summary.by_hour = by_hour
+        .iter()
+        .enumerate()
+        .filter(|(_, (rows, _))| *rows > 0)
+        .map(|(h, (rows, clicks))| (h as u32, *rows, *clicks))
+        .collect();
     Ok(w.summary)
 }
 
@@ -449,6 +534,11 @@ pub fn simulate(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    /// `no_time_of_day_is_the_log_from_before_the_effect`: taken from the simulator of 174aa77.
+    const PINNED_ROWS: u64 = 28_057;
+    const PINNED_LOG: &str = "ba31f778ea83bc2e4954a09bbceed622f47781a916d0447732510c6b83f178fb";
+    const PINNED_TRUTH: &str = "37a703dc21538d485268669373f511543f1e5dfbbae646001e1aec34fb2024ab";
 
     fn pairs() -> Vec<ScoredPair> {
         (0..200)
@@ -490,6 +580,96 @@ mod tests {
         // 0.6 / sqrt(0.6² + 0.5² + 0.4²) = 0.68, measured on 200 pairs.
         let r = s.preference_rubric_correlation;
         assert!((0.5..0.85).contains(&r), "{r}");
+    }
+
+    fn sha256_hex(bytes: &[u8]) -> String {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The log and truth of seed 7 over 2,000 sessions, as the simulator wrote them before the
+    /// time-of-day effect existed (digests taken then): with the effect off, not a byte moves,
+    /// so a log simulated before it is simulated again as it was.
+    #[test]
+    fn no_time_of_day_is_the_log_from_before_the_effect() {
+        let mut config = SimConfig::new(7);
+        config.sessions = Some(2000);
+        assert_eq!(config.time_of_day, 0.0, "the effect is off by default");
+        let (log, truth, s) = run(&config);
+        assert_eq!(s.rows, PINNED_ROWS, "{s:?}");
+        assert_eq!(sha256_hex(&log), PINNED_LOG);
+        assert_eq!(sha256_hex(&truth), PINNED_TRUTH);
+    }
+
+    #[test]
+    fn the_time_of_day_is_a_function_of_the_clock() {
+        let at_hour = |h: i64| Timestamp::constant(1_793_520_000 - 8 * 3_600 + h * 3_600 + 59, 0);
+        assert_eq!(hour_of_day(at_hour(0)), 0);
+        assert_eq!(hour_of_day(at_hour(23)), 23);
+        assert_eq!(hour_of_day(at_hour(24)), 0);
+        let peak = i64::from(TIME_OF_DAY_PEAK_HOUR);
+        assert!((time_of_day_logit(0.8, at_hour(peak)) - 0.8).abs() < 1e-12);
+        assert!((time_of_day_logit(0.8, at_hour(peak + 12)) + 0.8).abs() < 1e-12);
+        assert!(time_of_day_logit(0.8, at_hour(peak + 6)).abs() < 1e-12);
+        for h in 0..24 {
+            assert_eq!(
+                time_of_day_logit(0.0, at_hour(h)).to_bits(),
+                0.0f64.to_bits()
+            );
+        }
+    }
+
+    #[test]
+    fn the_time_of_day_is_seeded_and_recorded() {
+        let mut config = SimConfig::new(5);
+        config.sessions = Some(1500);
+        let off = run(&config);
+        config.time_of_day = 0.8;
+        let on = run(&config);
+        assert_eq!(on, run(&config), "same seed, same log and truth");
+        assert_ne!(on.0, off.0);
+        // It draws nothing itself, but a click it adds or removes draws a dwell (or stops
+        // drawing one), so the session stream after it moves: another log of the same model.
+        assert_eq!(on.2.sessions, off.2.sessions);
+        assert_eq!(on.2.time_of_day, 0.8);
+        assert_eq!(on.2.time_of_day_peak_hour, TIME_OF_DAY_PEAK_HOUR);
+        assert_eq!(off.2.time_of_day, 0.0);
+    }
+
+    /// 1,188 sessions (the example's three per query over 396 queries) span more than a day
+    /// (`SESSION_SPACING_SECONDS` apart), so every hour has impressions; with the effect on, the
+    /// evening clicks measurably more than the morning, and without it it does not.
+    #[test]
+    fn with_the_time_of_day_the_evening_clicks_more_than_the_morning() {
+        let mut config = SimConfig::new(7);
+        config.sessions = Some(1188);
+        let peak = TIME_OF_DAY_PEAK_HOUR;
+        let trough = (peak + HOURS_PER_DAY / 2) % HOURS_PER_DAY;
+        let rates = |s: &SimSummary| {
+            let (p, pn) = s.click_rate_around(peak, 3).unwrap();
+            let (t, tn) = s.click_rate_around(trough, 3).unwrap();
+            assert!(pn > 500 && tn > 500, "{s:?}");
+            (p, t)
+        };
+        let (_, _, off) = run(&config);
+        assert_eq!(
+            off.by_hour.len(),
+            24,
+            "every hour is covered: {:?}",
+            off.by_hour
+        );
+        let (p0, t0) = rates(&off);
+        assert!((p0 - t0).abs() < 0.02, "no effect, no gap: {p0} vs {t0}");
+        config.time_of_day = 0.8;
+        let (_, _, on) = run(&config);
+        let (p1, t1) = rates(&on);
+        assert!(p1 > t1 + 0.03, "peak {p1} vs trough {t1}");
+        assert!(
+            p1 > p0 && t1 < t0,
+            "the peak gains, the trough loses: {p0}->{p1}, {t0}->{t1}"
+        );
     }
 
     #[test]
