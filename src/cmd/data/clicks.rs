@@ -1,13 +1,16 @@
 //! `rubric data clicks`: simulates a click log for a policy's pairs (`--policy P --pairs FILE
-//! --seed N --out FILE`, the injected rows flagged in `--truth`), or converts the real Open Bandit
-//! sample from its pinned wheel (`--obd WHEEL --out FILE`) to the same format.
+//! --seed N --out FILE`, the injected rows flagged in `--truth`, `--time-of-day STRENGTH` for an
+//! evening peak of clicks), or converts the real Open Bandit sample from its pinned wheel
+//! (`--obd WHEEL --out FILE`) to the same format.
 
 use super::super::compile::compile_or_report;
 use super::super::files;
 use super::super::report::ReportArgs;
 use super::super::{EXIT_PROBLEMS, EXIT_USAGE};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rubric_runtime::data::clicks::simulate::{SimConfig, SimError, read_pairs, simulate};
+use rubric_runtime::data::clicks::simulate::{
+    HOURS_PER_DAY, SimConfig, SimError, SimSummary, read_pairs, simulate,
+};
 use rubric_runtime::data::obd::{self, BehaviorPolicy, Campaign};
 use rubric_runtime::label::engine::Engine;
 use std::fs::File;
@@ -51,6 +54,10 @@ pub struct Args {
     /// Share of human clicks with an absurd dwell time.
     #[arg(long, default_value_t = 0.005, value_parser = share)]
     outlier_share: f64,
+    /// The time-of-day effect in logits: a shown result's click logit gains
+    /// `STRENGTH * cos(2π (hour − 20) / 24)`, the UTC hour it is shown at (0: none).
+    #[arg(long, value_name = "STRENGTH", default_value_t = 0.0, value_parser = strength)]
+    time_of_day: f64,
     /// Where to flag the injected rows (bots, outliers) by line (default: OUT with
     /// `.truth.jsonl` appended).
     #[arg(long)]
@@ -77,6 +84,16 @@ fn share(text: &str) -> Result<f64, String> {
         Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
         _ => Err(format!(
             "expected a share between 0 and 1, like 0.02, not `{text}`"
+        )),
+    }
+}
+
+/// A strength in logits: a finite number, 0 or more.
+fn strength(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!(
+            "expected a strength in logits, 0 or more, like 0.8, not `{text}`"
         )),
     }
 }
@@ -197,6 +214,7 @@ fn run_simulation(args: &Args) -> ExitCode {
     config.list_len = usize::from(args.list_len);
     config.bot_share = args.bot_share;
     config.outlier_share = args.outlier_share;
+    config.time_of_day = args.time_of_day;
     let bar = spinner("simulating sessions");
     let result = simulate(&pairs, &config, &mut log, &mut truth);
     bar.finish_and_clear();
@@ -229,6 +247,9 @@ fn run_simulation(args: &Args) -> ExitCode {
                 })
                 .collect();
             eprintln!("human click rate by position: {}", ctr.join(", "));
+            if s.time_of_day != 0.0 {
+                eprintln!("{}", time_of_day_line(&s));
+            }
             ExitCode::SUCCESS
         }
         (Err(SimError::Io(e)), _) | (_, Err(e)) => files::cannot_write(&args.out, &e),
@@ -237,4 +258,28 @@ fn run_simulation(args: &Args) -> ExitCode {
             ExitCode::from(EXIT_PROBLEMS)
         }
     }
+}
+
+/// The time-of-day effect and what it did: the human click rate within three hours of its peak
+/// and of its trough.
+fn time_of_day_line(s: &SimSummary) -> String {
+    let peak = s.time_of_day_peak_hour;
+    let trough = (peak + HOURS_PER_DAY / 2) % HOURS_PER_DAY;
+    let around = |hour: u32| {
+        let window = format!(
+            "{:02}–{:02}h",
+            (hour + HOURS_PER_DAY - 3) % HOURS_PER_DAY,
+            (hour + 3) % HOURS_PER_DAY
+        );
+        match s.click_rate_around(hour, 3) {
+            Some((rate, rows)) => format!("{window} {:.1}% ({rows} impressions)", 100.0 * rate),
+            None => format!("{window} not covered"),
+        }
+    };
+    format!(
+        "time of day: {:+} · cos(2π (hour − {peak}) / 24) logits; human click rate {} vs {} (UTC)",
+        s.time_of_day,
+        around(peak),
+        around(trough)
+    )
 }
