@@ -63,6 +63,31 @@ fn the_embedded_stdlib_is_the_stdlib_directory() {
     }
 }
 
+/// The example's temporal pipeline, in its own file, checks clean against the policy beside it,
+/// and is `job_match_v1` with a third teacher: its data and its first two teachers are the
+/// flagship's, word for word.
+#[test]
+fn the_example_temporal_pipeline_checks_clean_and_follows_the_flagship() {
+    let path = Path::new("examples/job_match/temporal.policy");
+    assert_clean(path);
+    let temporal = std::fs::read_to_string(path).unwrap();
+    let flagship = std::fs::read_to_string("examples/job_match/job_match.policy").unwrap();
+    let block = |text: &str, head: &str| -> String {
+        let start = text.find(head).unwrap_or_else(|| panic!("no `{head}`"));
+        let len = text[start..].find("\n  }\n").unwrap();
+        text[start..start + len].to_string()
+    };
+    for head in ["  data {", "  teacher policy {", "  teacher click {"] {
+        assert_eq!(
+            block(&temporal, head),
+            block(&flagship, head),
+            "examples/job_match/temporal.policy: `{}` differs from job_match_v1's",
+            head.trim()
+        );
+    }
+    assert!(temporal.contains("  teacher temporal {") && temporal.contains("distill temporal"));
+}
+
 /// The runnable example holds the flagship policy itself, not a version of it: an edit of one
 /// is an edit of both (`cp policies/job_match.policy examples/job_match/`).
 #[test]
