@@ -105,3 +105,34 @@ fn the_example_runs_the_flagship_policy() {
         );
     }
 }
+
+/// A pipeline in its own file compiles against the policy beside it as that policy's own file
+/// does — the same labeling program and policy hash, so `rubric run temporal.policy --dir` in the
+/// flagship's run directory finds every stage the two share done — with its own plan.
+#[test]
+fn a_pipeline_in_its_own_file_compiles_with_the_policy_beside_it() {
+    let compile = |path: &str| {
+        rubric_runtime::compile::compile_file(Path::new(path), &Options::default())
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let flagship = compile("examples/job_match/job_match.policy");
+    let temporal = compile("examples/job_match/temporal.policy");
+    assert_eq!(temporal.lowered.labeling, flagship.lowered.labeling);
+    let plan = |c: &rubric_runtime::compile::Compiled| c.lowered.training_plan.clone().unwrap();
+    let (a, b) = (plan(&flagship), plan(&temporal));
+    assert_eq!(
+        (a.pipeline.as_str(), b.pipeline.as_str()),
+        ("job_match_v1", "job_match_temporal")
+    );
+    assert_eq!(a.policy, b.policy);
+    for shared in [
+        "label.golden",
+        "clean.clicks",
+        "mix",
+        "teacher.policy",
+        "teacher.click",
+    ] {
+        assert_eq!(a.stage(shared), b.stage(shared), "{shared}");
+    }
+    assert!(b.stage("teacher.temporal").is_some());
+}

@@ -44,6 +44,9 @@ pub struct Checked {
     pub program: Program,
     pub policy: Option<PolicyInfo>,
     pub policy_scope: Option<ScopeId>,
+    /// The file of the policy a pipeline in its own file is for (parsed; its own problems are
+    /// reported when it is checked itself).
+    pub policy_file: Option<SourceTree>,
 }
 
 impl Checked {
@@ -64,6 +67,21 @@ impl Checked {
         self.tree.as_ref()?.items.iter().find_map(|i| match i {
             TopItem::Policy(p) => Some(p),
             _ => None,
+        })
+    }
+
+    /// The policy a compile lowers: the file's own, or the one beside a pipeline in its own
+    /// file.
+    pub fn policy_to_compile(&self) -> Option<&PolicyDecl> {
+        self.policy_decl().or_else(|| {
+            self.policy_file
+                .as_ref()?
+                .items
+                .iter()
+                .find_map(|i| match i {
+                    TopItem::Policy(p) => Some(p),
+                    _ => None,
+                })
         })
     }
 }
@@ -128,6 +146,7 @@ fn unread(sources: Sources, root: FileId, diagnostics: Diagnostics) -> Checked {
         program: Program::default(),
         policy: None,
         policy_scope: None,
+        policy_file: None,
     }
 }
 
@@ -194,6 +213,7 @@ fn check_on_stack(
             program: Program::default(),
             policy: None,
             policy_scope: None,
+            policy_file: None,
         };
     };
 
@@ -238,12 +258,14 @@ fn check_on_stack(
     }
     // A pipeline in its own file checks against the policy it names, beside it.
     let mut outside: Option<(String, PolicyDecl, ScopeId)> = None;
+    let mut policy_file = None;
     if main.is_none()
         && let Some(first) = pipelines.first()
     {
         let wanted = first.policy.name.clone();
-        if let Some((decl, scope)) = resolver.load_policy(&first.policy) {
-            outside = Some((wanted, decl, scope))
+        if let Some((decl, scope, file)) = resolver.load_policy(&first.policy) {
+            outside = Some((wanted, decl, scope));
+            policy_file = Some(file);
         }
     }
     let program = std::mem::take(&mut resolver.program);
@@ -308,6 +330,7 @@ fn check_on_stack(
         program,
         policy,
         policy_scope,
+        policy_file,
     }
 }
 

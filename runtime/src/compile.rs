@@ -56,9 +56,11 @@ pub struct Compiled {
 /// part of the policy (the training plan has its own hash): editing how models train does not
 /// make the rubric's labels, or anything made from them alone, a new version.
 pub fn policy_hash(checked: &Checked) -> String {
+    // A pipeline in its own file: the policy's file beside it.
     let canonical = checked
-        .tree
+        .policy_file
         .as_ref()
+        .or(checked.tree.as_ref())
         .map(|tree| {
             let mut policy = tree.clone();
             policy

@@ -115,15 +115,18 @@ pub fn lower(checked: &Checked, policy_hash: String) -> Result<Lowered, LowerErr
     if checked.has_errors() {
         return Err(LowerError::NotChecked);
     }
-    let (Some(decl), Some(info), Some(scope)) =
-        (checked.policy_decl(), &checked.policy, checked.policy_scope)
-    else {
+    let (Some(decl), Some(info), Some(scope)) = (
+        checked.policy_to_compile(),
+        &checked.policy,
+        checked.policy_scope,
+    ) else {
         return Err(LowerError::NoPolicy);
     };
     let mut l = Lowerer {
         program: &checked.program,
         sources: &checked.sources,
-        root: checked.root,
+        // The policy's own file (beside a pipeline in its own file, the policy's).
+        root: decl.name.span.file,
         info,
         strings: Vec::new(),
         enums: BTreeMap::new(),

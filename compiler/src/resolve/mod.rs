@@ -595,7 +595,7 @@ impl<'a> Resolver<'a> {
 
     /// Loads the policy a pipeline in its own file names, and declares its scope. A policy that
     /// is not found is left for the caller to report.
-    pub fn load_policy(&mut self, name: &Ident) -> Option<(PolicyDecl, ScopeId)> {
+    pub fn load_policy(&mut self, name: &Ident) -> Option<(PolicyDecl, ScopeId, SourceTree)> {
         let loaded = match self.provider.policy(&name.name) {
             Ok(l) => l,
             Err(LoadError::NotFound { .. }) => return None,
@@ -609,15 +609,15 @@ impl<'a> Resolver<'a> {
         let parsed = syntax::parse(file, &loaded.text, &self.limits);
         // Its own problems are reported when it is checked itself.
         let tree = parsed.tree?;
-        let policy = tree.items.into_iter().find_map(|i| match i {
-            TopItem::Policy(p) if p.name.name == name.name => Some(p),
+        let policy = tree.items.iter().find_map(|i| match i {
+            TopItem::Policy(p) if p.name.name == name.name => Some(p.clone()),
             _ => None,
         })?;
         let mut quiet = Diagnostics::new();
         let outer = std::mem::replace(self.diagnostics, std::mem::take(&mut quiet));
         let scope = self.scope_for(file, None, &policy.items);
         *self.diagnostics = outer;
-        Some((policy, scope))
+        Some((policy, scope, tree))
     }
 
     /// Reports the items a module may not hold.
