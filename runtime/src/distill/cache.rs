@@ -24,6 +24,17 @@ pub struct TeacherOutputs {
     pub hit: bool,
 }
 
+impl TeacherOutputs {
+    /// The outputs on the validation rows, or on the training rows.
+    pub fn split(&self, validation: bool) -> &Logits {
+        if validation {
+            &self.validation
+        } else {
+            &self.train
+        }
+    }
+}
+
 /// The cache file of a teacher's outputs: its name, its checkpoint's hash, the rows' hash.
 pub fn file(dir: &Path, teacher: &str, checkpoint: &str, rows: &str) -> PathBuf {
     let short = |h: &str| h.chars().take(16).collect::<String>();

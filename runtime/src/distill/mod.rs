@@ -18,27 +18,26 @@ use crate::label::engine::Engine;
 use crate::teach::examples::{Example, Heads, RowMaker, Sources, fit, join_clicks};
 use crate::teach::task::{EpochHook, Logits, Tokens, batch_of, logits, measure};
 use crate::teach::{
-    CARD, CARD_SCHEMA, MODEL_DIR, ModelCard, Objective as CardObjective, POSITION_BIAS, Source,
-    Start, TeacherObserver, TrainedModel, model_start, read_card, tokenize,
+    CARD, CARD_SCHEMA, MODEL_DIR, ModelCard, Objective as CardObjective, Source, Start,
+    TeacherObserver, TrainedModel, Training, model_start, position_bias, read_card,
+    remove_checkpoints, tokenize,
 };
 use cache::TeacherOutputs;
 use candle_core::{DType, Device, Tensor};
-use candle_nn::Init;
 use objective::{
     Batch, DRIFT_MEASURED, DRIFT_WEIGHT, Objective, Outputs, RebalanceRecord, measured_drift,
     rebalance_factor, teachers_read,
 };
 use report::{DistillReport, ModelSummary};
-use rubric_compiler::lower::plan::{Feature, LossTerm, ModelConfig, StudentConfig, Target, Warmup};
+use rubric_compiler::lower::plan::{Feature, LossTerm, ModelConfig, StudentConfig, Target};
 use rubric_compiler::vocabulary::Direction;
 use rubric_ml::checkpoint;
 use rubric_ml::model::{HeadSpec, PairEncoder, Pass};
-use rubric_ml::train::{EarlyStopping, EpochRecord, Task, TrainSettings, train};
+use rubric_ml::train::{EarlyStopping, EpochRecord, Task};
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 /// The student's name in its card and the report.
 pub const STUDENT: &str = "student";
@@ -684,16 +683,7 @@ pub fn distill(
     let vb = params.builder(DType::F32, job.device);
     let model = PairEncoder::new(&cfg, features.width(), &spec, vb.clone()).map_err(fail)?;
     let position_bias = if objective.learns_clicks(&heads) {
-        let slots = train_rows
-            .iter()
-            .map(|e| e.position as usize)
-            .max()
-            .unwrap_or(1)
-            .clamp(1, crate::teach::MAX_POSITIONS);
-        Some(
-            vb.get_with_hints(slots, POSITION_BIAS, Init::Const(0.0))
-                .map_err(fail)?,
-        )
+        Some(position_bias(&vb, &train_rows)?)
     } else {
         None
     };
@@ -789,34 +779,10 @@ pub fn distill(
         }),
         None => None,
     };
-    let total_steps = steps_per_epoch * epochs;
-    let settings = TrainSettings {
-        epochs,
-        accumulate: c.train.accumulate.max(1),
-        lr: c.train.lr,
-        warmup: match c.train.warmup {
-            Warmup::Steps(n) => n,
-            Warmup::Fraction(f) => (f * total_steps as f64).round() as u64,
-        },
-        clip_norm: c.train.clip_norm,
-        weight_decay: c.regularize.weight_decay,
-        seed: c.train.seed,
-        early_stop,
-        checkpoint_every: 0,
-    };
-    let started = Instant::now();
-    let trained = train(&params, &task, &settings, Some(work), &mut |step, loss| {
-        let mut o = observer.borrow_mut();
-        o.progress(step, total_steps);
-        o.status(&format!("{} loss {loss:.4}", variant.name()));
-    })
-    .map_err(fail)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let rows_per_second = if seconds > 0.0 {
-        (trained.state.step * settings.accumulate * batch as u64) as f64 / seconds
-    } else {
-        0.0
-    };
+    let run = Training::new(&c.train, &c.regularize, steps_per_epoch, early_stop);
+    let label = format!("{} ", variant.name());
+    let (trained, seconds, rows_per_second) =
+        run.train(&params, &task, work, batch, &observer, &label)?;
     let history = trained.state.history.clone();
     let metrics = history
         .last()
@@ -857,14 +823,7 @@ pub fn distill(
         crate::atomic::write(&card_path, deterministic_json(&card).as_bytes())
             .map_err(|e| format!("cannot write `{}`: {e}", card_path.display()))?;
     }
-    // Checkpoints are moved aside first: a run killed while removing leaves none half-written.
-    let trash = work.with_extension("old");
-    if work.exists() {
-        std::fs::rename(work, &trash)
-            .map_err(|e| format!("cannot move `{}` aside: {e}", work.display()))?;
-        std::fs::remove_dir_all(&trash)
-            .map_err(|e| format!("cannot remove `{}`: {e}", trash.display()))?;
-    }
+    remove_checkpoints(work)?;
 
     // Each teacher on the same held-out rows.
     let mut teacher_summaries = Vec::new();
@@ -921,7 +880,7 @@ pub fn distill(
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use rubric_compiler::lower::plan::{DriftPenalty, DriftReference, LossKind, Rebalance};
+    use rubric_compiler::lower::plan::{DriftPenalty, DriftReference, LossKind, Rebalance, Warmup};
 
     fn row(real: bool, click: Option<bool>) -> Example {
         Example {

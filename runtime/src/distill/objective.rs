@@ -281,12 +281,7 @@ fn binary_entropy(p: &Tensor) -> Result<Tensor> {
 
 /// A teacher's score logits of `columns`, `[rows, columns]`.
 fn teacher_scores(b: &Batch<'_>, teacher: usize, columns: &[(usize, usize)]) -> Result<Tensor> {
-    let t = &b.teachers[teacher];
-    let logits = if b.validation {
-        &t.validation
-    } else {
-        &t.train
-    };
+    let logits = b.teachers[teacher].split(b.validation);
     let mut out = Vec::with_capacity(b.rows.len() * columns.len());
     for &r in b.rows {
         let row = logits.score_row(r);
@@ -342,12 +337,7 @@ impl Objective {
                         sum = (sum + column_means(&binary_distill(*loss, &zs, &zt, t)?)?)?;
                     }
                     if *grades && let Some(z) = out.grades {
-                        let th = &b.teachers[*teacher];
-                        let logits = if b.validation {
-                            &th.validation
-                        } else {
-                            &th.train
-                        };
+                        let logits = b.teachers[*teacher].split(b.validation);
                         let g = logits.grade_width;
                         let mut zt = Vec::with_capacity(n * g);
                         for &r in b.rows {
@@ -369,12 +359,7 @@ impl Objective {
                         sum = (sum + l.mean_all()?)?;
                     }
                     if *click && let Some(z) = out.click {
-                        let th = &b.teachers[*teacher];
-                        let logits = if b.validation {
-                            &th.validation
-                        } else {
-                            &th.train
-                        };
+                        let logits = b.teachers[*teacher].split(b.validation);
                         let zt: Vec<f32> = b
                             .rows
                             .iter()

@@ -229,6 +229,115 @@ pub fn model_start(
     Ok((cfg, tokenizer, params))
 }
 
+/// What an earlier, killed run left while removing the checkpoints of `work`.
+fn trash_of(work: &Path) -> std::path::PathBuf {
+    work.with_extension("train.old")
+}
+
+fn remove_dir(dir: &Path) -> Result<(), String> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| format!("cannot remove `{}`: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Removes a finished model's checkpoints, moved aside first: a run killed while removing
+/// leaves no half checkpoint to resume from.
+pub fn remove_checkpoints(work: &Path) -> Result<(), String> {
+    let trash = trash_of(work);
+    remove_dir(&trash)?;
+    if work.exists() {
+        std::fs::rename(work, &trash)
+            .map_err(|e| format!("cannot move `{}` aside: {e}", work.display()))?;
+    }
+    remove_dir(&trash)
+}
+
+/// The training-only bias per impression position of a model that learns the log's clicks
+/// (the first [`MAX_POSITIONS`]; later ones share the last), starting at 0.
+pub fn position_bias(
+    vb: &candle_nn::VarBuilder<'_>,
+    rows: &[examples::Example],
+) -> Result<candle_core::Tensor, String> {
+    let slots = rows
+        .iter()
+        .map(|e| e.position as usize)
+        .max()
+        .unwrap_or(1)
+        .clamp(1, MAX_POSITIONS);
+    vb.get_with_hints(slots, POSITION_BIAS, Init::Const(0.0))
+        .map_err(fail)
+}
+
+/// A model's training as its `train` and `regularize` declare it.
+pub struct Training {
+    pub settings: TrainSettings,
+    pub total_steps: u64,
+}
+
+impl Training {
+    pub fn new(
+        train: &TrainConfig,
+        regularize: &rubric_compiler::lower::plan::Regularization,
+        steps_per_epoch: u64,
+        early_stop: Option<rubric_ml::train::EarlyStopping>,
+    ) -> Training {
+        let total_steps = steps_per_epoch * train.epochs;
+        Training {
+            settings: TrainSettings {
+                epochs: train.epochs,
+                accumulate: train.accumulate.max(1),
+                lr: train.lr,
+                warmup: match train.warmup {
+                    Warmup::Steps(n) => n,
+                    Warmup::Fraction(f) => (f * total_steps as f64).round() as u64,
+                },
+                clip_norm: train.clip_norm,
+                weight_decay: regularize.weight_decay,
+                seed: train.seed,
+                early_stop,
+                checkpoint_every: 0,
+            },
+            total_steps,
+        }
+    }
+
+    /// Trains `params` on `task` with checkpoints in `work`, each step's loss shown after
+    /// `label`; the report, the seconds it took and the rows it went through per second.
+    pub fn train(
+        &self,
+        params: &Params,
+        task: &dyn rubric_ml::train::Task,
+        work: &Path,
+        batch: usize,
+        observer: &RefCell<&mut dyn TeacherObserver>,
+        label: &str,
+    ) -> Result<(rubric_ml::train::TrainReport, f64, f64), String> {
+        let started = Instant::now();
+        let report = train(
+            params,
+            task,
+            &self.settings,
+            Some(work),
+            &mut |step, loss| {
+                let mut o = observer.borrow_mut();
+                o.progress(step, self.total_steps);
+                o.status(&format!("{label}loss {loss:.4}"));
+            },
+        )
+        .map_err(fail)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let rows = report.state.step * self.settings.accumulate * batch as u64;
+        let per_second = if seconds > 0.0 {
+            rows as f64 / seconds
+        } else {
+            0.0
+        };
+        Ok((report, seconds, per_second))
+    }
+}
+
 /// Every row's word pieces, unpadded.
 pub fn tokenize(tokenizer: &Tokenizer, rows: &[examples::Example]) -> Result<Vec<Tokens>, String> {
     let mut out = Vec::with_capacity(rows.len());
@@ -255,16 +364,7 @@ pub fn train_teacher(
     observer: &mut dyn TeacherObserver,
 ) -> Result<TeacherOutcome, String> {
     let c = job.config;
-    // What an earlier, killed run left while removing its checkpoints.
-    let trash = work.with_extension("train.old");
-    let remove = |dir: &Path| -> Result<(), String> {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)
-                .map_err(|e| format!("cannot remove `{}`: {e}", dir.display()))?;
-        }
-        Ok(())
-    };
-    remove(&trash)?;
+    remove_dir(&trash_of(work))?;
     let heads = Heads::new(&c.targets, job.engine)?;
     let source = match (&c.model, &job.from_teacher) {
         (ModelConfig::FromTeacher { .. }, Some(dir)) => Some(Source::open(dir)?),
@@ -304,17 +404,7 @@ pub fn train_teacher(
     let model =
         PairEncoder::new(&cfg, examples.features.width(), &spec, vb.clone()).map_err(fail)?;
     let position_bias = if heads.click {
-        let slots = examples
-            .train
-            .iter()
-            .map(|e| e.position as usize)
-            .max()
-            .unwrap_or(1)
-            .clamp(1, MAX_POSITIONS);
-        Some(
-            vb.get_with_hints(slots, POSITION_BIAS, Init::Const(0.0))
-                .map_err(fail)?,
-        )
+        Some(position_bias(&vb, &examples.train)?)
     } else {
         None
     };
@@ -358,42 +448,16 @@ pub fn train_teacher(
         .div_ceil(c.train.accumulate.max(1));
     if steps_per_epoch == 0 {
         return Err(format!(
-            "the teacher `{}` draws no full batch of {batch} from its {} training rows at {:.0}%              real: add data or lower `train {{ batch }}`",
+            "the teacher `{}` draws no full batch of {batch} from its {} training rows at {:.0}% \
+             real: add data or lower `train {{ batch }}`",
             c.teacher,
             examples.train.len(),
             task.real_share * 100.0
         ));
     }
-    let total_steps = steps_per_epoch * epochs;
-    let warmup = match c.train.warmup {
-        Warmup::Steps(n) => n,
-        Warmup::Fraction(f) => (f * total_steps as f64).round() as u64,
-    };
-    let settings = TrainSettings {
-        epochs,
-        accumulate: c.train.accumulate.max(1),
-        lr: c.train.lr,
-        warmup,
-        clip_norm: c.train.clip_norm,
-        weight_decay: c.regularize.weight_decay,
-        seed: c.train.seed,
-        early_stop: None,
-        checkpoint_every: 0,
-    };
-    let started = Instant::now();
-    let report = train(&params, &task, &settings, Some(work), &mut |step, loss| {
-        let mut o = observer.borrow_mut();
-        o.progress(step, total_steps);
-        o.status(&format!("loss {loss:.4}"));
-    })
-    .map_err(fail)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let trained_steps = report.state.step;
-    let rows_per_second = if seconds > 0.0 {
-        (trained_steps * settings.accumulate * batch as u64) as f64 / seconds
-    } else {
-        0.0
-    };
+    let run = Training::new(&c.train, &c.regularize, steps_per_epoch, None);
+    let (report, seconds, rows_per_second) =
+        run.train(&params, &task, work, batch, &observer, "")?;
     let metrics = report
         .state
         .history
@@ -430,12 +494,7 @@ pub fn train_teacher(
     let card_path = model_dir.join(CARD);
     crate::atomic::write(&card_path, deterministic_json(&card).as_bytes())
         .map_err(|e| format!("cannot write `{}`: {e}", card_path.display()))?;
-    // Moved aside first: a run killed while removing leaves no half checkpoint to resume from.
-    if work.exists() {
-        std::fs::rename(work, &trash)
-            .map_err(|e| format!("cannot move `{}` aside: {e}", work.display()))?;
-    }
-    remove(&trash)?;
+    remove_checkpoints(work)?;
     Ok(TeacherOutcome {
         card,
         seconds,
