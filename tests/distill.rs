@@ -208,4 +208,23 @@ fn ablations_train_beside_the_student_and_are_read_back() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains(" epoch "), "{stderr}");
     assert_eq!(json(&dir.join("ablations.json")), report);
+
+    // One ablation by name: read back too.
+    let out = distill(project.path(), &runs, &["--ablation", "click_only"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(" epoch "));
+    let one = json(&dir.join("ablations.json"));
+    let variants: Vec<&str> = one["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["variant"].as_str().unwrap())
+        .collect();
+    assert_eq!(variants, ["full", "click_only"]);
+    assert_eq!(one["students"][1], report["students"][2]);
+    let wrong = Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .args(["distill", "x.policy", "--ablation", "no_teachers"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("labels_only"));
 }

@@ -5,6 +5,7 @@
 
 use super::report::ReportArgs;
 use super::run::{How, run_pipeline};
+use rubric_runtime::distill::Variant;
 use rubric_runtime::run::DISTILL_STAGE;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,8 +16,12 @@ pub struct Args {
     pipeline: PathBuf,
     /// Also train the student without each part of the recipe (single-teacher students, no
     /// drift penalty, no synthetic pairs, no temporal teacher, labels only) and report them.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ablation")]
     ablations: bool,
+    /// Train this ablation only (repeatable): policy_only, click_only, no_drift,
+    /// no_synthetic, no_temporal, labels_only.
+    #[arg(long, value_name = "NAME", value_parser = ablation)]
+    ablation: Vec<Variant>,
     /// The run directory [default: `runs/<pipeline name>` beside the policy].
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -33,8 +38,25 @@ pub fn run(args: Args) -> ExitCode {
         upto: vec![DISTILL_STAGE.to_string()],
         until: None,
         device: args.device,
-        ablations: args.ablations,
+        ablations: if args.ablations {
+            Variant::ABLATIONS.to_vec()
+        } else {
+            args.ablation
+        },
         show_distill: true,
     };
     run_pipeline(&args.pipeline, args.dir, &args.report, how)
+}
+
+fn ablation(name: &str) -> Result<Variant, String> {
+    Variant::ABLATIONS
+        .into_iter()
+        .find(|v| v.name() == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Variant::ABLATIONS.iter().map(|v| v.name()).collect();
+            format!(
+                "`{name}` is not an ablation; the ablations are {}",
+                names.join(", ")
+            )
+        })
 }

@@ -118,7 +118,7 @@ pub fn run(args: Args) -> ExitCode {
         upto: Vec::new(),
         until: args.until,
         device: args.device,
-        ablations: false,
+        ablations: Vec::new(),
         show_distill: false,
     };
     run_pipeline(&args.pipeline, args.dir, &args.report, how)
@@ -131,7 +131,7 @@ pub struct How {
     pub until: Option<String>,
     pub device: String,
     /// Train the distill stage's ablations too.
-    pub ablations: bool,
+    pub ablations: Vec<rubric_runtime::distill::Variant>,
     /// Print the distillation report's table (and the ablations') on standard output.
     pub show_distill: bool,
 }

@@ -48,7 +48,7 @@ pub fn run(args: Args) -> ExitCode {
         upto: teachers,
         until: None,
         device: args.device,
-        ablations: false,
+        ablations: Vec::new(),
         show_distill: false,
     };
     run_pipeline(&args.pipeline, args.dir, &args.report, how)

@@ -128,9 +128,10 @@ pub struct RunOptions {
     pub until: Option<String>,
     /// Where models train: `cpu`, `cuda` or `cuda:N` (a build with the `cuda` feature).
     pub device: String,
-    /// After the distill stage, train its ablations (`rubric distill --ablations`): each kept in
-    /// `stages/distill/<key>.ablations/`, so that a second run reads them back.
-    pub ablations: bool,
+    /// After the distill stage, train these ablations of its student (`rubric distill
+    /// --ablations`, or `--ablation NAME`): each kept in `stages/distill/<key>.ablations/`, so
+    /// that a second run reads them back. Empty: none.
+    pub ablations: Vec<crate::distill::Variant>,
 }
 
 impl RunOptions {
@@ -142,7 +143,7 @@ impl RunOptions {
             upto: Vec::new(),
             until: None,
             device: "cpu".to_string(),
-            ablations: false,
+            ablations: Vec::new(),
         }
     }
 }
@@ -304,7 +305,7 @@ impl Runner<'_> {
             latest.insert(id.clone(), key.clone());
             done.insert(id.clone(), (final_dir, manifest));
         }
-        if options.ablations {
+        if !options.ablations.is_empty() {
             summary.ablations = Some(self.ablations(options, &done, observer)?);
         }
         let latest_path = options.dir.join("latest.json");
@@ -344,7 +345,14 @@ impl Runner<'_> {
             device: &options.device,
             cache: &options.dir.join(CACHE_DIR),
         };
-        stages::ablations(stage, &context, &dir.with_extension("ablations"), observer).map_err(fail)
+        stages::ablations(
+            stage,
+            &context,
+            &options.ablations,
+            &dir.with_extension("ablations"),
+            observer,
+        )
+        .map_err(fail)
     }
 
     /// The stages `upto` needs: themselves and every stage they read from, directly or not

@@ -603,11 +603,12 @@ fn distill_summary(r: &crate::distill::report::DistillReport) -> String {
     parts.join(", ")
 }
 
-/// Trains each ablation of the distill stage's student (or reads it back from `dir`), and
+/// Trains each of `variants` of the distill stage's student (or reads it back from `dir`), and
 /// writes `ablations.json` there.
 pub fn ablations(
     stage: &Stage,
     context: &Context<'_>,
+    variants: &[crate::distill::Variant],
     dir: &Path,
     observer: &mut dyn RunObserver,
 ) -> Result<crate::distill::report::AblationReport, String> {
@@ -647,7 +648,10 @@ pub fn ablations(
             .map_err(|e| e.to_string())?
             .iter()
             .any(|r| r.str_field("source") == Some("synthetic"));
-    for variant in Variant::ABLATIONS {
+    for variant in Variant::ABLATIONS
+        .into_iter()
+        .filter(|v| variants.contains(v))
+    {
         if variant_terms(variant, job.terms, &cards, has_synthetic).is_none() {
             let why = match variant {
                 Variant::NoSynthetic => "the pool has no synthetic pairs",
