@@ -298,11 +298,61 @@ fn write_checkpoint(
 }
 
 /// Where a killed run left its last complete checkpoint, if a rename was cut short: a
-/// `checkpoint.old/` with no `checkpoint/` is moved back.
+/// `checkpoint.old/` with no `checkpoint/` is moved back. What else a kill left is removed: the
+/// previous checkpoint beside a complete one (killed before removing it), and a
+/// `checkpoint.next/` (never the one to resume from: it is complete only once renamed).
 fn recover(dir: &Path) -> Result<()> {
     let (old, current) = (dir.join(format!("{CHECKPOINT}.old")), dir.join(CHECKPOINT));
+    let next = dir.join(format!("{CHECKPOINT}.next"));
     if old.is_dir() && !current.exists() {
         std::fs::rename(&old, &current).map_err(|e| io(&old, e))?;
     }
+    for leftover in [old, next] {
+        if leftover.exists() {
+            std::fs::remove_dir_all(&leftover).map_err(|e| io(&leftover, e))?;
+        }
+    }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn folders(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn recovery_keeps_the_last_complete_checkpoint_and_nothing_a_kill_left_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let make = |name: &str, mark: &str| {
+            std::fs::create_dir_all(dir.path().join(name)).unwrap();
+            std::fs::write(dir.path().join(name).join(STATE), mark).unwrap();
+        };
+        // Killed after the new checkpoint was in place, before the old one was removed, with a
+        // later one half written.
+        make(CHECKPOINT, "new");
+        make("checkpoint.old", "old");
+        make("checkpoint.next", "half");
+        recover(dir.path()).unwrap();
+        assert_eq!(folders(dir.path()), [CHECKPOINT]);
+        let state = |d: &Path| std::fs::read_to_string(d.join(CHECKPOINT).join(STATE)).unwrap();
+        assert_eq!(state(dir.path()), "new");
+        // Killed between the two renames: the previous checkpoint is the one to resume from.
+        let cut = tempfile::tempdir().unwrap();
+        for (name, mark) in [("checkpoint.old", "old"), ("checkpoint.next", "next")] {
+            std::fs::create_dir_all(cut.path().join(name)).unwrap();
+            std::fs::write(cut.path().join(name).join(STATE), mark).unwrap();
+        }
+        recover(cut.path()).unwrap();
+        assert_eq!(folders(cut.path()), [CHECKPOINT]);
+        assert_eq!(state(cut.path()), "old");
+    }
 }
