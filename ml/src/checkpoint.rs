@@ -100,15 +100,19 @@ pub fn encoder_shapes(cfg: &BertConfig) -> BTreeMap<String, Vec<usize>> {
     add("embeddings.LayerNorm.bias".into(), vec![h]);
     for l in 0..cfg.num_hidden_layers {
         let p = format!("encoder.layer.{l}");
+        // A layer with pruned heads keeps a block of rows (columns of the output projection)
+        // per remaining head.
+        let a = cfg.kept_heads(l).len() * cfg.head_size();
         for m in [
             "attention.self.query",
             "attention.self.key",
             "attention.self.value",
-            "attention.output.dense",
         ] {
-            add(format!("{p}.{m}.weight"), vec![h, h]);
-            add(format!("{p}.{m}.bias"), vec![h]);
+            add(format!("{p}.{m}.weight"), vec![a, h]);
+            add(format!("{p}.{m}.bias"), vec![a]);
         }
+        add(format!("{p}.attention.output.dense.weight"), vec![h, a]);
+        add(format!("{p}.attention.output.dense.bias"), vec![h]);
         add(format!("{p}.intermediate.dense.weight"), vec![i, h]);
         add(format!("{p}.intermediate.dense.bias"), vec![i]);
         add(format!("{p}.output.dense.weight"), vec![h, i]);
@@ -338,6 +342,32 @@ pub fn save(
     params: &Params,
     tokenizer: &Tokenizer,
 ) -> Result<(), CheckpointError> {
+    save_config(dir, config)?;
+    let tensors = params.tensors();
+    write_atomically(&dir.join(WEIGHTS), |p| {
+        candle_core::safetensors::save(&tensors, p).map_err(|e| e.to_string())
+    })?;
+    save_tokenizer(dir, tokenizer)
+}
+
+/// Saves weights held as plain values (a pruned model) in the same layout as [`save`].
+pub fn save_map(
+    dir: &Path,
+    config: &BertConfig,
+    map: &crate::quant::weights::TensorMap,
+    tokenizer: &Tokenizer,
+) -> Result<(), CheckpointError> {
+    save_config(dir, config)?;
+    let weights = dir.join(WEIGHTS);
+    map.write(
+        &weights,
+        BTreeMap::from([("format".to_string(), "pt".to_string())]),
+    )
+    .map_err(|e| CheckpointError::new(&weights, e))?;
+    save_tokenizer(dir, tokenizer)
+}
+
+fn save_config(dir: &Path, config: &BertConfig) -> Result<(), CheckpointError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| CheckpointError::new(dir, format!("cannot create it: {e}")))?;
     let json = serde_json::to_string_pretty(config)
@@ -347,11 +377,10 @@ pub fn save(
         f.write_all(json.as_bytes()).map_err(|e| e.to_string())?;
         f.write_all(b"\n").map_err(|e| e.to_string())?;
         f.sync_all().map_err(|e| e.to_string())
-    })?;
-    let tensors = params.tensors();
-    write_atomically(&dir.join(WEIGHTS), |p| {
-        candle_core::safetensors::save(&tensors, p).map_err(|e| e.to_string())
-    })?;
+    })
+}
+
+fn save_tokenizer(dir: &Path, tokenizer: &Tokenizer) -> Result<(), CheckpointError> {
     write_atomically(&dir.join(TOKENIZER), |p| {
         tokenizer.save(p, false).map_err(|e| e.to_string())
     })

@@ -123,6 +123,183 @@ fn output(values: Vec<f32>, shape: &Shape) -> (CpuStorage, Shape) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The same functions on plain rows, for inference outside candle's graph (`quant::encoder`):
+// each runs a whole block of rows in one call compiled for AVX-512 and AVX2 beside the baseline
+// (chosen at run time), with reductions over 16 independent lanes so they vectorize.
+
+/// The lanes of the row reductions below.
+const LANES: usize = 16;
+
+/// `[LANES]` folded to one value by halves (a tree the compiler keeps in vector registers).
+#[inline(always)]
+fn fold_lanes(mut a: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> f32 {
+    for w in [8, 4, 2, 1] {
+        for i in 0..w {
+            a[i] = f(a[i], a[i + w]);
+        }
+    }
+    a[0]
+}
+
+#[inline(always)]
+fn max2(a: f32, b: f32) -> f32 {
+    if b > a { b } else { a }
+}
+
+#[inline(always)]
+fn min2(a: f32, b: f32) -> f32 {
+    if b < a { b } else { a }
+}
+
+/// The maximum of a row, over [`LANES`] lanes (comparisons, not `f32::max`, whose NaN rule
+/// keeps the compiler from vectorizing the reduction).
+#[inline(always)]
+fn row_max(x: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = max2(*a, v);
+        }
+    }
+    rest.iter().fold(fold_lanes(acc, max2), |m, &v| max2(m, v))
+}
+
+#[inline(always)]
+fn row_sum(x: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    fold_lanes(acc, |a, b| a + b) + rest.iter().sum::<f32>()
+}
+
+/// e^x for x ≤ 0 (softmax's shifted scores): [`exp`] without its upper clamp and its branch;
+/// below −87 it gives about 1e−38 rather than 0, nothing beside the row's maximum of 1.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    let x = max2(x, -87.0);
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
+    let mut p = 1.0 / 720.0;
+    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = p * r + c;
+    }
+    // n as a whole number read from the shifted float's low bits (a float-to-int cast would
+    // saturate, one element at a time): 2^n built in the exponent bits.
+    let whole = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    p * f32::from_bits(((whole + 127) as u32) << 23)
+}
+
+/// 1.5 × 2^23: adding it rounds a float of magnitude below 2^22 to a whole number, held in the
+/// sum's low mantissa bits.
+pub const ROUND: f32 = 12_582_912.0;
+
+/// `x` rounded to the nearest whole number, as an integer (|x| < 2^22), with no float-to-int
+/// cast, so loops over it vectorize.
+#[inline(always)]
+pub fn round_to_int(x: f32) -> i32 {
+    (x + ROUND).to_bits().wrapping_sub(ROUND.to_bits()) as i32
+}
+
+/// The exact GELU of every element, in place.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
+pub fn gelu_in_place(x: &mut [f32]) {
+    for x in x.iter_mut() {
+        *x = 0.5 * *x * (1.0 + erf(*x * FRAC_1_SQRT_2));
+    }
+}
+
+/// Softmax of each row of `width` values of `x`, each value first multiplied by `scale`
+/// (attention's 1 / √d), in place; the row's maximum is subtracted first.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
+pub fn softmax_rows(x: &mut [f32], width: usize, scale: f32) {
+    for row in x.chunks_exact_mut(width.max(1)) {
+        let max = row_max(row) * scale;
+        for v in row.iter_mut() {
+            *v = exp_nonpositive(*v * scale - max);
+        }
+        let inv = 1.0 / row_sum(row);
+        for v in row.iter_mut() {
+            *v *= inv;
+        }
+    }
+}
+
+/// `x + residual`, then layer norm, of each row of the weight's width, in place.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
+pub fn add_layer_norm_rows(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    weight: &[f32],
+    bias: &[f32],
+    eps: f32,
+) {
+    let width = weight.len().max(1);
+    let n = width as f32;
+    for (r, row) in x.chunks_exact_mut(width).enumerate() {
+        if let Some(res) = residual.and_then(|res| res.get(r * width..(r + 1) * width)) {
+            for (a, &b) in row.iter_mut().zip(res) {
+                *a += b;
+            }
+        }
+        let mean = row_sum(row) / n;
+        let mut acc = [0f32; LANES];
+        let chunks = row.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for (a, &v) in acc.iter_mut().zip(c) {
+                *a += (v - mean) * (v - mean);
+            }
+        }
+        let var = (acc.into_iter().sum::<f32>()
+            + rest.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>())
+            / n;
+        let rstd = 1.0 / (var + eps).sqrt();
+        for ((v, &w), &b) in row.iter_mut().zip(weight).zip(bias) {
+            *v = (*v - mean) * rstd * w + b;
+        }
+    }
+}
+
+/// The minimum and maximum of a row and 0 (comparisons over [`LANES`] lanes), for quantization.
+#[inline(always)]
+pub fn row_range(x: &[f32]) -> (f32, f32) {
+    let mut lo = [0f32; LANES];
+    let mut hi = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        let c: &[f32; LANES] = c.try_into().unwrap_or(&[0.0; LANES]);
+        for i in 0..LANES {
+            lo[i] = min2(lo[i], c[i]);
+            hi[i] = max2(hi[i], c[i]);
+        }
+    }
+    let (mut a, mut b) = (fold_lanes(lo, min2), fold_lanes(hi, max2));
+    for &v in rest {
+        a = min2(a, v);
+        b = max2(b, v);
+    }
+    (a, b)
+}
+
+// ---------------------------------------------------------------------------------------------
 // GELU
 
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;

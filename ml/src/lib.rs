@@ -9,5 +9,6 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod params;
+pub mod quant;
 pub mod tokenize;
 pub mod train;

@@ -10,6 +10,7 @@ use candle_nn::{Embedding, Init, Linear, VarBuilder};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A BERT `config.json`: the fields the encoder reads (others are kept by the file, ignored here).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,6 +35,11 @@ pub struct BertConfig {
     pub initializer_range: f64,
     #[serde(default = "default_model_type")]
     pub model_type: String,
+    /// Attention heads removed by pruning, by layer (Hugging Face's convention: the layer's
+    /// index as a string, the removed heads' original indices). A pruned layer's query, key and
+    /// value have a row block per kept head, and its output projection a column block each.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pruned_heads: BTreeMap<String, Vec<usize>>,
 }
 
 fn default_act() -> String {
@@ -79,7 +85,21 @@ impl BertConfig {
             layer_norm_eps: default_eps(),
             initializer_range: default_init_range(),
             model_type: default_model_type(),
+            pruned_heads: BTreeMap::new(),
         }
+    }
+
+    /// The width of one attention head.
+    pub fn head_size(&self) -> usize {
+        self.hidden_size / self.num_attention_heads.max(1)
+    }
+
+    /// The original indices of the heads layer `layer` keeps, in order.
+    pub fn kept_heads(&self, layer: usize) -> Vec<usize> {
+        let pruned = self.pruned_heads.get(&layer.to_string());
+        (0..self.num_attention_heads)
+            .filter(|h| pruned.is_none_or(|p| !p.contains(h)))
+            .collect()
     }
 
     /// How many parameters the encoder has (None past `usize`).
@@ -90,16 +110,27 @@ impl BertConfig {
             .checked_add(self.max_position_embeddings)?
             .checked_add(self.type_vocab_size)?;
         let embeddings = rows.checked_mul(h)?.checked_add(2 * h)?;
-        // Four h×h projections with biases, two h×i ones with biases, two norms.
+        // Per layer: query, key and value (h → a, with biases) and the output projection
+        // (a → h, with a bias), where a is the kept heads' width; two h×i projections with
+        // biases; two norms.
         let i = self.intermediate_size;
-        let layer = h
-            .checked_mul(h)?
-            .checked_add(h)?
-            .checked_mul(4)?
-            .checked_add(h.checked_mul(i)?.checked_mul(2)?)?
-            .checked_add(i)?
-            .checked_add(h.checked_mul(5)?)?;
-        embeddings.checked_add(layer.checked_mul(self.num_hidden_layers)?)
+        let mut total = embeddings;
+        for layer in 0..self.num_hidden_layers {
+            let a = self.kept_heads(layer).len().checked_mul(self.head_size())?;
+            let attention = h
+                .checked_mul(a)?
+                .checked_add(a)?
+                .checked_mul(3)?
+                .checked_add(a.checked_mul(h)?)?
+                .checked_add(h)?;
+            let rest = h
+                .checked_mul(i)?
+                .checked_mul(2)?
+                .checked_add(i)?
+                .checked_add(h.checked_mul(5)?)?;
+            total = total.checked_add(attention)?.checked_add(rest)?;
+        }
+        Some(total)
     }
 
     /// The problems of a configuration, checked before any tensor is allocated from it.
@@ -142,6 +173,37 @@ impl BertConfig {
         ] {
             if !(0.0..1.0).contains(&p) {
                 return Err(format!("`{name}` {p} is not in [0, 1)"));
+            }
+        }
+        for (layer, heads) in &self.pruned_heads {
+            let index = layer
+                .parse::<usize>()
+                .ok()
+                .filter(|l| *l < self.num_hidden_layers);
+            if index.is_none() {
+                return Err(format!(
+                    "`pruned_heads` names layer {layer:?}, and the encoder has {} layers",
+                    self.num_hidden_layers
+                ));
+            }
+            if let Some(h) = heads.iter().find(|h| **h >= self.num_attention_heads) {
+                return Err(format!(
+                    "`pruned_heads` of layer {layer} names head {h}, and a layer has {} heads",
+                    self.num_attention_heads
+                ));
+            }
+            let mut unique = heads.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            if unique.len() != heads.len() {
+                return Err(format!(
+                    "`pruned_heads` of layer {layer} names a head twice"
+                ));
+            }
+            if unique.len() >= self.num_attention_heads {
+                return Err(format!(
+                    "`pruned_heads` removes every head of layer {layer}: a layer keeps at least one"
+                ));
             }
         }
         // Bounds on what a configuration may make anyone allocate (the loader lists a tensor per
@@ -308,17 +370,19 @@ struct Attention {
 }
 
 impl Attention {
-    fn new(cfg: &BertConfig, vb: VarBuilder) -> Result<Attention> {
+    fn new(cfg: &BertConfig, layer: usize, vb: VarBuilder) -> Result<Attention> {
         let (h, r) = (cfg.hidden_size, cfg.initializer_range);
+        let heads = cfg.kept_heads(layer).len();
+        let a = heads * cfg.head_size();
         let own = vb.pp("self");
         Ok(Attention {
-            query: linear(h, h, r, own.pp("query"))?,
-            key: linear(h, h, r, own.pp("key"))?,
-            value: linear(h, h, r, own.pp("value"))?,
-            output: linear(h, h, r, vb.pp("output").pp("dense"))?,
+            query: linear(h, a, r, own.pp("query"))?,
+            key: linear(h, a, r, own.pp("key"))?,
+            value: linear(h, a, r, own.pp("value"))?,
+            output: linear(a, h, r, vb.pp("output").pp("dense"))?,
             norm: LayerNorm::new(h, cfg.layer_norm_eps, vb.pp("output").pp("LayerNorm"))?,
-            heads: cfg.num_attention_heads,
-            head_size: h / cfg.num_attention_heads,
+            heads,
+            head_size: cfg.head_size(),
             attention_dropout: cfg.attention_probs_dropout_prob,
             dropout: cfg.hidden_dropout_prob,
         })
@@ -334,18 +398,18 @@ impl Attention {
 
     /// `mask`: `[batch, 1, 1, len]`, 0 for tokens and a large negative number for padding.
     fn forward(&self, x: &Tensor, mask: &Tensor, pass: &mut Pass) -> Result<Tensor> {
-        let (b, t, h) = x.dims3()?;
+        let (b, t, _) = x.dims3()?;
         let q = self.split(&self.query.forward(x)?)?;
         let k = self.split(&self.key.forward(x)?)?;
         let v = self.split(&self.value.forward(x)?)?;
         let scores = (q.matmul(&k.t()?)? / (self.head_size as f64).sqrt())?.broadcast_add(mask)?;
         let probs = Kernels::for_tensor(&scores).softmax_last_dim(&scores)?;
         let probs = pass.dropout(&probs, self.attention_dropout)?;
-        let context = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, t, h))?;
+        let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((
+            b,
+            t,
+            self.heads * self.head_size,
+        ))?;
         let out = pass.dropout(&self.output.forward(&context)?, self.dropout)?;
         self.norm.forward(&(out + x)?)
     }
@@ -405,7 +469,7 @@ impl Bert {
             .map(|i| {
                 let vb = vb.pp("encoder").pp("layer").pp(i);
                 Ok(Layer {
-                    attention: Attention::new(cfg, vb.pp("attention"))?,
+                    attention: Attention::new(cfg, i, vb.pp("attention"))?,
                     feed_forward: FeedForward::new(cfg, vb.clone())?,
                 })
             })

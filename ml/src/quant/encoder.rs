@@ -1,0 +1,540 @@
+//! The pair encoder for inference, outside candle's graph: the same forward pass as
+//! `model::PairEncoder` (embeddings, transformer layers, pooler, feature layers, heads) over
+//! plain buffers, each linear layer f32 or int8 as its weights say. Each sequence runs at its
+//! own length (no padding), several sequences share each matrix multiply, and the sequences of a
+//! batch are split over rayon's threads. A head mask removes attention heads without changing
+//! the weights, which is how pruning measures a head's importance.
+
+use super::linear::{Dense, Linear, QLinear, Scratch};
+use super::weights::{QUANTIZED, SCALE, TensorMap};
+use crate::kernels::{add_layer_norm_rows, gelu_in_place, softmax_rows};
+use crate::model::{BertConfig, HeadSpec};
+use crate::quant::dense::{View, matmul};
+use rayon::prelude::*;
+
+/// One pair to encode: word-piece ids and type ids of `[CLS] query [SEP] candidate [SEP]`
+/// (no padding), and its numeric features.
+#[derive(Clone, Copy, Debug)]
+pub struct Sequence<'a> {
+    pub ids: &'a [u32],
+    pub types: &'a [u32],
+    pub features: &'a [f32],
+}
+
+/// The heads' logits of a batch, row-major.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Logits {
+    pub rows: usize,
+    /// `[rows, scores]`.
+    pub scores: Vec<f32>,
+    /// `[rows, grades]`.
+    pub grades: Vec<f32>,
+    /// `[rows]`, empty without a click head.
+    pub click: Vec<f32>,
+}
+
+/// Which heads each layer keeps (`mask[layer][head]`), over the heads the model has.
+pub type HeadMask = Vec<Vec<bool>>;
+
+/// Word embeddings, f32 or int8 per row.
+#[derive(Clone)]
+enum Words {
+    F32(Vec<f32>),
+    Int8 { values: Vec<i8>, scales: Vec<f32> },
+}
+
+#[derive(Clone)]
+struct Norm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+#[derive(Clone)]
+struct Layer {
+    /// Query, key and value in one `[3 a, h]` layer (a: the kept heads' width).
+    qkv: Linear,
+    heads: usize,
+    output: Linear,
+    attention_norm: Norm,
+    intermediate: Linear,
+    down: Linear,
+    output_norm: Norm,
+}
+
+/// A loaded model, ready to encode pairs.
+#[derive(Clone)]
+pub struct Encoder {
+    pub config: BertConfig,
+    pub spec: HeadSpec,
+    pub features: usize,
+    words: Words,
+    positions: Vec<f32>,
+    types: Vec<f32>,
+    embedding_norm: Norm,
+    layers: Vec<Layer>,
+    pooler: Linear,
+    feature_layers: Option<(Linear, Linear)>,
+    score_head: Option<Dense>,
+    grade_head: Option<Dense>,
+    click_head: Option<Dense>,
+}
+
+fn dense(map: &TensorMap, name: &str, n: usize, k: usize) -> Result<Dense, String> {
+    Dense::new(
+        map.f32(&format!("{name}.weight"), &[n, k])?.to_vec(),
+        map.f32(&format!("{name}.bias"), &[n])?.to_vec(),
+        n,
+        k,
+    )
+}
+
+/// Layers `names` (each `[n_i, k]`) stacked into one, int8 when every one of them is
+/// quantized, f32 when none is.
+fn stacked(map: &TensorMap, names: &[String], ns: &[usize], k: usize) -> Result<Linear, String> {
+    let quantized: Vec<bool> = names
+        .iter()
+        .map(|n| map.is_quantized(&format!("{n}.weight")))
+        .collect();
+    let n: usize = ns.iter().sum();
+    let mut bias = Vec::with_capacity(n);
+    for (name, &rows) in names.iter().zip(ns) {
+        bias.extend_from_slice(map.f32(&format!("{name}.bias"), &[rows])?);
+    }
+    if quantized.iter().all(|q| *q) {
+        let mut q = Vec::with_capacity(n * k);
+        let mut scales = Vec::with_capacity(n);
+        for (name, &rows) in names.iter().zip(ns) {
+            q.extend_from_slice(map.i8(&format!("{name}.weight{QUANTIZED}"), &[rows, k])?);
+            scales.extend_from_slice(map.f32(&format!("{name}.weight{SCALE}"), &[rows])?);
+        }
+        Ok(Linear::Int8(QLinear::new(&q, scales, bias, n, k)?))
+    } else if quantized.iter().all(|q| !*q) {
+        let mut w = Vec::with_capacity(n * k);
+        for (name, &rows) in names.iter().zip(ns) {
+            w.extend_from_slice(map.f32(&format!("{name}.weight"), &[rows, k])?);
+        }
+        Ok(Linear::F32(Dense::new(w, bias, n, k)?))
+    } else {
+        Err(format!(
+            "`{}`: {} are quantized alike or not at all",
+            map.source,
+            names.join(", ")
+        ))
+    }
+}
+
+fn norm(map: &TensorMap, name: &str, h: usize) -> Result<Norm, String> {
+    Ok(Norm {
+        weight: map.f32(&format!("{name}.weight"), &[h])?.to_vec(),
+        bias: map.f32(&format!("{name}.bias"), &[h])?.to_vec(),
+    })
+}
+
+fn optional_head(map: &TensorMap, name: &str, n: usize, k: usize) -> Result<Option<Dense>, String> {
+    (n > 0).then(|| dense(map, name, n, k)).transpose()
+}
+
+/// Rows of a batch in flight through the layers: the hidden states of several sequences.
+struct Work {
+    x: Vec<f32>,
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    projected: Vec<f32>,
+    inner: Vec<f32>,
+    scores: Vec<f32>,
+    scratch: Scratch,
+}
+
+impl Encoder {
+    /// The encoder of `config` from `map`: f32 weights as the checkpoint saves them, or int8
+    /// where the map holds a layer's `.weight.q` and `.weight.scale` (see `weights`).
+    pub fn new(
+        config: &BertConfig,
+        spec: &HeadSpec,
+        features: usize,
+        map: &TensorMap,
+    ) -> Result<Encoder, String> {
+        config
+            .validate()
+            .map_err(|e| format!("`{}`: the configuration: {e}", map.source))?;
+        let h = config.hidden_size;
+        let i = config.intermediate_size;
+        let words = if map.is_quantized("embeddings.word_embeddings.weight") {
+            Words::Int8 {
+                values: map
+                    .i8(
+                        "embeddings.word_embeddings.weight.q",
+                        &[config.vocab_size, h],
+                    )?
+                    .to_vec(),
+                scales: map
+                    .f32(
+                        "embeddings.word_embeddings.weight.scale",
+                        &[config.vocab_size],
+                    )?
+                    .to_vec(),
+            }
+        } else {
+            Words::F32(
+                map.f32("embeddings.word_embeddings.weight", &[config.vocab_size, h])?
+                    .to_vec(),
+            )
+        };
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for l in 0..config.num_hidden_layers {
+            let p = format!("encoder.layer.{l}");
+            let heads = config.kept_heads(l).len();
+            let a = heads * config.head_size();
+            let qkv_names: Vec<String> = ["query", "key", "value"]
+                .iter()
+                .map(|n| format!("{p}.attention.self.{n}"))
+                .collect();
+            layers.push(Layer {
+                qkv: stacked(map, &qkv_names, &[a, a, a], h)?,
+                heads,
+                output: stacked(map, &[format!("{p}.attention.output.dense")], &[h], a)?,
+                attention_norm: norm(map, &format!("{p}.attention.output.LayerNorm"), h)?,
+                intermediate: stacked(map, &[format!("{p}.intermediate.dense")], &[i], h)?,
+                down: stacked(map, &[format!("{p}.output.dense")], &[h], i)?,
+                output_norm: norm(map, &format!("{p}.output.LayerNorm"), h)?,
+            });
+        }
+        Ok(Encoder {
+            config: config.clone(),
+            spec: spec.clone(),
+            features,
+            words,
+            positions: map
+                .f32(
+                    "embeddings.position_embeddings.weight",
+                    &[config.max_position_embeddings, h],
+                )?
+                .to_vec(),
+            types: map
+                .f32(
+                    "embeddings.token_type_embeddings.weight",
+                    &[config.type_vocab_size, h],
+                )?
+                .to_vec(),
+            embedding_norm: norm(map, "embeddings.LayerNorm", h)?,
+            layers,
+            pooler: stacked(map, &["pooler.dense".to_string()], &[h], h)?,
+            feature_layers: if features == 0 {
+                None
+            } else {
+                Some((
+                    stacked(map, &["features.dense".to_string()], &[h], features)?,
+                    stacked(map, &["features.output".to_string()], &[h], h)?,
+                ))
+            },
+            score_head: optional_head(map, "heads.scores", spec.scores.len(), h)?,
+            grade_head: optional_head(map, "heads.grades", spec.grades.len(), h)?,
+            click_head: optional_head(map, "heads.click", usize::from(spec.click), h)?,
+        })
+    }
+
+    /// The same f32 model with each transformer layer's linear layers on candle's Q8_0
+    /// `QMatMul` (the peer of our int8 kernel in `ml/benches/student.rs`).
+    pub fn to_candle_q8(&self) -> Result<Encoder, String> {
+        let mut out = self.clone();
+        for l in &mut out.layers {
+            for linear in [&mut l.qkv, &mut l.output, &mut l.intermediate, &mut l.down] {
+                *linear = linear.to_candle_q8()?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether any layer runs in int8.
+    pub fn is_quantized(&self) -> bool {
+        matches!(self.words, Words::Int8 { .. })
+            || matches!(self.pooler, Linear::Int8(_))
+            || self.layers.iter().any(|l| {
+                [&l.qkv, &l.output, &l.intermediate, &l.down]
+                    .iter()
+                    .any(|x| matches!(x, Linear::Int8(_)))
+            })
+    }
+
+    /// Heads each layer has now (after pruning).
+    pub fn heads(&self) -> Vec<usize> {
+        self.layers.iter().map(|l| l.heads).collect()
+    }
+
+    fn check(&self, r: usize, s: &Sequence<'_>) -> Result<(), String> {
+        let c = &self.config;
+        if s.ids.is_empty() || s.ids.len() != s.types.len() {
+            return Err(format!(
+                "pair {r}: {} ids and {} type ids (at least one, as many of each)",
+                s.ids.len(),
+                s.types.len()
+            ));
+        }
+        if s.ids.len() > c.max_position_embeddings {
+            return Err(format!(
+                "pair {r}: {} word pieces, more than the model's {} positions",
+                s.ids.len(),
+                c.max_position_embeddings
+            ));
+        }
+        if let Some(id) = s.ids.iter().find(|&&id| id as usize >= c.vocab_size) {
+            return Err(format!(
+                "pair {r}: word piece {id} is outside the vocabulary of {}",
+                c.vocab_size
+            ));
+        }
+        if let Some(t) = s.types.iter().find(|&&t| t as usize >= c.type_vocab_size) {
+            return Err(format!(
+                "pair {r}: type id {t} is outside the model's {}",
+                c.type_vocab_size
+            ));
+        }
+        if s.features.len() != self.features {
+            return Err(format!(
+                "pair {r}: {} numeric features, and the model reads {}",
+                s.features.len(),
+                self.features
+            ));
+        }
+        Ok(())
+    }
+
+    /// The logits of every sequence, in order. `mask` (one flag per kept head of each layer)
+    /// removes heads as pruning would.
+    pub fn forward(
+        &self,
+        seqs: &[Sequence<'_>],
+        mask: Option<&HeadMask>,
+    ) -> Result<Logits, String> {
+        for (r, s) in seqs.iter().enumerate() {
+            self.check(r, s)?;
+        }
+        if let Some(m) = mask
+            && (m.len() != self.layers.len()
+                || m.iter().zip(&self.layers).any(|(m, l)| m.len() != l.heads))
+        {
+            return Err("the head mask does not match the model's heads".to_string());
+        }
+        let threads = rayon::current_num_threads().max(1);
+        if seqs.len() <= 1 || threads == 1 {
+            return self.chunk(seqs, mask, seqs.len() <= 1);
+        }
+        // About two chunks a thread, so sequences of unequal lengths even out.
+        let size = seqs.len().div_ceil(threads * 2).max(1);
+        let parts = seqs
+            .par_chunks(size)
+            .map(|c| self.chunk(c, mask, false))
+            .collect::<Result<Vec<Logits>, String>>()?;
+        let mut out = Logits::default();
+        for p in parts {
+            out.rows += p.rows;
+            out.scores.extend(p.scores);
+            out.grades.extend(p.grades);
+            out.click.extend(p.click);
+        }
+        Ok(out)
+    }
+
+    /// The sequences of one chunk, on one thread (`parallel`: the int8 multiplies split their
+    /// rows over the threads instead).
+    fn chunk(
+        &self,
+        seqs: &[Sequence<'_>],
+        mask: Option<&HeadMask>,
+        parallel: bool,
+    ) -> Result<Logits, String> {
+        let c = &self.config;
+        let h = c.hidden_size;
+        let rows: usize = seqs.iter().map(|s| s.ids.len()).sum();
+        let mut w = Work {
+            x: vec![0f32; rows * h],
+            qkv: Vec::new(),
+            context: Vec::new(),
+            projected: vec![0f32; rows * h],
+            inner: vec![0f32; rows * c.intermediate_size],
+            scores: Vec::new(),
+            scratch: Scratch::default(),
+        };
+        self.embed(seqs, &mut w.x);
+        for (l, layer) in self.layers.iter().enumerate() {
+            self.attention(seqs, layer, mask.and_then(|m| m.get(l)), &mut w, parallel)?;
+            layer
+                .intermediate
+                .forward(&w.x, rows, &mut w.inner, &mut w.scratch, parallel)?;
+            gelu_in_place(&mut w.inner);
+            layer
+                .down
+                .forward(&w.inner, rows, &mut w.projected, &mut w.scratch, parallel)?;
+            add_and_norm(&mut w.x, &w.projected, &layer.output_norm, c.layer_norm_eps);
+        }
+        self.pool_and_heads(seqs, &w.x, &mut w.scratch)
+    }
+
+    fn embed(&self, seqs: &[Sequence<'_>], x: &mut [f32]) {
+        let h = self.config.hidden_size;
+        let eps = self.config.layer_norm_eps as f32;
+        let mut rows = x.chunks_exact_mut(h);
+        'all: for s in seqs {
+            for (p, (&id, &t)) in s.ids.iter().zip(s.types).enumerate() {
+                let Some(row) = rows.next() else {
+                    break 'all;
+                };
+                let (id, t) = (id as usize, t as usize);
+                let pos = &self.positions[p * h..(p + 1) * h];
+                let ty = &self.types[t * h..(t + 1) * h];
+                match &self.words {
+                    Words::F32(wv) => {
+                        for (((y, &w), &p), &t) in
+                            row.iter_mut().zip(&wv[id * h..]).zip(pos).zip(ty)
+                        {
+                            *y = w + p + t;
+                        }
+                    }
+                    Words::Int8 { values, scales } => {
+                        let s = scales[id];
+                        for (((y, &w), &p), &t) in
+                            row.iter_mut().zip(&values[id * h..]).zip(pos).zip(ty)
+                        {
+                            *y = f32::from(w) * s + p + t;
+                        }
+                    }
+                }
+            }
+        }
+        let norm = &self.embedding_norm;
+        add_layer_norm_rows(x, None, &norm.weight, &norm.bias, eps);
+    }
+
+    fn attention(
+        &self,
+        seqs: &[Sequence<'_>],
+        layer: &Layer,
+        keep: Option<&Vec<bool>>,
+        w: &mut Work,
+        parallel: bool,
+    ) -> Result<(), String> {
+        let c = &self.config;
+        let (h, hs) = (c.hidden_size, c.head_size());
+        let a = layer.heads * hs;
+        let rows = w.x.len() / h;
+        w.qkv.resize(rows * 3 * a, 0.0);
+        layer
+            .qkv
+            .forward(&w.x, rows, &mut w.qkv, &mut w.scratch, parallel)?;
+        // Every head writes its own columns; a masked head's stay 0.
+        if keep.is_some() {
+            w.context.clear();
+        }
+        w.context.resize(rows * a, 0.0);
+        let scale = 1.0 / (hs as f32).sqrt();
+        let mut start = 0;
+        for s in seqs {
+            let t = s.ids.len();
+            w.scores.resize(t * t, 0.0);
+            let block = &w.qkv[start * 3 * a..(start + t) * 3 * a];
+            for head in 0..layer.heads {
+                if keep.is_some_and(|k| !k[head]) {
+                    continue;
+                }
+                let q = View {
+                    data: &block[head * hs..],
+                    rows: t,
+                    cols: hs,
+                    row_stride: 3 * a,
+                    col_stride: 1,
+                };
+                let kt = View {
+                    data: &block[a + head * hs..],
+                    rows: hs,
+                    cols: t,
+                    row_stride: 1,
+                    col_stride: 3 * a,
+                };
+                matmul(&mut w.scores, t, q, kt, false)?;
+                softmax_rows(&mut w.scores, t, scale);
+                let v = View {
+                    data: &block[2 * a + head * hs..],
+                    rows: t,
+                    cols: hs,
+                    row_stride: 3 * a,
+                    col_stride: 1,
+                };
+                matmul(
+                    &mut w.context[start * a + head * hs..],
+                    a,
+                    View::rows(&w.scores, t, t),
+                    v,
+                    false,
+                )?;
+            }
+            start += t;
+        }
+        layer
+            .output
+            .forward(&w.context, rows, &mut w.projected, &mut w.scratch, parallel)?;
+        add_and_norm(
+            &mut w.x,
+            &w.projected,
+            &layer.attention_norm,
+            c.layer_norm_eps,
+        );
+        Ok(())
+    }
+
+    fn pool_and_heads(
+        &self,
+        seqs: &[Sequence<'_>],
+        x: &[f32],
+        scratch: &mut Scratch,
+    ) -> Result<Logits, String> {
+        let h = self.config.hidden_size;
+        let b = seqs.len();
+        let mut first = Vec::with_capacity(b * h);
+        let mut start = 0;
+        for s in seqs {
+            first.extend_from_slice(&x[start * h..(start + 1) * h]);
+            start += s.ids.len();
+        }
+        let mut pooled = vec![0f32; b * h];
+        self.pooler
+            .forward(&first, b, &mut pooled, scratch, false)?;
+        for v in pooled.iter_mut() {
+            *v = v.tanh();
+        }
+        if let Some((dense, output)) = &self.feature_layers {
+            let f: Vec<f32> = seqs
+                .iter()
+                .flat_map(|s| s.features.iter().copied())
+                .collect();
+            let mut x1 = vec![0f32; b * h];
+            dense.forward(&f, b, &mut x1, scratch, false)?;
+            gelu_in_place(&mut x1);
+            let mut x2 = vec![0f32; b * h];
+            output.forward(&x1, b, &mut x2, scratch, false)?;
+            gelu_in_place(&mut x2);
+            for (p, v) in pooled.iter_mut().zip(&x2) {
+                *p += v;
+            }
+        }
+        let head = |d: &Option<Dense>| -> Result<Vec<f32>, String> {
+            match d {
+                None => Ok(Vec::new()),
+                Some(d) => {
+                    let mut out = vec![0f32; b * d.n];
+                    d.forward(&pooled, b, &mut out)?;
+                    Ok(out)
+                }
+            }
+        };
+        Ok(Logits {
+            rows: b,
+            scores: head(&self.score_head)?,
+            grades: head(&self.grade_head)?,
+            click: head(&self.click_head)?,
+        })
+    }
+}
+
+fn add_and_norm(x: &mut [f32], y: &[f32], norm: &Norm, eps: f64) {
+    add_layer_norm_rows(x, Some(y), &norm.weight, &norm.bias, eps as f32);
+}
