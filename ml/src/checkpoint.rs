@@ -359,11 +359,8 @@ pub fn save_map(
 ) -> Result<(), CheckpointError> {
     save_config(dir, config)?;
     let weights = dir.join(WEIGHTS);
-    map.write(
-        &weights,
-        BTreeMap::from([("format".to_string(), "pt".to_string())]),
-    )
-    .map_err(|e| CheckpointError::new(&weights, e))?;
+    map.write(&weights, Some(("format", "pt")))
+        .map_err(|e| CheckpointError::new(&weights, e))?;
     save_tokenizer(dir, tokenizer)
 }
 

@@ -56,9 +56,20 @@ pub fn pair_texts(
     fields: &[TextField],
     pair: &Value,
 ) -> Result<(String, String), EncodeError> {
+    let roles: Vec<&str> = program.roles.iter().map(|r| r.name.as_str()).collect();
+    texts_by_role(&roles, fields, pair)
+}
+
+/// [`pair_texts`] with the roles' names in declaration order, for a model served without its
+/// policy (the card records them).
+pub fn texts_by_role(
+    roles: &[&str],
+    fields: &[TextField],
+    pair: &Value,
+) -> Result<(String, String), EncodeError> {
     let mut sides = [String::new(), String::new()];
     for f in fields {
-        let role = program.roles.get(f.role).map_or("?", |r| r.name.as_str());
+        let role = roles.get(f.role).copied().unwrap_or("?");
         let Some(record) = pair.get(role).filter(|r| r.is_object()) else {
             return Err(EncodeError {
                 field: role.to_string(),

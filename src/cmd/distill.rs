@@ -44,6 +44,7 @@ pub fn run(args: Args) -> ExitCode {
             args.ablation
         },
         show_distill: true,
+        show_quantize: false,
     };
     run_pipeline(&args.pipeline, args.dir, &args.report, how)
 }

@@ -15,8 +15,11 @@ mod lsp;
 mod new;
 mod out;
 mod progress;
+mod quantize;
 mod report;
 mod run;
+mod score;
+mod serve;
 mod snapshot;
 mod stats;
 mod test;
@@ -74,6 +77,13 @@ enum Command {
     /// Distill the pipeline's student from its teachers (after the stages it reads) and print
     /// the report; `--ablations` adds the student without each part of the recipe.
     Distill(distill::Args),
+    /// Prune and quantize the pipeline's distilled student to int8 (after the stages it reads)
+    /// and print what each step cost on the held-out pairs.
+    Quantize(quantize::Args),
+    /// Rank candidates for one query with a trained model folder.
+    Score(score::Args),
+    /// Serve a trained model folder over HTTP: rank, score, health and Prometheus metrics.
+    Serve(serve::Args),
     /// Print a shell's completion script: bash, zsh, fish, elvish or powershell.
     Completions(completions::Args),
     /// Data: build a golden set, simulate or read click logs, clean, synthesize and mix.
@@ -134,6 +144,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Train(args) => train::run(args),
         Command::Distill(args) => distill::run(args),
+        Command::Quantize(args) => quantize::run(args),
+        Command::Score(args) => score::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Data(command) => data::run(command),
     }

@@ -120,6 +120,7 @@ pub fn run(args: Args) -> ExitCode {
         device: args.device,
         ablations: Vec::new(),
         show_distill: false,
+        show_quantize: false,
     };
     run_pipeline(&args.pipeline, args.dir, &args.report, how)
 }
@@ -134,6 +135,8 @@ pub struct How {
     pub ablations: Vec<rubric_runtime::distill::Variant>,
     /// Print the distillation report's table (and the ablations') on standard output.
     pub show_distill: bool,
+    /// Print the quantize stage's report on standard output.
+    pub show_quantize: bool,
 }
 
 /// Compiles the pipeline and runs its stages as `how` says, reporting each.
@@ -216,6 +219,9 @@ pub fn run_pipeline(
             if how.show_distill {
                 print_distill(&dir, summary.ablations.as_ref());
             }
+            if how.show_quantize {
+                print_quantize(&dir);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -234,36 +240,72 @@ pub fn run_pipeline(
     }
 }
 
+/// The latest stage `stage`'s file `file` in the run directory, parsed.
+fn latest_report<T: serde::de::DeserializeOwned>(
+    dir: &std::path::Path,
+    stage: &str,
+    file: &str,
+) -> Option<Result<T, PathBuf>> {
+    let latest: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(dir.join("latest.json")).ok()?).ok()?;
+    let path = dir
+        .join("stages")
+        .join(stage)
+        .join(latest.get(stage)?)
+        .join(file);
+    Some(
+        std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<T>(&b).ok())
+            .ok_or(path),
+    )
+}
+
+/// The quantize stage's report of the run, as a table.
+fn print_quantize(dir: &std::path::Path) {
+    use rubric_runtime::quantize::{QuantizeReport, REPORT, table};
+    match latest_report::<QuantizeReport>(dir, "quantize", REPORT) {
+        Some(Ok(r)) => {
+            // The speeds are the manifest's timings (the report holds no timing).
+            let speeds: std::collections::BTreeMap<String, f64> =
+                latest_report::<serde_json::Value>(dir, "quantize", "manifest.json")
+                    .and_then(Result::ok)
+                    .and_then(|m| {
+                        m.get("timings").and_then(|t| t.as_object()).map(|t| {
+                            t.iter()
+                                .filter_map(|(k, v)| {
+                                    Some((
+                                        k.strip_suffix(".pairs_per_second")?.to_string(),
+                                        v.as_f64()?,
+                                    ))
+                                })
+                                .collect()
+                        })
+                    })
+                    .unwrap_or_default();
+            print!("{}", table(&r, &speeds));
+        }
+        Some(Err(path)) => eprintln!(
+            "warning: cannot read the quantization report `{}`",
+            path.display()
+        ),
+        None => {}
+    }
+}
+
 /// The distillation report of the run's latest distill stage, as tables.
 fn print_distill(
     dir: &std::path::Path,
     ablations: Option<&rubric_runtime::distill::report::AblationReport>,
 ) {
     use rubric_runtime::distill::report::{DistillReport, REPORT, ablation_table, table};
-    let latest: Option<std::collections::BTreeMap<String, String>> =
-        std::fs::read(dir.join("latest.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-    let Some(key) = latest
-        .as_ref()
-        .and_then(|l| l.get(rubric_runtime::run::DISTILL_STAGE))
-    else {
-        return;
-    };
-    let path = dir
-        .join("stages")
-        .join(rubric_runtime::run::DISTILL_STAGE)
-        .join(key)
-        .join(REPORT);
-    match std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<DistillReport>(&b).ok())
-    {
-        Some(report) => print!("{}", table(&report)),
-        None => eprintln!(
+    match latest_report::<DistillReport>(dir, rubric_runtime::run::DISTILL_STAGE, REPORT) {
+        Some(Ok(report)) => print!("{}", table(&report)),
+        Some(Err(path)) => eprintln!(
             "warning: cannot read the distillation report `{}`",
             path.display()
         ),
+        None => return,
     }
     if let Some(a) = ablations {
         println!();

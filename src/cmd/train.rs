@@ -50,6 +50,7 @@ pub fn run(args: Args) -> ExitCode {
         device: args.device,
         ablations: Vec::new(),
         show_distill: false,
+        show_quantize: false,
     };
     run_pipeline(&args.pipeline, args.dir, &args.report, how)
 }

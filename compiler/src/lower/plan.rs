@@ -1034,10 +1034,19 @@ pub(super) fn lower_pipeline(
                 ));
             }
         };
+        // The quantized student is measured against the f32 one on the held-out real pairs
+        // (and, for a student of clicks, their impressions).
+        let mut inputs = vec![
+            StageInput::Stage(last.clone()),
+            StageInput::Stage("mix".to_string()),
+        ];
+        if learns_clicks {
+            inputs.extend(click_data.iter().cloned());
+        }
         stages.push(Stage {
             id: "quantize".to_string(),
-            inputs: vec![StageInput::Stage(last.clone())],
-            outputs: vec!["model".to_string()],
+            inputs,
+            outputs: vec!["model".to_string(), "report.json".to_string()],
             config: StageConfig::Quantize(QuantizeConfig {
                 scheme,
                 prune_heads_below: q.prune_heads_below.map(|(v, _)| v),

@@ -179,7 +179,15 @@ fn the_int8_encoder_stays_close_to_f32_and_reads_back_as_written() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.int8.safetensors");
-    q.write(&path, BTreeMap::new()).unwrap();
+    q.write(&path, None).unwrap();
+    // The same tensors are the same bytes.
+    let again = dir.path().join("again.safetensors");
+    q.write(&again, Some(("rubric.int8", "{}"))).unwrap();
+    q.write(&path, Some(("rubric.int8", "{}"))).unwrap();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
     let back = Encoder::new(&cfg, &spec(), FEATURES, &TensorMap::read(&path).unwrap()).unwrap();
     assert_eq!(back.forward(&seqs(&p), None).unwrap(), b);
     // One pair alone gives what it gives in a batch.

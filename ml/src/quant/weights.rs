@@ -112,9 +112,10 @@ impl TensorMap {
         })
     }
 
-    /// Writes the tensors to `path` (atomically: a temporary file renamed), with `metadata` in
-    /// the file's header.
-    pub fn write(&self, path: &Path, metadata: BTreeMap<String, String>) -> Result<(), String> {
+    /// Writes the tensors to `path` (atomically: a temporary file renamed), with one `metadata`
+    /// entry in the file's header: the safetensors crate writes its header's metadata from a
+    /// `HashMap`, so one entry is what keeps the same tensors the same bytes.
+    pub fn write(&self, path: &Path, metadata: Option<(&str, &str)>) -> Result<(), String> {
         let shown = path.display().to_string();
         let raw: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = self
             .tensors
@@ -137,8 +138,9 @@ impl TensorMap {
                     .map_err(|e| format!("`{shown}`, tensor `{name}`: {e}"))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let metadata: HashMap<String, String> = metadata.into_iter().collect();
-        let bytes = safetensors::serialize(views, Some(metadata))
+        let metadata: Option<HashMap<String, String>> =
+            metadata.map(|(k, v)| HashMap::from([(k.to_string(), v.to_string())]));
+        let bytes = safetensors::serialize(views, metadata)
             .map_err(|e| format!("cannot write `{shown}`: {e}"))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir)
@@ -272,8 +274,7 @@ mod tests {
         assert!(map.is_quantized("w"));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.safetensors");
-        map.write(&path, BTreeMap::from([("format".into(), "test".into())]))
-            .unwrap();
+        map.write(&path, Some(("format", "test"))).unwrap();
         let back = TensorMap::read(&path).unwrap();
         assert_eq!(back.tensors, map.tensors);
         assert_eq!(back.i8("w.q", &[6, 9]).unwrap(), q.as_slice());
@@ -290,7 +291,7 @@ mod tests {
         let mut map = TensorMap::default();
         map.tensors
             .insert("w".into(), Stored::f32(vec![4, 4], vec![1.0; 16]));
-        map.write(&path, BTreeMap::new()).unwrap();
+        map.write(&path, None).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
         let err = TensorMap::read(&path).unwrap_err();

@@ -804,6 +804,7 @@ pub fn distill(
             data: job.data.clone(),
             targets: targets.clone(),
             heads: spec.clone(),
+            roles: crate::teach::roles_of(job.engine),
             inputs: c.inputs.clone(),
             features: features.clone(),
             max_len: tokenizer
@@ -972,6 +973,7 @@ mod tests {
             plan: String::new(),
             data: BTreeMap::new(),
             targets,
+            roles: vec!["query".to_string(), "candidate".to_string()],
             heads: HeadSpec {
                 scores: Vec::new(),
                 grades: Vec::new(),

@@ -2,7 +2,7 @@
 //! or `rubric train` command, reading only its typed configuration and its resolved inputs and
 //! writing into its own (partial) output folder.
 
-use super::{ResolvedInput, RunObserver, RunStage, Runner, StageManifest};
+use super::{DISTILL_STAGE, ResolvedInput, RunObserver, RunStage, Runner, StageManifest};
 use crate::compile::{deterministic_json, sha256_hex};
 use crate::data::clean::{CleanOptions, CleanOutputs, clean};
 use crate::data::golden::pairs::read_pairs;
@@ -34,6 +34,7 @@ pub enum Kind {
     Mix,
     Teacher,
     Distill,
+    Quantize,
 }
 
 /// How this version executes a stage, or why it does not yet.
@@ -48,7 +49,7 @@ pub fn kind(stage: RunStage<'_>) -> Result<Kind, &'static str> {
         StageConfig::Mix(_) => Ok(Kind::Mix),
         StageConfig::TrainTeacher(_) => Ok(Kind::Teacher),
         StageConfig::Distill(_) => Ok(Kind::Distill),
-        StageConfig::Quantize(_) => Err("quantization is not in this version of rubric yet"),
+        StageConfig::Quantize(_) => Ok(Kind::Quantize),
         StageConfig::Evaluate { .. } => Err("evaluation is not in this version of rubric yet"),
         StageConfig::Monitor { .. } => Err("monitoring is not in this version of rubric yet"),
     }
@@ -265,6 +266,9 @@ pub fn execute(
         }
         (Kind::Distill, StageConfig::Distill(config)) => {
             distill_stage(stage, config, context, observer)
+        }
+        (Kind::Quantize, StageConfig::Quantize(config)) => {
+            quantize_stage(stage, config, context, observer)
         }
         _ => Err(format!(
             "the stage `{}` has a configuration its kind does not take",
@@ -572,6 +576,97 @@ fn distill_stage(
         figures,
         timings,
     })
+}
+
+fn quantize_stage(
+    stage: &Stage,
+    config: &rubric_compiler::lower::plan::QuantizeConfig,
+    context: &Context<'_>,
+    observer: &mut dyn RunObserver,
+) -> Result<StageOutcome, String> {
+    use crate::quantize::{QuantizeJob, REPORT, quantize};
+    let engine = Engine::new(context.runner.compiled.lowered.labeling.clone());
+    let (_, sources) = model_sources(stage, context)?;
+    let student = context
+        .done
+        .get(DISTILL_STAGE)
+        .map(|(dir, _)| dir.join(crate::teach::MODEL_DIR))
+        .ok_or_else(|| missing(DISTILL_STAGE))?;
+    observer.note("measuring heads, pruning and quantizing the student");
+    let started = std::time::Instant::now();
+    let outcome = quantize(
+        &QuantizeJob {
+            engine: &engine,
+            config,
+            student: &student,
+            sources,
+        },
+        context.out,
+    )?;
+    let r = &outcome.report;
+    let path = context.out.join(REPORT);
+    crate::atomic::write(&path, deterministic_json(r).as_bytes())
+        .map_err(|e| write_error(&path, std::io::Error::other(e.to_string())))?;
+    let mut figures = BTreeMap::new();
+    for (prefix, m) in [("f32", &r.f32), ("pruned", &r.pruned), ("int8", &r.int8)] {
+        for (k, v) in &m.metrics {
+            figures.insert(format!("{prefix}.{k}"), *v);
+        }
+        figures.insert(format!("{prefix}.bytes"), m.bytes as f64);
+    }
+    for (k, v) in &r.relative_loss {
+        figures.insert(format!("relative_loss.{k}"), *v);
+    }
+    figures.insert("compression".to_string(), r.compression);
+    figures.insert("parameters".to_string(), r.parameters_after as f64);
+    if let Some(p) = &r.pruning {
+        figures.insert("heads_before".to_string(), p.heads_before as f64);
+        figures.insert("heads_after".to_string(), p.heads_after as f64);
+    }
+    for l in &r.layers {
+        figures.insert(
+            format!(
+                "layer_change.{}",
+                serde_json::to_value(l.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ),
+            l.change,
+        );
+    }
+    let mut timings = BTreeMap::new();
+    timings.insert(
+        "quantize_seconds".to_string(),
+        started.elapsed().as_secs_f64(),
+    );
+    for (model, v) in &outcome.pairs_per_second {
+        timings.insert(format!("{model}.pairs_per_second"), *v);
+    }
+    Ok(StageOutcome {
+        summary: quantize_summary(r),
+        figures,
+        timings,
+    })
+}
+
+/// One line: what pruning and int8 cost, and how much smaller the model is (no timing: the
+/// manifest is the same bytes for the same inputs, its timings aside).
+fn quantize_summary(r: &crate::quantize::QuantizeReport) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = &r.pruning {
+        parts.push(format!(
+            "{} of {} heads kept",
+            p.heads_after, p.heads_before
+        ));
+    }
+    for m in ["grade_kappa", "ndcg@10", "click_auc"] {
+        if let (Some(a), Some(b)) = (r.f32.metrics.get(m), r.int8.metrics.get(m)) {
+            parts.push(format!("{m} {a:.3} → {b:.3}"));
+        }
+    }
+    parts.push(format!("{:.1}x smaller", r.compression));
+    parts.join(", ")
 }
 
 /// One line: the student's headline metrics, what it retains, its size.

@@ -60,6 +60,11 @@ pub struct ModelCard {
     pub data: BTreeMap<String, String>,
     pub targets: Vec<Target>,
     pub heads: HeadSpec,
+    /// The policy's roles in declaration order: a pair is `{ROLE: record, ...}`, and the first
+    /// role's text is the query side of the encoded pair (what `rubric score` and `rubric
+    /// serve` need to build pairs without the policy).
+    #[serde(default)]
+    pub roles: Vec<String>,
     pub inputs: ModelInputs,
     /// The fitted features, in `inputs.features` order.
     pub features: FeatureEncoder,
@@ -475,6 +480,7 @@ pub fn train_teacher(
         data: job.data.clone(),
         targets: c.targets.clone(),
         heads: spec,
+        roles: roles_of(job.engine),
         inputs: c.inputs.clone(),
         features: examples.features.clone(),
         max_len: tokenizer
@@ -554,6 +560,16 @@ impl TrainedModel {
         let tokens = tokenize(&self.tokenizer, rows)?;
         task::logits(&self.model, rows, &tokens, &self.device).map_err(fail)
     }
+}
+
+/// The policy's roles in declaration order, as a card records them.
+pub fn roles_of(engine: &Engine) -> Vec<String> {
+    engine
+        .program
+        .roles
+        .iter()
+        .map(|r| r.name.clone())
+        .collect()
 }
 
 /// A trained model's card read back from its model folder.

@@ -1,0 +1,344 @@
+//! A trained model read back for scoring pairs outside the training pipeline: `rubric score`,
+//! `rubric serve` and the quantize stage's measurements. It needs only its folder (weights,
+//! tokenizer, card): the card says which fields to read, how to encode the features and what
+//! each head predicts. Pairs run through the inference encoder (`rubric_ml::quant::encoder`),
+//! in int8 where the folder holds `model.int8.safetensors`, else in f32.
+
+use crate::encode::{TextField, texts_by_role};
+use crate::teach::examples::Example;
+use crate::teach::features::Row;
+use crate::teach::task::Logits;
+use crate::teach::{ModelCard, POSITION_BIAS, read_card, tokenize};
+use jiff::Timestamp;
+use rubric_ml::checkpoint::{self, WEIGHTS};
+use rubric_ml::model::BertConfig;
+use rubric_ml::quant::encoder::{Encoder, Sequence};
+use rubric_ml::quant::weights::TensorMap;
+use rubric_ml::tokenize::{configure_for_pairs, encode_pairs};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tokenizers::Tokenizer;
+
+/// The int8 weights beside a model's f32 ones (the format is in docs/models.md).
+pub const INT8_WEIGHTS: &str = "model.int8.safetensors";
+/// The `format` in an int8 file's header.
+pub const INT8_FORMAT: &str = "rubric.int8/1";
+/// The int8 file's one header entry: a JSON object of its `format`, the kinds of layer in int8
+/// (`int8_layers`) and how weights and activations are quantized.
+pub const INT8_METADATA: &str = "rubric.int8";
+/// Pairs encoded at once: bounds the memory a large request takes.
+const CHUNK: usize = 256;
+
+/// Which weights a model scores with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    Int8,
+    F32,
+}
+
+/// What a model predicts for one pair.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The ranking key: the overall score where the model predicts one, else the click
+    /// probability, else the mean of its scores, else the best grade's probability.
+    pub score: f64,
+    /// Each score head's prediction in [0, 1], by name (dimensions, `overall`).
+    pub scores: Vec<(String, f64)>,
+    /// The grade ranked first.
+    pub grade: Option<String>,
+    /// The click probability.
+    pub click: Option<f64>,
+}
+
+/// A model ready to score pairs.
+pub struct Scorer {
+    pub card: ModelCard,
+    pub config: BertConfig,
+    pub precision: Precision,
+    /// SHA-256 of the weights it scores with: the model's version.
+    pub version: String,
+    pub dir: PathBuf,
+    tokenizer: Tokenizer,
+    encoder: Encoder,
+    fields: Vec<TextField>,
+}
+
+fn sigmoid(z: f32) -> f64 {
+    1.0 / (1.0 + (-f64::from(z)).exp())
+}
+
+/// SHA-256 of a file, hex.
+pub fn file_hash(path: &Path) -> Result<String, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
+}
+
+impl Scorer {
+    /// Reads the model in `dir` (a distill or quantize stage's `model/`), in `precision`, or,
+    /// when `None`, in int8 where the folder has int8 weights.
+    pub fn load(dir: &Path, precision: Option<Precision>) -> Result<Scorer, String> {
+        let card = read_card(dir)?;
+        let int8 = dir.join(INT8_WEIGHTS);
+        let precision = precision.unwrap_or(if int8.exists() {
+            Precision::Int8
+        } else {
+            Precision::F32
+        });
+        let config = checkpoint::read_config(dir).map_err(|e| e.to_string())?;
+        let tokenizer = checkpoint::read_tokenizer(dir, &config).map_err(|e| e.to_string())?;
+        let (map, file) = match precision {
+            Precision::Int8 => {
+                if !int8.exists() {
+                    return Err(format!(
+                        "`{}` has no int8 weights (`{INT8_WEIGHTS}`): quantize it (`rubric \
+                         quantize PIPELINE`) or score in f32",
+                        dir.display()
+                    ));
+                }
+                (TensorMap::read(&int8)?, int8)
+            }
+            Precision::F32 => {
+                let path = dir.join(WEIGHTS);
+                (TensorMap::read(&path)?, path)
+            }
+        };
+        let version = file_hash(&file)?;
+        Scorer::new(card, config, tokenizer, &map, precision, version, dir)
+    }
+
+    /// A scorer of weights already in memory.
+    pub fn new(
+        card: ModelCard,
+        config: BertConfig,
+        mut tokenizer: Tokenizer,
+        map: &TensorMap,
+        precision: Precision,
+        version: String,
+        dir: &Path,
+    ) -> Result<Scorer, String> {
+        if card.roles.len() < 2 {
+            return Err(format!(
+                "the card of `{}` does not name the policy's roles (a model trained by an older \
+                 rubric): train it again",
+                dir.display()
+            ));
+        }
+        let fields = card
+            .inputs
+            .reads
+            .iter()
+            .map(|f| {
+                let role = card
+                    .roles
+                    .iter()
+                    .position(|r| *r == f.role)
+                    .ok_or_else(|| {
+                        format!(
+                            "the card reads `{}.{}`, and names no such role",
+                            f.role, f.field
+                        )
+                    })?;
+                Ok(TextField {
+                    role,
+                    field: f.field.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let mut map = map.clone();
+        map.tensors.remove(POSITION_BIAS);
+        let encoder = Encoder::new(&config, &card.heads, card.features.width(), &map)?;
+        configure_for_pairs(&mut tokenizer, card.max_len)?;
+        Ok(Scorer {
+            card,
+            config,
+            precision,
+            version,
+            dir: dir.to_path_buf(),
+            tokenizer,
+            encoder,
+            fields,
+        })
+    }
+
+    /// The pair of a query and a candidate, as the policy's records: `{ROLE: record, ...}`.
+    pub fn pair(&self, query: &Value, candidate: &Value) -> Value {
+        let mut pair = serde_json::Map::new();
+        if let [q, c, ..] = self.card.roles.as_slice() {
+            pair.insert(q.clone(), query.clone());
+            pair.insert(c.clone(), candidate.clone());
+        }
+        Value::Object(pair)
+    }
+
+    /// Each pair's prediction, in order; a pair that cannot be encoded gets its own error
+    /// (naming the field), and the others are scored.
+    pub fn score(&self, pairs: &[(Value, Option<Timestamp>)]) -> Vec<Result<Prediction, String>> {
+        let mut out: Vec<Result<Prediction, String>> = Vec::with_capacity(pairs.len());
+        for chunk in pairs.chunks(CHUNK) {
+            let mut texts = Vec::new();
+            let mut features = Vec::new();
+            let mut slots = Vec::new();
+            let start = out.len();
+            for (pair, ts) in chunk {
+                let encoded = texts_by_role(
+                    &self
+                        .card
+                        .roles
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                    &self.fields,
+                    pair,
+                )
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    let mut f = Vec::with_capacity(self.card.features.width());
+                    self.card
+                        .features
+                        .encode(&Row { pair, ts: *ts }, &mut f)
+                        .map(|()| (t, f))
+                });
+                match encoded {
+                    Ok((t, f)) => {
+                        slots.push(out.len());
+                        texts.push(t);
+                        features.push(f);
+                        out.push(Err(String::new()));
+                    }
+                    Err(e) => out.push(Err(e)),
+                }
+            }
+            let predicted = self.predict(&texts, &features);
+            match predicted {
+                Ok(p) => {
+                    for (slot, p) in slots.into_iter().zip(p) {
+                        out[slot] = Ok(p);
+                    }
+                }
+                Err(e) => {
+                    for r in &mut out[start..] {
+                        if r.as_ref().is_err_and(String::is_empty) {
+                            *r = Err(e.clone());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn predict(
+        &self,
+        texts: &[(String, String)],
+        features: &[Vec<f32>],
+    ) -> Result<Vec<Prediction>, String> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encoded = encode_pairs(&self.tokenizer, texts)?;
+        let tokens: Vec<(Vec<u32>, Vec<u32>)> = encoded
+            .into_iter()
+            .map(|e| {
+                let n = e.mask.iter().filter(|m| **m == 1).count();
+                (
+                    e.ids.into_iter().take(n).collect(),
+                    e.type_ids.into_iter().take(n).collect(),
+                )
+            })
+            .collect();
+        let seqs: Vec<Sequence<'_>> = tokens
+            .iter()
+            .zip(features)
+            .map(|((ids, types), f)| Sequence {
+                ids,
+                types,
+                features: f,
+            })
+            .collect();
+        let l = self.encoder.forward(&seqs, None)?;
+        Ok((0..l.rows).map(|r| self.prediction(&l, r)).collect())
+    }
+
+    fn prediction(&self, l: &rubric_ml::quant::encoder::Logits, r: usize) -> Prediction {
+        let spec = &self.card.heads;
+        let (s, g) = (spec.scores.len(), spec.grades.len());
+        let scores: Vec<(String, f64)> = spec
+            .scores
+            .iter()
+            .zip(&l.scores[r * s..(r + 1) * s])
+            .map(|(n, z)| (n.clone(), sigmoid(*z)))
+            .collect();
+        let grade_row = &l.grades[r * g..(r + 1) * g];
+        let best = (0..g).max_by(|&a, &b| grade_row[a].total_cmp(&grade_row[b]).then(b.cmp(&a)));
+        let click = l.click.get(r).map(|z| sigmoid(*z));
+        let score = scores
+            .iter()
+            .find(|(n, _)| n == "overall")
+            .map(|(_, v)| *v)
+            .or(click)
+            .or_else(|| {
+                (!scores.is_empty())
+                    .then(|| scores.iter().map(|(_, v)| v).sum::<f64>() / scores.len() as f64)
+            })
+            .or_else(|| {
+                best.map(|b| {
+                    let max = grade_row[b];
+                    let total: f64 = grade_row.iter().map(|z| f64::from(z - max).exp()).sum();
+                    1.0 / total
+                })
+            })
+            .unwrap_or(0.0);
+        Prediction {
+            score,
+            scores,
+            grade: best.and_then(|b| spec.grades.get(b).cloned()),
+            click,
+        }
+    }
+
+    /// The model's logits on rows built for its heads and inputs (the quantize stage's
+    /// measurements), as the training code's `Logits`.
+    pub fn logits(&self, rows: &[Example]) -> Result<Logits, String> {
+        logits_of(&self.encoder, &self.tokenizer, rows)
+    }
+
+    /// The encoder it scores with.
+    pub fn encoder(&self) -> &Encoder {
+        &self.encoder
+    }
+}
+
+/// An encoder's logits on rows, through `tokenizer`.
+pub fn logits_of(
+    encoder: &Encoder,
+    tokenizer: &Tokenizer,
+    rows: &[Example],
+) -> Result<Logits, String> {
+    let tokens = tokenize(tokenizer, rows)?;
+    let seqs: Vec<Sequence<'_>> = tokens
+        .iter()
+        .zip(rows)
+        .map(|(t, e)| Sequence {
+            ids: &t.ids,
+            types: &t.types,
+            features: &e.features,
+        })
+        .collect();
+    let mut out = Logits {
+        score_width: encoder.spec.scores.len(),
+        grade_width: encoder.spec.grades.len(),
+        ..Logits::default()
+    };
+    for chunk in seqs.chunks(CHUNK) {
+        let l = encoder.forward(chunk, None)?;
+        out.rows += l.rows;
+        out.scores.extend(l.scores);
+        out.grades.extend(l.grades);
+        out.click.extend(l.click);
+    }
+    Ok(out)
+}
