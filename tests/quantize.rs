@@ -23,6 +23,30 @@ fn rubric(args: &[&std::ffi::OsStr]) -> Output {
         .unwrap()
 }
 
+/// `rubric quantize POLICY --dir RUNS`.
+fn quantize(policy: &Path, runs: &Path) -> Output {
+    rubric(&[
+        "quantize".as_ref(),
+        policy.as_os_str(),
+        "--dir".as_ref(),
+        runs.as_os_str(),
+    ])
+}
+
+/// `rubric score MODEL --query QUERY --candidates CANDIDATES EXTRA...`.
+fn score(model: &Path, query: &Path, candidates: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "score".as_ref(),
+        model.as_os_str(),
+        "--query".as_ref(),
+        query.as_os_str(),
+        "--candidates".as_ref(),
+        candidates.as_os_str(),
+    ];
+    args.extend(extra.iter().map(|s| -> &std::ffi::OsStr { s.as_ref() }));
+    rubric(&args)
+}
+
 fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -63,12 +87,7 @@ fn the_student_is_pruned_quantized_measured_and_scores_candidates() {
     let project = small_job_match::project(300, 3000);
     let runs = project.path().join("runs");
     let policy = project.path().join("job_match.policy");
-    let out = rubric(&[
-        "quantize".as_ref(),
-        policy.as_os_str(),
-        "--dir".as_ref(),
-        runs.as_os_str(),
-    ]);
+    let out = quantize(&policy, &runs);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let done = statuses(&stderr);
@@ -145,12 +164,7 @@ fn the_student_is_pruned_quantized_measured_and_scores_candidates() {
     );
 
     // A second run skips it.
-    let again = rubric(&[
-        "quantize".as_ref(),
-        policy.as_os_str(),
-        "--dir".as_ref(),
-        runs.as_os_str(),
-    ]);
+    let again = quantize(&policy, &runs);
     assert!(
         with(
             &statuses(&String::from_utf8_lossy(&again.stderr)),
@@ -164,26 +178,9 @@ fn the_student_is_pruned_quantized_measured_and_scores_candidates() {
     let (query, candidates) = query_and_candidates(project.path(), 12);
     let mut ranked = Vec::new();
     for extra in [&[][..], &["--f32"][..]] {
-        let mut args: Vec<&std::ffi::OsStr> = vec![
-            "score".as_ref(),
-            model.as_os_str(),
-            "--query".as_ref(),
-            query.as_os_str(),
-            "--candidates".as_ref(),
-            candidates.as_os_str(),
-            "--top".as_ref(),
-            "5".as_ref(),
-            "--format".as_ref(),
-            "jsonl".as_ref(),
-            "--batch".as_ref(),
-            "5".as_ref(),
-        ];
-        args.extend(
-            extra
-                .iter()
-                .map(|s: &&str| -> &std::ffi::OsStr { s.as_ref() }),
-        );
-        let out = rubric(&args);
+        let mut args = vec!["--top", "5", "--format", "jsonl", "--batch", "5"];
+        args.extend(extra);
+        let out = score(&model, &query, &candidates, &args);
         assert!(
             out.status.success(),
             "{}",
@@ -232,14 +229,7 @@ fn the_student_is_pruned_quantized_measured_and_scores_candidates() {
         format!("{text}{{\"id\": \"bad\", \"summary\": 7}}\n"),
     )
     .unwrap();
-    let out = rubric(&[
-        "score".as_ref(),
-        model.as_os_str(),
-        "--query".as_ref(),
-        query.as_os_str(),
-        "--candidates".as_ref(),
-        candidates.as_os_str(),
-    ]);
+    let out = score(&model, &query, &candidates, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -254,28 +244,14 @@ fn the_student_is_pruned_quantized_measured_and_scores_candidates() {
 
     // Not JSON: the line is named, nothing is printed.
     std::fs::write(&candidates, format!("{text}{{oops\n")).unwrap();
-    let out = rubric(&[
-        "score".as_ref(),
-        model.as_os_str(),
-        "--query".as_ref(),
-        query.as_os_str(),
-        "--candidates".as_ref(),
-        candidates.as_os_str(),
-    ]);
+    let out = score(&model, &query, &candidates, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 13"));
 
     // The distilled student's folder, which has no int8 weights, scores in f32.
     std::fs::write(&candidates, &text).unwrap();
     let distilled = stage_dir(&runs, "distill").join("model");
-    let out = rubric(&[
-        "score".as_ref(),
-        distilled.as_os_str(),
-        "--query".as_ref(),
-        query.as_os_str(),
-        "--candidates".as_ref(),
-        candidates.as_os_str(),
-    ]);
+    let out = score(&distilled, &query, &candidates, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -379,12 +355,7 @@ fn the_pruned_model_loads_into_the_training_code_and_scores_as_the_engine_does()
         "prune heads below 0.01",
         "prune heads below 1",
     );
-    let out = rubric(&[
-        "quantize".as_ref(),
-        policy.as_os_str(),
-        "--dir".as_ref(),
-        runs.as_os_str(),
-    ]);
+    let out = quantize(&policy, &runs);
     assert!(
         out.status.success(),
         "{}",

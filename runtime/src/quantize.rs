@@ -7,7 +7,7 @@
 use crate::data::golden::pairs::read_pairs;
 use crate::distill::measure_split;
 use crate::label::engine::Engine;
-use crate::scoring::{INT8_FORMAT, INT8_METADATA, INT8_WEIGHTS, logits_of};
+use crate::scoring::{INT8_FORMAT, INT8_METADATA, INT8_WEIGHTS, logits_of, sequences};
 use crate::teach::examples::{Example, Heads, RowMaker, Sources, join_clicks};
 use crate::teach::task::Logits;
 use crate::teach::{CARD, MODEL_DIR, POSITION_BIAS, read_card, roles_of};
@@ -133,21 +133,6 @@ fn held_out(
         }
     }
     Ok((rows, pairs))
-}
-
-fn sequences<'a>(
-    tokens: &'a [crate::teach::task::Tokens],
-    rows: &'a [Example],
-) -> Vec<Sequence<'a>> {
-    tokens
-        .iter()
-        .zip(rows)
-        .map(|(t, e)| Sequence {
-            ids: &t.ids,
-            types: &t.types,
-            features: &e.features,
-        })
-        .collect()
 }
 
 /// Pairs per second of `encoder` on up to [`TIMED_ROWS`] rows, in batches of 32.

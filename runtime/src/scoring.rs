@@ -7,7 +7,7 @@
 use crate::encode::{TextField, texts_by_role};
 use crate::teach::examples::Example;
 use crate::teach::features::Row;
-use crate::teach::task::Logits;
+use crate::teach::task::{Logits, Tokens};
 use crate::teach::{ModelCard, POSITION_BIAS, read_card, tokenize};
 use jiff::Timestamp;
 use rubric_ml::checkpoint::{self, WEIGHTS};
@@ -312,14 +312,9 @@ impl Scorer {
     }
 }
 
-/// An encoder's logits on rows, through `tokenizer`.
-pub fn logits_of(
-    encoder: &Encoder,
-    tokenizer: &Tokenizer,
-    rows: &[Example],
-) -> Result<Logits, String> {
-    let tokens = tokenize(tokenizer, rows)?;
-    let seqs: Vec<Sequence<'_>> = tokens
+/// Rows as the encoder's input: each row's word pieces and features.
+pub fn sequences<'a>(tokens: &'a [Tokens], rows: &'a [Example]) -> Vec<Sequence<'a>> {
+    tokens
         .iter()
         .zip(rows)
         .map(|(t, e)| Sequence {
@@ -327,7 +322,17 @@ pub fn logits_of(
             types: &t.types,
             features: &e.features,
         })
-        .collect();
+        .collect()
+}
+
+/// An encoder's logits on rows, through `tokenizer`.
+pub fn logits_of(
+    encoder: &Encoder,
+    tokenizer: &Tokenizer,
+    rows: &[Example],
+) -> Result<Logits, String> {
+    let tokens = tokenize(tokenizer, rows)?;
+    let seqs = sequences(&tokens, rows);
     let mut out = Logits {
         score_width: encoder.spec.scores.len(),
         grade_width: encoder.spec.grades.len(),

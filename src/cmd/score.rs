@@ -75,14 +75,19 @@ struct Ranked {
     prediction: Prediction,
 }
 
+/// The model folder's scorer (in f32 with `f32`, else as the folder has it), or the exit
+/// status after saying why not.
+pub fn load(model: &Path, f32: bool) -> Result<Scorer, ExitCode> {
+    Scorer::load(model, f32.then_some(Precision::F32)).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
 pub fn run(args: Args) -> ExitCode {
-    let precision = args.f32.then_some(Precision::F32);
-    let scorer = match Scorer::load(&args.model, precision) {
+    let scorer = match load(&args.model, args.f32) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     let time = match args
         .time

@@ -91,13 +91,9 @@ impl Ranker for FolderRanker {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let precision = args.f32.then_some(Precision::F32);
-    let scorer = match Scorer::load(&args.model, precision) {
+    let scorer = match super::score::load(&args.model, args.f32) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     if !args.addr.ip().is_loopback() && !args.allow_non_loopback {
         eprintln!(
