@@ -251,10 +251,11 @@ pub fn encode_pairs(
         .collect())
 }
 
-/// Words of a side tokenized before the limit below is applied: each word gives at least one
-/// word piece, so the first `WORDS_PER_PIECE × limit` words hold the pieces the limit keeps
-/// (checked: a cut text that gives fewer pieces than the limit is tokenized whole).
-const WORDS_PER_PIECE: usize = 2;
+/// Words of a side tokenized before the limit below is applied, per piece of the limit: a word
+/// gives at least one word piece, so the first `limit` words hold the pieces the limit keeps
+/// (checked: a cut text that gives fewer pieces than the limit, as words the normalizer removes
+/// whole would, is tokenized whole).
+const WORDS_PER_PIECE: usize = 1;
 
 /// `text` up to the end of its `words`-th whitespace-separated word.
 fn first_words(text: &str, words: usize) -> &str {
@@ -302,6 +303,8 @@ fn side(raw: &Tokenizer, text: &str, limit: usize) -> Result<tokenizers::Encodin
     }
     if keep < e.len() {
         e.truncate(keep, 0, tokenizers::TruncationDirection::Right);
+        // What was cut is never read: not carried into every pair's copy of this side.
+        e.take_overflowing();
     }
     Ok(e)
 }

@@ -139,6 +139,7 @@ fn optional_head(map: &TensorMap, name: &str, n: usize, k: usize) -> Result<Opti
 }
 
 /// Rows of a batch in flight through the layers: the hidden states of several sequences.
+#[derive(Default)]
 struct Work {
     x: Vec<f32>,
     qkv: Vec<f32>,
@@ -147,6 +148,12 @@ struct Work {
     inner: Vec<f32>,
     scores: Vec<f32>,
     scratch: Scratch,
+}
+
+thread_local! {
+    /// Each thread's buffers, kept between calls: a served model allocates them (and the
+    /// kernel maps and zeroes their pages) once, not once a request.
+    static WORK: std::cell::RefCell<Option<Work>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Encoder {
@@ -351,18 +358,31 @@ impl Encoder {
         let c = &self.config;
         let h = c.hidden_size;
         let rows: usize = seqs.iter().map(|s| s.ids.len()).sum();
-        let mut w = Work {
-            x: vec![0f32; rows * h],
-            qkv: Vec::new(),
-            context: Vec::new(),
-            projected: vec![0f32; rows * h],
-            inner: vec![0f32; rows * c.intermediate_size],
-            scores: Vec::new(),
-            scratch: Scratch::default(),
-        };
+        let mut w = WORK
+            .with(|cell| cell.borrow_mut().take())
+            .unwrap_or_default();
+        // Exactly as long as this chunk needs (`resize` shortens too); every value is written
+        // before it is read.
+        w.x.resize(rows * h, 0.0);
+        w.projected.resize(rows * h, 0.0);
+        w.inner.resize(rows * c.intermediate_size, 0.0);
+        let out = self.layers_and_heads(seqs, mask, parallel, rows, &mut w);
+        WORK.with(|cell| *cell.borrow_mut() = Some(w));
+        out
+    }
+
+    fn layers_and_heads(
+        &self,
+        seqs: &[Sequence<'_>],
+        mask: Option<&HeadMask>,
+        parallel: bool,
+        rows: usize,
+        w: &mut Work,
+    ) -> Result<Logits, String> {
+        let c = &self.config;
         self.embed(seqs, &mut w.x);
         for (l, layer) in self.layers.iter().enumerate() {
-            self.attention(seqs, layer, mask.and_then(|m| m.get(l)), &mut w, parallel)?;
+            self.attention(seqs, layer, mask.and_then(|m| m.get(l)), w, parallel)?;
             layer
                 .intermediate
                 .forward(&w.x, rows, &mut w.inner, &mut w.scratch, parallel)?;
