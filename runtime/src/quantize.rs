@@ -9,7 +9,6 @@ use crate::distill::measure_split;
 use crate::label::engine::Engine;
 use crate::scoring::{INT8_FORMAT, INT8_METADATA, INT8_WEIGHTS, logits_of, sequences};
 use crate::teach::examples::{Example, Heads, RowMaker, Sources, join_clicks};
-use crate::teach::task::Logits;
 use crate::teach::{CARD, MODEL_DIR, POSITION_BIAS, read_card, roles_of};
 use rubric_compiler::lower::plan::QuantizeConfig;
 use rubric_ml::checkpoint::{self, WEIGHTS};
@@ -172,21 +171,17 @@ pub fn quantize(job: &QuantizeJob<'_>, out: &Path) -> Result<QuantizeOutcome, St
     let width = card.features.width();
 
     let mut pairs_per_second = BTreeMap::new();
-    let mut measure =
-        |name: &str, encoder: &Encoder, bytes: u64| -> Result<(Measured, Logits), String> {
-            let logits = logits_of(encoder, &tokenizer, &rows)?;
-            pairs_per_second.insert(name.to_string(), speed(encoder, &seqs)?);
-            Ok((
-                Measured {
-                    metrics: measure_split(&heads, &rows, pairs, &logits),
-                    bytes,
-                },
-                logits,
-            ))
-        };
+    let mut measure = |name: &str, encoder: &Encoder, bytes: u64| -> Result<Measured, String> {
+        let logits = logits_of(encoder, &tokenizer, &rows)?;
+        pairs_per_second.insert(name.to_string(), speed(encoder, &seqs)?);
+        Ok(Measured {
+            metrics: measure_split(&heads, &rows, pairs, &logits),
+            bytes,
+        })
+    };
     let parameters_before = config.parameter_count().unwrap_or(0);
     let original = Encoder::new(&config, spec, width, &map)?;
-    let (f32_measured, _) = measure("f32", &original, map.bytes() as u64)?;
+    let f32_measured = measure("f32", &original, map.bytes() as u64)?;
 
     // Pruning, by each head's measured importance.
     let (pruned_map, pruned_config, pruning) = match job.config.prune_heads_below {
@@ -218,7 +213,7 @@ pub fn quantize(job: &QuantizeJob<'_>, out: &Path) -> Result<QuantizeOutcome, St
         None => (map.clone(), config.clone(), None),
     };
     let pruned = Encoder::new(&pruned_config, spec, width, &pruned_map)?;
-    let (pruned_measured, _) = measure("pruned", &pruned, pruned_map.bytes() as u64)?;
+    let pruned_measured = measure("pruned", &pruned, pruned_map.bytes() as u64)?;
     let reference = pruned.forward(&seqs, None)?;
 
     // Each kind of layer alone, then every kind the rule lets through.
@@ -236,7 +231,7 @@ pub fn quantize(job: &QuantizeJob<'_>, out: &Path) -> Result<QuantizeOutcome, St
     let kinds: Vec<LayerKind> = layers.iter().filter(|l| l.int8).map(|l| l.kind).collect();
     let quantized = quantize_weights(&pruned_map, &pruned_config, &kinds)?;
     let int8 = Encoder::new(&pruned_config, spec, width, &quantized)?;
-    let (int8_measured, _) = measure("int8", &int8, quantized.bytes() as u64)?;
+    let int8_measured = measure("int8", &int8, quantized.bytes() as u64)?;
 
     // The model folder: the pruned f32 model in Hugging Face layout, the int8 weights, the card.
     let model_dir = out.join(MODEL_DIR);
@@ -257,7 +252,7 @@ pub fn quantize(job: &QuantizeJob<'_>, out: &Path) -> Result<QuantizeOutcome, St
     let parameters_after = pruned_config.parameter_count().unwrap_or(0);
     card.parameters = card
         .parameters
-        .saturating_sub(parameters_before - parameters_after);
+        .saturating_sub(parameters_before.saturating_sub(parameters_after));
     card.metrics = int8_measured.metrics.clone();
     let card_path = model_dir.join(CARD);
     crate::atomic::write(

@@ -182,7 +182,6 @@ impl Scorer {
             let mut texts = Vec::new();
             let mut features = Vec::new();
             let mut slots = Vec::new();
-            let start = out.len();
             for (pair, ts) in chunk {
                 let encoded = texts_by_role(
                     &self
@@ -212,18 +211,27 @@ impl Scorer {
                     Err(e) => out.push(Err(e)),
                 }
             }
-            let predicted = self.predict(&texts, &features);
+            let predicted = self.predict(&texts, &features).and_then(|p| {
+                if p.len() == slots.len() {
+                    Ok(p)
+                } else {
+                    Err(format!(
+                        "the model predicted {} of {} pairs",
+                        p.len(),
+                        slots.len()
+                    ))
+                }
+            });
             match predicted {
                 Ok(p) => {
                     for (slot, p) in slots.into_iter().zip(p) {
                         out[slot] = Ok(p);
                     }
                 }
+                // The chunk's encodable pairs share the model's error.
                 Err(e) => {
-                    for r in &mut out[start..] {
-                        if r.as_ref().is_err_and(String::is_empty) {
-                            *r = Err(e.clone());
-                        }
+                    for slot in slots {
+                        out[slot] = Err(e.clone());
                     }
                 }
             }

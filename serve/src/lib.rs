@@ -5,7 +5,28 @@
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # fn ranker() -> Arc<dyn rubric_serve::Ranker> { unimplemented!() }
+//! # use rubric_serve::{ModelInfo, PairRequest, Prediction, Ranker};
+//! /// A model that ranks candidates by their `n` field.
+//! struct ByField;
+//! impl Ranker for ByField {
+//!     fn info(&self) -> ModelInfo {
+//!         ModelInfo {
+//!             name: "by-field".into(),
+//!             policy: "example".into(),
+//!             policy_hash: String::new(),
+//!             version: "1".into(),
+//!             quantized: false,
+//!         }
+//!     }
+//!     fn score(&self, pairs: &[PairRequest]) -> Vec<Result<Prediction, String>> {
+//!         let score = |p: &PairRequest| p.candidate["n"].as_f64().unwrap_or(0.0) as f32;
+//!         pairs
+//!             .iter()
+//!             .map(|p| Ok(Prediction { score: score(p), scores: Default::default(), grade: None, click: None }))
+//!             .collect()
+//!     }
+//! }
+//! # fn ranker() -> Arc<dyn Ranker> { Arc::new(ByField) }
 //! let config = rubric_serve::ServeConfig {
 //!     addr: "127.0.0.1:8080".parse().map_err(|_| "bad address")?,
 //!     ..rubric_serve::ServeConfig::default()
