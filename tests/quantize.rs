@@ -270,7 +270,8 @@ fn the_student_is_pruned_quantized_measured_and_scores_candidates() {
         r#"{{"query": {query_record}, "candidates": {}, "top": 3}}"#,
         Value::from(candidate_records)
     );
-    let (mut server, addr) = serve(&model);
+    let log = project.path().join("served.jsonl");
+    let (mut server, addr) = serve(&model, &log);
     let (status, served) = http(&addr, "POST", "/v1/rank", &body);
     assert_eq!(status, 200, "{served}");
     let served: Value = serde_json::from_str(&served).unwrap();
@@ -297,15 +298,38 @@ fn the_student_is_pruned_quantized_measured_and_scores_candidates() {
         .unwrap();
     assert!(killed.success());
     assert!(server.wait().unwrap().success());
+    // The request log has a line per scored pair of the ranking, flushed on shutdown.
+    let logged: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(logged.len(), 12, "{logged:?}");
+    assert!(
+        logged
+            .iter()
+            .all(|l| l["endpoint"] == "rank" && l["score"].is_number())
+    );
+
+    // An address other hosts can reach is refused unless asked for, saying how.
+    let out = Command::new(env!("CARGO_BIN_EXE_rubric"))
+        .arg("serve")
+        .arg(&model)
+        .args(["--addr", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-non-loopback"));
 }
 
 /// `rubric serve MODEL` on a free loopback port, and the address it says it listens on.
-fn serve(model: &Path) -> (std::process::Child, String) {
+fn serve(model: &Path, log: &Path) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_rubric"))
         .arg("serve")
         .arg(model)
-        .args(["--addr", "127.0.0.1:0"])
+        .args(["--addr", "127.0.0.1:0", "--request-log"])
+        .arg(log)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
