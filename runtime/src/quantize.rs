@@ -7,12 +7,12 @@
 use crate::data::golden::pairs::read_pairs;
 use crate::distill::measure_split;
 use crate::label::engine::Engine;
-use crate::scoring::{INT8_FORMAT, INT8_METADATA, INT8_WEIGHTS, logits_of, sequences};
+use crate::scoring::{INT8_FORMAT, INT8_METADATA, INT8_WEIGHTS, sequences, task_logits};
 use crate::teach::examples::{Example, Heads, RowMaker, Sources, join_clicks};
 use crate::teach::{CARD, MODEL_DIR, POSITION_BIAS, read_card, roles_of};
 use rubric_compiler::lower::plan::QuantizeConfig;
 use rubric_ml::checkpoint::{self, WEIGHTS};
-use rubric_ml::quant::encoder::{Encoder, Sequence};
+use rubric_ml::quant::encoder::{Encoder, Logits as EncoderLogits, Sequence};
 use rubric_ml::quant::prune::{head_importance, heads_below, mean_change, prune};
 use rubric_ml::quant::weights::TensorMap;
 use rubric_ml::quant::{LayerKind, quantize as quantize_weights};
@@ -170,51 +170,39 @@ pub fn quantize(job: &QuantizeJob<'_>, out: &Path) -> Result<QuantizeOutcome, St
     let spec = &card.heads;
     let width = card.features.width();
 
+    // Each model's outputs on the held-out rows, once: its metrics, and what pruning and each
+    // kind of layer's quantization change are measured against.
     let mut pairs_per_second = BTreeMap::new();
-    let mut measure = |name: &str, encoder: &Encoder, bytes: u64| -> Result<Measured, String> {
-        let logits = logits_of(encoder, &tokenizer, &rows)?;
-        pairs_per_second.insert(name.to_string(), speed(encoder, &seqs)?);
-        Ok(Measured {
-            metrics: measure_split(&heads, &rows, pairs, &logits),
-            bytes,
-        })
-    };
+    let mut measure =
+        |name: &str, encoder: &Encoder, bytes: u64| -> Result<(Measured, EncoderLogits), String> {
+            let out = encoder.forward(&seqs, None)?;
+            pairs_per_second.insert(name.to_string(), speed(encoder, &seqs)?);
+            let metrics = measure_split(&heads, &rows, pairs, &task_logits(encoder, out.clone()));
+            Ok((Measured { metrics, bytes }, out))
+        };
     let parameters_before = config.parameter_count().unwrap_or(0);
     let original = Encoder::new(&config, spec, width, &map)?;
-    let f32_measured = measure("f32", &original, map.bytes() as u64)?;
+    let (f32_measured, original_out) = measure("f32", &original, map.bytes() as u64)?;
 
     // Pruning, by each head's measured importance.
-    let (pruned_map, pruned_config, pruning) = match job.config.prune_heads_below {
+    let (pruned_map, pruned_config, importance) = match job.config.prune_heads_below {
         Some(threshold) => {
             let importance = head_importance(&original, &seqs)?;
-            let remove = heads_below(&importance, threshold);
-            let (m, c) = prune(&map, &config, &remove)?;
-            let pruned = Encoder::new(&c, spec, width, &m)?;
-            let change = mean_change(
-                &original.forward(&seqs, None)?,
-                &pruned.forward(&seqs, None)?,
-            );
-            let before: usize = importance.iter().map(Vec::len).sum();
-            let after: usize = pruned.heads().iter().sum();
-            let removed = c.pruned_heads.clone();
-            (
-                m,
-                c,
-                Some(Pruning {
-                    threshold,
-                    importance,
-                    removed,
-                    heads_before: before,
-                    heads_after: after,
-                    change,
-                }),
-            )
+            let (m, c) = prune(&map, &config, &heads_below(&importance, threshold))?;
+            (m, c, Some((threshold, importance)))
         }
         None => (map.clone(), config.clone(), None),
     };
     let pruned = Encoder::new(&pruned_config, spec, width, &pruned_map)?;
-    let pruned_measured = measure("pruned", &pruned, pruned_map.bytes() as u64)?;
-    let reference = pruned.forward(&seqs, None)?;
+    let (pruned_measured, reference) = measure("pruned", &pruned, pruned_map.bytes() as u64)?;
+    let pruning = importance.map(|(threshold, importance)| Pruning {
+        threshold,
+        heads_before: importance.iter().map(Vec::len).sum(),
+        heads_after: pruned.heads().iter().sum(),
+        removed: pruned_config.pruned_heads.clone(),
+        change: mean_change(&original_out, &reference),
+        importance,
+    });
 
     // Each kind of layer alone, then every kind the rule lets through.
     let mut layers = Vec::new();
@@ -231,7 +219,7 @@ pub fn quantize(job: &QuantizeJob<'_>, out: &Path) -> Result<QuantizeOutcome, St
     let kinds: Vec<LayerKind> = layers.iter().filter(|l| l.int8).map(|l| l.kind).collect();
     let quantized = quantize_weights(&pruned_map, &pruned_config, &kinds)?;
     let int8 = Encoder::new(&pruned_config, spec, width, &quantized)?;
-    let int8_measured = measure("int8", &int8, quantized.bytes() as u64)?;
+    let (int8_measured, _) = measure("int8", &int8, quantized.bytes() as u64)?;
 
     // The model folder: the pruned f32 model in Hugging Face layout, the int8 weights, the card.
     let model_dir = out.join(MODEL_DIR);

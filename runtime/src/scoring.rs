@@ -8,7 +8,7 @@ use crate::encode::{TextField, texts_by_role};
 use crate::teach::examples::Example;
 use crate::teach::features::Row;
 use crate::teach::task::{Logits, Tokens};
-use crate::teach::{ModelCard, POSITION_BIAS, read_card, tokenize};
+use crate::teach::{ModelCard, POSITION_BIAS, read_card};
 use jiff::Timestamp;
 use rubric_ml::checkpoint::{self, WEIGHTS};
 use rubric_ml::model::BertConfig;
@@ -308,12 +308,6 @@ impl Scorer {
         }
     }
 
-    /// The model's logits on rows built for its heads and inputs (the quantize stage's
-    /// measurements), as the training code's `Logits`.
-    pub fn logits(&self, rows: &[Example]) -> Result<Logits, String> {
-        logits_of(&self.encoder, &self.tokenizer, rows)
-    }
-
     /// The encoder it scores with.
     pub fn encoder(&self) -> &Encoder {
         &self.encoder
@@ -333,25 +327,14 @@ pub fn sequences<'a>(tokens: &'a [Tokens], rows: &'a [Example]) -> Vec<Sequence<
         .collect()
 }
 
-/// An encoder's logits on rows, through `tokenizer`.
-pub fn logits_of(
-    encoder: &Encoder,
-    tokenizer: &Tokenizer,
-    rows: &[Example],
-) -> Result<Logits, String> {
-    let tokens = tokenize(tokenizer, rows)?;
-    let seqs = sequences(&tokens, rows);
-    let mut out = Logits {
+/// An encoder's outputs as the training code's `Logits`, which the metrics read.
+pub fn task_logits(encoder: &Encoder, l: rubric_ml::quant::encoder::Logits) -> Logits {
+    Logits {
+        rows: l.rows,
         score_width: encoder.spec.scores.len(),
+        scores: l.scores,
         grade_width: encoder.spec.grades.len(),
-        ..Logits::default()
-    };
-    for chunk in seqs.chunks(CHUNK) {
-        let l = encoder.forward(chunk, None)?;
-        out.rows += l.rows;
-        out.scores.extend(l.scores);
-        out.grades.extend(l.grades);
-        out.click.extend(l.click);
+        grades: l.grades,
+        click: l.click,
     }
-    Ok(out)
 }
