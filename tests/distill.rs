@@ -164,6 +164,37 @@ fn a_larger_drift_weight_holds_the_student_closer_to_the_policy_teacher() {
 }
 
 #[test]
+fn a_student_learns_the_ground_truth_where_the_pipeline_asks() {
+    let project = small_job_match::project(300, 3000);
+    let runs = project.path().join("runs");
+    edit(
+        project.path(),
+        DRIFT,
+        &format!(
+            "learn rubric weight 0.5 loss mse\n    learn clicks weight 0.2 loss bce\n    {DRIFT}"
+        ),
+    );
+    distill(project.path(), &runs, &[]);
+    let report = json(&distill_dir(&runs).join("report.json"));
+    let learned: Vec<&Value> = report["objective"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["term"] == "learn")
+        .collect();
+    assert_eq!(learned.len(), 2, "{}", report["objective"]);
+    assert_eq!(learned[0]["labels"]["kind"], "rubric");
+    assert_eq!(learned[0]["weight"], 0.5);
+    assert_eq!(learned[1]["labels"]["source"], "clicks");
+    // The student learned the log's clicks through a bias per position (a student that only
+    // distills the click teacher has none).
+    let weights = std::fs::read(distill_dir(&runs).join("model/model.safetensors")).unwrap();
+    let header = String::from_utf8_lossy(&weights[..8192.min(weights.len())]).to_string();
+    assert!(header.contains("training.position_bias"), "{header}");
+    assert!(report["student"]["metrics"]["click_auc"].is_number());
+}
+
+#[test]
 fn ablations_train_beside_the_student_and_are_read_back() {
     let project = small_job_match::project(300, 3000);
     let runs = project.path().join("runs");

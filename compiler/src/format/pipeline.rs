@@ -276,7 +276,7 @@ impl Printer<'_> {
         if !t.regularize.is_empty() {
             entries.push(Entry::bare(self.regularize(&t.regularize)));
         }
-        if !t.reads.is_empty() {
+        if !t.reads.is_empty() || t.reads_span.is_some() {
             entries.push(Entry::bare(self.input_list("reads", &t.reads)));
         }
         if !t.features.is_empty() {
@@ -308,6 +308,29 @@ impl Printer<'_> {
                     text(self.numeral(d.weight, d.weight_span)),
                     text(" loss "),
                     self.loss(&d.loss, false),
+                ]),
+            ));
+        }
+        let source_width = s
+            .learn
+            .iter()
+            .map(|l| l.from.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        for l in &s.learn {
+            let pad = source_width + 1 - l.from.name.chars().count();
+            entries.push(Entry::new(
+                l.span.start,
+                cat(vec![
+                    self.keyword(l.span, "learn"),
+                    text(" "),
+                    self.ident(&l.from),
+                    text(" ".repeat(pad)),
+                    text("weight "),
+                    self.mark(l.weight_span),
+                    text(self.numeral(l.weight, l.weight_span)),
+                    text(" loss "),
+                    self.loss(&l.loss, false),
                 ]),
             ));
         }
@@ -352,7 +375,7 @@ impl Printer<'_> {
                 self.settings(&s.train),
             ])));
         }
-        if !s.reads.is_empty() {
+        if !s.reads.is_empty() || s.reads_span.is_some() {
             entries.push(Entry::bare(self.input_list("reads", &s.reads)));
         }
         if !s.features.is_empty() {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::clean::{CleanExprIr, CleanRuleIr};
 
-pub const LOSS_TERMS_SCHEMA: &str = "rubric.loss-terms/2";
+pub const LOSS_TERMS_SCHEMA: &str = "rubric.loss-terms/3";
 pub const TRAINING_PLAN_SCHEMA: &str = "rubric.training-plan/3";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,11 +73,31 @@ pub enum LossTerm {
         /// Softening of logits before comparison (1 = none).
         temperature: f64,
     },
+    /// Learn the ground truth itself (`learn rubric|SOURCE`): the rubric's labels of the pairs
+    /// on `targets` (scores by the term's loss, grades by cross-entropy, or squared error with
+    /// `mse`), or a click log's clicks (with a training-only bias per position).
+    Learn {
+        labels: LabelSource,
+        targets: Vec<Target>,
+        weight: f64,
+        loss: LossKind,
+    },
     DriftPenalty(DriftPenalty),
     /// `weight × Σ w²` over the student's weights (`regularize l2`); present when above 0.
     L2 {
         weight: f64,
     },
+}
+
+/// Where a `learn` term's labels come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum LabelSource {
+    /// The rubric's labels of the training pairs: each dimension's score, the overall score and
+    /// grade.
+    Rubric,
+    /// The clicks of the click log declared as `source`, on its cleaned impressions.
+    Clicks { source: String },
 }
 
 /// Keeps the student on policy: a hinge on |student − reference| beyond a tolerance, per
@@ -254,7 +274,8 @@ pub struct StudentConfig {
 #[serde(deny_unknown_fields)]
 pub struct ModelInputs {
     /// `reads [...]`, or by default every `text` field of the query, then of the candidate, in
-    /// declaration order. Each side's fields are joined into one text, one per line.
+    /// declaration order. Each side's fields are joined into one text, one per line. Empty
+    /// (`reads []`): the model reads no text, only its features.
     pub reads: Vec<InputField>,
     /// `features [...]`, in the order written.
     pub features: Vec<Feature>,
@@ -583,6 +604,7 @@ fn temperature(loss: Option<&LossDecl>) -> f64 {
 /// A model's `reads` and `features`, resolved against the pair's roles.
 fn model_inputs(
     reads: &[Ident],
+    reads_written: bool,
     features: &[Ident],
     program: &LabelingProgram,
 ) -> Result<ModelInputs, String> {
@@ -610,7 +632,8 @@ fn model_inputs(
             _ => Vec::new(),
         }
     };
-    let reads = if reads.is_empty() {
+    // No `reads`: every text field; `reads []`: no text at all.
+    let reads = if reads.is_empty() && !reads_written {
         program
             .roles
             .iter()
@@ -754,6 +777,36 @@ pub(super) fn lower_pipeline(
             weight: d.weight,
             loss: loss_kind(&d.loss.kind.name)?,
             temperature: temperature(Some(&d.loss)),
+        });
+    }
+    for l in &student.learn {
+        source_map.add(
+            sources,
+            &format!("student[{}]", student_terms.len()),
+            l.span,
+        );
+        let (labels, targets) = if l.from.name == "rubric" {
+            let mut all: Vec<Target> = info
+                .dimensions
+                .iter()
+                .map(|d| Target::Dimension(d.name.clone()))
+                .collect();
+            all.push(Target::Overall);
+            all.push(Target::Grades);
+            (LabelSource::Rubric, all)
+        } else {
+            (
+                LabelSource::Clicks {
+                    source: l.from.name.clone(),
+                },
+                vec![Target::Click],
+            )
+        };
+        student_terms.push(LossTerm::Learn {
+            labels,
+            targets,
+            weight: l.weight,
+            loss: loss_kind(&l.loss.kind.name)?,
         });
     }
     for d in &student.drift {
@@ -970,7 +1023,7 @@ pub(super) fn lower_pipeline(
                 temperature: objective.temperature,
                 train: train(&t.train),
                 regularize: regularization(&t.regularize),
-                inputs: model_inputs(&t.reads, &t.features, program)?,
+                inputs: model_inputs(&t.reads, t.reads_span.is_some(), &t.features, program)?,
             }),
         });
         teacher_ids.push(id);
@@ -991,7 +1044,7 @@ pub(super) fn lower_pipeline(
         teachers
             .iter()
             .any(|t| t.teacher == d.teacher.name && t.targets.contains(&Target::Click))
-    });
+    }) || student.learn.iter().any(|l| l.from.name != "rubric");
     if learns_clicks {
         inputs.extend(click_data.iter().cloned());
     }
@@ -1020,7 +1073,12 @@ pub(super) fn lower_pipeline(
             model: model(&student.model, "the student")?,
             train: train(&student.train),
             regularize: student_regularization,
-            inputs: model_inputs(&student.reads, &student.features, program)?,
+            inputs: model_inputs(
+                &student.reads,
+                student.reads_span.is_some(),
+                &student.features,
+                program,
+            )?,
             early_stop,
         }),
     });

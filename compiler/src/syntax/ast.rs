@@ -641,8 +641,11 @@ pub struct TeacherDecl {
     pub loss: Option<LossDecl>,
     pub train: Vec<Setting>,
     pub regularize: Vec<Setting>,
-    /// `reads [...]`: the text fields the model reads (`query.title`); empty: the default.
+    /// `reads [...]`: the text fields the model reads (`query.title`); empty: the default, or
+    /// no text at all when the statement is written (`reads []`, see `reads_span`).
     pub reads: Vec<Ident>,
+    /// Where `reads [...]` is written, when it is.
+    pub reads_span: Option<Span>,
     /// `features [...]`: structured fields and context names joined before the heads.
     pub features: Vec<Ident>,
     pub span: Span,
@@ -660,11 +663,15 @@ pub struct StudentDecl {
     pub docs: Docs,
     pub model: Vec<ModelSpec>,
     pub distill: Vec<DistillDecl>,
+    /// `learn rubric|SOURCE weight W loss L`: ground-truth terms.
+    pub learn: Vec<LearnDecl>,
     pub drift: Vec<DriftDecl>,
     pub regularize: Vec<Setting>,
     pub early_stop: Option<EarlyStopDecl>,
     pub train: Vec<Setting>,
     pub reads: Vec<Ident>,
+    /// Where `reads [...]` is written, when it is.
+    pub reads_span: Option<Span>,
     pub features: Vec<Ident>,
     pub span: Span,
 }
@@ -672,6 +679,17 @@ pub struct StudentDecl {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DistillDecl {
     pub teacher: Ident,
+    pub weight: f64,
+    pub weight_span: Span,
+    pub loss: LossDecl,
+    pub span: Span,
+}
+
+/// `learn rubric weight W loss L` (the rubric's own labels of the pairs) or `learn SOURCE weight W
+/// loss L` (the clicks of a declared click log): a term on the ground truth, beside the teachers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LearnDecl {
+    pub from: Ident,
     pub weight: f64,
     pub weight_span: Span,
     pub loss: LossDecl,

@@ -71,6 +71,7 @@ pub const KEYWORDS: &[&str] = &[
     "features",
     "reads",
     "distill",
+    "learn",
     "drift",
     "penalty",
     "tolerance",

@@ -29,7 +29,9 @@ use objective::{
     rebalance_factor, teachers_read,
 };
 use report::{DistillReport, ModelSummary};
-use rubric_compiler::lower::plan::{Feature, LossTerm, ModelConfig, StudentConfig, Target};
+use rubric_compiler::lower::plan::{
+    Feature, LabelSource, LossTerm, ModelConfig, StudentConfig, Target,
+};
 use rubric_compiler::vocabulary::Direction;
 use rubric_ml::checkpoint;
 use rubric_ml::model::{HeadSpec, PairEncoder, Pass};
@@ -131,12 +133,19 @@ pub fn variant_terms(
         };
         (kept.len() < terms.len() && distills(&kept) > 0).then_some(kept)
     };
-    let is_distill = |t: &LossTerm| matches!(t, LossTerm::Distill { .. });
+    // A single-teacher student keeps the ground truth of its side: the rubric's labels with the
+    // policy teacher, the log's clicks with the click teacher.
+    let learns = |t: &LossTerm, rubric: bool| match t {
+        LossTerm::Learn { labels, .. } => matches!(labels, LabelSource::Rubric) == rubric,
+        _ => false,
+    };
     match variant {
         Variant::Full => Some(terms.to_vec()),
-        Variant::PolicyOnly => {
-            keep(&|t| !is_distill(t) || teacher_of(t).is_some_and(predicts_policy))
-        }
+        Variant::PolicyOnly => keep(&|t| match t {
+            LossTerm::Distill { .. } => teacher_of(t).is_some_and(predicts_policy),
+            LossTerm::Learn { .. } => learns(t, true),
+            _ => true,
+        }),
         Variant::ClickOnly => {
             let clicks =
                 |t: &LossTerm| teacher_of(t).is_some_and(|c| c.heads.click && !predicts_policy(c));
@@ -147,6 +156,7 @@ pub fn variant_terms(
                 LossTerm::Distill { .. } => {
                     clicks(t) && (!timeless || teacher_of(t).is_some_and(|c| !reads_time(c)))
                 }
+                LossTerm::Learn { .. } => learns(t, false),
                 LossTerm::DriftPenalty(_) => false,
                 LossTerm::L2 { .. } => true,
             })
@@ -158,11 +168,12 @@ pub fn variant_terms(
     }
 }
 
-/// The student's targets: every target of the teachers its terms distill, in order.
+/// The student's targets: every target of the teachers its terms distill and of the labels
+/// it learns, in order.
 pub fn student_targets(terms: &[LossTerm]) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
     for t in terms {
-        if let LossTerm::Distill { targets, .. } = t {
+        if let LossTerm::Distill { targets, .. } | LossTerm::Learn { targets, .. } = t {
             for x in targets {
                 if !out.contains(x) {
                     out.push(x.clone());
@@ -658,7 +669,7 @@ pub fn distill(
         ));
     }
     let objective = if variant == Variant::LabelsOnly {
-        Objective::labels()
+        Objective::labels(&heads)
     } else {
         Objective::new(&terms, &heads, &teachers)?
     };
@@ -1023,6 +1034,20 @@ mod tests {
             distill_term("policy", policy.clone()),
             distill_term("click", vec![Target::Click]),
             distill_term("temporal", vec![Target::Click]),
+            LossTerm::Learn {
+                labels: LabelSource::Rubric,
+                targets: policy.clone(),
+                weight: 0.1,
+                loss: LossKind::Mse,
+            },
+            LossTerm::Learn {
+                labels: LabelSource::Clicks {
+                    source: "clicks".to_string(),
+                },
+                targets: vec![Target::Click],
+                weight: 0.1,
+                loss: LossKind::Bce,
+            },
             LossTerm::DriftPenalty(DriftPenalty {
                 weight: 0.5,
                 tolerance: 0.05,
@@ -1052,19 +1077,34 @@ mod tests {
                 .iter()
                 .map(|t| match t {
                     LossTerm::Distill { teacher, .. } => teacher.clone(),
+                    LossTerm::Learn { labels, .. } => match labels {
+                        LabelSource::Rubric => "learn rubric".to_string(),
+                        LabelSource::Clicks { source } => format!("learn {source}"),
+                    },
                     LossTerm::DriftPenalty(_) => "drift".to_string(),
                     LossTerm::L2 { .. } => "l2".to_string(),
                 })
                 .collect()
         };
+        let learned = ["learn rubric", "learn clicks"];
         assert_eq!(
             names(Variant::Full),
-            ["policy", "click", "temporal", "drift"]
+            [&["policy", "click", "temporal"][..], &learned, &["drift"]].concat()
         );
-        assert_eq!(names(Variant::PolicyOnly), ["policy", "drift"]);
-        assert_eq!(names(Variant::ClickOnly), ["click"]);
-        assert_eq!(names(Variant::NoDrift), ["policy", "click", "temporal"]);
-        assert_eq!(names(Variant::NoTemporal), ["policy", "click", "drift"]);
+        // A single-teacher student keeps its side's ground truth.
+        assert_eq!(
+            names(Variant::PolicyOnly),
+            ["policy", "learn rubric", "drift"]
+        );
+        assert_eq!(names(Variant::ClickOnly), ["click", "learn clicks"]);
+        assert_eq!(
+            names(Variant::NoDrift),
+            [&["policy", "click", "temporal"][..], &learned].concat()
+        );
+        assert_eq!(
+            names(Variant::NoTemporal),
+            [&["policy", "click"][..], &learned, &["drift"]].concat()
+        );
         assert!(names(Variant::LabelsOnly).is_empty());
         assert_eq!(names(Variant::NoSynthetic), names(Variant::Full));
         // Nothing to leave out: not run.

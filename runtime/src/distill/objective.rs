@@ -1,14 +1,17 @@
 //! The student's objective, built only from the compiled loss terms: a term per teacher (its
 //! outputs, softened by the term's temperature, compared with the student's by the term's
 //! loss), the policy-drift penalty (a hinge on the student's distance from the reference beyond
-//! the tolerance, its weight rebalanced from the drift measured on validation), L2, and — for
-//! the baseline a report sets beside the student — the rubric's and the log's own labels.
+//! the tolerance, its weight rebalanced from the drift measured on validation), L2, and the
+//! ground truth itself (`learn`: the rubric's labels, the log's clicks), which is also the whole
+//! of the hard-label baseline a report sets beside the student.
 
 use super::cache::TeacherOutputs;
 use crate::teach::examples::{Example, Heads};
 use crate::teach::task::binary_loss;
 use candle_core::{D, DType, Device, Result, Tensor};
-use rubric_compiler::lower::plan::{DriftReference, LossKind, LossTerm, Rebalance, Target};
+use rubric_compiler::lower::plan::{
+    DriftReference, LabelSource, LossKind, LossTerm, Rebalance, Target,
+};
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 
@@ -35,10 +38,16 @@ pub enum Part {
     },
     /// `weight × Σ w²` over the student's weight matrices.
     L2 { weight: f64 },
-    /// The rubric's labels (squared error of each score, cross-entropy of the grade) and the
-    /// log's clicks (cross-entropy, with the position's bias): the hard-label baseline a report
-    /// sets beside the student, not a compiled term.
-    Labels,
+    /// Ground truth: the rubric's labels of the student's score columns `scores` and of its
+    /// grade (`grades`), and the log's clicks (`click`, with the position's bias), each by
+    /// `loss` (grades by cross-entropy, or squared error of the distribution with `mse`).
+    Labels {
+        weight: f64,
+        loss: LossKind,
+        scores: Vec<usize>,
+        grades: bool,
+        click: bool,
+    },
 }
 
 /// What the drift penalty measures against, per student score column.
@@ -88,7 +97,7 @@ pub fn teachers_read(terms: &[LossTerm]) -> Vec<String> {
                 DriftReference::Teacher { name } => Some(name),
                 DriftReference::Rubric => None,
             },
-            LossTerm::L2 { .. } => None,
+            LossTerm::L2 { .. } | LossTerm::Learn { .. } => None,
         };
         if let Some(name) = name
             && !out.contains(name)
@@ -190,6 +199,27 @@ impl Objective {
                     });
                 }
                 LossTerm::L2 { weight } => parts.push(Part::L2 { weight: *weight }),
+                LossTerm::Learn {
+                    labels,
+                    targets,
+                    weight,
+                    loss,
+                } => parts.push(match labels {
+                    LabelSource::Rubric => Part::Labels {
+                        weight: *weight,
+                        loss: *loss,
+                        scores: targets.iter().filter_map(|x| column(heads, x)).collect(),
+                        grades: targets.contains(&Target::Grades) && !heads.grades.is_empty(),
+                        click: false,
+                    },
+                    LabelSource::Clicks { .. } => Part::Labels {
+                        weight: *weight,
+                        loss: *loss,
+                        scores: Vec::new(),
+                        grades: false,
+                        click: heads.click,
+                    },
+                }),
             }
         }
         Ok(Objective {
@@ -198,10 +228,17 @@ impl Objective {
         })
     }
 
-    /// The hard-label objective: the rubric's labels and the log's clicks on every head.
-    pub fn labels() -> Objective {
+    /// The hard-label objective: the rubric's labels and the log's clicks on every head, as a
+    /// teacher learns them (`mse` on scores).
+    pub fn labels(heads: &Heads) -> Objective {
         Objective {
-            parts: vec![Part::Labels],
+            parts: vec![Part::Labels {
+                weight: 1.0,
+                loss: LossKind::Mse,
+                scores: (0..heads.scores.len()).collect(),
+                grades: !heads.grades.is_empty(),
+                click: heads.click,
+            }],
             drift_weight: Cell::new(0.0),
         }
     }
@@ -229,7 +266,11 @@ impl Objective {
     /// Whether the objective learns from the log's clicks themselves (and so needs a
     /// training-only bias per position).
     pub fn learns_clicks(&self, heads: &Heads) -> bool {
-        heads.click && self.parts.iter().any(|p| matches!(p, Part::Labels))
+        heads.click
+            && self
+                .parts
+                .iter()
+                .any(|p| matches!(p, Part::Labels { click: true, .. }))
     }
 }
 
@@ -388,7 +429,13 @@ impl Objective {
                     }
                     (sum * *weight)?
                 }
-                Part::Labels => labels_loss(out, b)?,
+                Part::Labels {
+                    weight,
+                    loss,
+                    scores,
+                    grades,
+                    click,
+                } => (labels_loss(out, b, *loss, scores, *grades, *click)? * *weight)?,
             };
             total = (total + term)?;
         }
@@ -457,18 +504,28 @@ pub fn measured_drift(z: &Tensor, reference: &Reference, b: &Batch<'_>) -> Resul
     Ok(Some(f64::from(v)))
 }
 
-/// The hard-label loss, as a teacher learns: each score head's loss against the rubric's score,
-/// the grades' cross-entropy, the clicks' loss (with the position's bias) where a row has one.
-fn labels_loss(out: &Outputs<'_>, b: &Batch<'_>) -> Result<Tensor> {
+/// The ground-truth loss, as a teacher learns: each of the score columns `scores` against the
+/// rubric's score by `loss`, the grades' cross-entropy (squared error with `mse`), the clicks'
+/// loss (with the position's bias), each where a row has the label.
+fn labels_loss(
+    out: &Outputs<'_>,
+    b: &Batch<'_>,
+    loss: LossKind,
+    scores: &[usize],
+    grades: bool,
+    click: bool,
+) -> Result<Tensor> {
     let n = b.rows.len();
     let mut total = Tensor::new(0f32, b.device)?;
-    if let Some(z) = out.scores {
-        let s = z.dim(1)?;
+    if let Some(z) = out.scores
+        && !scores.is_empty()
+    {
+        let s = scores.len();
         let (mut y, mut m) = (vec![0f32; n * s], vec![0f32; n * s]);
         for (i, &r) in b.rows.iter().enumerate() {
             if let Some(e) = b.examples.get(r) {
-                for (k, v) in e.scores.iter().enumerate().take(s) {
-                    if v.is_finite() {
+                for (k, &c) in scores.iter().enumerate() {
+                    if let Some(v) = e.scores.get(c).filter(|v| v.is_finite()) {
                         y[i * s + k] = *v;
                         m[i * s + k] = 1.0;
                     }
@@ -477,10 +534,11 @@ fn labels_loss(out: &Outputs<'_>, b: &Batch<'_>) -> Result<Tensor> {
         }
         let y = Tensor::from_vec(y, (n, s), b.device)?;
         let m = Tensor::from_vec(m, (n, s), b.device)?;
-        let l = binary_loss(LossKind::Mse, z, &y)?;
+        let z = student_columns(z, scores, b.device)?;
+        let l = binary_loss(loss, &z, &y)?;
         total = (total + masked_column_means(&l, &m)?)?;
     }
-    if let Some(z) = out.grades {
+    if grades && let Some(z) = out.grades {
         let g = z.dim(1)?;
         let (mut y, mut m) = (vec![0f32; n * g], vec![0f32; n]);
         for (i, &r) in b.rows.iter().enumerate() {
@@ -493,11 +551,19 @@ fn labels_loss(out: &Outputs<'_>, b: &Batch<'_>) -> Result<Tensor> {
         }
         let y = Tensor::from_vec(y, (n, g), b.device)?;
         let m = Tensor::from_vec(m, (n, 1), b.device)?;
-        let logp = candle_nn::ops::log_softmax(z, D::Minus1)?;
-        let ce = (y * logp)?.sum_keepdim(D::Minus1)?.neg()?;
-        total = (total + masked_column_means(&ce, &m)?)?;
+        let l = match loss {
+            LossKind::Mse => {
+                let q = rubric_ml::kernels::softmax_last_dim(z)?;
+                (q - y)?.sqr()?.sum_keepdim(D::Minus1)?
+            }
+            LossKind::Bce | LossKind::Kl => {
+                let logp = candle_nn::ops::log_softmax(z, D::Minus1)?;
+                (y * logp)?.sum_keepdim(D::Minus1)?.neg()?
+            }
+        };
+        total = (total + masked_column_means(&l, &m)?)?;
     }
-    if let Some(z) = out.click {
+    if click && let Some(z) = out.click {
         let (mut y, mut m, mut pos) = (vec![0f32; n], vec![0f32; n], vec![0u32; n]);
         for (i, &r) in b.rows.iter().enumerate() {
             if let Some(e) = b.examples.get(r)
@@ -516,7 +582,7 @@ fn labels_loss(out: &Outputs<'_>, b: &Batch<'_>) -> Result<Tensor> {
         }
         let y = Tensor::from_vec(y, (n, 1), b.device)?;
         let m = Tensor::from_vec(m, (n, 1), b.device)?;
-        let l = binary_loss(LossKind::Bce, &z.unsqueeze(1)?, &y)?;
+        let l = binary_loss(loss, &z.unsqueeze(1)?, &y)?;
         total = (total + masked_column_means(&l, &m)?)?;
     }
     Ok(total)
@@ -696,12 +762,102 @@ mod tests {
             rubric_ml::metrics::roc_auc(&z, &clicks_held).unwrap()
         };
         let from_teacher = auc(&fit(&distilled, &x, &rows, &teachers));
-        let from_clicks = auc(&fit(&Objective::labels(), &x, &rows, &teachers));
+        let from_clicks = auc(&fit(&Objective::labels(&student), &x, &rows, &teachers));
         eprintln!("held-out click AUC: distilled {from_teacher:.4}, hard labels {from_clicks:.4}");
         assert!(
             from_teacher > from_clicks + 0.01,
             "distilled {from_teacher:.4}, hard labels {from_clicks:.4}"
         );
+    }
+
+    #[test]
+    fn a_learn_term_is_its_labels_loss_on_its_own_heads_times_its_weight() {
+        let device = Device::Cpu;
+        // Three rows: a pair the rubric scored 0.9, one it abstained on, an impression clicked
+        // at position 2 (with a score too).
+        let mut rows = vec![
+            example(None, 0.9),
+            example(None, f32::NAN),
+            example(Some(true), 0.2),
+        ];
+        rows[2].position = 2;
+        let student = heads(true, &["overall"]);
+        let (zs, zc) = ([0.5f32, -1.0, 2.0], [0.3f32, 0.0, -0.4]);
+        let scores = Tensor::from_vec(zs.to_vec(), (3, 1), &device).unwrap();
+        let click = Tensor::from_vec(zc.to_vec(), 3, &device).unwrap();
+        let loss_of = |term: LossTerm| {
+            let objective = Objective::new(&[term], &student, &[]).unwrap();
+            let batch = Batch {
+                rows: &[0, 1, 2],
+                examples: &rows,
+                teachers: &[],
+                validation: false,
+                position_bias: None,
+                weights: &[],
+                device: &device,
+            };
+            let out = Outputs {
+                scores: Some(&scores),
+                grades: None,
+                click: Some(&click),
+            };
+            f64::from(
+                objective
+                    .loss(&out, &batch)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap(),
+            )
+        };
+        let sigmoid = |z: f32| 1.0 / (1.0 + f64::from(-z).exp());
+        // The rubric's labels: squared error of the two scored rows, the abstention left out;
+        // the click head untouched.
+        let rubric = loss_of(LossTerm::Learn {
+            labels: LabelSource::Rubric,
+            targets: vec![Target::Overall, Target::Grades],
+            weight: 2.0,
+            loss: LossKind::Mse,
+        });
+        let mse = ((sigmoid(zs[0]) - 0.9).powi(2) + (sigmoid(zs[2]) - 0.2).powi(2)) / 2.0;
+        assert!(
+            (rubric - 2.0 * mse).abs() < 1e-5,
+            "{rubric} against {}",
+            2.0 * mse
+        );
+        // The log's clicks: the one impression's cross-entropy; the scores untouched.
+        let clicks = loss_of(LossTerm::Learn {
+            labels: LabelSource::Clicks {
+                source: "clicks".to_string(),
+            },
+            targets: vec![Target::Click],
+            weight: 0.5,
+            loss: LossKind::Bce,
+        });
+        let bce = -sigmoid(zc[2]).ln();
+        assert!(
+            (clicks - 0.5 * bce).abs() < 1e-5,
+            "{clicks} against {}",
+            0.5 * bce
+        );
+        // Learning clicks puts the position's bias in; learning the rubric does not.
+        let learns = |labels: LabelSource| {
+            Objective::new(
+                &[LossTerm::Learn {
+                    labels,
+                    targets: Vec::new(),
+                    weight: 1.0,
+                    loss: LossKind::Bce,
+                }],
+                &student,
+                &[],
+            )
+            .unwrap()
+            .learns_clicks(&student)
+        };
+        assert!(learns(LabelSource::Clicks {
+            source: "clicks".to_string()
+        }));
+        assert!(!learns(LabelSource::Rubric));
     }
 
     #[test]

@@ -90,6 +90,32 @@ pub(super) fn check_inputs(
     }
 }
 
+/// `reads []` (no text) leaves a model only its features: it must have some.
+pub(super) fn check_reads_something(
+    reads_span: Option<Span>,
+    reads: &[Ident],
+    features: &[Ident],
+    owner: &str,
+    diags: &mut Diagnostics,
+) {
+    let Some(span) = reads_span else {
+        return;
+    };
+    if reads.is_empty() && features.is_empty() {
+        diags.push(
+            Diagnostic::new(
+                Code::MissingPart,
+                format!("{owner} reads no text and has no features: it has no input"),
+            )
+            .at(span, "no text")
+            .help(
+                "`reads []` is for a model that learns from its features alone; add \
+                 `features [...]`, or name the text it reads, e.g. `reads [query.title]`",
+            ),
+        );
+    }
+}
+
 fn check_input(
     input: &Ident,
     list: List,

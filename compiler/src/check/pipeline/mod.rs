@@ -21,7 +21,7 @@ use crate::diagnostics::{Code, Diagnostic, Diagnostics, did_you_mean, suggestion
 use crate::source::Span;
 use crate::syntax::ast::{
     AlertDecl, CleanRule, DataBlock, DataSource, DistillDecl, DriftDecl, EarlyStopDecl, Expr,
-    ExprKind, Ident, LossDecl, MixDecl, ModelSpec, PipelineDecl, QuantizeDecl, Setting,
+    ExprKind, Ident, LearnDecl, LossDecl, MixDecl, ModelSpec, PipelineDecl, QuantizeDecl, Setting,
     SettingValue, StudentDecl, SyntheticDecl, TeacherDecl, Threshold,
 };
 use crate::vocabulary::{self, Block, Kind, MetricUnit, STRATEGIES};
@@ -71,6 +71,7 @@ pub fn check_pipeline(
                 policy,
                 diagnostics,
             );
+            check_reads_something(t.reads_span, &t.reads, &t.features, &owner, diagnostics);
         }
         for s in &pipeline.students {
             // The student learns from its teachers on impressions too (their click targets).
@@ -80,6 +81,13 @@ pub fn check_pipeline(
                 "the student",
                 true,
                 policy,
+                diagnostics,
+            );
+            check_reads_something(
+                s.reads_span,
+                &s.reads,
+                &s.features,
+                "the student",
                 diagnostics,
             );
         }

@@ -114,6 +114,21 @@ pub(super) fn check_student(
         }
     }
 
+    let mut learned: HashMap<&str, &Ident> = HashMap::new();
+    for learn in &student.learn {
+        check_learn(learn, pipeline, diags);
+        match learned.get(learn.from.name.as_str()) {
+            Some(first) => diags.push(duplicate(
+                format!("the student learns `{}` twice", learn.from.name),
+                &learn.from,
+                first,
+                "keep one `learn` line per label source, with the weight of both",
+            )),
+            None => {
+                learned.insert(learn.from.name.as_str(), &learn.from);
+            }
+        }
+    }
     for drift in &student.drift {
         check_drift(drift, diags);
     }
@@ -184,6 +199,75 @@ pub(super) fn check_distill(distill: &DistillDecl, teachers: &[&str], diags: &mu
         );
     }
     check_loss(&distill.loss, diags);
+}
+
+/// `learn rubric` (the rubric's labels of the pairs) or `learn SOURCE` (a declared click log's
+/// clicks), with a weight of 0 or more and a known loss.
+pub(super) fn check_learn(learn: &LearnDecl, pipeline: &PipelineDecl, diags: &mut Diagnostics) {
+    let from = &learn.from;
+    let sources: Vec<&DataSource> = pipeline
+        .data
+        .iter()
+        .flat_map(|d| d.sources.iter())
+        .collect();
+    let click_logs: Vec<&str> = sources
+        .iter()
+        .filter(|s| !s.clean.is_empty())
+        .map(|s| s.name.name.as_str())
+        .collect();
+    if from.name != "rubric" && !click_logs.contains(&from.name.as_str()) {
+        let pairs = sources
+            .iter()
+            .any(|s| s.clean.is_empty() && s.name.name == from.name);
+        let help = if pairs {
+            format!(
+                "`{}` is a source of pairs, and the labels of pairs are the rubric's: write \
+                 `learn rubric weight {} loss mse`",
+                from.name,
+                show_number(learn.weight)
+            )
+        } else {
+            let known = std::iter::once("rubric").chain(click_logs.iter().copied());
+            suggestion_help(&from.name, "label sources", known).unwrap_or_else(|| {
+                "a student learns the rubric's own labels (`learn rubric`) or the clicks of a \
+                 click log declared in `data` with its `clean { ... }` block (`learn clicks`)"
+                    .to_string()
+            })
+        };
+        diags.push(
+            Diagnostic::new(
+                Code::UnknownSource,
+                format!("there are no labels `{}` to learn", from.name),
+            )
+            .at(
+                from.span,
+                if pairs {
+                    "pairs, not labels"
+                } else {
+                    "not `rubric` or a click log"
+                },
+            )
+            .help(help),
+        );
+    }
+    if learn.weight < 0.0 {
+        diags.push(
+            Diagnostic::new(
+                Code::NegativeWeight,
+                format!(
+                    "the weight of learning `{}` is negative (`{}`)",
+                    from.name,
+                    show_number(learn.weight)
+                ),
+            )
+            .at(learn.weight_span, "negative weight")
+            .help(format!(
+                "use a weight of 0 or more; to stop learning `{}`, delete its `learn` line",
+                from.name
+            )),
+        );
+    }
+    check_loss(&learn.loss, diags);
 }
 
 pub(super) fn check_drift(drift: &DriftDecl, diags: &mut Diagnostics) {

@@ -255,6 +255,62 @@ fn synthetic_from_an_unknown_source() {
 }
 
 #[test]
+fn a_student_learns_the_rubric_or_a_click_log() {
+    let learn = |lines: &str| {
+        edit(
+            "    drift penalty 0.5",
+            &format!("{lines}\n    drift penalty 0.5"),
+        )
+    };
+    let both = learn("    learn rubric weight 0.1 loss mse\n    learn clicks weight 0.1 loss bce");
+    assert_eq!(codes(&both), vec![]);
+
+    // A source of pairs has no labels of its own: the help says to learn the rubric's.
+    let text = learn("    learn golden weight 0.1 loss mse");
+    assert_eq!(codes(&text), vec![Code::UnknownSource]);
+    assert_eq!(primary_text(&text), "golden");
+    assert_eq!(
+        check(&text)[0].help.as_deref(),
+        Some(
+            "`golden` is a source of pairs, and the labels of pairs are the rubric's: write \
+             `learn rubric weight 0.1 loss mse`"
+        )
+    );
+    let text = learn("    learn click weight 0.1 loss bce");
+    assert_eq!(codes(&text), vec![Code::UnknownSource]);
+    assert_eq!(
+        check(&text)[0].help.as_deref(),
+        Some("did you mean `clicks`?")
+    );
+
+    let text = learn("    learn rubric weight -1 loss mse");
+    assert_eq!(codes(&text), vec![Code::NegativeWeight]);
+    assert_eq!(primary_text(&text), "-1");
+    let text = learn("    learn clicks weight 0.1 loss hinge");
+    assert_eq!(codes(&text), vec![Code::UnknownLoss]);
+    let text = learn("    learn rubric weight 0.1 loss mse\n    learn rubric weight 0.2 loss mse");
+    assert_eq!(codes(&text), vec![Code::Duplicate]);
+}
+
+#[test]
+fn reads_nothing_is_for_a_model_with_features() {
+    // `reads []`: no text, the features alone.
+    let text = edit(
+        "    loss bce\n",
+        "    loss bce\n    reads []\n    features [hour_of_day]\n",
+    );
+    assert_eq!(codes(&text), vec![]);
+    let text = edit("    loss bce\n", "    loss bce\n    reads []\n");
+    assert_eq!(codes(&text), vec![Code::MissingPart]);
+    assert_eq!(primary_text(&text), "reads []");
+    assert!(
+        check(&text)[0]
+            .message
+            .contains("the teacher `click` reads no text")
+    );
+}
+
+#[test]
 fn negative_weights() {
     let text = edit("weight 0.4", "weight -0.4");
     assert_eq!(codes(&text), vec![Code::NegativeWeight]);

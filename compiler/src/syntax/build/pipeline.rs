@@ -56,6 +56,7 @@ impl Builder {
                     train: Vec::new(),
                     regularize: Vec::new(),
                     reads: Vec::new(),
+                    reads_span: None,
                     features: Vec::new(),
                     span,
                 };
@@ -66,7 +67,10 @@ impl Builder {
                         Rule::loss_stmt => teacher.loss = Some(self.loss(p)),
                         Rule::train_stmt => teacher.train.extend(self.settings_of(p)),
                         Rule::regularize_stmt => teacher.regularize.extend(self.regularize(p)),
-                        Rule::reads_stmt => teacher.reads.extend(self.names(&p)),
+                        Rule::reads_stmt => {
+                            teacher.reads_span.get_or_insert(self.span(&p));
+                            teacher.reads.extend(self.names(&p))
+                        }
                         Rule::features_stmt => teacher.features.extend(self.names(&p)),
                         _ => {}
                     }
@@ -79,11 +83,13 @@ impl Builder {
                     docs,
                     model: Vec::new(),
                     distill: Vec::new(),
+                    learn: Vec::new(),
                     drift: Vec::new(),
                     regularize: Vec::new(),
                     early_stop: None,
                     train: Vec::new(),
                     reads: Vec::new(),
+                    reads_span: None,
                     features: Vec::new(),
                     span,
                 };
@@ -92,7 +98,10 @@ impl Builder {
                     match p.as_rule() {
                         Rule::model_stmt => student.model.extend(self.model(p)),
                         Rule::train_stmt => student.train.extend(self.settings_of(p)),
-                        Rule::reads_stmt => student.reads.extend(self.names(&p)),
+                        Rule::reads_stmt => {
+                            student.reads_span.get_or_insert(pspan);
+                            student.reads.extend(self.names(&p))
+                        }
                         Rule::features_stmt => student.features.extend(self.names(&p)),
                         Rule::regularize_stmt => student.regularize.extend(self.regularize(p)),
                         Rule::distill_stmt => {
@@ -122,6 +131,33 @@ impl Builder {
                                     span: loss_ident.span,
                                     kind: loss_ident,
                                     temperature,
+                                },
+                                span: pspan,
+                            });
+                        }
+                        Rule::learn_stmt => {
+                            let mut names = Vec::new();
+                            let mut weight = (0.0, pspan);
+                            for d in p.into_inner() {
+                                match d.as_rule() {
+                                    Rule::name => names.push(self.ident(&d)),
+                                    Rule::signed_number => {
+                                        weight = (self.number(&d), self.span(&d))
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            let mut names = names.into_iter();
+                            let from = names.next().unwrap_or_else(|| missing_ident(pspan));
+                            let loss_ident = names.next().unwrap_or_else(|| missing_ident(pspan));
+                            student.learn.push(LearnDecl {
+                                from,
+                                weight: weight.0,
+                                weight_span: weight.1,
+                                loss: LossDecl {
+                                    span: loss_ident.span,
+                                    kind: loss_ident,
+                                    temperature: None,
                                 },
                                 span: pspan,
                             });

@@ -101,6 +101,21 @@ impl Composer<'_> {
                 });
                 line.extend(join_inlines(parts, ", "));
             }
+            if !s.learn.is_empty() {
+                line.push(Inline::Text("; learns ".into()));
+                let parts = s.learn.iter().map(|l| {
+                    let what = if l.from.name == "rubric" {
+                        Inline::Text("the rubric's labels".into())
+                    } else {
+                        Inline::Code(l.from.name.clone())
+                    };
+                    vec![
+                        what,
+                        Inline::Text(format!(" (weight {}, loss {})", l.weight, l.loss.kind.name)),
+                    ]
+                });
+                line.extend(join_inlines(parts, ", "));
+            }
             for d in &s.drift {
                 line.push(Inline::Text(format!(
                     "; policy-drift penalty {} beyond a tolerance of {}",
