@@ -195,6 +195,53 @@ fn a_student_learns_the_ground_truth_where_the_pipeline_asks() {
 }
 
 #[test]
+fn unlabeled_pairs_are_scored_by_the_teachers_and_learned_by_the_student() {
+    let project = small_job_match::project(300, 3000);
+    let runs = project.path().join("runs");
+    // Pairs of the example the project's golden set does not hold, with no label.
+    let golden = std::fs::read_to_string("examples/job_match/data/golden.jsonl").unwrap();
+    let extra = |from: usize, n: usize| -> String {
+        golden
+            .lines()
+            .skip(from)
+            .take(n)
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let file = project.path().join("data/extra.jsonl");
+    std::fs::write(&file, extra(300, 40)).unwrap();
+    edit(
+        project.path(),
+        "    golden \"data/golden.jsonl\"",
+        "    golden \"data/golden.jsonl\"\n    unlabeled extra \"data/extra.jsonl\"",
+    );
+    let rows = |runs: &Path| {
+        let report = json(&distill_dir(runs).join("report.json"));
+        let manifest = json(&distill_dir(runs).join("manifest.json"));
+        (
+            report["rows"].clone(),
+            manifest["figures"]["unlabeled_rows"].clone(),
+            manifest["figures"]["teacher_rows_scored"].clone(),
+        )
+    };
+    distill(project.path(), &runs, &[]);
+    let (first, figure, _) = rows(&runs);
+    assert_eq!(first["unlabeled"], 40, "{first}");
+    assert_eq!(figure, 40.0);
+
+    // Other unlabeled pairs: the teachers score the rows again (their cache is keyed by them).
+    std::fs::write(&file, extra(340, 50)).unwrap();
+    distill(project.path(), &runs, &[]);
+    let (second, _, scored) = rows(&runs);
+    assert_eq!(second["unlabeled"], 50, "{second}");
+    assert_eq!(
+        second["train"].as_u64().unwrap(),
+        first["train"].as_u64().unwrap() + 10
+    );
+    assert!(scored.as_f64().unwrap() > 0.0, "{scored}");
+}
+
+#[test]
 fn ablations_train_beside_the_student_and_are_read_back() {
     let project = small_job_match::project(300, 3000);
     let runs = project.path().join("runs");

@@ -45,15 +45,21 @@ impl Printer<'_> {
         let name_width = d
             .sources
             .iter()
+            .filter(|s| !s.unlabeled)
             .map(|s| s.name.name.chars().count())
             .max()
             .unwrap_or(0);
         let mut entries = Vec::new();
         for s in &d.sources {
             let (lines, docs) = self.source_docs(s.span);
-            let pad = name_width + 1 - s.name.name.chars().count();
+            let (keyword, pad) = if s.unlabeled {
+                (text("unlabeled "), 1)
+            } else {
+                (nil(), name_width + 1 - s.name.name.chars().count())
+            };
             let line = cat(vec![
                 self.doc_lines(&lines, docs),
+                keyword,
                 self.ident(&s.name),
                 text(" ".repeat(pad)),
                 self.mark(s.path_span),

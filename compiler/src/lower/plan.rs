@@ -267,6 +267,18 @@ pub struct StudentConfig {
     pub regularize: Regularization,
     pub inputs: ModelInputs,
     pub early_stop: Option<EarlyStop>,
+    /// The `unlabeled NAME "path"` sources: pairs no label exists for, which the teachers score
+    /// and the student learns by its distillation terms alone (absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unlabeled: Vec<UnlabeledPairs>,
+}
+
+/// A source of pairs with no label, by name and path (relative to the pipeline's file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnlabeledPairs {
+    pub source: String,
+    pub path: String,
 }
 
 /// What a model reads: the text of each side of the pair and the structured features.
@@ -893,9 +905,15 @@ pub(super) fn lower_pipeline(
     let split_seed = split
         .and_then(|s| s.seed)
         .unwrap_or(vocabulary::default_number(Block::Split, "seed") as u64);
+    let mut unlabeled: Vec<UnlabeledPairs> = Vec::new();
     for source in data.map(|d| d.sources.as_slice()).unwrap_or_default() {
         let name = &source.name.name;
-        if source.clean.is_empty() {
+        if source.unlabeled {
+            unlabeled.push(UnlabeledPairs {
+                source: name.clone(),
+                path: source.path.clone(),
+            });
+        } else if source.clean.is_empty() {
             let id = format!("label.{name}");
             stages.push(Stage {
                 id: id.clone(),
@@ -1048,6 +1066,7 @@ pub(super) fn lower_pipeline(
     if learns_clicks {
         inputs.extend(click_data.iter().cloned());
     }
+    inputs.extend(unlabeled.iter().map(|u| StageInput::File(u.path.clone())));
     let early_stop = match &student.early_stop {
         Some(e) => {
             let metric = vocabulary::metric(&e.metric.name).ok_or_else(|| {
@@ -1080,6 +1099,7 @@ pub(super) fn lower_pipeline(
                 program,
             )?,
             early_stop,
+            unlabeled,
         }),
     });
     let mut last = "distill".to_string();

@@ -539,6 +539,8 @@ pub struct DataSource {
     pub name: Ident,
     pub path: String,
     pub path_span: Span,
+    /// `unlabeled NAME "path"`: pairs with no label, for the student's teachers to score.
+    pub unlabeled: bool,
     pub clean: Vec<CleanRule>,
     pub span: Span,
 }

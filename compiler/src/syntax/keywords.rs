@@ -72,6 +72,7 @@ pub const KEYWORDS: &[&str] = &[
     "reads",
     "distill",
     "learn",
+    "unlabeled",
     "drift",
     "penalty",
     "tolerance",

@@ -666,6 +666,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         R::k_reads => "`reads`",
         R::k_distill => "`distill`",
         R::k_learn => "`learn`",
+        R::k_unlabeled => "`unlabeled`",
         R::k_drift => "`drift`",
         R::k_penalty => "`penalty`",
         R::k_tolerance => "`tolerance`",

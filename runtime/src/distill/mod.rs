@@ -219,6 +219,8 @@ pub struct DistillJob<'a> {
     pub rows_hash: String,
     /// Where the teachers' outputs are cached.
     pub cache: &'a Path,
+    /// The files of the pipeline's unlabeled pairs, which the teachers score for the student.
+    pub unlabeled: Vec<PathBuf>,
 }
 
 /// What a distillation reports.
@@ -249,6 +251,20 @@ fn rows_of(
             if let Some(row) = pairs.get(item.index) {
                 out[k].push(maker.make(row, file, item.click.as_ref())?);
             }
+        }
+    }
+    Ok(out)
+}
+
+/// The rows of one model over the unlabeled pairs, after the training rows.
+fn unlabeled_rows(
+    maker: &mut RowMaker<'_>,
+    files: &[(PathBuf, Vec<PairRow>)],
+) -> Result<Vec<Example>, String> {
+    let mut out = Vec::new();
+    for (file, pairs) in files {
+        for row in pairs {
+            out.push(maker.make_unlabeled(row, file)?);
         }
     }
     Ok(out)
@@ -526,6 +542,13 @@ pub fn distill(
     let read = |p: &Path| read_pairs(p).map_err(|e| e.to_string());
     let pool = read(sources.pool)?;
     let validation = read(sources.validation)?;
+    // Pairs no label exists for: rows after the training rows, learned from the teachers alone.
+    let unlabeled = job
+        .unlabeled
+        .iter()
+        .map(|p| Ok((p.clone(), read(p)?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    let unlabeled_count: usize = unlabeled.iter().map(|(_, rows)| rows.len()).sum();
     let has_synthetic = pool
         .iter()
         .any(|r| r.str_field("source") == Some("synthetic"));
@@ -588,7 +611,7 @@ pub fn distill(
         let (train_logits, validation_logits, hit) = match cache::load(
             &path,
             &card.heads,
-            train_items.len(),
+            train_items.len() + unlabeled_count,
             validation_items.len(),
         ) {
             Some((a, b)) => (a, b, true),
@@ -601,13 +624,14 @@ pub fn distill(
                     &card.inputs,
                     card.features.clone(),
                 )?;
-                let [a, b] = rows_of(
+                let [mut a, b] = rows_of(
                     &mut maker,
                     [
                         (&pool, sources.pool, &train_items),
                         (&validation, sources.validation, &validation_items),
                     ],
                 )?;
+                a.extend(unlabeled_rows(&mut maker, &unlabeled)?);
                 let (a, b) = (model.logits(&a)?, model.logits(&b)?);
                 scored += (a.rows + b.rows) as u64;
                 cache::save(&path, &a, &b)?;
@@ -650,6 +674,7 @@ pub fn distill(
             (&validation, sources.validation, &validation_items),
         ],
     )?;
+    train_rows.extend(unlabeled_rows(&mut maker, &unlabeled)?);
     let features = maker.encoder().clone();
     if variant == Variant::NoSynthetic {
         let keep: Vec<usize> = (0..train_rows.len())
@@ -876,6 +901,7 @@ pub fn distill(
             validation_pairs,
             validation_impressions: validation_rows.len() - validation_pairs,
             unjoined_clicks: unjoined,
+            unlabeled: unlabeled_count,
         },
         history.len(),
         trained.state.stopped_early,

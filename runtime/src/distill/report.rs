@@ -76,6 +76,9 @@ pub struct Rows {
     pub validation_pairs: usize,
     pub validation_impressions: usize,
     pub unjoined_clicks: u64,
+    /// Unlabeled pairs among the training rows (scored by the teachers, no label).
+    #[serde(default)]
+    pub unlabeled: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -481,14 +481,17 @@ fn distill_job<'c>(
             },
         );
     }
-    // The rows are the pool's and validation's pairs, and the log's impressions for a student
-    // of clicks: their sources' hashes and what the student predicts say which.
+    // The rows are the pool's and validation's pairs, the log's impressions for a student of
+    // clicks, and the unlabeled pairs: their sources' hashes and what the student predicts say
+    // which.
+    let is_unlabeled = |name: &str| config.unlabeled.iter().any(|u| u.path == name);
     let sourced: Vec<(&str, &str)> = context
         .inputs
         .iter()
         .filter(|i| {
             i.name.starts_with("stage:mix/")
                 || (i.name.starts_with("stage:clean.") && i.name.ends_with(".clean.jsonl"))
+                || is_unlabeled(&i.name)
         })
         .map(|i| (i.name.as_str(), i.sha256.as_str()))
         .collect();
@@ -516,6 +519,18 @@ fn distill_job<'c>(
         teachers,
         rows_hash,
         cache: context.cache,
+        unlabeled: config
+            .unlabeled
+            .iter()
+            .map(|u| {
+                context
+                    .inputs
+                    .iter()
+                    .find(|i| i.name == u.path)
+                    .map(|i| i.path.clone())
+                    .ok_or_else(|| missing(&u.path))
+            })
+            .collect::<Result<_, String>>()?,
     };
     Ok((job, sources))
 }
@@ -551,6 +566,9 @@ fn distill_stage(
         .collect();
     figures.insert("parameters".to_string(), r.student.parameters as f64);
     figures.insert("train_rows".to_string(), r.rows.train as f64);
+    if r.rows.unlabeled > 0 {
+        figures.insert("unlabeled_rows".to_string(), r.rows.unlabeled as f64);
+    }
     figures.insert("epochs".to_string(), r.epochs as f64);
     figures.insert("rebalances".to_string(), r.rebalances.len() as f64);
     figures.insert(

@@ -181,6 +181,22 @@ impl<'e> RowMaker<'e> {
         file: &Path,
         click: Option<&Click>,
     ) -> Result<Example, String> {
+        self.make_row(row, file, click, true)
+    }
+
+    /// The row of an unlabeled pair: no label of the rubric (its scores not a number, no
+    /// grade), no click; a real pair unless it says it is synthetic.
+    pub fn make_unlabeled(&mut self, row: &PairRow, file: &Path) -> Result<Example, String> {
+        self.make_row(row, file, None, false)
+    }
+
+    fn make_row(
+        &mut self,
+        row: &PairRow,
+        file: &Path,
+        click: Option<&Click>,
+        labeled: bool,
+    ) -> Result<Example, String> {
         let engine = self.engine;
         let texts = pair_texts(&engine.program, &self.fields, &row.value)
             .map_err(|e| format!("`{}`, line {}: {e}", file.display(), row.line))?;
@@ -194,7 +210,11 @@ impl<'e> RowMaker<'e> {
                 &mut features,
             )
             .map_err(|e| format!("`{}`, line {}: {e}", file.display(), row.line))?;
-        let (scores, grade) = targets(&mut self.labeler, self.heads, row, file)?;
+        let (scores, grade) = if labeled {
+            targets(&mut self.labeler, self.heads, row, file)?
+        } else {
+            (vec![f32::NAN; self.heads.scores.len()], None)
+        };
         Ok(Example {
             texts,
             features,

@@ -18,8 +18,37 @@ pub(super) fn check_data(data: &DataBlock, diags: &mut Diagnostics) {
         }
         check_source(source, diags);
     }
-    let names: Vec<&str> = data.sources.iter().map(|s| s.name.name.as_str()).collect();
+    let names: Vec<&str> = data
+        .sources
+        .iter()
+        .filter(|s| !s.unlabeled)
+        .map(|s| s.name.name.as_str())
+        .collect();
     for synthetic in &data.synthetic {
+        let from = &synthetic.from;
+        if data
+            .sources
+            .iter()
+            .any(|s| s.unlabeled && s.name.name == from.name)
+        {
+            diags.push(
+                Diagnostic::new(
+                    Code::UnknownSource,
+                    format!(
+                        "`{}` holds unlabeled pairs, and synthetic pairs are generated from labeled ones",
+                        from.name
+                    ),
+                )
+                .at(from.span, "unlabeled pairs")
+                .help(match names.first() {
+                    Some(labeled) => format!("generate from a labeled source: `synthetic from {labeled}`"),
+                    None => "declare a source of labeled pairs to generate from, e.g. `golden \
+                             \"data/golden.jsonl\"`"
+                        .to_string(),
+                }),
+            );
+            continue;
+        }
         check_synthetic(synthetic, &names, diags);
     }
     for (i, mix) in data.mixes.iter().enumerate() {

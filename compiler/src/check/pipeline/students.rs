@@ -218,8 +218,15 @@ pub(super) fn check_learn(learn: &LearnDecl, pipeline: &PipelineDecl, diags: &mu
     if from.name != "rubric" && !click_logs.contains(&from.name.as_str()) {
         let pairs = sources
             .iter()
-            .any(|s| s.clean.is_empty() && s.name.name == from.name);
-        let help = if pairs {
+            .find(|s| s.clean.is_empty() && s.name.name == from.name);
+        let help = if pairs.is_some_and(|s| s.unlabeled) {
+            format!(
+                "`{}` holds unlabeled pairs: the student learns them from its teachers' outputs, \
+                 with no `learn` line; `learn rubric` learns the rubric's labels of the training \
+                 pairs",
+                from.name
+            )
+        } else if pairs.is_some() {
             format!(
                 "`{}` is a source of pairs, and the labels of pairs are the rubric's: write \
                  `learn rubric weight {} loss mse`",
@@ -241,7 +248,7 @@ pub(super) fn check_learn(learn: &LearnDecl, pipeline: &PipelineDecl, diags: &mu
             )
             .at(
                 from.span,
-                if pairs {
+                if pairs.is_some() {
                     "pairs, not labels"
                 } else {
                     "not `rubric` or a click log"

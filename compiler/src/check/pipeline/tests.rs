@@ -293,6 +293,50 @@ fn a_student_learns_the_rubric_or_a_click_log() {
 }
 
 #[test]
+fn unlabeled_pairs_are_for_the_student_alone() {
+    let with = |line: &str| {
+        edit(
+            "    synthetic from golden",
+            &format!("{line}\n    synthetic from golden"),
+        )
+    };
+    assert_eq!(
+        codes(&with("    unlabeled served \"data/served.jsonl\"")),
+        vec![]
+    );
+    let text = with("    unlabeled served \"../served.jsonl\"");
+    assert_eq!(codes(&text), vec![Code::PathEscape]);
+
+    // No synthetic pairs from them, no labels to learn.
+    let text = edit(
+        "    synthetic from golden",
+        "    unlabeled served \"data/served.jsonl\"\n    synthetic from served",
+    );
+    assert_eq!(codes(&text), vec![Code::UnknownSource]);
+    assert_eq!(
+        check(&text)[0].help.as_deref(),
+        Some("generate from a labeled source: `synthetic from golden`")
+    );
+    let text = edit(
+        "    synthetic from golden",
+        "    unlabeled served \"data/served.jsonl\"\n    synthetic from golden",
+    )
+    .replacen(
+        "    drift penalty",
+        "    learn served weight 0.1 loss mse\n    drift penalty",
+        1,
+    );
+    assert_eq!(codes(&text), vec![Code::UnknownSource]);
+    assert!(
+        check(&text)[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .starts_with("`served` holds unlabeled pairs")
+    );
+}
+
+#[test]
 fn reads_nothing_is_for_a_model_with_features() {
     // `reads []`: no text, the features alone.
     let text = edit(

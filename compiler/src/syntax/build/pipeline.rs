@@ -281,8 +281,10 @@ impl Builder {
                 let mut path = String::new();
                 let mut path_span = span;
                 let mut clean = Vec::new();
+                let mut unlabeled = false;
                 for p in pair.into_inner() {
                     match p.as_rule() {
+                        Rule::k_unlabeled => unlabeled = true,
                         Rule::string => {
                             path = self.string(&p);
                             path_span = self.span(&p);
@@ -301,6 +303,7 @@ impl Builder {
                     name,
                     path,
                     path_span,
+                    unlabeled,
                     clean,
                     span,
                 });

@@ -31,6 +31,11 @@ impl Composer<'_> {
                     Inline::Text(" from ".into()),
                     Inline::Code(s.path.clone()),
                 ];
+                if s.unlabeled {
+                    line.push(Inline::Text(
+                        ", unlabeled: scored by the teachers for the student".into(),
+                    ));
+                }
                 if !s.clean.is_empty() {
                     line.push(Inline::Text(format!(
                         ", cleaned by {} rule{}",
