@@ -294,51 +294,47 @@ impl Printer<'_> {
     pub(super) fn student(&self, s: &StudentDecl) -> Doc {
         let head = cat(vec![self.docs(&s.docs), self.keyword(s.span, "student")]);
         let mut entries: Vec<Entry> = s.model.iter().map(|m| Entry::bare(self.model(m))).collect();
-        let teacher_width = s
-            .distill
-            .iter()
-            .map(|d| d.teacher.name.chars().count())
-            .max()
-            .unwrap_or(0);
-        for d in &s.distill {
-            let pad = teacher_width + 1 - d.teacher.name.chars().count();
-            entries.push(Entry::new(
-                d.span.start,
-                cat(vec![
-                    self.keyword(d.span, "distill"),
-                    text(" "),
-                    self.ident(&d.teacher),
-                    text(" ".repeat(pad)),
-                    text("weight "),
-                    self.mark(d.weight_span),
-                    text(self.numeral(d.weight, d.weight_span)),
-                    text(" loss "),
-                    self.loss(&d.loss, false),
-                ]),
-            ));
-        }
-        let source_width = s
-            .learn
-            .iter()
-            .map(|l| l.from.name.chars().count())
-            .max()
-            .unwrap_or(0);
-        for l in &s.learn {
-            let pad = source_width + 1 - l.from.name.chars().count();
-            entries.push(Entry::new(
-                l.span.start,
-                cat(vec![
-                    self.keyword(l.span, "learn"),
-                    text(" "),
-                    self.ident(&l.from),
-                    text(" ".repeat(pad)),
-                    text("weight "),
-                    self.mark(l.weight_span),
-                    text(self.numeral(l.weight, l.weight_span)),
-                    text(" loss "),
-                    self.loss(&l.loss, false),
-                ]),
-            ));
+        // `distill TEACHER weight W loss L` and `learn SOURCE weight W loss L`, each kind's
+        // names padded to one width so that their weights line up.
+        let terms = [
+            (
+                "distill",
+                s.distill
+                    .iter()
+                    .map(|d| (d.span, &d.teacher, d.weight, d.weight_span, &d.loss))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "learn",
+                s.learn
+                    .iter()
+                    .map(|l| (l.span, &l.from, l.weight, l.weight_span, &l.loss))
+                    .collect(),
+            ),
+        ];
+        for (keyword, lines) in terms {
+            let width = lines
+                .iter()
+                .map(|(_, name, ..)| name.name.chars().count())
+                .max()
+                .unwrap_or(0);
+            for (span, name, weight, weight_span, loss) in lines {
+                let pad = width + 1 - name.name.chars().count();
+                entries.push(Entry::new(
+                    span.start,
+                    cat(vec![
+                        self.keyword(span, keyword),
+                        text(" "),
+                        self.ident(name),
+                        text(" ".repeat(pad)),
+                        text("weight "),
+                        self.mark(weight_span),
+                        text(self.numeral(weight, weight_span)),
+                        text(" loss "),
+                        self.loss(loss, false),
+                    ]),
+                ));
+            }
         }
         for d in &s.drift {
             let mut parts = vec![

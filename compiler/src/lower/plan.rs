@@ -737,6 +737,17 @@ fn targets(names: &[Ident], info: &PolicyInfo) -> Result<Vec<Target>, String> {
 }
 
 /// Whether a target is one of the policy's scores (what drift is measured on).
+/// The scores the rubric labels: each dimension's, in declaration order, then the overall.
+fn rubric_scores(info: &PolicyInfo) -> Vec<Target> {
+    let mut all: Vec<Target> = info
+        .dimensions
+        .iter()
+        .map(|d| Target::Dimension(d.name.clone()))
+        .collect();
+    all.push(Target::Overall);
+    all
+}
+
 fn is_policy_target(t: &Target) -> bool {
     matches!(t, Target::Dimension(_) | Target::Overall)
 }
@@ -798,12 +809,7 @@ pub(super) fn lower_pipeline(
             l.span,
         );
         let (labels, targets) = if l.from.name == "rubric" {
-            let mut all: Vec<Target> = info
-                .dimensions
-                .iter()
-                .map(|d| Target::Dimension(d.name.clone()))
-                .collect();
-            all.push(Target::Overall);
+            let mut all = rubric_scores(info);
             all.push(Target::Grades);
             (LabelSource::Rubric, all)
         } else {
@@ -841,18 +847,9 @@ pub(super) fn lower_pipeline(
                 })
             })
             .filter(|t| t.targets.iter().any(is_policy_target));
-        let rubric_targets = || {
-            let mut all: Vec<Target> = info
-                .dimensions
-                .iter()
-                .map(|d| Target::Dimension(d.name.clone()))
-                .collect();
-            all.push(Target::Overall);
-            all
-        };
         let (against, reference_targets) =
             match (d.against.as_ref().map(|a| a.name.as_str()), policy_teacher) {
-                (Some("rubric"), _) | (_, None) => (DriftReference::Rubric, rubric_targets()),
+                (Some("rubric"), _) | (_, None) => (DriftReference::Rubric, rubric_scores(info)),
                 (_, Some(t)) => (
                     DriftReference::Teacher {
                         name: t.teacher.clone(),

@@ -182,21 +182,16 @@ pub(super) fn check_distill(distill: &DistillDecl, teachers: &[&str], diags: &mu
         );
     }
     if distill.weight < 0.0 {
-        diags.push(
-            Diagnostic::new(
-                Code::NegativeWeight,
-                format!(
-                    "the distillation weight for `{}` is negative (`{}`)",
-                    teacher.name,
-                    show_number(distill.weight)
-                ),
-            )
-            .at(distill.weight_span, "negative weight")
-            .help(format!(
-                "use a weight of 0 or more; to stop learning from `{}`, delete its `distill` line",
-                teacher.name
-            )),
-        );
+        diags.push(negative_weight(
+            format!(
+                "the distillation weight for `{}` is negative (`{}`)",
+                teacher.name,
+                show_number(distill.weight)
+            ),
+            distill.weight_span,
+            &format!("learning from `{}`", teacher.name),
+            "distill",
+        ));
     }
     check_loss(&distill.loss, diags);
 }
@@ -258,23 +253,28 @@ pub(super) fn check_learn(learn: &LearnDecl, pipeline: &PipelineDecl, diags: &mu
         );
     }
     if learn.weight < 0.0 {
-        diags.push(
-            Diagnostic::new(
-                Code::NegativeWeight,
-                format!(
-                    "the weight of learning `{}` is negative (`{}`)",
-                    from.name,
-                    show_number(learn.weight)
-                ),
-            )
-            .at(learn.weight_span, "negative weight")
-            .help(format!(
-                "use a weight of 0 or more; to stop learning `{}`, delete its `learn` line",
-                from.name
-            )),
-        );
+        diags.push(negative_weight(
+            format!(
+                "the weight of learning `{}` is negative (`{}`)",
+                from.name,
+                show_number(learn.weight)
+            ),
+            learn.weight_span,
+            &format!("learning `{}`", from.name),
+            "learn",
+        ));
     }
     check_loss(&learn.loss, diags);
+}
+
+/// A term's weight below 0: `message` says which; the help says how to stop `doing` (its
+/// `keyword` line).
+fn negative_weight(message: String, span: Span, doing: &str, keyword: &str) -> Diagnostic {
+    Diagnostic::new(Code::NegativeWeight, message)
+        .at(span, "negative weight")
+        .help(format!(
+            "use a weight of 0 or more; to stop {doing}, delete its `{keyword}` line"
+        ))
 }
 
 pub(super) fn check_drift(drift: &DriftDecl, diags: &mut Diagnostics) {
