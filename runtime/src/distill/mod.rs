@@ -91,8 +91,12 @@ impl Variant {
     pub fn describe(self) -> &'static str {
         match self {
             Variant::Full => "every teacher, the drift penalty, real and synthetic pairs",
-            Variant::PolicyOnly => "the policy teachers only (and the drift penalty)",
-            Variant::ClickOnly => "the click teacher only, no drift penalty",
+            Variant::PolicyOnly => {
+                "the policy teachers only (the drift penalty and any `learn rubric` kept)"
+            }
+            Variant::ClickOnly => {
+                "the click teacher only (any `learn SOURCE` kept), no drift penalty"
+            }
             Variant::NoDrift => "every teacher, no drift penalty",
             Variant::NoSynthetic => "every teacher, the real pairs only",
             Variant::NoTemporal => "without the teachers that read the impression's time",
