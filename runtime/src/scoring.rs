@@ -14,7 +14,7 @@ use rubric_ml::checkpoint::{self, WEIGHTS};
 use rubric_ml::model::BertConfig;
 use rubric_ml::quant::encoder::{Encoder, Sequence};
 use rubric_ml::quant::weights::TensorMap;
-use rubric_ml::tokenize::{configure_for_pairs, encode_pairs};
+use rubric_ml::tokenize::{PairTokenizer, configure_for_pairs};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -61,7 +61,7 @@ pub struct Scorer {
     /// SHA-256 of the weights it scores with: the model's version.
     pub version: String,
     pub dir: PathBuf,
-    tokenizer: Tokenizer,
+    pairs: PairTokenizer,
     encoder: Encoder,
     fields: Vec<TextField>,
 }
@@ -153,12 +153,12 @@ impl Scorer {
         let encoder = Encoder::new(&config, &card.heads, card.features.width(), &map)?;
         configure_for_pairs(&mut tokenizer, card.max_len)?;
         Ok(Scorer {
+            pairs: PairTokenizer::new(&tokenizer)?,
             card,
             config,
             precision,
             version,
             dir: dir.to_path_buf(),
-            tokenizer,
             encoder,
             fields,
         })
@@ -247,7 +247,7 @@ impl Scorer {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encoded = encode_pairs(&self.tokenizer, texts)?;
+        let encoded = self.pairs.encode(texts)?;
         let tokens: Vec<(Vec<u32>, Vec<u32>)> = encoded
             .into_iter()
             .map(|e| {

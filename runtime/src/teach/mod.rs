@@ -23,7 +23,7 @@ use rubric_compiler::vocabulary::{self, Block};
 use rubric_ml::checkpoint;
 use rubric_ml::model::{BertConfig, HeadSpec, PairEncoder};
 use rubric_ml::params::Params;
-use rubric_ml::tokenize::{configure_for_pairs, encode_pairs, learn_wordpiece};
+use rubric_ml::tokenize::{PairTokenizer, configure_for_pairs, learn_wordpiece};
 use rubric_ml::train::{EpochRecord, TrainSettings, train};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -346,9 +346,10 @@ impl Training {
 /// Every row's word pieces, unpadded.
 pub fn tokenize(tokenizer: &Tokenizer, rows: &[examples::Example]) -> Result<Vec<Tokens>, String> {
     let mut out = Vec::with_capacity(rows.len());
+    let encoder = PairTokenizer::new(tokenizer)?;
     for chunk in rows.chunks(1024) {
         let pairs: Vec<(String, String)> = chunk.iter().map(|e| e.texts.clone()).collect();
-        for e in encode_pairs(tokenizer, &pairs)? {
+        for e in encoder.encode(&pairs)? {
             let n = e.mask.iter().filter(|m| **m == 1).count();
             out.push(Tokens {
                 ids: e.ids.into_iter().take(n).collect(),

@@ -4,7 +4,15 @@
 //! frequent merges unpredictably (the same corpus gave different ids on consecutive runs), so
 //! the vocabulary is learned by our own merge loop, whose ties go to the pieces learned first: the
 //! same text always gives the same vocabulary, byte for byte. Normalization, pre-tokenization,
-//! the `[CLS] query [SEP] candidate [SEP]` template and truncation are the library's, as BERT's.
+//! the `[CLS] query [SEP] candidate [SEP]` template and truncation are the library's, as BERT's;
+//! `pairs` gives exactly the library's pair encoding, faster (`wordpiece`: BERT's tokenizer on
+//! ASCII text without the library's per-token work).
+
+mod pairs;
+mod wordpiece;
+
+pub use pairs::{EncodedPair, PairTokenizer, encode_pairs};
+pub use wordpiece::FastWordPiece;
 
 use serde_json::{Value, json};
 use std::cmp::Reverse;
@@ -193,14 +201,6 @@ pub fn learn_wordpiece<'a>(
     Tokenizer::from_bytes(json.as_bytes()).map_err(|e| e.to_string())
 }
 
-/// A tokenized pair.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EncodedPair {
-    pub ids: Vec<u32>,
-    pub type_ids: Vec<u32>,
-    pub mask: Vec<u32>,
-}
-
 /// Sets the tokenizer to truncate pairs to `max_len` tokens, trimming the longer side first so
 /// both keep text, and to pad a batch to its longest pair.
 pub fn configure_for_pairs(tokenizer: &mut Tokenizer, max_len: usize) -> Result<(), String> {
@@ -213,146 +213,6 @@ pub fn configure_for_pairs(tokenizer: &mut Tokenizer, max_len: usize) -> Result<
         .map_err(|e| e.to_string())?;
     tokenizer.with_padding(Some(PaddingParams::default()));
     Ok(())
-}
-
-/// Encodes a batch of (query text, candidate text) pairs as `[CLS] query [SEP] candidate [SEP]`,
-/// exactly as the tokenizer's own pair encoding does (`encode((query, candidate), true)`, padded
-/// to the batch's longest), with each distinct text tokenized once: the candidates of a ranking
-/// share their query, which is not tokenized again for each of them.
-pub fn encode_pairs(
-    tokenizer: &Tokenizer,
-    pairs: &[(String, String)],
-) -> Result<Vec<EncodedPair>, String> {
-    let encodings = match tokenizer.get_truncation() {
-        Some(t)
-            if t.strategy == TruncationStrategy::LongestFirst
-                && t.direction == tokenizers::TruncationDirection::Right =>
-        {
-            encode_shared(tokenizer, pairs, t.max_length)?
-        }
-        // Other truncations: the library's own pair encoding, each pair whole.
-        _ => {
-            let inputs: Vec<tokenizers::EncodeInput> = pairs
-                .iter()
-                .map(|(q, c)| (q.as_str(), c.as_str()).into())
-                .collect();
-            tokenizer
-                .encode_batch(inputs, true)
-                .map_err(|e| e.to_string())?
-        }
-    };
-    Ok(encodings
-        .into_iter()
-        .map(|e| EncodedPair {
-            ids: e.get_ids().to_vec(),
-            type_ids: e.get_type_ids().to_vec(),
-            mask: e.get_attention_mask().to_vec(),
-        })
-        .collect())
-}
-
-/// Words of a side tokenized before the limit below is applied, per piece of the limit: a word
-/// gives at least one word piece, so the first `limit` words hold the pieces the limit keeps
-/// (checked: a cut text that gives fewer pieces than the limit, as words the normalizer removes
-/// whole would, is tokenized whole).
-const WORDS_PER_PIECE: usize = 1;
-
-/// `text` up to the end of its `words`-th whitespace-separated word.
-fn first_words(text: &str, words: usize) -> &str {
-    let mut seen = 0;
-    let mut in_word = false;
-    for (i, c) in text.char_indices() {
-        if c.is_whitespace() {
-            if in_word {
-                seen += 1;
-                if seen == words {
-                    return &text[..i];
-                }
-            }
-            in_word = false;
-        } else {
-            in_word = true;
-        }
-    }
-    text
-}
-
-/// One side of a pair as the library encodes it under a truncation of `limit` pieces: it
-/// tokenizes the side's pre-tokens in order until `limit` pieces are reached (the last
-/// pre-token whole), and truncates the pair from there. Here the side is tokenized with no
-/// truncation and cut at the same pre-token.
-fn side(raw: &Tokenizer, text: &str, limit: usize) -> Result<tokenizers::Encoding, String> {
-    let cut = first_words(text, limit.saturating_mul(WORDS_PER_PIECE).max(1));
-    let mut e = raw.encode(cut, false).map_err(|e| e.to_string())?;
-    if cut.len() < text.len() && e.len() < limit {
-        e = raw.encode(text, false).map_err(|e| e.to_string())?;
-    }
-    let words = e.get_word_ids();
-    let mut keep = e.len();
-    let mut count = 0;
-    for (i, w) in words.iter().enumerate() {
-        count += 1;
-        // The piece that reaches the limit: keep the rest of its pre-token, then stop.
-        if count >= limit {
-            keep = words[i + 1..]
-                .iter()
-                .position(|next| next != w)
-                .map_or(e.len(), |p| i + 1 + p);
-            break;
-        }
-    }
-    if keep < e.len() {
-        e.truncate(keep, 0, tokenizers::TruncationDirection::Right);
-        // What was cut is never read: not carried into every pair's copy of this side.
-        e.take_overflowing();
-    }
-    Ok(e)
-}
-
-fn encode_shared(
-    tokenizer: &Tokenizer,
-    pairs: &[(String, String)],
-    limit: usize,
-) -> Result<Vec<tokenizers::Encoding>, String> {
-    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut texts: Vec<&str> = Vec::new();
-    let mut sides = Vec::with_capacity(pairs.len());
-    for (q, c) in pairs {
-        let mut slot = [0usize; 2];
-        for (k, text) in [q.as_str(), c.as_str()].into_iter().enumerate() {
-            slot[k] = *index.entry(text).or_insert_with(|| {
-                texts.push(text);
-                texts.len() - 1
-            });
-        }
-        sides.push(slot);
-    }
-    let mut raw = tokenizer.clone();
-    raw.with_truncation(None).map_err(|e| e.to_string())?;
-    raw.with_padding(None);
-    use rayon::prelude::*;
-    let encoded = texts
-        .par_iter()
-        .map(|t| side(&raw, t, limit))
-        .collect::<Result<Vec<_>, String>>()?;
-    let mut out = Vec::with_capacity(pairs.len());
-    for [a, b] in sides {
-        let (Some(first), Some(second)) = (encoded.get(a), encoded.get(b)) else {
-            return Err("a text of the batch was not encoded".to_string());
-        };
-        // The second sequence of a pair has type 1, as the library's pair encoding gives it.
-        let mut second = second.clone();
-        second.set_type_ids(vec![1; second.len()]);
-        out.push(
-            tokenizer
-                .post_process(first.clone(), Some(second), true)
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    if let Some(params) = tokenizer.get_padding() {
-        tokenizers::utils::padding::pad_encodings(&mut out, params).map_err(|e| e.to_string())?;
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -407,85 +267,5 @@ mod tests {
         );
         // Characters the corpus lacked are still pieces, not [UNK].
         assert!(!tokens(&t, "qxz 42").contains(&"[UNK]".to_string()));
-    }
-
-    #[test]
-    fn a_pair_is_truncated_on_both_sides_and_keeps_both() {
-        let mut t = learn_wordpiece(CORPUS.iter().copied(), 200).unwrap();
-        configure_for_pairs(&mut t, 16).unwrap();
-        let long = CORPUS.join(" ");
-        let pairs = vec![
-            (long.clone(), long.clone()),
-            ("rust".to_string(), "nurse".to_string()),
-        ];
-        let encoded = encode_pairs(&t, &pairs).unwrap();
-        let (cls, sep) = (
-            t.token_to_id("[CLS]").unwrap(),
-            t.token_to_id("[SEP]").unwrap(),
-        );
-        let first = &encoded[0];
-        assert_eq!(first.ids.len(), 16);
-        assert_eq!(first.ids[0], cls);
-        assert_eq!(first.ids.iter().filter(|&&i| i == sep).count(), 2);
-        let candidate = first.type_ids.iter().filter(|&&t| t == 1).count();
-        assert!((6..=8).contains(&candidate), "{:?}", first.type_ids);
-        // The short pair is padded to the batch's length with a zero mask.
-        let second = &encoded[1];
-        assert_eq!(second.ids.len(), 16);
-        assert_eq!(second.mask.iter().filter(|&&m| m == 1).count(), 5);
-        assert_eq!(second.ids[5], t.token_to_id("[PAD]").unwrap());
-    }
-
-    /// Pairs of every shape: long and short sides, shared texts, empty ones, punctuation, words
-    /// of many pieces, odd and even limits.
-    fn varied_pairs() -> Vec<(String, String)> {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-        let words: Vec<&str> = CORPUS.iter().flat_map(|t| t.split_whitespace()).collect();
-        let text = |rng: &mut rand_chacha::ChaCha8Rng, n: usize| -> String {
-            let sep = if rng.random_bool(0.1) { "  \n" } else { " " };
-            (0..n)
-                .map(|_| match rng.random_range(0..10) {
-                    0 => "Kubernetes-Operators,".to_string(),
-                    1 => "qxzvbn".to_string(),
-                    _ => words[rng.random_range(0..words.len())].to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(sep)
-        };
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for _ in 0..150 {
-            let (a, b) = (rng.random_range(0..40), rng.random_range(0..40));
-            pairs.push((text(&mut rng, a), text(&mut rng, b)));
-        }
-        let shared = text(&mut rng, 30);
-        for _ in 0..10 {
-            let b = rng.random_range(0..30);
-            pairs.push((shared.clone(), text(&mut rng, b)));
-        }
-        pairs.push((String::new(), String::new()));
-        pairs
-    }
-
-    #[test]
-    fn shared_sides_give_exactly_the_librarys_pair_encoding() {
-        for max_len in [16, 17, 24, 48] {
-            let mut t = learn_wordpiece(CORPUS.iter().copied(), 200).unwrap();
-            configure_for_pairs(&mut t, max_len).unwrap();
-            let pairs = varied_pairs();
-            let ours = encode_pairs(&t, &pairs).unwrap();
-            let inputs: Vec<tokenizers::EncodeInput> = pairs
-                .iter()
-                .map(|(q, c)| (q.as_str(), c.as_str()).into())
-                .collect();
-            let theirs = t.encode_batch(inputs, true).unwrap();
-            for ((o, t), p) in ours.iter().zip(&theirs).zip(&pairs) {
-                assert_eq!(o.ids, t.get_ids(), "{max_len}: {p:?}");
-                assert_eq!(o.type_ids, t.get_type_ids(), "{max_len}: {p:?}");
-                assert_eq!(o.mask, t.get_attention_mask(), "{max_len}: {p:?}");
-            }
-        }
-        assert_eq!(first_words("a b  c d", 2), "a b");
-        assert_eq!(first_words("  a b", 5), "  a b");
     }
 }
