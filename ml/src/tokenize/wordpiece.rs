@@ -1,13 +1,27 @@
-//! BERT's WordPiece on ASCII text without the `tokenizers` library's per-token work: the same
-//! normalizer, pre-tokenizer and greedy longest-match as the library's `BertNormalizer`,
-//! `BertPreTokenizer` and `WordPiece` model (checked equal to them), over bytes, with no string
-//! per token. Text that is not ASCII or that may hold an added token goes to the library.
+//! BERT's WordPiece without the `tokenizers` library's per-token work: the same normalizer,
+//! pre-tokenizer and greedy longest-match as the library's `BertNormalizer`, `BertPreTokenizer`
+//! and `WordPiece` model (checked equal to them), over bytes, with no string per token. ASCII is
+//! handled by rule; the Latin letters, punctuation and currency signs beyond it by a table the
+//! library's own normalizer and pre-tokenizer fill, one character at a time, when the fast path
+//! is made. Text with any other character, or that may hold an added token, goes to the library.
 
 use rustc_hash::FxHashMap;
-use tokenizers::Tokenizer;
 use tokenizers::models::ModelWrapper;
 use tokenizers::normalizers::NormalizerWrapper;
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::{NormalizedString, Normalizer, PreTokenizedString, PreTokenizer, Tokenizer};
+
+/// The characters beyond ASCII the table covers: Latin-1, Latin Extended-A and -B, combining
+/// diacritics, general punctuation and currency signs. Each normalizes on its own there (the
+/// normalizer's steps are per character, and canonical reordering only moves the combining marks
+/// that stripping accents removes).
+const TABLE: [(char, char); 5] = [
+    ('\u{80}', '\u{24f}'),
+    ('\u{300}', '\u{36f}'),
+    ('\u{2000}', '\u{206f}'),
+    ('\u{20a0}', '\u{20cf}'),
+    ('\u{2190}', '\u{21ff}'),
+];
 
 /// A tokenizer's WordPiece, where its parts are BERT's own (see [`FastWordPiece::of`]).
 #[derive(Clone, Debug)]
@@ -20,14 +34,19 @@ pub struct FastWordPiece {
     max_chars: usize,
     clean_text: bool,
     lowercase: bool,
+    /// What each character of [`TABLE`] normalizes to, and how the pre-tokenizer treats it.
+    table: FxHashMap<char, Vec<Normal>>,
     /// The added tokens' contents, lowercased: text that may hold one goes to the library,
     /// which splits them out first.
     added: Vec<Vec<u8>>,
     /// Their first bytes (both cases), to rule most text out at once.
     added_first: [bool; 256],
+    /// Whether any is matched after normalization (then in text beyond ASCII too, which the
+    /// check below does not normalize).
+    added_normalized: bool,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Byte {
     /// Removed by the normalizer (a control character, with `clean_text`).
     Removed,
@@ -36,6 +55,20 @@ enum Byte {
     /// A word of its own.
     Punctuation,
     Letter,
+}
+
+/// One normalized character: its UTF-8 and its class.
+#[derive(Clone, Copy, Debug)]
+struct Normal {
+    utf8: [u8; 4],
+    len: u8,
+    class: Byte,
+}
+
+impl Normal {
+    fn bytes(&self) -> &[u8] {
+        &self.utf8[..usize::from(self.len)]
+    }
 }
 
 impl FastWordPiece {
@@ -75,10 +108,29 @@ impl FastWordPiece {
             .map(|t| t.content.to_ascii_lowercase().into_bytes())
             .filter(|c| !c.is_empty())
             .collect();
+        let added_normalized = tokenizer
+            .get_added_tokens_decoder()
+            .values()
+            .any(|t| t.normalized);
         let mut added_first = [false; 256];
         for c in &added {
             added_first[usize::from(c[0])] = true;
             added_first[usize::from(c[0].to_ascii_uppercase())] = true;
+        }
+        let mut table = FxHashMap::default();
+        for (lo, hi) in TABLE {
+            for c in lo..=hi {
+                table.insert(c, normalize_one(tokenizer, c)?);
+            }
+        }
+        // A character that becomes one of an added token's (non-ASCII) first bytes: the table
+        // could hide an added token, so such text goes to the library.
+        if table
+            .values()
+            .flatten()
+            .any(|n| added_first[usize::from(n.utf8[0])])
+        {
+            table.retain(|_, v| v.iter().all(|n| !added_first[usize::from(n.utf8[0])]));
         }
         Some(FastWordPiece {
             starts,
@@ -87,26 +139,35 @@ impl FastWordPiece {
             max_chars: model.max_input_chars_per_word,
             clean_text,
             lowercase,
+            table,
             added,
             added_first,
+            added_normalized,
         })
     }
 
-    /// Whether `text` takes the fast path: ASCII, with no added token in it (a text with one
-    /// goes to the library, which splits added tokens out before normalizing).
+    /// Whether `text` takes the fast path: ASCII or characters of the table, with no added
+    /// token in it (a text with one goes to the library, which splits added tokens out first).
     pub fn takes(&self, text: &str) -> bool {
-        let bytes = text.as_bytes();
-        if !text.is_ascii() {
+        if !text.is_ascii()
+            && !text
+                .chars()
+                .all(|c| c.is_ascii() || self.table.contains_key(&c))
+        {
             return false;
         }
+        let bytes = text.as_bytes();
         if !bytes.iter().any(|&b| self.added_first[usize::from(b)]) {
             return true;
+        }
+        if self.added_normalized && !text.is_ascii() {
+            return false;
         }
         // Conservatively: the text with its control characters dropped (as the normalizer
         // drops them) and lowercased.
         let plain: Vec<u8> = bytes
             .iter()
-            .filter(|&&b| self.class(b) != Byte::Removed)
+            .filter(|&&b| !b.is_ascii() || self.class(b) != Byte::Removed)
             .map(u8::to_ascii_lowercase)
             .collect();
         !self
@@ -127,52 +188,61 @@ impl FastWordPiece {
         }
     }
 
-    /// The pieces of an ASCII `text` (see [`FastWordPiece::takes`]) up to the word in which
-    /// the `limit`-th piece falls, whole: what the library keeps of a text it truncates to
-    /// `limit` pieces before truncating the pair (`PreTokenizedString::tokenize_with_limit`).
+    /// The pieces of `text` (one [`FastWordPiece::takes`]) up to the word in which the
+    /// `limit`-th piece falls, whole: what the library keeps of a text it truncates to `limit`
+    /// pieces before truncating the pair (`PreTokenizedString::tokenize_with_limit`).
     pub fn pieces(&self, text: &str, limit: usize) -> Vec<u32> {
-        let mut ids = Vec::with_capacity(limit.min(text.len()) + 1);
-        let mut word: Vec<u8> = Vec::with_capacity(32);
-        for &b in text.as_bytes() {
-            match self.class(b) {
-                Byte::Removed => {}
-                Byte::Space => {
-                    if self.word(&mut word, &mut ids) && ids.len() >= limit {
-                        return ids;
-                    }
-                }
-                Byte::Punctuation => {
-                    if self.word(&mut word, &mut ids) && ids.len() >= limit {
-                        return ids;
-                    }
-                    word.push(b);
-                    if self.word(&mut word, &mut ids) && ids.len() >= limit {
-                        return ids;
-                    }
-                }
-                Byte::Letter => word.push(if self.lowercase {
+        let mut cursor = Cursor {
+            fast: self,
+            ids: Vec::with_capacity(limit.min(text.len()) + 1),
+            word: Vec::with_capacity(32),
+            chars: 0,
+            limit,
+        };
+        if text.is_ascii() {
+            for &b in text.as_bytes() {
+                let b = if self.lowercase {
                     b.to_ascii_lowercase()
                 } else {
                     b
-                }),
+                };
+                if cursor.feed(self.class(b), &[b]) {
+                    return cursor.ids;
+                }
+            }
+        } else {
+            let mut utf8 = [0u8; 4];
+            for c in text.chars() {
+                if c.is_ascii() {
+                    let b = c.encode_utf8(&mut utf8).as_bytes()[0];
+                    let b = if self.lowercase {
+                        b.to_ascii_lowercase()
+                    } else {
+                        b
+                    };
+                    if cursor.feed(self.class(b), &[b]) {
+                        return cursor.ids;
+                    }
+                } else if let Some(normal) = self.table.get(&c) {
+                    for n in normal {
+                        if cursor.feed(n.class, n.bytes()) {
+                            return cursor.ids;
+                        }
+                    }
+                }
             }
         }
-        self.word(&mut word, &mut ids);
-        ids
+        cursor.flush();
+        cursor.ids
     }
 
-    /// Appends the pieces of `word` (then empties it): the longest piece of the vocabulary at
-    /// each point, or one unknown piece for the whole word when some point has none. Whether
-    /// there was a word.
-    fn word(&self, word: &mut Vec<u8>, ids: &mut Vec<u32>) -> bool {
-        if word.is_empty() {
-            return false;
-        }
+    /// Appends the pieces of `word` of `chars` characters: the longest piece of the vocabulary
+    /// at each point, or one unknown piece for the whole word when some point has none.
+    fn word(&self, word: &[u8], chars: usize, ids: &mut Vec<u32>) {
         let first = ids.len();
-        if word.len() > self.max_chars {
+        if chars > self.max_chars {
             ids.push(self.unk);
-            word.clear();
-            return true;
+            return;
         }
         let mut start = 0;
         while start < word.len() {
@@ -181,6 +251,7 @@ impl FastWordPiece {
             } else {
                 &self.continues
             };
+            // Ends inside a character never match: the vocabulary's pieces are whole UTF-8.
             let found = (start + 1..=word.len())
                 .rev()
                 .find_map(|end| map.get(&word[start..end]).map(|&id| (id, end)));
@@ -192,13 +263,90 @@ impl FastWordPiece {
                 None => {
                     ids.truncate(first);
                     ids.push(self.unk);
-                    break;
+                    return;
                 }
             }
         }
-        word.clear();
-        true
     }
+}
+
+/// The words of one text in the making.
+struct Cursor<'a> {
+    fast: &'a FastWordPiece,
+    ids: Vec<u32>,
+    word: Vec<u8>,
+    /// Characters in `word`.
+    chars: usize,
+    limit: usize,
+}
+
+impl Cursor<'_> {
+    /// Takes one normalized character; whether the limit is reached.
+    fn feed(&mut self, class: Byte, bytes: &[u8]) -> bool {
+        match class {
+            Byte::Removed => false,
+            Byte::Space => self.flush(),
+            Byte::Punctuation => {
+                if self.flush() {
+                    return true;
+                }
+                self.word.extend_from_slice(bytes);
+                self.chars = 1;
+                self.flush()
+            }
+            Byte::Letter => {
+                self.word.extend_from_slice(bytes);
+                self.chars += 1;
+                false
+            }
+        }
+    }
+
+    /// Ends the word in the making, if any; whether the limit is reached.
+    fn flush(&mut self) -> bool {
+        if self.word.is_empty() {
+            return false;
+        }
+        self.fast.word(&self.word, self.chars, &mut self.ids);
+        self.word.clear();
+        self.chars = 0;
+        self.ids.len() >= self.limit
+    }
+}
+
+/// What the tokenizer's normalizer makes of `c` alone, each character classed as its
+/// pre-tokenizer classes it (a space, a word of its own, or part of a word); `None` when either
+/// fails.
+fn normalize_one(tokenizer: &Tokenizer, c: char) -> Option<Vec<Normal>> {
+    let mut normalized = NormalizedString::from(c.to_string());
+    if let Some(n) = tokenizer.get_normalizer() {
+        n.normalize(&mut normalized).ok()?;
+    }
+    let pre = tokenizer.get_pre_tokenizer()?;
+    normalized
+        .get()
+        .chars()
+        .map(|d| {
+            // Between two letters, a space splits in two, a word of its own in three.
+            let mut probe = PreTokenizedString::from(format!("a{d}a"));
+            pre.pre_tokenize(&mut probe).ok()?;
+            let splits = probe
+                .get_splits(
+                    tokenizers::OffsetReferential::Original,
+                    tokenizers::OffsetType::Char,
+                )
+                .len();
+            let class = match splits {
+                1 => Byte::Letter,
+                2 => Byte::Space,
+                3 => Byte::Punctuation,
+                _ => return None,
+            };
+            let mut utf8 = [0u8; 4];
+            let len = d.encode_utf8(&mut utf8).len() as u8;
+            Some(Normal { utf8, len, class })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -213,6 +361,7 @@ mod tests {
         "Backend developer with seven years of Rust and Go; looking for remote roles.",
         "Registered nurse, intensive care, night shifts; Berlin.",
         "Data engineer (Spark, Kafka, Airflow) for a payments company.",
+        "Café in Zürich, Straße der Œuvre: naïve ǅ résumé — façade, Ærø, 5 € · ½",
     ];
 
     fn library(t: &Tokenizer, text: &str) -> Vec<u32> {
@@ -246,6 +395,7 @@ mod tests {
             "jazz quiz zzz",
             "don't-stop: 3.14 (x)[y]{z}",
             "[sep] is not [SEP] but [PAD]",
+            "Café Zürich · Straße — “Œuvre” naïve résumé… 5€ a\u{a0}b e\u{301}t ǅ ÆØÅ",
         ] {
             if fast.takes(text) {
                 assert_eq!(fast.pieces(text, usize::MAX), library(&t, text), "{text:?}");
@@ -253,7 +403,9 @@ mod tests {
         }
         assert!(!fast.takes("is not [SEP] but"));
         assert!(!fast.takes("is not [sep] but"));
-        assert!(!fast.takes("café"));
+        assert!(fast.takes("café · naïve"));
+        assert!(!fast.takes("Αθήνα"));
+        assert!(!fast.takes("北京"));
         assert!(fast.takes("[ not special ]"));
     }
 
@@ -278,8 +430,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
         #[test]
-        fn ascii_text_gives_the_librarys_pieces(
-            text in "([a-zA-Z]{1,14}|[0-9]{1,3}|[ \t\r\n]{1,3}|[!-/:-@\\[-`{-~]|[\u{0}-\u{1f}\u{7f}]){0,40}"
+        fn text_gives_the_librarys_pieces(
+            text in "([a-zA-Z]{1,14}|[0-9]{1,3}|[ \t\r\n]{1,3}|[!-/:-@\\[-`{-~]|[\u{0}-\u{1f}\u{7f}]|[\u{80}-\u{24f}]{1,3}|[\u{300}-\u{36f}]|[\u{2000}-\u{206f}\u{20a0}-\u{20cf}\u{2190}-\u{21ff}]|[α-ω北]){0,40}"
         ) {
             for (max_chars, drop) in [(100, ""), (6, "jqzx")] {
                 let t = tokenizer(max_chars, drop);
