@@ -339,6 +339,24 @@ mod portable {
     }
 }
 
+/// Quantizes rows of activations as `linear::quantize_activations` does, on AVX-512 where the
+/// CPU has it; `false` where it does not (or the shapes do not fit), and the caller quantizes.
+pub(crate) fn quantize_rows_fast(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    values: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [i32],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if x86::has_avx512() {
+        return x86::quantize_rows_avx512(x, m, k, values, scales, zeros).is_ok();
+    }
+    let _ = (x, m, k, values, scales, zeros);
+    false
+}
+
 /// The x86-64 kernels. The only unsafe code of the module: SIMD loads and stores through raw
 /// pointers, each behind a check of the bounds it relies on.
 #[cfg(target_arch = "x86_64")]
@@ -743,6 +761,113 @@ mod x86 {
                     _mm256_storeu_si256(dst.cast::<__m256i>(), sums);
                 } else {
                     _mm256_maskstore_epi32(dst, mask, sums);
+                }
+            }
+        }
+    }
+
+    /// Whether the CPU has AVX-512 F and BW (the row quantizer's).
+    pub(super) fn has_avx512() -> bool {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    }
+
+    /// [`crate::quant::linear::quantize_activations`] on AVX-512: the same arithmetic, in the
+    /// same order, so the same bytes, scales and zero points; each row's range in vector
+    /// registers rather than folded through memory.
+    pub(crate) fn quantize_rows_avx512(
+        x: &[f32],
+        m: usize,
+        k: usize,
+        values: &mut [u8],
+        scales: &mut [f32],
+        zeros: &mut [i32],
+    ) -> Result<(), String> {
+        if !has_avx512() {
+            return Err("this CPU cannot run the `avx512` row quantizer".to_string());
+        }
+        let n = m.checked_mul(k).ok_or_else(|| out_of_bounds("quantize"))?;
+        if k == 0 || x.len() < n || values.len() < n || scales.len() < m || zeros.len() < m {
+            return Err(out_of_bounds("quantize"));
+        }
+        // SAFETY: the CPU has AVX-512 F and BW (checked above); the buffers hold `m` rows of
+        // `k` (checked above).
+        unsafe { quantize_avx512(x, m, k, values, scales, zeros) };
+        Ok(())
+    }
+
+    /// # Safety
+    /// `x` and `values` must hold `m · k` values, `scales` and `zeros` `m`, and the CPU must
+    /// have AVX-512 F and BW.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn quantize_avx512(
+        x: &[f32],
+        m: usize,
+        k: usize,
+        values: &mut [u8],
+        scales: &mut [f32],
+        zeros: &mut [i32],
+    ) {
+        let full = k / LANES;
+        let tail = k % LANES;
+        let mask = ((1u32 << tail) - 1) as u16;
+        let round = _mm512_set1_ps(crate::kernels::ROUND);
+        let round_bits = _mm512_set1_epi32(crate::kernels::ROUND.to_bits() as i32);
+        let top = _mm512_set1_ps(255.0);
+        let bottom = _mm512_setzero_ps();
+        for r in 0..m {
+            // SAFETY: row `r` is `x[r·k..(r + 1)·k]`, inside `x` (caller's contract).
+            let p = unsafe { x.as_ptr().add(r * k) };
+            // The range always holds 0 (as `kernels::row_range`); masked lanes load 0.
+            let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+            for c in 0..full {
+                // SAFETY: values `c·16..c·16 + 16` of the row.
+                let v = unsafe { _mm512_loadu_ps(p.add(c * LANES)) };
+                lo = _mm512_min_ps(v, lo);
+                hi = _mm512_max_ps(v, hi);
+            }
+            if tail > 0 {
+                // SAFETY: the row's last `tail` values, under the mask.
+                let v = unsafe { _mm512_maskz_loadu_ps(mask, p.add(full * LANES)) };
+                lo = _mm512_min_ps(v, lo);
+                hi = _mm512_max_ps(v, hi);
+            }
+            let (lo, hi) = (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
+            let range = hi - lo;
+            let scale = if range > 0.0 && range < f32::INFINITY {
+                range / 255.0
+            } else {
+                1.0
+            };
+            let inv = 1.0 / scale;
+            let zero = ((-lo * inv + 0.5) as i32).clamp(0, 255);
+            scales[r] = scale;
+            zeros[r] = zero;
+            let (inv, offset) = (_mm512_set1_ps(inv), _mm512_set1_ps(zero as f32));
+            // y = v·inv + z, clamped to [0, 255] (NaN to 0), rounded to nearest even.
+            let quantize = |v: __m512| {
+                let y = _mm512_add_ps(_mm512_mul_ps(v, inv), offset);
+                let y = _mm512_max_ps(_mm512_min_ps(top, y), bottom);
+                _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(y, round)), round_bits)
+            };
+            // SAFETY: row `r` of `values`, inside it (caller's contract).
+            let q = unsafe { values.as_mut_ptr().add(r * k) };
+            for c in 0..full {
+                // SAFETY: values `c·16..c·16 + 16` of the row, read and written.
+                unsafe {
+                    let v = _mm512_loadu_ps(p.add(c * LANES));
+                    let bytes = _mm512_cvtepi32_epi8(quantize(v));
+                    _mm_storeu_si128(q.add(c * LANES).cast::<__m128i>(), bytes);
+                }
+            }
+            if tail > 0 {
+                // SAFETY: the row's last `tail` values, under the mask.
+                unsafe {
+                    let v = _mm512_maskz_loadu_ps(mask, p.add(full * LANES));
+                    _mm512_mask_cvtepi32_storeu_epi8(
+                        q.add(full * LANES).cast::<i8>(),
+                        mask,
+                        quantize(v),
+                    );
                 }
             }
         }

@@ -60,12 +60,23 @@ pub struct Quantized {
 }
 
 /// Unsigned 8-bit values of each row of `x` `[m, k]`, asymmetric over the row's range (which
-/// always holds 0, so zero padding stays exact): x ≈ (q − z) · s.
+/// always holds 0, so zero padding stays exact): x ≈ (q − z) · s. On AVX-512 by the x86
+/// kernel (`gemm::quantize_rows_fast`, the same bytes), else by [`quantize_activations_portable`].
+pub fn quantize_activations(x: &[f32], m: usize, k: usize, out: &mut Quantized) {
+    out.values.resize(m * k, 0);
+    out.scales.resize(m, 0.0);
+    out.zeros.resize(m, 0);
+    if !super::gemm::quantize_rows_fast(x, m, k, &mut out.values, &mut out.scales, &mut out.zeros) {
+        quantize_activations_portable(x, m, k, out);
+    }
+}
+
+/// [`quantize_activations`] in portable code (vectorized by the compiler).
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
     "x86_64+avx2+fma"
 ))]
-pub fn quantize_activations(x: &[f32], m: usize, k: usize, out: &mut Quantized) {
+pub fn quantize_activations_portable(x: &[f32], m: usize, k: usize, out: &mut Quantized) {
     out.values.resize(m * k, 0);
     out.scales.resize(m, 0.0);
     out.zeros.resize(m, 0);
@@ -323,6 +334,41 @@ mod tests {
             let mut par = vec![0f32; m * n];
             int8.forward(&x, m, &mut par, &mut scratch, true).unwrap();
             assert_eq!(par, z);
+        }
+    }
+
+    #[test]
+    fn the_fast_quantizer_gives_the_portable_ones_bytes() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for (m, k) in [
+            (1, 1),
+            (3, 15),
+            (7, 16),
+            (5, 17),
+            (9, 64),
+            (4, 250),
+            (2, 256),
+            (1, 300),
+        ] {
+            let mut x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-3.0..5.0)).collect();
+            // A row of zeros, a row of one sign, and values that are not finite.
+            x[..k].fill(0.0);
+            if m > 2 {
+                for v in &mut x[k..2 * k] {
+                    *v = v.abs() + 1.0;
+                }
+                x[2 * k] = f32::NAN;
+                if k > 1 {
+                    x[2 * k + 1] = f32::INFINITY;
+                }
+            }
+            let (mut fast, mut portable) = (Quantized::default(), Quantized::default());
+            quantize_activations(&x, m, k, &mut fast);
+            quantize_activations_portable(&x, m, k, &mut portable);
+            assert_eq!(fast.values, portable.values, "{m}×{k}");
+            assert_eq!(fast.zeros, portable.zeros, "{m}×{k}");
+            let bits = |q: &Quantized| q.scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&portable), "{m}×{k}");
         }
     }
 
