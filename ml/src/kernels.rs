@@ -132,13 +132,10 @@ const LANES: usize = 16;
 
 /// `[LANES]` folded to one value by halves (a tree the compiler keeps in vector registers).
 #[inline(always)]
-fn fold_lanes(mut a: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> f32 {
-    for w in [8, 4, 2, 1] {
-        for i in 0..w {
-            a[i] = f(a[i], a[i + w]);
-        }
-    }
-    a[0]
+fn fold_lanes(a: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let b: [f32; 8] = std::array::from_fn(|i| f(a[i], a[i + 8]));
+    let c: [f32; 4] = std::array::from_fn(|i| f(b[i], b[i + 4]));
+    f(f(c[0], c[2]), f(c[1], c[3]))
 }
 
 #[inline(always)]
@@ -267,7 +264,7 @@ pub fn add_layer_norm_rows(
                 *a += (v - mean) * (v - mean);
             }
         }
-        let var = (acc.into_iter().sum::<f32>()
+        let var = (fold_lanes(acc, |a, b| a + b)
             + rest.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>())
             / n;
         let rstd = 1.0 / (var + eps).sqrt();
