@@ -220,7 +220,8 @@ pub fn configure_for_pairs(tokenizer: &mut Tokenizer, max_len: usize) -> Result<
 mod tests {
     use super::*;
 
-    const CORPUS: &[&str] = &[
+    /// Text to learn test vocabularies from (shared with `pairs` and `wordpiece`).
+    pub(crate) const CORPUS: &[&str] = &[
         "Senior backend engineer: Rust, PostgreSQL and Kafka. Remote within the EU.",
         "Backend developer with seven years of Rust and Go; looking for remote roles.",
         "Registered nurse, intensive care, night shifts; Berlin.",

@@ -294,15 +294,8 @@ fn longest_first(n1: usize, n2: usize, budget: usize) -> (usize, usize) {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::tokenize::tests::CORPUS;
     use crate::tokenize::{configure_for_pairs, learn_wordpiece};
-
-    const CORPUS: &[&str] = &[
-        "Senior backend engineer: Rust, PostgreSQL and Kafka. Remote within the EU.",
-        "Backend developer with seven years of Rust and Go; looking for remote roles.",
-        "Registered nurse, intensive care, night shifts; Berlin.",
-        "Staff nurse in Berlin, ICU experience, open to relocation.",
-        "Data engineer (Spark, Kafka, Airflow) for a payments company.",
-    ];
 
     #[test]
     fn a_pair_is_truncated_on_both_sides_and_keeps_both() {
@@ -371,18 +364,24 @@ mod tests {
         for max_len in [5, 16, 17, 24, 48, 49] {
             let mut t = learn_wordpiece(CORPUS.iter().copied(), 200).unwrap();
             configure_for_pairs(&mut t, max_len).unwrap();
-            let pairs = varied_pairs();
-            let ours = encode_pairs(&t, &pairs).unwrap();
-            let inputs: Vec<tokenizers::EncodeInput> = pairs
-                .iter()
-                .map(|(q, c)| (q.as_str(), c.as_str()).into())
-                .collect();
-            let theirs = t.encode_batch(inputs, true).unwrap();
-            for ((o, t), p) in ours.iter().zip(&theirs).zip(&pairs) {
-                assert_eq!(o.ids, t.get_ids(), "{max_len}: {p:?}");
-                assert_eq!(o.type_ids, t.get_type_ids(), "{max_len}: {p:?}");
-                assert_eq!(o.mask, t.get_attention_mask(), "{max_len}: {p:?}");
-            }
+            assert_the_librarys(&t, &varied_pairs());
+        }
+    }
+
+    /// Our encoding of `pairs` is the library's own, piece for piece, type for type, padding
+    /// included.
+    fn assert_the_librarys(t: &Tokenizer, pairs: &[(String, String)]) {
+        let ours = encode_pairs(t, pairs).unwrap();
+        let inputs: Vec<tokenizers::EncodeInput> = pairs
+            .iter()
+            .map(|(q, c)| (q.as_str(), c.as_str()).into())
+            .collect();
+        let theirs = t.encode_batch(inputs, true).unwrap();
+        let max_len = t.get_truncation().map(|t| t.max_length);
+        for ((o, t), p) in ours.iter().zip(&theirs).zip(pairs) {
+            assert_eq!(o.ids, t.get_ids(), "{max_len:?}: {p:?}");
+            assert_eq!(o.type_ids, t.get_type_ids(), "{max_len:?}: {p:?}");
+            assert_eq!(o.mask, t.get_attention_mask(), "{max_len:?}: {p:?}");
         }
     }
 
@@ -425,16 +424,7 @@ mod tests {
         assert!(texts.iter().any(|t| !t.is_ascii()));
         for max_len in [33, 96, 512] {
             configure_for_pairs(&mut t, max_len).unwrap();
-            let ours = encode_pairs(&t, &pairs).unwrap();
-            let inputs: Vec<tokenizers::EncodeInput> = pairs
-                .iter()
-                .map(|(q, c)| (q.as_str(), c.as_str()).into())
-                .collect();
-            let theirs = t.encode_batch(inputs, true).unwrap();
-            for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
-                assert_eq!(o.ids, t.get_ids(), "{max_len}: pair {i}");
-                assert_eq!(o.type_ids, t.get_type_ids(), "{max_len}: pair {i}");
-            }
+            assert_the_librarys(&t, &pairs);
         }
     }
 }
