@@ -1,9 +1,9 @@
 //! A batch of (query, candidate) texts as model input, exactly as the tokenizer's own pair
 //! encoding gives it (`encode((query, candidate), true)`: each side tokenized up to the
 //! truncation's length, the longer side truncated first, the post-processor's template,
-//! padding), at serving speed: each distinct text is tokenized once ([`FastWordPiece`] on ASCII
-//! text), and the pair is assembled from the template the post-processor is read for once, not
-//! by the library per pair.
+//! padding), at serving speed: each distinct text is tokenized once ([`FastWordPiece`] where it
+//! takes the text), and the pair is assembled from the template the post-processor is read for
+//! once, not by the library per pair.
 
 use super::wordpiece::FastWordPiece;
 use rayon::prelude::*;
