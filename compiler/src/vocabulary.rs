@@ -538,6 +538,12 @@ pub const METRICS: &[MetricSpec] = &[
         doc: "NDCG of each query's top K candidates, ranked by the model, graded by the rubric",
     },
     MetricSpec {
+        name: "blended",
+        unit: MetricUnit::Correlation,
+        direction: Direction::Maximize,
+        doc: "grade kappa and the click AUC's Gini (2 × AUC − 1), averaged: a student serving the policy and clicks",
+    },
+    MetricSpec {
         name: "ctr",
         unit: MetricUnit::Ratio,
         direction: Direction::Maximize,

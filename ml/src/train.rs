@@ -1,8 +1,9 @@
 //! The one trainer every model goes through: epochs of batches the task draws (the runtime's mix
 //! sampler, for pairs), gradient accumulation, the optimizer with its schedule and clipping,
-//! evaluation on the validation split after every epoch, early stopping on the declared metric,
-//! and checkpoints after every optimizer step group a run asks for. Nothing in it knows a model:
-//! a [`Task`] gives the loss of a batch and the validation metrics.
+//! evaluation on the validation split after every epoch, early stopping on the declared metric
+//! (the run ends on the weights of its best epoch on that metric), and checkpoints after every
+//! optimizer step group a run asks for. Nothing in it knows a model: a [`Task`] gives the loss of
+//! a batch and the validation metrics.
 //!
 //! Determinism: dropout draws from a generator seeded by the run's seed and the step, and the
 //! task's batches depend only on the seed and the epoch, so the state to resume from is the
@@ -86,6 +87,20 @@ pub struct TrainState {
     pub best: Option<f64>,
     pub since_best: u64,
     pub stopped_early: bool,
+    /// The epoch of the best value: the weights a run with early stopping ends on.
+    #[serde(default)]
+    pub best_epoch: Option<u64>,
+}
+
+impl TrainState {
+    /// The record of the epoch whose weights the run ends on: the best on the early-stopping
+    /// metric where there is one, else the last.
+    pub fn kept(&self) -> Option<&EpochRecord> {
+        match self.best_epoch {
+            Some(e) => self.history.iter().find(|h| h.epoch == e),
+            None => self.history.last(),
+        }
+    }
 }
 
 /// The run's outcome.
@@ -99,6 +114,8 @@ pub struct TrainReport {
 const STATE: &str = "state.json";
 const WEIGHTS: &str = "model.safetensors";
 const MOMENTS: &str = "optimizer.safetensors";
+/// The weights of the best epoch so far, with early stopping.
+const BEST: &str = "best.safetensors";
 /// The checkpoint folder; `checkpoint.next` is written first and renamed over it.
 const CHECKPOINT: &str = "checkpoint";
 
@@ -124,6 +141,8 @@ pub fn train(
         ..TrainState::default()
     };
     let mut resumed = false;
+    // The best epoch's weights, copied (a variable's tensor is updated in place).
+    let mut best: Option<HashMap<String, Tensor>> = None;
     if let Some(dir) = dir {
         recover(dir)?;
     }
@@ -131,6 +150,7 @@ pub fn train(
         && let Some(saved) = read_checkpoint(&dir.join(CHECKPOINT))?
     {
         restore(params, &mut optimizer, &saved)?;
+        best = saved.best;
         state = saved.state;
         task.resumed(&state.history)?;
         resumed = true;
@@ -164,7 +184,7 @@ pub fn train(
             let due = settings.checkpoint_every > 0
                 && state.step.is_multiple_of(settings.checkpoint_every);
             if due && let Some(dir) = dir {
-                write_checkpoint(dir, params, &optimizer, &state)?;
+                write_checkpoint(dir, params, &optimizer, &state, best.as_ref())?;
             }
         }
         let metrics = task.evaluate()?;
@@ -188,7 +208,9 @@ pub fn train(
             };
             if better {
                 state.best = Some(value);
+                state.best_epoch = Some(state.epoch);
                 state.since_best = 0;
+                best = Some(copied(params)?);
             } else {
                 state.since_best += 1;
                 state.stopped_early = state.since_best >= stop.patience;
@@ -199,10 +221,33 @@ pub fn train(
         state.loss_sum = 0.0;
         state.loss_count = 0;
         if let Some(dir) = dir {
-            write_checkpoint(dir, params, &optimizer, &state)?;
+            write_checkpoint(dir, params, &optimizer, &state, best.as_ref())?;
+        }
+    }
+    // With early stopping, the run ends on its best epoch's weights.
+    if let Some(epoch) = state.best_epoch
+        && state.history.last().map(|h| h.epoch) != Some(epoch)
+    {
+        let Some(best) = &best else {
+            bail!("the checkpoint has no weights of the best epoch ({epoch})");
+        };
+        for (name, var) in params.named() {
+            let Some(t) = best.get(&name) else {
+                bail!("the best epoch's weights have no `{name}`");
+            };
+            var.set(t)?;
         }
     }
     Ok(TrainReport { state, resumed })
+}
+
+/// Every variable's values, copied out of the variable.
+fn copied(params: &Params) -> Result<HashMap<String, Tensor>> {
+    params
+        .named()
+        .into_iter()
+        .map(|(name, var)| Ok((name, var.as_tensor().copy()?)))
+        .collect()
 }
 
 /// The dropout generator of micro-batch `k` of step `step`.
@@ -216,6 +261,7 @@ struct Saved {
     state: TrainState,
     weights: HashMap<String, Tensor>,
     moments: HashMap<String, Tensor>,
+    best: Option<HashMap<String, Tensor>>,
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> candle_core::Error {
@@ -233,10 +279,16 @@ fn read_checkpoint(dir: &Path) -> Result<Option<Saved>> {
         let path = dir.join(name);
         candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| io(&path, e))
     };
+    let best = if dir.join(BEST).is_file() {
+        Some(load(BEST)?)
+    } else {
+        None
+    };
     Ok(Some(Saved {
         state,
         weights: load(WEIGHTS)?,
         moments: load(MOMENTS)?,
+        best,
     }))
 }
 
@@ -264,6 +316,7 @@ fn write_checkpoint(
     params: &Params,
     optimizer: &AdamW,
     state: &TrainState,
+    best: Option<&HashMap<String, Tensor>>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let next: PathBuf = dir.join(format!("{CHECKPOINT}.next"));
@@ -278,7 +331,12 @@ fn write_checkpoint(
     candle_core::safetensors::save(&moments, next.join(MOMENTS))?;
     let json = serde_json::to_string_pretty(state).map_err(|e| io(&next, e))?;
     std::fs::write(next.join(STATE), json + "\n").map_err(|e| io(&next, e))?;
-    for name in [WEIGHTS, MOMENTS, STATE] {
+    let mut written = vec![WEIGHTS, MOMENTS, STATE];
+    if let Some(best) = best {
+        candle_core::safetensors::save(best, next.join(BEST))?;
+        written.push(BEST);
+    }
+    for name in written {
         let path = next.join(name);
         std::fs::File::open(&path)
             .and_then(|f| f.sync_all())

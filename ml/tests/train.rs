@@ -1,6 +1,7 @@
 //! The trainer on a small feature model and a click task with a known answer: it learns, a fixed
-//! seed gives the same weights, early stopping stops, and a run killed with SIGKILL at random
-//! points and resumed from its checkpoint ends on exactly the weights of an unbroken run.
+//! seed gives the same weights, early stopping stops and keeps the best epoch's weights, and a
+//! run killed with SIGKILL at random points and resumed from its checkpoint ends on exactly the
+//! weights of an unbroken run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +13,7 @@ use rubric_ml::metrics::roc_auc;
 use rubric_ml::model::{FeatureBatch, FeatureConfig, FeatureModel, HeadSpec, Pass};
 use rubric_ml::params::Params;
 use rubric_ml::train::{EarlyStopping, Task, TrainSettings, train};
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -204,6 +206,79 @@ fn early_stopping_stops_when_the_metric_stops_improving() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("ndcg_at_10"), "{err}");
+}
+
+/// The click task with a metric that peaks after the second epoch, and the weights it had then.
+struct Peaked<'a> {
+    clicks: Clicks,
+    params: &'a Params,
+    epochs: Cell<u64>,
+    at_peak: RefCell<BTreeMap<String, Vec<u32>>>,
+}
+
+impl Task for Peaked<'_> {
+    fn batches(&self, seed: u64, epoch: u64) -> Vec<Vec<usize>> {
+        self.clicks.batches(seed, epoch)
+    }
+
+    fn loss(&self, rows: &[usize], pass: &mut Pass) -> Result<Tensor> {
+        self.clicks.loss(rows, pass)
+    }
+
+    fn evaluate(&self) -> Result<BTreeMap<String, f64>> {
+        let epoch = self.epochs.get();
+        self.epochs.set(epoch + 1);
+        if epoch == 1 {
+            *self.at_peak.borrow_mut() = weights(self.params);
+        }
+        let peak = -((epoch as f64) - 1.0).powi(2);
+        Ok(BTreeMap::from([("peak".to_string(), peak)]))
+    }
+}
+
+#[test]
+fn early_stopping_keeps_the_best_epochs_weights_even_across_a_resume() {
+    let mut s = settings(4);
+    s.early_stop = Some(EarlyStopping {
+        metric: "peak".into(),
+        higher_is_better: true,
+        patience: 10,
+        min_delta: 0.0,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let params = Params::seeded(1);
+    let task = Peaked {
+        clicks: Clicks::new(&params, false),
+        params: &params,
+        epochs: Cell::new(0),
+        at_peak: RefCell::new(BTreeMap::new()),
+    };
+    let report = train(&params, &task, &s, Some(dir.path()), &mut |_, _| {}).unwrap();
+    assert_eq!(report.state.history.len(), 4, "patience 10 never stops it");
+    assert_eq!(report.state.best_epoch, Some(1));
+    assert_eq!(report.state.kept().unwrap().epoch, 1);
+    let at_peak = task.at_peak.borrow().clone();
+    assert_eq!(
+        weights(&params),
+        at_peak,
+        "the run ended on the last epoch's weights"
+    );
+    assert_ne!(
+        saved_weights(dir.path()),
+        at_peak,
+        "the last checkpoint holds the last epoch's weights"
+    );
+    // A run started again on the finished checkpoint ends on the same best weights.
+    let again = Params::seeded(2);
+    let task = Peaked {
+        clicks: Clicks::new(&again, false),
+        params: &again,
+        epochs: Cell::new(0),
+        at_peak: RefCell::new(BTreeMap::new()),
+    };
+    let report = train(&again, &task, &s, Some(dir.path()), &mut |_, _| {}).unwrap();
+    assert!(report.resumed);
+    assert_eq!(weights(&again), at_peak);
 }
 
 /// The child's side of the kill test: train into `RUBRIC_TRAIN_DIR` (resuming from what is

@@ -824,8 +824,10 @@ pub fn distill(
     let (trained, seconds, rows_per_second) =
         run.train(&params, &task, work, batch, &observer, &label)?;
     let history = trained.state.history.clone();
-    let metrics = history
-        .last()
+    // The kept epoch's: the best on the early-stopping metric, when there is one.
+    let metrics = trained
+        .state
+        .kept()
         .map(|h| h.metrics.clone())
         .unwrap_or_default();
     let every = objective
@@ -909,6 +911,7 @@ pub fn distill(
         },
         history.len(),
         trained.state.stopped_early,
+        trained.state.best_epoch.map(|e| e + 1),
     );
     Ok(DistillOutcome {
         report,

@@ -99,6 +99,10 @@ pub struct DistillReport {
     pub rows: Rows,
     pub epochs: usize,
     pub stopped_early: bool,
+    /// With early stopping, the epoch (from 1) whose weights the student is: the best on the
+    /// declared metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_epoch: Option<u64>,
 }
 
 /// The metrics a student's retention is reported on.
@@ -115,6 +119,7 @@ impl DistillReport {
         rows: Rows,
         epochs: usize,
         stopped_early: bool,
+        kept_epoch: Option<u64>,
     ) -> DistillReport {
         let mut retention = Vec::new();
         let mut compression = BTreeMap::new();
@@ -153,6 +158,7 @@ impl DistillReport {
             rows,
             epochs,
             stopped_early,
+            kept_epoch,
         }
     }
 }

@@ -466,8 +466,7 @@ pub fn train_teacher(
         run.train(&params, &task, work, batch, &observer, "")?;
     let metrics = report
         .state
-        .history
-        .last()
+        .kept()
         .map(|h| h.metrics.clone())
         .unwrap_or_default();
 

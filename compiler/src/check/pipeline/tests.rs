@@ -478,6 +478,11 @@ fn unknown_metrics() {
         check(&text)[0].help.as_deref(),
         Some("did you mean `p99_latency`?")
     );
+    let text = edit("early_stop on policy_alignment", "early_stop on blend");
+    assert_eq!(
+        check(&text)[0].help.as_deref(),
+        Some("did you mean `blended`?")
+    );
     for metric in ["ndcg", "ndcg@0", "auc@5"] {
         let text = edit("alert click_auc", &format!("alert {metric}"));
         assert_eq!(codes(&text), vec![Code::UnknownMetric], "{metric}");
@@ -489,6 +494,7 @@ fn unknown_metrics() {
         "ctr",
         "click_logloss",
         "policy_drift",
+        "blended",
     ] {
         let text = edit(
             "early_stop on policy_alignment",
