@@ -273,6 +273,13 @@ fn ablations_train_beside_the_student_and_are_read_back() {
         assert!(table.contains(&format!("\n{s:<18}")), "{s}: {table}");
     }
     assert!(report["multi_teacher_gain"].is_number(), "{report}");
+    // The table names the single-teacher student the gain is measured against.
+    assert!(
+        ["policy_only", "click_only"]
+            .iter()
+            .any(|v| table.contains(&format!("against `{v}`'s, the best single-teacher"))),
+        "{table}"
+    );
     // A single-teacher student of policy has no click head: it is ranked by its overall score.
     let policy_only = &report["students"][1]["metrics"];
     assert!(policy_only["click_auc"].is_null());

@@ -319,10 +319,18 @@ pub fn ablation_table(r: &AblationReport) -> String {
         let _ = writeln!(out, "{:<18} not run: {why}", v.name());
     }
     if let Some(g) = r.multi_teacher_gain {
+        // The single-teacher student it was measured against, among those in this report.
+        let best = r
+            .students
+            .iter()
+            .filter(|s| matches!(s.variant, Variant::PolicyOnly | Variant::ClickOnly))
+            .filter_map(|s| s.metrics.get(BLENDED).map(|b| (s.variant.name(), *b)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or("?", |(name, _)| name);
         let _ = writeln!(
             out,
-            "the multi-teacher student's blended metric: {:+.1}% against the best single-teacher \
-             student's",
+            "the multi-teacher student's blended metric: {:+.1}% against `{best}`'s, the best \
+             single-teacher student of this report",
             g * 100.0
         );
     }
