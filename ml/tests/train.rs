@@ -216,6 +216,17 @@ struct Peaked<'a> {
     at_peak: RefCell<BTreeMap<String, Vec<u32>>>,
 }
 
+impl Peaked<'_> {
+    fn new(params: &Params) -> Peaked<'_> {
+        Peaked {
+            clicks: Clicks::new(params, false),
+            params,
+            epochs: Cell::new(0),
+            at_peak: RefCell::new(BTreeMap::new()),
+        }
+    }
+}
+
 impl Task for Peaked<'_> {
     fn batches(&self, seed: u64, epoch: u64) -> Vec<Vec<usize>> {
         self.clicks.batches(seed, epoch)
@@ -247,12 +258,7 @@ fn early_stopping_keeps_the_best_epochs_weights_even_across_a_resume() {
     });
     let dir = tempfile::tempdir().unwrap();
     let params = Params::seeded(1);
-    let task = Peaked {
-        clicks: Clicks::new(&params, false),
-        params: &params,
-        epochs: Cell::new(0),
-        at_peak: RefCell::new(BTreeMap::new()),
-    };
+    let task = Peaked::new(&params);
     let report = train(&params, &task, &s, Some(dir.path()), &mut |_, _| {}).unwrap();
     assert_eq!(report.state.history.len(), 4, "patience 10 never stops it");
     assert_eq!(report.state.best_epoch, Some(1));
@@ -270,12 +276,7 @@ fn early_stopping_keeps_the_best_epochs_weights_even_across_a_resume() {
     );
     // A run started again on the finished checkpoint ends on the same best weights.
     let again = Params::seeded(2);
-    let task = Peaked {
-        clicks: Clicks::new(&again, false),
-        params: &again,
-        epochs: Cell::new(0),
-        at_peak: RefCell::new(BTreeMap::new()),
-    };
+    let task = Peaked::new(&again);
     let report = train(&again, &task, &s, Some(dir.path()), &mut |_, _| {}).unwrap();
     assert!(report.resumed);
     assert_eq!(weights(&again), at_peak);
