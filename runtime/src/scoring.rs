@@ -61,7 +61,8 @@ pub struct Scorer {
     /// SHA-256 of the weights it scores with: the model's version.
     pub version: String,
     pub dir: PathBuf,
-    pairs: PairTokenizer,
+    /// The model's tokenizer, prepared for batches of pairs.
+    tokenizer: PairTokenizer,
     encoder: Encoder,
     fields: Vec<TextField>,
 }
@@ -153,7 +154,7 @@ impl Scorer {
         let encoder = Encoder::new(&config, &card.heads, card.features.width(), &map)?;
         configure_for_pairs(&mut tokenizer, card.max_len)?;
         Ok(Scorer {
-            pairs: PairTokenizer::new(&tokenizer)?,
+            tokenizer: PairTokenizer::new(&tokenizer)?,
             card,
             config,
             precision,
@@ -247,7 +248,7 @@ impl Scorer {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let encoded = self.pairs.encode(texts)?;
+        let encoded = self.tokenizer.encode(texts)?;
         let tokens: Vec<(Vec<u32>, Vec<u32>)> = encoded
             .into_iter()
             .map(|e| {
