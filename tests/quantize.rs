@@ -176,6 +176,12 @@ fn the_student_is_pruned_quantized_measured_and_scores_candidates() {
     // `rubric score` ranks the candidates with the model folder, in int8 and in f32.
     let model = dir.join("model");
     let (query, candidates) = query_and_candidates(project.path(), 12);
+    // The dimensions the rubric scores from a table are reported on the table's scores.
+    let card: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("rubric.json")).unwrap()).unwrap();
+    let levels: BTreeMap<String, Vec<f64>> =
+        serde_json::from_value(card["levels"].clone()).unwrap();
+    assert!(levels.contains_key("employment_type"), "{levels:?}");
     let mut ranked = Vec::new();
     for extra in [&[][..], &["--f32"][..]] {
         let mut args = vec!["--top", "5", "--format", "jsonl", "--batch", "5"];
@@ -196,6 +202,13 @@ fn the_student_is_pruned_quantized_measured_and_scores_candidates() {
             assert!(l["id"].as_str().unwrap().starts_with('c'));
             assert!(l["scores"]["overall"].as_f64().is_some(), "{l}");
             assert!(l["grade"].is_string(), "{l}");
+            for (dimension, scores) in &levels {
+                let v = l["scores"][dimension].as_f64().unwrap();
+                assert!(
+                    scores.contains(&v),
+                    "{dimension}: {v} is not one of {scores:?}"
+                );
+            }
             if i > 0 {
                 assert!(l["score"].as_f64() <= lines[i - 1]["score"].as_f64());
             }

@@ -121,6 +121,16 @@ fn teachers_train_after_their_data_and_rerun_only_when_what_they_read_changes() 
             card.metrics
         );
     }
+    // A dimension scored from a table (employment type: 0, 0.4 or 1) is reported on those
+    // scores; a ramp (the weeks until available) is not.
+    assert_eq!(
+        card.levels.get("employment_type"),
+        Some(&vec![0.0, 0.4, 1.0]),
+        "{:?}",
+        card.levels
+    );
+    assert!(!card.levels.contains_key("availability"));
+    assert!(card.metrics["policy_alignment.continuous"].is_finite());
     assert_eq!(card.history.len(), 1);
     // The manifest records the metrics and the model's files; the speed is a timing.
     let manifest = json(&policy_dir.join("manifest.json"));

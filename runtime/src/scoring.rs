@@ -5,7 +5,7 @@
 //! in int8 where the folder holds `model.int8.safetensors`, else in f32.
 
 use crate::encode::{TextField, texts_by_role};
-use crate::teach::examples::Example;
+use crate::teach::examples::{Example, on_levels};
 use crate::teach::features::Row;
 use crate::teach::task::{Logits, Tokens};
 use crate::teach::{ModelCard, POSITION_BIAS, read_card};
@@ -45,7 +45,8 @@ pub struct Prediction {
     /// The ranking key: the overall score where the model predicts one, else the click
     /// probability, else the mean of its scores, else the best grade's probability.
     pub score: f64,
-    /// Each score head's prediction in [0, 1], by name (dimensions, `overall`).
+    /// Each score head's prediction in [0, 1], by name (dimensions, `overall`); a dimension with
+    /// levels on the card ([`crate::teach::examples::Levels`]) on the nearest of them.
     pub scores: Vec<(String, f64)>,
     /// The grade ranked first.
     pub grade: Option<String>,
@@ -275,24 +276,21 @@ impl Scorer {
     fn prediction(&self, l: &rubric_ml::quant::encoder::Logits, r: usize) -> Prediction {
         let spec = &self.card.heads;
         let (s, g) = (spec.scores.len(), spec.grades.len());
-        let scores: Vec<(String, f64)> = spec
-            .scores
+        let raw: Vec<f64> = l.scores[r * s..(r + 1) * s]
             .iter()
-            .zip(&l.scores[r * s..(r + 1) * s])
-            .map(|(n, z)| (n.clone(), sigmoid(*z)))
+            .map(|z| sigmoid(*z))
             .collect();
         let grade_row = &l.grades[r * g..(r + 1) * g];
         let best = (0..g).max_by(|&a, &b| grade_row[a].total_cmp(&grade_row[b]).then(b.cmp(&a)));
         let click = l.click.get(r).map(|z| sigmoid(*z));
-        let score = scores
+        // The ranking key from the probabilities themselves: levels would only add ties.
+        let score = spec
+            .scores
             .iter()
-            .find(|(n, _)| n == "overall")
-            .map(|(_, v)| *v)
+            .position(|n| n == "overall")
+            .and_then(|k| raw.get(k).copied())
             .or(click)
-            .or_else(|| {
-                (!scores.is_empty())
-                    .then(|| scores.iter().map(|(_, v)| v).sum::<f64>() / scores.len() as f64)
-            })
+            .or_else(|| (!raw.is_empty()).then(|| raw.iter().sum::<f64>() / raw.len() as f64))
             .or_else(|| {
                 best.map(|b| {
                     let max = grade_row[b];
@@ -301,6 +299,15 @@ impl Scorer {
                 })
             })
             .unwrap_or(0.0);
+        let scores = spec
+            .scores
+            .iter()
+            .zip(raw)
+            .map(|(n, p)| {
+                let levels = self.card.levels.get(n).map_or(&[][..], Vec::as_slice);
+                (n.clone(), on_levels(levels, p))
+            })
+            .collect();
         Prediction {
             score,
             scores,

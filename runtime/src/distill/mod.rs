@@ -15,7 +15,7 @@ use crate::data::clicks::Click;
 use crate::data::golden::pairs::{PairRow, read_pairs};
 use crate::data::mix::MixSampler;
 use crate::label::engine::Engine;
-use crate::teach::examples::{Example, Heads, RowMaker, Sources, fit, join_clicks};
+use crate::teach::examples::{Example, Heads, RowMaker, Sources, fit, join_clicks, levels_of};
 use crate::teach::task::{EpochHook, Logits, Tokens, batch_of, logits, measure};
 use crate::teach::{
     CARD, CARD_SCHEMA, MODEL_DIR, ModelCard, Objective as CardObjective, Source, Start,
@@ -290,6 +290,7 @@ pub fn measure_split(
         scores: Vec::new(),
         grades: Vec::new(),
         click: heads.click,
+        levels: Default::default(),
     };
     let pairs = pairs.min(rows.len());
     let first: Vec<usize> = (0..pairs).collect();
@@ -575,7 +576,7 @@ pub fn distill(
                 .to_string(),
         );
     }
-    let heads = Heads::new(&targets, job.engine)?;
+    let mut heads = Heads::new(&targets, job.engine)?;
 
     // The rows: every pair of the pool, then (for a student of clicks) every impression.
     let pair_items = |rows: &[PairRow]| -> Vec<Item> {
@@ -689,6 +690,7 @@ pub fn distill(
             t.train = t.train.select(&keep);
         }
     }
+    heads.levels = levels_of(&heads.scores, &train_rows);
     let batch = usize::try_from(c.train.batch).map_err(fail)?.max(1);
     if train_rows.len() < batch {
         return Err(format!(
@@ -847,6 +849,7 @@ pub fn distill(
             targets: targets.clone(),
             heads: spec.clone(),
             roles: crate::teach::roles_of(job.engine),
+            levels: heads.levels.clone(),
             inputs: c.inputs.clone(),
             features: features.clone(),
             max_len: tokenizer
@@ -874,7 +877,10 @@ pub fn distill(
         let card = cards
             .get(&t.teacher)
             .ok_or_else(|| format!("the teacher `{}` has no card", t.teacher))?;
-        let th = Heads::new(&card.targets, job.engine)?;
+        let th = Heads {
+            levels: card.levels.clone(),
+            ..Heads::new(&card.targets, job.engine)?
+        };
         let rows = relabel(&validation_rows, &heads, &th);
         teacher_summaries.push(ModelSummary {
             name: t.teacher.clone(),
@@ -1018,6 +1024,7 @@ mod tests {
             data: BTreeMap::new(),
             targets,
             roles: vec!["query".to_string(), "candidate".to_string()],
+            levels: Default::default(),
             heads: HeadSpec {
                 scores: Vec::new(),
                 grades: Vec::new(),

@@ -637,6 +637,7 @@ mod tests {
             scores: scores.iter().map(|s| (s.to_string(), None)).collect(),
             grades: Vec::new(),
             click,
+            levels: Default::default(),
         }
     }
 

@@ -9,7 +9,7 @@ use crate::data::golden::pairs::{PairLabeler, PairRow, grade_names, read_pairs};
 use crate::encode::{TextField, pair_texts};
 use crate::label::engine::Engine;
 use rubric_compiler::lower::plan::{ModelInputs, Target};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::BufRead;
 use std::path::Path;
 
@@ -22,6 +22,65 @@ pub struct Heads {
     /// The overall grades, best first (empty: no grade head).
     pub grades: Vec<String>,
     pub click: bool,
+    /// The score heads whose predictions are put on the rubric's own scores (see [`Levels`]).
+    pub levels: Levels,
+}
+
+/// The few scores a dimension of the rubric gives, by score head: a rule's table of scores
+/// (`0`, `0.4`, `1` for employment type) rather than a ramp or a share, which give many. A
+/// model's prediction for such a head is reported as the nearest of them, as the rubric itself
+/// would score the pair; Spearman's correlation against the rubric counts its ties then, where a
+/// continuous prediction, however close, orders each tie at random (against three values with
+/// most pairs on one, a perfect continuous prediction reaches about 0.64). Found from the
+/// training labels, kept on the model's card; the raw probabilities still feed distillation.
+pub type Levels = BTreeMap<String, Vec<f64>>;
+
+/// The most scores a head's labels take for them to be its levels.
+pub const MAX_LEVELS: usize = 16;
+/// The fewest training labels each level must have on average: a ramp seen on a few rows also
+/// shows few distinct values.
+const ROWS_PER_LEVEL: usize = 10;
+
+/// Each dimension head's levels on `rows`: the distinct finite labels (to six decimals, as the
+/// label stage writes them) where there are at most [`MAX_LEVELS`] and at least
+/// `ROWS_PER_LEVEL` labels per level. The overall score has none: it ranks, and a tie in a
+/// ranking is a loss.
+pub fn levels_of(heads: &[(String, Option<usize>)], rows: &[Example]) -> Levels {
+    let mut out = Levels::new();
+    for (k, (name, dim)) in heads.iter().enumerate() {
+        if dim.is_none() {
+            continue;
+        }
+        let mut seen = BTreeSet::new();
+        let mut labels = 0usize;
+        for v in rows.iter().filter_map(|e| e.scores.get(k)) {
+            if v.is_finite() {
+                labels += 1;
+                // Six decimals in millionths, so that equal labels are one level.
+                seen.insert((f64::from(*v) * 1e6).round() as i64);
+                if seen.len() > MAX_LEVELS {
+                    break;
+                }
+            }
+        }
+        if !seen.is_empty() && seen.len() <= MAX_LEVELS && labels >= seen.len() * ROWS_PER_LEVEL {
+            out.insert(
+                name.clone(),
+                seen.into_iter().map(|m| m as f64 / 1e6).collect(),
+            );
+        }
+    }
+    out
+}
+
+/// The level nearest to `score` (the lower of two as near), or `score` itself when there are no
+/// levels.
+pub fn on_levels(levels: &[f64], score: f64) -> f64 {
+    levels
+        .iter()
+        .copied()
+        .min_by(|a, b| (a - score).abs().total_cmp(&(b - score).abs()))
+        .unwrap_or(score)
 }
 
 impl Heads {
@@ -30,6 +89,7 @@ impl Heads {
             scores: Vec::new(),
             grades: Vec::new(),
             click: false,
+            levels: Levels::new(),
         };
         for t in targets {
             match t {
@@ -373,4 +433,80 @@ pub fn training_texts(train: &[Example]) -> Vec<&str> {
     texts.sort_unstable();
     texts.dedup();
     texts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labeled(scores: Vec<f32>) -> Example {
+        Example {
+            texts: (String::new(), String::new()),
+            features: Vec::new(),
+            scores,
+            grade: None,
+            click: None,
+            position: 0,
+            real: true,
+            query: String::new(),
+        }
+    }
+
+    fn heads() -> Vec<(String, Option<usize>)> {
+        vec![
+            ("table".to_string(), Some(0)),
+            ("ramp".to_string(), Some(1)),
+            ("overall".to_string(), None),
+        ]
+    }
+
+    #[test]
+    fn a_dimension_with_few_scores_has_them_as_levels_and_a_ramp_has_none() {
+        // 60 rows: the table gives 0, 0.4 and 1 (and abstains on some), the ramp 60 values,
+        // the overall score three.
+        let rows: Vec<Example> = (0..60)
+            .map(|i| {
+                let table = [0.0, 0.4, 1.0, f32::NAN][i % 4];
+                labeled(vec![table, i as f32 / 60.0, [0.2, 0.5, 0.9][i % 3]])
+            })
+            .collect();
+        let levels = levels_of(&heads(), &rows);
+        assert_eq!(levels.len(), 1, "{levels:?}");
+        // Six decimals, not the f32's 0.4000000059604645.
+        assert_eq!(levels["table"], vec![0.0, 0.4, 1.0]);
+    }
+
+    #[test]
+    fn few_rows_are_no_evidence_of_levels() {
+        // Three values on twelve rows: a ramp seen briefly looks like a table.
+        let rows: Vec<Example> = (0..12)
+            .map(|i| labeled(vec![[0.1, 0.5, 0.7][i % 3], i as f32 / 12.0, 0.0]))
+            .collect();
+        assert!(levels_of(&heads(), &rows).is_empty());
+        let more: Vec<Example> = (0..30)
+            .map(|i| labeled(vec![[0.1, 0.5, 0.7][i % 3], i as f32 / 30.0, 0.0]))
+            .collect();
+        let levels = levels_of(&heads(), &more);
+        assert_eq!(levels.len(), 1, "{levels:?}");
+        assert_eq!(levels["table"], vec![0.1, 0.5, 0.7]);
+    }
+
+    #[test]
+    fn more_than_the_most_levels_are_a_ramp() {
+        let rows: Vec<Example> = (0..1000)
+            .map(|i| labeled(vec![(i % (MAX_LEVELS + 1)) as f32 / 100.0, 0.0, 0.0]))
+            .collect();
+        assert!(!levels_of(&heads(), &rows).contains_key("table"));
+    }
+
+    #[test]
+    fn a_score_goes_to_the_nearest_level() {
+        let levels = [0.0, 0.4, 1.0];
+        assert_eq!(on_levels(&levels, 0.93), 1.0);
+        assert_eq!(on_levels(&levels, 0.31), 0.4);
+        assert_eq!(on_levels(&levels, 0.19), 0.0);
+        // Halfway: the lower.
+        assert_eq!(on_levels(&levels, 0.2), 0.0);
+        assert_eq!(on_levels(&[], 0.37), 0.37);
+    }
 }

@@ -65,6 +65,10 @@ pub struct ModelCard {
     /// serve` need to build pairs without the policy).
     #[serde(default)]
     pub roles: Vec<String>,
+    /// The dimensions whose scores are reported on the rubric's few levels
+    /// ([`examples::Levels`]); none on a card written before there were levels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub levels: examples::Levels,
     pub inputs: ModelInputs,
     /// The fitted features, in `inputs.features` order.
     pub features: FeatureEncoder,
@@ -371,7 +375,7 @@ pub fn train_teacher(
 ) -> Result<TeacherOutcome, String> {
     let c = job.config;
     remove_dir(&trash_of(work))?;
-    let heads = Heads::new(&c.targets, job.engine)?;
+    let mut heads = Heads::new(&c.targets, job.engine)?;
     let source = match (&c.model, &job.from_teacher) {
         (ModelConfig::FromTeacher { .. }, Some(dir)) => Some(Source::open(dir)?),
         _ => None,
@@ -381,6 +385,7 @@ pub fn train_teacher(
         .filter(|s| s.same_features(&c.inputs))
         .map(|s| &s.card.features);
     let examples = examples::build(job.engine, &heads, &c.inputs, fitted, sources)?;
+    heads.levels = examples::levels_of(&heads.scores, &examples.train);
     let batch = usize::try_from(c.train.batch).map_err(fail)?.max(1);
     if examples.train.len() < batch {
         return Err(format!(
@@ -481,6 +486,7 @@ pub fn train_teacher(
         targets: c.targets.clone(),
         heads: spec,
         roles: roles_of(job.engine),
+        levels: heads.levels.clone(),
         inputs: c.inputs.clone(),
         features: examples.features.clone(),
         max_len: tokenizer
@@ -527,7 +533,10 @@ impl TrainedModel {
         device: &Device,
     ) -> Result<TrainedModel, String> {
         let card = read_card(model_dir)?;
-        let heads = Heads::new(&card.targets, engine)?;
+        let heads = Heads {
+            levels: card.levels.clone(),
+            ..Heads::new(&card.targets, engine)?
+        };
         let ckpt = checkpoint::load(model_dir, &Device::Cpu).map_err(fail)?;
         let tensors = ckpt
             .tensors

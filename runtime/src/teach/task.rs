@@ -4,7 +4,7 @@
 //! logit while training and left out when the model scores, so the click head learns what a
 //! candidate is worth wherever it is shown.
 
-use super::examples::{Example, Heads};
+use super::examples::{Example, Heads, on_levels};
 use crate::data::mix::MixSampler;
 use candle_core::{D, DType, Device, Result, Tensor};
 use rubric_compiler::lower::plan::LossKind;
@@ -357,20 +357,23 @@ impl Task for TeacherTask<'_> {
 }
 
 /// The metrics of predictions against the rows' targets, by name: per score head `spearman.X`
-/// and `mae.X`; `policy_alignment` (mean Spearman over the dimensions), `policy_drift` (mean
-/// absolute gap over every policy score); `grade_kappa` (quadratic weights) and
+/// and `mae.X`, of the scores as reported (on the heads' levels where they have some, and then
+/// `spearman.X.continuous` of the probabilities themselves); `policy_alignment` (mean Spearman
+/// over the dimensions, and `policy_alignment.continuous` where any has levels), `policy_drift`
+/// (mean absolute gap over every policy score); `grade_kappa` (quadratic weights) and
 /// `grade_kappa_linear`; `ndcg@10` over each query's candidates, ranked by the overall score and
 /// graded by the rubric's (over the queries with at least two, counted in `ndcg@10.queries`);
 /// `click_auc`, `click_logloss`, `click_calibration`.
 pub fn measure(heads: &Heads, examples: &[Example], p: &Predictions) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     let mut alignments = Vec::new();
+    let mut continuous = Vec::new();
     let mut gaps = Vec::new();
     for (k, (name, dim)) in heads.scores.iter().enumerate() {
         let Some(predicted) = p.scores.get(k) else {
             continue;
         };
-        let (truth, guess): (Vec<f64>, Vec<f64>) = examples
+        let (truth, raw): (Vec<f64>, Vec<f64>) = examples
             .iter()
             .zip(predicted)
             .filter_map(|(e, g)| {
@@ -378,10 +381,20 @@ pub fn measure(heads: &Heads, examples: &[Example], p: &Predictions) -> BTreeMap
                 v.is_finite().then_some((f64::from(v), *g))
             })
             .unzip();
+        let levels = heads.levels.get(name).map_or(&[][..], Vec::as_slice);
+        let guess: Vec<f64> = raw.iter().map(|g| on_levels(levels, *g)).collect();
         if let Some(rho) = spearman(&guess, &truth) {
             out.insert(format!("spearman.{name}"), rho);
             if dim.is_some() {
                 alignments.push(rho);
+            }
+        }
+        if let Some(rho) = spearman(&raw, &truth) {
+            if !levels.is_empty() {
+                out.insert(format!("spearman.{name}.continuous"), rho);
+            }
+            if dim.is_some() {
+                continuous.push(rho);
             }
         }
         if let Some(gap) = mae(&guess, &truth) {
@@ -398,6 +411,12 @@ pub fn measure(heads: &Heads, examples: &[Example], p: &Predictions) -> BTreeMap
         out.insert(
             "policy_alignment".to_string(),
             alignments.iter().sum::<f64>() / alignments.len() as f64,
+        );
+    }
+    if !heads.levels.is_empty() && !continuous.is_empty() {
+        out.insert(
+            "policy_alignment.continuous".to_string(),
+            continuous.iter().sum::<f64>() / continuous.len() as f64,
         );
     }
     if !gaps.is_empty() {
@@ -486,4 +505,55 @@ pub fn measure(heads: &Heads, examples: &[Example], p: &Predictions) -> BTreeMap
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dimension_with_levels_is_measured_on_them_and_its_probabilities_beside() {
+        // Three scores, most pairs on 1: predictions each near its own, ordered at random
+        // within a tie.
+        let truth = [1.0f32, 1.0, 0.4, 1.0, 0.0, 1.0, 0.4, 1.0, 1.0, 0.0];
+        let guess = [0.97, 0.99, 0.43, 0.93, 0.02, 0.95, 0.38, 0.98, 0.96, 0.05];
+        let examples: Vec<Example> = truth
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Example {
+                texts: (String::new(), String::new()),
+                features: Vec::new(),
+                scores: vec![*t],
+                grade: None,
+                click: None,
+                position: 0,
+                real: true,
+                query: format!("q{i}"),
+            })
+            .collect();
+        let p = Predictions {
+            scores: vec![guess.to_vec()],
+            ..Default::default()
+        };
+        let mut heads = Heads {
+            scores: vec![("employment_type".to_string(), Some(0))],
+            grades: Vec::new(),
+            click: false,
+            levels: Default::default(),
+        };
+        let continuous = measure(&heads, &examples, &p);
+        let rho = continuous["spearman.employment_type"];
+        assert!(rho < 0.95, "{rho}");
+        assert!(!continuous.contains_key("policy_alignment.continuous"));
+
+        heads
+            .levels
+            .insert("employment_type".to_string(), vec![0.0, 0.4, 1.0]);
+        let on_levels = measure(&heads, &examples, &p);
+        assert!((on_levels["spearman.employment_type"] - 1.0).abs() < 1e-12);
+        assert!(on_levels["mae.employment_type"].abs() < 1e-6);
+        assert_eq!(on_levels["spearman.employment_type.continuous"], rho);
+        assert_eq!(on_levels["policy_alignment.continuous"], rho);
+        assert!((on_levels["policy_alignment"] - 1.0).abs() < 1e-12);
+    }
 }
