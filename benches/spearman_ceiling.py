@@ -11,8 +11,9 @@ tie and is not bound by it.
 
 Run: `python benches/spearman_ceiling.py LABELS VALIDATION [MODEL_CARD]` with the label
 stage's `golden.labels.jsonl` and the mix stage's `validation.jsonl` (the held-out real pairs),
-and optionally a trained model's `rubric.json`, whose `spearman.X` and
-`spearman.X.continuous` are printed beside. Needs numpy and scipy (the metrics venv).
+and optionally a trained model's `rubric.json` or what `runtime/examples/remeasure.rs` printed
+for it, whose `spearman.X` and `spearman.X.continuous` are printed beside. Needs numpy and
+scipy (the metrics venv).
 """
 
 import json
