@@ -2,7 +2,9 @@
 """ONNX Runtime peer for rubric's (int8) student pair encoder.
 
 Builds an ONNX graph for a rubric student folder (config.json, model.safetensors,
-rubric.json) straight from the safetensors with onnx.helper (no torch), checks it
+rubric.json) straight from the safetensors with onnx.helper (no torch; the last layer's
+queries and feed-forward on the first token alone, which the pooler reads, as rubric's
+encoder does), checks it
 against a pure-numpy forward pass, quantizes it with ORT's dynamic quantization
 (int8 weights per output channel, u8 activations per tensor, computed at run time)
 and times both models.  See benches/onnx_peer.md.
@@ -203,16 +205,22 @@ def build_onnx(cfg, w, opset=17):
     scale = g.const("inv_sqrt_head", np.array(1.0 / math.sqrt(hs), np.float32))
     perm = [0, 2, 1, 3]
 
+    # The last layer's outputs are read at the first token only (the pooler's), so, as our
+    # encoder does, its queries, residual and feed-forward run on that token alone; its keys
+    # and values on every token.
+    one1 = g.const("one_1d", np.array([1], np.int64))
+    last = cfg["num_hidden_layers"] - 1
     for i in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
         nh = layer_heads(cfg, i)
+        xq = g.op("Slice", [x, zero1, one1, one1], p + "first") if i == last else x  # [B, 1, H]
         if nh > 0:
             shp = g.const(p + "split_shape", np.array([0, 0, nh, hs], np.int64))
             cat = g.const(p + "merge_shape", np.array([0, 0, nh * hs], np.int64))
 
             def split(t, tperm=perm):
                 return g.op("Transpose", [g.op("Reshape", [t, shp])], perm=tperm)
-            q = split(g.linear(x, w, p + "attention.self.query"))
+            q = split(g.linear(xq, w, p + "attention.self.query"))
             k = split(g.linear(x, w, p + "attention.self.key"), [0, 2, 3, 1])  # [B, nh, hs, T]
             v = split(g.linear(x, w, p + "attention.self.value"))
             s = g.op("Mul", [g.op("MatMul", [q, k], p + "qk"), scale])
@@ -224,8 +232,8 @@ def build_onnx(cfg, w, opset=17):
         else:  # every head pruned: the block outputs its dense bias only
             zero = g.const(p + "zero", np.array(0.0, np.float32))
             b = g.const(p + "attention.output.dense.bias", w[p + "attention.output.dense.bias"])
-            a = g.op("Add", [g.op("Mul", [x, zero]), b])
-        x = g.layer_norm(g.op("Add", [a, x]), w, p + "attention.output.LayerNorm", eps)
+            a = g.op("Add", [g.op("Mul", [xq, zero]), b])
+        x = g.layer_norm(g.op("Add", [a, xq]), w, p + "attention.output.LayerNorm", eps)
         h = g.gelu(g.linear(x, w, p + "intermediate.dense"), opset)
         h = g.linear(h, w, p + "output.dense")
         x = g.layer_norm(g.op("Add", [h, x]), w, p + "output.LayerNorm", eps)

@@ -381,8 +381,26 @@ impl Encoder {
     ) -> Result<Logits, String> {
         let c = &self.config;
         self.embed(seqs, &mut w.x);
+        let mut rows = rows;
+        let last = self.layers.len().checked_sub(1);
+        if last.is_none() {
+            first_rows(seqs, w, c.hidden_size, c.intermediate_size);
+        }
         for (l, layer) in self.layers.iter().enumerate() {
-            self.attention(seqs, layer, mask.and_then(|m| m.get(l)), w, parallel)?;
+            // The last layer's outputs are read at each sequence's first word piece only (the
+            // pooler's): its keys and values need every row, the rest of it those rows alone.
+            let first_only = Some(l) == last;
+            self.attention(
+                seqs,
+                layer,
+                mask.and_then(|m| m.get(l)),
+                w,
+                parallel,
+                first_only,
+            )?;
+            if first_only {
+                rows = seqs.len();
+            }
             layer
                 .intermediate
                 .forward(&w.x, rows, &mut w.inner, &mut w.scratch, parallel)?;
@@ -392,7 +410,7 @@ impl Encoder {
                 .forward(&w.inner, rows, &mut w.projected, &mut w.scratch, parallel)?;
             add_and_norm(&mut w.x, &w.projected, &layer.output_norm, c.layer_norm_eps);
         }
-        self.pool_and_heads(seqs, &w.x, &mut w.scratch)
+        self.pool_and_heads(seqs.len(), seqs, &w.x, &mut w.scratch)
     }
 
     fn embed(&self, seqs: &[Sequence<'_>], x: &mut [f32]) {
@@ -430,6 +448,9 @@ impl Encoder {
         add_layer_norm_rows(x, None, &norm.weight, &norm.bias, eps);
     }
 
+    /// One layer's attention and its add-and-norm over `w.x`; with `first_only`, for each
+    /// sequence's first row alone, leaving `w.x` (and `w.projected`, `w.inner`) one row a
+    /// sequence.
     fn attention(
         &self,
         seqs: &[Sequence<'_>],
@@ -437,6 +458,7 @@ impl Encoder {
         keep: Option<&Vec<bool>>,
         w: &mut Work,
         parallel: bool,
+        first_only: bool,
     ) -> Result<(), String> {
         let c = &self.config;
         let (h, hs) = (c.hidden_size, c.head_size());
@@ -450,12 +472,14 @@ impl Encoder {
         if keep.is_some() {
             w.context.clear();
         }
-        w.context.resize(rows * a, 0.0);
+        let out_rows = if first_only { seqs.len() } else { rows };
+        w.context.resize(out_rows * a, 0.0);
         let scale = 1.0 / (hs as f32).sqrt();
         let mut start = 0;
-        for s in seqs {
+        for (i, s) in seqs.iter().enumerate() {
             let t = s.ids.len();
-            w.scores.resize(t * t, 0.0);
+            let (queries, at) = if first_only { (1, i) } else { (t, start) };
+            w.scores.resize(queries * t, 0.0);
             let block = &w.qkv[start * 3 * a..(start + t) * 3 * a];
             for head in 0..layer.heads {
                 if keep.is_some_and(|k| !k[head]) {
@@ -463,7 +487,7 @@ impl Encoder {
                 }
                 let q = View {
                     data: &block[head * hs..],
-                    rows: t,
+                    rows: queries,
                     cols: hs,
                     row_stride: 3 * a,
                     col_stride: 1,
@@ -485,18 +509,25 @@ impl Encoder {
                     col_stride: 1,
                 };
                 matmul(
-                    &mut w.context[start * a + head * hs..],
+                    &mut w.context[at * a + head * hs..],
                     a,
-                    View::rows(&w.scores, t, t),
+                    View::rows(&w.scores, queries, t),
                     v,
                     false,
                 )?;
             }
             start += t;
         }
-        layer
-            .output
-            .forward(&w.context, rows, &mut w.projected, &mut w.scratch, parallel)?;
+        if first_only {
+            first_rows(seqs, w, h, c.intermediate_size);
+        }
+        layer.output.forward(
+            &w.context,
+            out_rows,
+            &mut w.projected,
+            &mut w.scratch,
+            parallel,
+        )?;
         add_and_norm(
             &mut w.x,
             &w.projected,
@@ -506,23 +537,18 @@ impl Encoder {
         Ok(())
     }
 
+    /// The pooler, feature layers and heads over `first`, each sequence's first row.
     fn pool_and_heads(
         &self,
+        b: usize,
         seqs: &[Sequence<'_>],
-        x: &[f32],
+        first: &[f32],
         scratch: &mut Scratch,
     ) -> Result<Logits, String> {
         let h = self.config.hidden_size;
-        let b = seqs.len();
-        let mut first = Vec::with_capacity(b * h);
-        let mut start = 0;
-        for s in seqs {
-            first.extend_from_slice(&x[start * h..(start + 1) * h]);
-            start += s.ids.len();
-        }
         let mut pooled = vec![0f32; b * h];
         self.pooler
-            .forward(&first, b, &mut pooled, scratch, false)?;
+            .forward(&first[..b * h], b, &mut pooled, scratch, false)?;
         for v in pooled.iter_mut() {
             *v = v.tanh();
         }
@@ -558,6 +584,21 @@ impl Encoder {
             click: head(&self.click_head)?,
         })
     }
+}
+
+/// Keeps each sequence's first row of `w.x`, in order, and sizes `w.x`, `w.projected` and
+/// `w.inner` for one row a sequence.
+fn first_rows(seqs: &[Sequence<'_>], w: &mut Work, h: usize, inner: usize) {
+    let mut start = 0;
+    for (i, s) in seqs.iter().enumerate() {
+        // `start >= i`: each row moves down or stays, after the rows before it.
+        w.x.copy_within(start * h..(start + 1) * h, i * h);
+        start += s.ids.len();
+    }
+    let b = seqs.len();
+    w.x.truncate(b * h);
+    w.projected.truncate(b * h);
+    w.inner.truncate(b * inner);
 }
 
 fn add_and_norm(x: &mut [f32], y: &[f32], norm: &Norm, eps: f64) {

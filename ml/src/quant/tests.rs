@@ -139,20 +139,24 @@ fn worst(a: &Logits, b: &Logits) -> f32 {
 
 #[test]
 fn the_f32_encoder_gives_the_candle_models_outputs_without_padding() {
-    let (candle, map) = model(1, &config());
-    let encoder = Encoder::new(&config(), &spec(), FEATURES, &map).unwrap();
-    assert!(!encoder.is_quantized());
-    let mut rng = ChaCha8Rng::seed_from_u64(2);
-    for n in [1, 2, 7, 19] {
-        let p = pairs(&mut rng, n);
-        let ours = encoder.forward(&seqs(&p), None).unwrap();
-        let theirs = candle_logits(&candle, &p);
-        assert_eq!(ours.rows, n);
-        assert!(
-            worst(&ours, &theirs) < 1e-4,
-            "{n} pairs: {}",
-            worst(&ours, &theirs)
-        );
+    // One, two and three layers: the last runs on each sequence's first row alone.
+    for layers in [1, 2, 3] {
+        let cfg = BertConfig::new(60, 32, layers, 4, 64, 24);
+        let (candle, map) = model(1, &cfg);
+        let encoder = Encoder::new(&cfg, &spec(), FEATURES, &map).unwrap();
+        assert!(!encoder.is_quantized());
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        for n in [1, 2, 7, 19] {
+            let p = pairs(&mut rng, n);
+            let ours = encoder.forward(&seqs(&p), None).unwrap();
+            let theirs = candle_logits(&candle, &p);
+            assert_eq!(ours.rows, n);
+            assert!(
+                worst(&ours, &theirs) < 1e-4,
+                "{layers} layers, {n} pairs: {}",
+                worst(&ours, &theirs)
+            );
+        }
     }
 }
 
