@@ -306,8 +306,8 @@ pub struct InputField {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
 pub enum Feature {
-    /// A number, standardized with the training pairs' mean and standard deviation, and
-    /// whether it is missing.
+    /// A number, scaled by the training pairs' median and interquartile range (and compressed
+    /// beyond them), and whether it is missing.
     Number { role: String, field: String },
     /// 1 for true, 0 for false.
     Bool { role: String, field: String },

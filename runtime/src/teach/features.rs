@@ -1,5 +1,5 @@
 //! A model's structured inputs as numbers: the pipeline's `features [...]`, each fitted on the
-//! training pairs (a number's mean and spread, a string's most frequent values) and stored with
+//! training pairs (a number's median and robust spread, a string's most frequent values) and stored with
 //! the model, so training, evaluation and serving encode a pair the same way. Beside each
 //! feature's own numbers come comparisons of the two sides of the pair, which a small network
 //! cannot compute from one-hot codes: for a feature of the query and one of the candidate of the
@@ -24,8 +24,15 @@ pub enum Column {
     Number {
         role: String,
         field: String,
-        mean: f64,
-        std: f64,
+        /// The value its slot measures from (see [`NumberScale`]).
+        #[serde(alias = "mean")]
+        center: f64,
+        /// The unit its slot measures in.
+        #[serde(alias = "std")]
+        spread: f64,
+        /// Absent on a card written before robust scaling.
+        #[serde(default)]
+        scale: NumberScale,
     },
     Bool {
         role: String,
@@ -47,6 +54,57 @@ pub enum Column {
     },
     HourOfDay,
     DayOfWeek,
+}
+
+/// How a number becomes its slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberScale {
+    /// `(x − mean) / standard deviation`, as cards written before `robust` say.
+    #[default]
+    Standard,
+    /// `asinh((x − median) / spread)`, the spread the interquartile range over 1.349 (a
+    /// normal distribution's standard deviation): the bulk of the values spread over a few
+    /// units and the extremes compressed, not the other way round. A few extreme values (the
+    /// synthetic pairs' boundary cases: 913 years asked for) made the mean and standard
+    /// deviation describe the extremes, and left the values the rubric's thresholds turn on
+    /// (0 to 10 years) within a tenth of a unit of each other.
+    Robust,
+}
+
+impl NumberScale {
+    fn apply(self, x: f64) -> f64 {
+        match self {
+            NumberScale::Standard => x,
+            NumberScale::Robust => x.asinh(),
+        }
+    }
+}
+
+/// The median and robust spread of `values` (sorted here): the interquartile range over 1.349,
+/// else the standard deviation where half the values or more are one value, else 1.
+fn robust(values: &mut [f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 1.0);
+    }
+    values.sort_by(f64::total_cmp);
+    // Linear between the two nearest ranks, as numpy's default.
+    let quantile = |q: f64| {
+        let at = q * (values.len() - 1) as f64;
+        let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+        values[lo] + (values[hi] - values[lo]) * (at - lo as f64)
+    };
+    let median = quantile(0.5);
+    let iqr = quantile(0.75) - quantile(0.25);
+    let spread = if iqr > 0.0 {
+        iqr / 1.349
+    } else {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        if var > 0.0 { var.sqrt() } else { 1.0 }
+    };
+    (median, spread)
 }
 
 impl Column {
@@ -190,19 +248,18 @@ impl FeatureEncoder {
             .iter()
             .map(|f| match f {
                 Feature::Number { role, field: name } => {
-                    let values: Vec<f64> = rows
+                    let mut values: Vec<f64> = rows
                         .iter()
                         .filter_map(|r| field(r.pair, role, name).and_then(Value::as_f64))
                         .filter(|v| v.is_finite())
                         .collect();
-                    let n = values.len().max(1) as f64;
-                    let mean = values.iter().sum::<f64>() / n;
-                    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+                    let (center, spread) = robust(&mut values);
                     Column::Number {
                         role: role.clone(),
                         field: name.clone(),
-                        mean,
-                        std: if var > 0.0 { var.sqrt() } else { 1.0 },
+                        center,
+                        spread,
+                        scale: NumberScale::Robust,
                     }
                 }
                 Feature::Bool { role, field } => Column::Bool {
@@ -269,17 +326,18 @@ impl FeatureEncoder {
         }
     }
 
-    /// A number column's value and fitted spread.
-    fn number(&self, column: usize, pair: &Value) -> Option<(f64, f64)> {
+    /// A number column's value, fitted spread and scale.
+    fn number(&self, column: usize, pair: &Value) -> Option<(f64, f64, NumberScale)> {
         match self.columns.get(column)? {
             Column::Number {
                 role,
                 field: f,
-                std,
+                spread,
+                scale,
                 ..
             } => field(pair, role, f)
                 .and_then(Value::as_f64)
-                .map(|v| (v, *std)),
+                .map(|v| (v, *spread, *scale)),
             _ => None,
         }
     }
@@ -307,7 +365,9 @@ impl FeatureEncoder {
             // 0 when either is missing, as a missing number's own slots are.
             CompareKind::Difference => {
                 let d = match (self.number(c.left, pair), self.number(c.right, pair)) {
-                    (Some((a, sa)), Some((b, sb))) => ((a - b) / sa.max(sb)) as f32,
+                    (Some((a, sa, scale)), Some((b, sb, _))) => {
+                        scale.apply((a - b) / sa.max(sb)) as f32
+                    }
                     _ => 0.0,
                 };
                 out.push(d);
@@ -326,14 +386,15 @@ impl FeatureEncoder {
                 Column::Number {
                     role,
                     field: name,
-                    mean,
-                    std,
+                    center,
+                    spread,
+                    scale,
                 } => match field(row.pair, role, name) {
                     Some(v) => {
                         let x = v.as_f64().ok_or_else(|| {
                             format!("`{role}.{name}`: expected a number, found {v}")
                         })?;
-                        slots[0] = ((x - mean) / std) as f32;
+                        slots[0] = scale.apply((x - center) / spread) as f32;
                     }
                     None => slots[1] = 1.0,
                 },
@@ -467,9 +528,11 @@ mod tests {
                 &mut out,
             )
             .unwrap();
-        // years: mean 4, spread 2 → -1, not missing; remote; senior; fintech (sorted: fintech,
-        // health); skills (sorted: go, rust); 14:00; Thursday (Monday 0).
-        assert_eq!(&out[..9], &[-1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+        // years: median 4, interquartile range 2 (3 to 5) → asinh(-2 / (2 / 1.349)), not
+        // missing; remote; senior; fintech (sorted: fintech, health); skills (sorted: go,
+        // rust); 14:00; Thursday (Monday 0).
+        let years = (-2.0f64 / (2.0 / 1.349)).asinh() as f32;
+        assert_eq!(&out[..9], &[years, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
         assert_eq!(out[9 + 14], 1.0);
         assert_eq!(out[9 + 24 + 3], 1.0);
         assert_eq!(out.iter().filter(|v| **v != 0.0).count(), 8);
@@ -586,6 +649,58 @@ mod tests {
         assert_eq!(n, encoder.width());
         // Both required skills are held; half the candidate's skills are asked for; same industry.
         assert_eq!(&out[n - 3..], &[1.0, 0.5, 1.0]);
+    }
+
+    #[test]
+    fn a_few_extreme_numbers_leave_the_bulk_spread_out() {
+        // Ninety postings asking 0 to 9 years and ten asking 900: the mean and standard
+        // deviation (94 and 269) would put 0 and 9 years 0.03 apart; the median and the
+        // interquartile range (5; 2 to 8) keep them 1.8 apart, and 900 within asinh's reach.
+        let pairs: Vec<Value> = (0..100)
+            .map(|i| json!({"query": {"min_years": if i < 90 { i % 10 } else { 900 }}}))
+            .collect();
+        let rows: Vec<Row<'_>> = pairs.iter().map(|p| Row { pair: p, ts: None }).collect();
+        let features = vec![Feature::Number {
+            role: "query".into(),
+            field: "min_years".into(),
+        }];
+        let encoder = FeatureEncoder::fit(&features, &rows);
+        let slot = |years: u32| {
+            let mut out = Vec::new();
+            let pair = json!({"query": {"min_years": years}});
+            encoder
+                .encode(
+                    &Row {
+                        pair: &pair,
+                        ts: None,
+                    },
+                    &mut out,
+                )
+                .unwrap();
+            out[0]
+        };
+        assert!(slot(9) - slot(0) > 1.7, "{} {}", slot(0), slot(9));
+        assert!(slot(900) < 8.0 && slot(900) > slot(9), "{}", slot(900));
+
+        // A card written before robust scaling reads as it was written, and encodes as then.
+        let old: Column = serde_json::from_value(json!({
+            "kind": "number", "role": "query", "field": "min_years", "mean": 4.0, "std": 2.0
+        }))
+        .unwrap();
+        let old = FeatureEncoder {
+            columns: vec![old],
+            comparisons: Vec::new(),
+        };
+        let mut out = Vec::new();
+        old.encode(
+            &Row {
+                pair: &pairs[3],
+                ts: None,
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, [-0.5, 0.0]);
     }
 
     #[test]
