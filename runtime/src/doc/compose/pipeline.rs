@@ -90,7 +90,7 @@ impl Composer<'_> {
                 line.push(Inline::Text("; trains with ".into()));
                 line.push(Inline::Code(settings_text(&t.train)));
             }
-            line.extend(inputs_text(&t.reads, &t.features));
+            line.extend(inputs_text(&t.reads, t.reads_span.is_some(), &t.features));
             items.push(line);
         }
         for s in &p.students {
@@ -136,7 +136,7 @@ impl Composer<'_> {
                     stop.metric.name, stop.patience
                 )));
             }
-            line.extend(inputs_text(&s.reads, &s.features));
+            line.extend(inputs_text(&s.reads, s.reads_span.is_some(), &s.features));
             items.push(line);
         }
         for q in &p.quantize {
@@ -333,9 +333,14 @@ fn models_text(models: &[ModelSpec]) -> Vec<Inline> {
     join_inlines(parts, ", ")
 }
 
-/// What a model reads, as a reviewer reads it: `; reads `query.title`, ...; features ...`.
-fn inputs_text(reads: &[Ident], features: &[Ident]) -> Vec<Inline> {
+/// What a model reads, as a reviewer reads it: `; reads `query.title`, ...; features ...`, and
+/// `; reads no text` where the pipeline wrote `reads []` (left out, a model reads every text
+/// field, which the lowered plan spells out).
+fn inputs_text(reads: &[Ident], reads_written: bool, features: &[Ident]) -> Vec<Inline> {
     let mut out = Vec::new();
+    if reads_written && reads.is_empty() {
+        out.push(Inline::Text("; reads no text".into()));
+    }
     for (label, list) in [("; reads ", reads), ("; features ", features)] {
         if list.is_empty() {
             continue;
