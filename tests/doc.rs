@@ -60,6 +60,42 @@ fn the_markdown_of_job_match() {
     settings.bind(|| insta::assert_snapshot!("job_match.md", markdown));
 }
 
+/// A model that reads no text says so (`reads []`); one whose `reads` is left out reads every
+/// text field, and its line lists what the pipeline wrote (nothing).
+#[test]
+fn a_model_that_reads_no_text_says_so() {
+    let original = std::fs::read_to_string("policies/job_match.policy").unwrap();
+    let reads =
+        "    reads [query.title, query.description, candidate.headline, candidate.summary]\n";
+    let (at, _) = original
+        .match_indices(reads)
+        .next()
+        .expect("the policy teacher's reads");
+    let edited = format!(
+        "{}    reads []\n{}",
+        &original[..at],
+        &original[at + reads.len()..]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job_match.policy");
+    std::fs::write(&path, edited).unwrap();
+    let markdown = render_markdown(&document(path.to_str().unwrap()));
+    let line = |teacher: &str| -> String {
+        let head = format!("- **Teacher** `{teacher}`:");
+        markdown
+            .lines()
+            .find(|l| l.starts_with(&head))
+            .unwrap_or_else(|| panic!("no line for `{teacher}`"))
+            .to_string()
+    };
+    assert!(
+        line("policy").contains("; reads no text;"),
+        "{}",
+        line("policy")
+    );
+    assert!(!line("click").contains("reads"), "{}", line("click"));
+}
+
 #[test]
 fn the_document_is_deterministic() {
     let a = document("policies/job_match.policy");
