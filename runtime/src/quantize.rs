@@ -153,10 +153,7 @@ pub fn quantize(job: &QuantizeJob<'_>, out: &Path) -> Result<QuantizeOutcome, St
     let dir = job.student;
     let mut card = read_card(dir)?;
     card.roles = roles_of(job.engine);
-    let heads = Heads {
-        levels: card.levels.clone(),
-        ..Heads::new(&card.targets, job.engine)?
-    };
+    let heads = card.heads_for(job.engine)?;
     let ckpt = checkpoint::load(dir, &candle_core::Device::Cpu).map_err(|e| e.to_string())?;
     let mut map = TensorMap::from_candle(&ckpt.tensors, &dir.join(WEIGHTS).display().to_string())?;
     map.tensors.remove(POSITION_BIAS);

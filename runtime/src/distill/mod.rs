@@ -877,10 +877,7 @@ pub fn distill(
         let card = cards
             .get(&t.teacher)
             .ok_or_else(|| format!("the teacher `{}` has no card", t.teacher))?;
-        let th = Heads {
-            levels: card.levels.clone(),
-            ..Heads::new(&card.targets, job.engine)?
-        };
+        let th = card.heads_for(job.engine)?;
         let rows = relabel(&validation_rows, &heads, &th);
         teacher_summaries.push(ModelSummary {
             name: t.teacher.clone(),

@@ -85,6 +85,16 @@ pub struct ModelCard {
     pub history: Vec<EpochRecord>,
 }
 
+impl ModelCard {
+    /// The heads the model was trained with, its dimensions' levels among them.
+    pub fn heads_for(&self, engine: &Engine) -> Result<Heads, String> {
+        Ok(Heads {
+            levels: self.levels.clone(),
+            ..Heads::new(&self.targets, engine)?
+        })
+    }
+}
+
 /// A model's objective, as the loss terms declared it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
@@ -533,10 +543,7 @@ impl TrainedModel {
         device: &Device,
     ) -> Result<TrainedModel, String> {
         let card = read_card(model_dir)?;
-        let heads = Heads {
-            levels: card.levels.clone(),
-            ..Heads::new(&card.targets, engine)?
-        };
+        let heads = card.heads_for(engine)?;
         let ckpt = checkpoint::load(model_dir, &Device::Cpu).map_err(fail)?;
         let tensors = ckpt
             .tensors
