@@ -276,10 +276,7 @@ impl Scorer {
     fn prediction(&self, l: &rubric_ml::quant::encoder::Logits, r: usize) -> Prediction {
         let spec = &self.card.heads;
         let (s, g) = (spec.scores.len(), spec.grades.len());
-        let raw: Vec<f64> = l.scores[r * s..(r + 1) * s]
-            .iter()
-            .map(|z| sigmoid(*z))
-            .collect();
+        let row = &l.scores[r * s..(r + 1) * s];
         let grade_row = &l.grades[r * g..(r + 1) * g];
         let best = (0..g).max_by(|&a, &b| grade_row[a].total_cmp(&grade_row[b]).then(b.cmp(&a)));
         let click = l.click.get(r).map(|z| sigmoid(*z));
@@ -288,9 +285,12 @@ impl Scorer {
             .scores
             .iter()
             .position(|n| n == "overall")
-            .and_then(|k| raw.get(k).copied())
+            .and_then(|k| row.get(k).map(|z| sigmoid(*z)))
             .or(click)
-            .or_else(|| (!raw.is_empty()).then(|| raw.iter().sum::<f64>() / raw.len() as f64))
+            .or_else(|| {
+                (!row.is_empty())
+                    .then(|| row.iter().map(|z| sigmoid(*z)).sum::<f64>() / row.len() as f64)
+            })
             .or_else(|| {
                 best.map(|b| {
                     let max = grade_row[b];
@@ -302,10 +302,10 @@ impl Scorer {
         let scores = spec
             .scores
             .iter()
-            .zip(raw)
-            .map(|(n, p)| {
+            .zip(row)
+            .map(|(n, z)| {
                 let levels = self.card.levels.get(n).map_or(&[][..], Vec::as_slice);
-                (n.clone(), on_levels(levels, p))
+                (n.clone(), on_levels(levels, sigmoid(*z)))
             })
             .collect();
         Prediction {
