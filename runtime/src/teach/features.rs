@@ -474,6 +474,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// What `encoder` makes of `pair` scored with no impression.
+    fn encoded(encoder: &FeatureEncoder, pair: &Value) -> Vec<f32> {
+        let mut out = Vec::new();
+        encoder.encode(&Row { pair, ts: None }, &mut out).unwrap();
+        out
+    }
+
     fn features() -> Vec<Feature> {
         vec![
             Feature::Number {
@@ -635,16 +642,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(0, 2, CompareKind::Shared), (1, 3, CompareKind::Same)]
         );
-        let mut out = Vec::new();
-        encoder
-            .encode(
-                &Row {
-                    pair: &pair,
-                    ts: None,
-                },
-                &mut out,
-            )
-            .unwrap();
+        let out = encoded(&encoder, &pair);
         let n = out.len();
         assert_eq!(n, encoder.width());
         // Both required skills are held; half the candidate's skills are asked for; same industry.
@@ -665,20 +663,7 @@ mod tests {
             field: "min_years".into(),
         }];
         let encoder = FeatureEncoder::fit(&features, &rows);
-        let slot = |years: u32| {
-            let mut out = Vec::new();
-            let pair = json!({"query": {"min_years": years}});
-            encoder
-                .encode(
-                    &Row {
-                        pair: &pair,
-                        ts: None,
-                    },
-                    &mut out,
-                )
-                .unwrap();
-            out[0]
-        };
+        let slot = |years: u32| encoded(&encoder, &json!({"query": {"min_years": years}}))[0];
         assert!(slot(9) - slot(0) > 1.7, "{} {}", slot(0), slot(9));
         assert!(slot(900) < 8.0 && slot(900) > slot(9), "{}", slot(900));
 
@@ -691,16 +676,7 @@ mod tests {
             columns: vec![old],
             comparisons: Vec::new(),
         };
-        let mut out = Vec::new();
-        old.encode(
-            &Row {
-                pair: &pairs[3],
-                ts: None,
-            },
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(out, [-0.5, 0.0]);
+        assert_eq!(encoded(&old, &pairs[3]), [-0.5, 0.0]);
     }
 
     #[test]
@@ -728,12 +704,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             [(0, 1, CompareKind::Difference)]
         );
-        let encoded = |row: &Row<'_>| {
-            let mut out = Vec::new();
-            encoder.encode(row, &mut out).unwrap();
-            out
-        };
-        let (short, long, missing) = (encoded(&rows[0]), encoded(&rows[1]), encoded(&rows[2]));
+        let [short, long, missing] = [0, 1, 2].map(|i| encoded(&encoder, &pairs[i]));
         assert_eq!(short.len(), encoder.width());
         // Two years short of four asked for, in units of the larger spread; none when missing.
         let last = |v: &[f32]| v[v.len() - 1];
@@ -753,17 +724,7 @@ mod tests {
         let rows: Vec<Row<'_>> = pairs.iter().map(|p| Row { pair: p, ts: None }).collect();
         let encoder = FeatureEncoder::fit(&features()[3..4], &rows);
         assert_eq!(encoder.width(), MAX_STRING_VALUES + 1);
-        let mut out = Vec::new();
-        let unseen = json!({"query": {"industry": "zzz"}});
-        encoder
-            .encode(
-                &Row {
-                    pair: &unseen,
-                    ts: None,
-                },
-                &mut out,
-            )
-            .unwrap();
+        let out = encoded(&encoder, &json!({"query": {"industry": "zzz"}}));
         assert_eq!(out[MAX_STRING_VALUES], 1.0);
     }
 }
