@@ -216,22 +216,32 @@ pub fn gelu_in_place(x: &mut [f32]) {
     }
 }
 
-/// Softmax of each row of `width` values of `x`, each value first multiplied by `scale`
-/// (attention's 1 / √d), in place; the row's maximum is subtracted first.
+/// Softmax's numerators of each row of `width` values of `x`, each value first multiplied by
+/// `scale` (attention's 1 / √d), in place: e^(v·scale − max), the row's maximum subtracted
+/// first, their sum in `sums` (one a row). The caller divides, where it is cheapest: attention
+/// divides its few outputs a row, not the row's `width` weights.
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
     "x86_64+avx2+fma"
 ))]
-pub fn softmax_rows(x: &mut [f32], width: usize, scale: f32) {
-    for row in x.chunks_exact_mut(width.max(1)) {
+pub fn softmax_numerators(x: &mut [f32], width: usize, scale: f32, sums: &mut [f32]) {
+    for (row, sum) in x.chunks_exact_mut(width.max(1)).zip(sums.iter_mut()) {
         let max = row_max(row) * scale;
-        for v in row.iter_mut() {
+        // The exponentials and their sum in one pass, the sum over lanes.
+        let mut acc = [0f32; LANES];
+        let mut chunks = row.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            for (a, v) in acc.iter_mut().zip(c.iter_mut()) {
+                *v = exp_nonpositive(*v * scale - max);
+                *a += *v;
+            }
+        }
+        let mut total = fold_lanes(acc, |a, b| a + b);
+        for v in chunks.into_remainder() {
             *v = exp_nonpositive(*v * scale - max);
+            total += *v;
         }
-        let inv = 1.0 / row_sum(row);
-        for v in row.iter_mut() {
-            *v *= inv;
-        }
+        *sum = total;
     }
 }
 
@@ -787,6 +797,39 @@ mod tests {
         }
         assert!(worst < 5e-7, "{worst}");
         assert!((erf(10.0) - 1.0).abs() <= 3e-7 && (erf(-10.0) + 1.0).abs() <= 3e-7);
+    }
+
+    /// Numerators over their sum give softmax (f64 reference), at widths around the lanes, with
+    /// a row of very negative scores whose maximum still counts.
+    #[test]
+    fn softmax_numerators_over_their_sum_are_softmax() {
+        let mut rng = ChaCha8Rng::seed_from_u64(21);
+        for width in [1, 3, 15, 16, 17, 33, 96, 100] {
+            let rows = 4;
+            let mut x: Vec<f32> = (0..rows * width)
+                .map(|_| rng.random_range(-30.0..30.0))
+                .collect();
+            for v in &mut x[..width] {
+                *v -= 500.0;
+            }
+            let scale = 0.25;
+            let before = x.clone();
+            let mut sums = vec![0f32; rows];
+            softmax_numerators(&mut x, width, scale, &mut sums);
+            for r in 0..rows {
+                let row = &before[r * width..(r + 1) * width];
+                let max = row.iter().fold(f64::MIN, |m, &v| m.max(f64::from(v)));
+                let e: Vec<f64> = row
+                    .iter()
+                    .map(|&v| ((f64::from(v) - max) * f64::from(scale)).exp())
+                    .collect();
+                let total: f64 = e.iter().sum();
+                for (i, e) in e.iter().enumerate() {
+                    let got = f64::from(x[r * width + i] / sums[r]);
+                    assert!((got - e / total).abs() < 1e-6, "{width} {r} {i}: {got}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! batch are split over rayon's threads. A head mask removes attention heads without changing
 //! the weights, which is how pruning measures a head's importance.
 
-use super::linear::{Dense, Linear, QLinear, Scratch};
+use super::linear::{Dense, Epilogue, Input, Linear, QLinear, Quantized, Scratch};
 use super::weights::{QUANTIZED, SCALE, TensorMap};
-use crate::kernels::{add_layer_norm_rows, gelu_in_place, softmax_rows};
+use crate::kernels::{add_layer_norm_rows, gelu_in_place, softmax_numerators};
 use crate::model::{BertConfig, HeadSpec};
 use crate::quant::dense::{View, matmul};
 use rayon::prelude::*;
@@ -142,11 +142,16 @@ fn optional_head(map: &TensorMap, name: &str, n: usize, k: usize) -> Result<Opti
 #[derive(Default)]
 struct Work {
     x: Vec<f32>,
+    /// `x` quantized, where the layer that wrote `x` also quantized it for an int8 one after.
+    qx: Quantized,
     qkv: Vec<f32>,
     context: Vec<f32>,
-    projected: Vec<f32>,
     inner: Vec<f32>,
+    /// `inner` quantized, for an int8 down-projection.
+    qinner: Quantized,
     scores: Vec<f32>,
+    /// Each attention row's softmax denominator.
+    sums: Vec<f32>,
     scratch: Scratch,
 }
 
@@ -327,16 +332,22 @@ impl Encoder {
             return Err("the head mask does not match the model's heads".to_string());
         }
         let threads = rayon::current_num_threads().max(1);
-        if seqs.len() <= 1 || threads == 1 {
-            return self.chunk(seqs, mask, seqs.len() <= 1);
+        if seqs.len() <= 1 {
+            return self.chunk(seqs, mask, true);
         }
         // About two chunks a thread, so sequences of unequal lengths even out, and at most
-        // `MAX_CHUNK` sequences a chunk, so a chunk's buffers stay in cache.
+        // `MAX_CHUNK` sequences a chunk, so a chunk's buffers stay in cache (on one thread
+        // too: a whole batch at once is slower).
         let size = seqs.len().div_ceil(threads * 2).clamp(1, MAX_CHUNK);
-        let parts = seqs
-            .par_chunks(size)
-            .map(|c| self.chunk(c, mask, false))
-            .collect::<Result<Vec<Logits>, String>>()?;
+        let parts = if threads == 1 {
+            seqs.chunks(size)
+                .map(|c| self.chunk(c, mask, false))
+                .collect::<Result<Vec<Logits>, String>>()?
+        } else {
+            seqs.par_chunks(size)
+                .map(|c| self.chunk(c, mask, false))
+                .collect::<Result<Vec<Logits>, String>>()?
+        };
         let mut out = Logits::default();
         for p in parts {
             out.rows += p.rows;
@@ -364,7 +375,6 @@ impl Encoder {
         // Exactly as long as this chunk needs (`resize` shortens too); every value is written
         // before it is read.
         w.x.resize(rows * h, 0.0);
-        w.projected.resize(rows * h, 0.0);
         w.inner.resize(rows * c.intermediate_size, 0.0);
         let out = self.layers_and_heads(seqs, mask, parallel, rows, &mut w);
         WORK.with(|cell| *cell.borrow_mut() = Some(w));
@@ -386,6 +396,9 @@ impl Encoder {
         if last.is_none() {
             first_rows(seqs, w, c.hidden_size, c.intermediate_size);
         }
+        let eps = c.layer_norm_eps as f32;
+        // Whether `w.qx` holds `w.x`'s bytes (the embeddings' are not fused).
+        let mut x_quantized = false;
         for (l, layer) in self.layers.iter().enumerate() {
             // The last layer's outputs are read at each sequence's first word piece only (the
             // pooler's): its keys and values need every row, the rest of it those rows alone.
@@ -395,20 +408,40 @@ impl Encoder {
                 layer,
                 mask.and_then(|m| m.get(l)),
                 w,
-                parallel,
-                first_only,
+                (parallel, first_only, x_quantized),
             )?;
             if first_only {
                 rows = seqs.len();
             }
-            layer
-                .intermediate
-                .forward(&w.x, rows, &mut w.inner, &mut w.scratch, parallel)?;
-            gelu_in_place(&mut w.inner);
-            layer
-                .down
-                .forward(&w.inner, rows, &mut w.projected, &mut w.scratch, parallel)?;
-            add_and_norm(&mut w.x, &w.projected, &layer.output_norm, c.layer_norm_eps);
+            // Each layer quantizes its output for the int8 layer after it while the rows are
+            // in cache: the GELU's for the down-projection, the add-and-norm's for the next
+            // layer's attention.
+            let down_int8 = layer.down.is_int8();
+            layer.intermediate.forward_fused(
+                Input {
+                    rows: &w.x,
+                    quantized: layer.intermediate.is_int8().then_some(&w.qx),
+                },
+                rows,
+                &mut w.inner,
+                Epilogue::Gelu,
+                down_int8.then_some(&mut w.qinner),
+                &mut w.scratch,
+                parallel,
+            )?;
+            x_quantized = self.layers.get(l + 1).is_some_and(|n| n.qkv.is_int8());
+            layer.down.forward_fused(
+                Input {
+                    rows: &w.inner,
+                    quantized: down_int8.then_some(&w.qinner),
+                },
+                rows,
+                &mut w.x,
+                layer.output_norm.add_norm(eps),
+                x_quantized.then_some(&mut w.qx),
+                &mut w.scratch,
+                parallel,
+            )?;
         }
         self.pool_and_heads(seqs.len(), seqs, &w.x, &mut w.scratch)
     }
@@ -457,17 +490,27 @@ impl Encoder {
         layer: &Layer,
         keep: Option<&Vec<bool>>,
         w: &mut Work,
-        parallel: bool,
-        first_only: bool,
+        (parallel, first_only, x_quantized): (bool, bool, bool),
     ) -> Result<(), String> {
         let c = &self.config;
         let (h, hs) = (c.hidden_size, c.head_size());
         let a = layer.heads * hs;
         let rows = w.x.len() / h;
         w.qkv.resize(rows * 3 * a, 0.0);
-        layer
-            .qkv
-            .forward(&w.x, rows, &mut w.qkv, &mut w.scratch, parallel)?;
+        let input = Input {
+            rows: &w.x,
+            quantized: x_quantized.then_some(&w.qx),
+        };
+        let plain = Epilogue::Plain;
+        layer.qkv.forward_fused(
+            input,
+            rows,
+            &mut w.qkv,
+            plain,
+            None,
+            &mut w.scratch,
+            parallel,
+        )?;
         // Every head writes its own columns; a masked head's stay 0.
         if keep.is_some() {
             w.context.clear();
@@ -500,7 +543,8 @@ impl Encoder {
                     col_stride: 3 * a,
                 };
                 matmul(&mut w.scores, t, q, kt, false)?;
-                softmax_rows(&mut w.scores, t, scale);
+                w.sums.resize(queries, 0.0);
+                softmax_numerators(&mut w.scores, t, scale, &mut w.sums);
                 let v = View {
                     data: &block[2 * a + head * hs..],
                     rows: t,
@@ -508,33 +552,31 @@ impl Encoder {
                     row_stride: 3 * a,
                     col_stride: 1,
                 };
-                matmul(
-                    &mut w.context[at * a + head * hs..],
-                    a,
-                    View::rows(&w.scores, queries, t),
-                    v,
-                    false,
-                )?;
+                let context = &mut w.context[at * a + head * hs..];
+                matmul(context, a, View::rows(&w.scores, queries, t), v, false)?;
+                // Softmax's division, over the head's outputs rather than its weights.
+                for (row, &sum) in context.chunks_mut(a).zip(&w.sums) {
+                    let inv = 1.0 / sum;
+                    for v in &mut row[..hs] {
+                        *v *= inv;
+                    }
+                }
             }
             start += t;
         }
         if first_only {
             first_rows(seqs, w, h, c.intermediate_size);
         }
-        layer.output.forward(
-            &w.context,
+        let intermediate_int8 = layer.intermediate.is_int8();
+        layer.output.forward_fused(
+            Input::f32(&w.context),
             out_rows,
-            &mut w.projected,
+            &mut w.x,
+            layer.attention_norm.add_norm(c.layer_norm_eps as f32),
+            intermediate_int8.then_some(&mut w.qx),
             &mut w.scratch,
             parallel,
-        )?;
-        add_and_norm(
-            &mut w.x,
-            &w.projected,
-            &layer.attention_norm,
-            c.layer_norm_eps,
-        );
-        Ok(())
+        )
     }
 
     /// The pooler, feature layers and heads over `first`, each sequence's first row.
@@ -586,8 +628,8 @@ impl Encoder {
     }
 }
 
-/// Keeps each sequence's first row of `w.x`, in order, and sizes `w.x`, `w.projected` and
-/// `w.inner` for one row a sequence.
+/// Keeps each sequence's first row of `w.x`, in order, and sizes `w.x` and `w.inner` for one
+/// row a sequence.
 fn first_rows(seqs: &[Sequence<'_>], w: &mut Work, h: usize, inner: usize) {
     let mut start = 0;
     for (i, s) in seqs.iter().enumerate() {
@@ -597,10 +639,16 @@ fn first_rows(seqs: &[Sequence<'_>], w: &mut Work, h: usize, inner: usize) {
     }
     let b = seqs.len();
     w.x.truncate(b * h);
-    w.projected.truncate(b * h);
     w.inner.truncate(b * inner);
 }
 
-fn add_and_norm(x: &mut [f32], y: &[f32], norm: &Norm, eps: f64) {
-    add_layer_norm_rows(x, Some(y), &norm.weight, &norm.bias, eps as f32);
+impl Norm {
+    /// The add-and-norm epilogue of the layer before this norm.
+    fn add_norm(&self, eps: f32) -> Epilogue<'_> {
+        Epilogue::AddNorm {
+            weight: &self.weight,
+            bias: &self.bias,
+            eps,
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 use super::dense::{View, matmul};
 use super::gemm::{PackedWeights, gemm, par_gemm};
+use crate::kernels::{add_layer_norm_rows, gelu_in_place};
 
 /// An f32 layer: weight `[n, k]` row-major and bias `[n]`.
 #[derive(Clone, Debug)]
@@ -66,25 +67,53 @@ pub fn quantize_activations(x: &[f32], m: usize, k: usize, out: &mut Quantized) 
     out.values.resize(m * k, 0);
     out.scales.resize(m, 0.0);
     out.zeros.resize(m, 0);
-    if !super::gemm::quantize_rows_fast(x, m, k, &mut out.values, &mut out.scales, &mut out.zeros) {
-        quantize_activations_portable(x, m, k, out);
+    quantize_into(x, m, k, &mut out.values, &mut out.scales, &mut out.zeros);
+}
+
+/// [`quantize_activations`] into slices that hold `m` rows (a block of a larger batch).
+fn quantize_into(
+    x: &[f32],
+    m: usize,
+    k: usize,
+    values: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [i32],
+) {
+    if !super::gemm::quantize_rows_fast(x, m, k, values, scales, zeros) {
+        quantize_rows_portable(x.get(..m * k).unwrap_or(x), k, values, scales, zeros);
     }
 }
 
 /// [`quantize_activations`] in portable code (vectorized by the compiler).
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
-    "x86_64+avx2+fma"
-))]
 pub fn quantize_activations_portable(x: &[f32], m: usize, k: usize, out: &mut Quantized) {
     out.values.resize(m * k, 0);
     out.scales.resize(m, 0.0);
     out.zeros.resize(m, 0);
+    quantize_rows_portable(
+        &x[..(m * k).min(x.len())],
+        k,
+        &mut out.values,
+        &mut out.scales,
+        &mut out.zeros,
+    );
+}
+
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
+fn quantize_rows_portable(
+    x: &[f32],
+    k: usize,
+    values: &mut [u8],
+    scales: &mut [f32],
+    zeros: &mut [i32],
+) {
     for (((row, q), scale), zero) in x
-        .chunks_exact(k)
-        .zip(out.values.chunks_exact_mut(k))
-        .zip(out.scales.iter_mut())
-        .zip(out.zeros.iter_mut())
+        .chunks_exact(k.max(1))
+        .zip(values.chunks_exact_mut(k.max(1)))
+        .zip(scales.iter_mut())
+        .zip(zeros.iter_mut())
     {
         let (lo, hi) = crate::kernels::row_range(row);
         let range = hi - lo;
@@ -144,46 +173,164 @@ impl QLinear {
         scratch: &mut Scratch,
         parallel: bool,
     ) -> Result<(), String> {
+        let plain = Epilogue::Plain;
+        self.forward_fused(Input::f32(x), m, out, plain, None, scratch, parallel)
+    }
+
+    /// `out[m, n] ≈ x[m, k] · wᵀ + b` and what `epilogue` does after, its output quantized into
+    /// `next` too where given. The input is quantized here unless `x.quantized` holds it. Row
+    /// blocks are multiplied and finished one after the other, so each block's products,
+    /// outputs and bytes stay in cache between the passes; with `parallel`, the rows of the
+    /// multiply are split over the threads instead.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_fused(
+        &self,
+        x: Input<'_>,
+        m: usize,
+        out: &mut [f32],
+        epilogue: Epilogue<'_>,
+        mut next: Option<&mut Quantized>,
+        scratch: &mut Scratch,
+        parallel: bool,
+    ) -> Result<(), String> {
         let (n, k) = (self.weights.n(), self.weights.k());
-        quantize_activations(x, m, k, &mut scratch.quantized);
-        scratch.acc.resize(m * n, 0);
-        if parallel {
-            par_gemm(
-                &scratch.quantized.values,
-                m,
-                &self.weights,
-                &mut scratch.acc,
-            )?;
-        } else {
-            gemm(
-                &scratch.quantized.values,
-                m,
-                &self.weights,
-                &mut scratch.acc,
-            )?;
+        check_sizes(x.rows, m, k, out, n)?;
+        let Scratch {
+            quantized,
+            acc,
+            product,
+        } = scratch;
+        let q: &Quantized = match x.quantized {
+            Some(q) if q.scales.len() >= m && q.values.len() >= m * k => q,
+            _ => {
+                quantize_activations(x.rows, m, k, quantized);
+                quantized
+            }
+        };
+        if let Some(next) = next.as_deref_mut() {
+            next.values.resize(m * n, 0);
+            next.scales.resize(m, 0.0);
+            next.zeros.resize(m, 0);
         }
-        dequantize(
-            &scratch.acc,
-            &scratch.quantized,
-            self.weights.col_sums(),
-            &self.scales,
-            &self.bias,
-            n,
-            out,
-        );
+        let block = if parallel { m.max(1) } else { FUSED_ROWS };
+        for start in (0..m).step_by(block) {
+            let rows = block.min(m - start);
+            acc.resize(rows * n, 0);
+            let a = &q.values[start * k..(start + rows) * k];
+            if parallel {
+                par_gemm(a, rows, &self.weights, acc)?;
+            } else {
+                gemm(a, rows, &self.weights, acc)?;
+            }
+            let out = &mut out[start * n..(start + rows) * n];
+            let target = match epilogue {
+                Epilogue::AddNorm { .. } => {
+                    product.resize(rows * n, 0.0);
+                    product.as_mut_slice()
+                }
+                _ => &mut *out,
+            };
+            dequantize(
+                acc,
+                &q.scales[start..start + rows],
+                &q.zeros[start..start + rows],
+                self.weights.col_sums(),
+                &self.scales,
+                &self.bias,
+                n,
+                target,
+            );
+            epilogue.apply(out, product);
+            if let Some(next) = next.as_deref_mut() {
+                quantize_into(
+                    out,
+                    rows,
+                    n,
+                    &mut next.values[start * n..(start + rows) * n],
+                    &mut next.scales[start..start + rows],
+                    &mut next.zeros[start..start + rows],
+                );
+            }
+        }
         Ok(())
+    }
+}
+
+/// Checks that `x` holds `m` rows of `k` and `out` `m` rows of `n`.
+fn check_sizes(x: &[f32], m: usize, k: usize, out: &[f32], n: usize) -> Result<(), String> {
+    if x.len() < m * k || out.len() < m * n {
+        return Err(format!(
+            "a {n} × {k} layer over {m} rows needs {} inputs and room for {} outputs, not {} and {}",
+            m * k,
+            m * n,
+            x.len(),
+            out.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Rows a fused int8 layer multiplies and finishes at a time (a multiple of the VNNI kernel's
+/// row blocks): at the feed-forward's width, 96 KiB of products, in L2 between the passes.
+const FUSED_ROWS: usize = 96;
+
+/// A layer's input: f32 rows, and their bytes where the layer before quantized them.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    pub rows: &'a [f32],
+    pub quantized: Option<&'a Quantized>,
+}
+
+impl<'a> Input<'a> {
+    /// Rows to quantize (where the layer is int8).
+    pub fn f32(rows: &'a [f32]) -> Input<'a> {
+        Input {
+            rows,
+            quantized: None,
+        }
+    }
+}
+
+/// What a layer does to its output rows after the multiply, while they are in cache.
+#[derive(Clone, Copy, Debug)]
+pub enum Epilogue<'a> {
+    /// `out = x · wᵀ + b`.
+    Plain,
+    /// `out = GELU(x · wᵀ + b)`.
+    Gelu,
+    /// `out = LayerNorm(out + x · wᵀ + b)`: BERT's add-and-norm over the residual `out` holds.
+    AddNorm {
+        weight: &'a [f32],
+        bias: &'a [f32],
+        eps: f32,
+    },
+}
+
+impl Epilogue<'_> {
+    /// Finishes rows of `out`, the layer's products being in `out` itself or, for
+    /// `AddNorm`, in `product`.
+    fn apply(self, out: &mut [f32], product: &[f32]) {
+        match self {
+            Epilogue::Plain => {}
+            Epilogue::Gelu => gelu_in_place(out),
+            Epilogue::AddNorm { weight, bias, eps } => {
+                add_layer_norm_rows(out, Some(product), weight, bias, eps)
+            }
+        }
     }
 }
 
 /// The f32 outputs of the integer products: the zero point corrected with the column sums,
 /// scaled by the row's and the channel's scales, plus the bias.
+#[allow(clippy::too_many_arguments)]
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
     "x86_64+avx2+fma"
 ))]
 fn dequantize(
     acc: &[i32],
-    q: &Quantized,
+    row_scales: &[f32],
+    row_zeros: &[i32],
     sums: &[i32],
     scales: &[f32],
     bias: &[f32],
@@ -193,8 +340,8 @@ fn dequantize(
     for (((row, acc), &sa), &za) in out
         .chunks_exact_mut(n)
         .zip(acc.chunks_exact(n))
-        .zip(&q.scales)
-        .zip(&q.zeros)
+        .zip(row_scales)
+        .zip(row_zeros)
     {
         for ((((y, &a), &s), &c), &b) in row.iter_mut().zip(acc).zip(scales).zip(sums).zip(bias) {
             *y = (sa * s) * (a - za * c) as f32 + b;
@@ -207,6 +354,8 @@ fn dequantize(
 pub struct Scratch {
     pub quantized: Quantized,
     pub acc: Vec<i32>,
+    /// A block's products before an add-and-norm.
+    pub product: Vec<f32>,
 }
 
 /// candle's own quantized layer (Q8_0 blocks of 32 weights, its CPU `QMatMul`), kept as the
@@ -278,6 +427,11 @@ impl Linear {
         }
     }
 
+    /// Whether the layer multiplies in int8 (and so reads its input quantized).
+    pub fn is_int8(&self) -> bool {
+        matches!(self, Linear::Int8(_))
+    }
+
     pub fn n(&self) -> usize {
         match self {
             Linear::F32(d) => d.n,
@@ -286,6 +440,7 @@ impl Linear {
         }
     }
 
+    /// `out[m, n] = x[m, k] · wᵀ + b`.
     pub fn forward(
         &self,
         x: &[f32],
@@ -294,11 +449,59 @@ impl Linear {
         scratch: &mut Scratch,
         parallel: bool,
     ) -> Result<(), String> {
-        match self {
-            Linear::F32(d) => d.forward(x, m, out),
-            Linear::Int8(q) => q.forward(x, m, out, scratch, parallel),
-            Linear::CandleQ8(c) => c.forward(x, m, out),
+        self.forward_fused(
+            Input::f32(x),
+            m,
+            out,
+            Epilogue::Plain,
+            None,
+            scratch,
+            parallel,
+        )
+    }
+
+    /// The layer and then `epilogue` over `out`, the result quantized into `next` too where
+    /// given (for an int8 layer after it). An int8 layer does it block by block while the
+    /// rows are in cache; the others in whole passes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_fused(
+        &self,
+        x: Input<'_>,
+        m: usize,
+        out: &mut [f32],
+        epilogue: Epilogue<'_>,
+        next: Option<&mut Quantized>,
+        scratch: &mut Scratch,
+        parallel: bool,
+    ) -> Result<(), String> {
+        let n = self.n();
+        let k = match self {
+            Linear::F32(d) => d.k,
+            Linear::Int8(q) => q.weights.k(),
+            Linear::CandleQ8(c) => c.k,
+        };
+        check_sizes(x.rows, m, k, out, n)?;
+        let into = |target: &mut [f32]| match self {
+            Linear::F32(d) => d.forward(x.rows, m, target),
+            Linear::CandleQ8(c) => c.forward(x.rows, m, target),
+            Linear::Int8(_) => Ok(()),
+        };
+        match (self, epilogue) {
+            (Linear::Int8(q), _) => {
+                return q.forward_fused(x, m, out, epilogue, next, scratch, parallel);
+            }
+            (_, Epilogue::AddNorm { .. }) => {
+                scratch.product.resize(m * n, 0.0);
+                into(&mut scratch.product)?;
+            }
+            _ => into(out)?,
         }
+        let out = &mut out[..m * n];
+        epilogue.apply(out, &scratch.product);
+        if let Some(next) = next {
+            quantize_activations(out, m, n, next);
+        }
+        Ok(())
     }
 }
 
@@ -335,6 +538,106 @@ mod tests {
             int8.forward(&x, m, &mut par, &mut scratch, true).unwrap();
             assert_eq!(par, z);
         }
+    }
+
+    /// Every epilogue, fused block by block, equals the plain layer followed by its pass, and
+    /// the quantization it hands on equals quantizing the output afterwards, for both
+    /// precisions, with and without a quantized input, over more rows than one block.
+    #[test]
+    fn fused_epilogues_equal_the_passes_they_replace() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (k, n) = (24, 16);
+        for m in [1, 5, FUSED_ROWS, FUSED_ROWS + 7, 2 * FUSED_ROWS + 1] {
+            let w: Vec<f32> = (0..n * k).map(|_| rng.random_range(-0.3..0.3)).collect();
+            let b: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let x: Vec<f32> = (0..m * k).map(|_| rng.random_range(-2.0..2.0)).collect();
+            let residual: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let gamma: Vec<f32> = (0..n).map(|_| rng.random_range(0.5..1.5)).collect();
+            let beta: Vec<f32> = (0..n).map(|_| rng.random_range(-0.5..0.5)).collect();
+            let (q, s) = quantize_rows(&w, n, k);
+            let layers = [
+                Linear::F32(Dense::new(w.clone(), b.clone(), n, k).unwrap()),
+                Linear::Int8(QLinear::new(&q, s, b.clone(), n, k).unwrap()),
+            ];
+            let epilogues = [
+                Epilogue::Plain,
+                Epilogue::Gelu,
+                Epilogue::AddNorm {
+                    weight: &gamma,
+                    bias: &beta,
+                    eps: 1e-5,
+                },
+            ];
+            let mut qx = Quantized::default();
+            quantize_activations(&x, m, k, &mut qx);
+            for layer in &layers {
+                for epilogue in epilogues {
+                    let mut scratch = Scratch::default();
+                    let mut expected = vec![0f32; m * n];
+                    layer
+                        .forward(&x, m, &mut expected, &mut scratch, false)
+                        .unwrap();
+                    match epilogue {
+                        Epilogue::Plain => {}
+                        Epilogue::Gelu => gelu_in_place(&mut expected),
+                        Epilogue::AddNorm { .. } => {
+                            let mut r = residual.clone();
+                            add_layer_norm_rows(&mut r, Some(&expected), &gamma, &beta, 1e-5);
+                            expected = r;
+                        }
+                    }
+                    let mut expected_q = Quantized::default();
+                    quantize_activations(&expected, m, n, &mut expected_q);
+                    for (quantized, parallel) in [(None, false), (Some(&qx), false), (None, true)] {
+                        let mut out = residual.clone();
+                        let mut next = Quantized::default();
+                        let input = Input {
+                            rows: &x,
+                            quantized,
+                        };
+                        layer
+                            .forward_fused(
+                                input,
+                                m,
+                                &mut out,
+                                epilogue,
+                                Some(&mut next),
+                                &mut scratch,
+                                parallel,
+                            )
+                            .unwrap();
+                        let what = format!("{layer:?} {epilogue:?} m {m}");
+                        assert_eq!(out, expected, "{what}");
+                        assert_eq!(next.values, expected_q.values, "{what}");
+                        assert_eq!(next.scales, expected_q.scales, "{what}");
+                        assert_eq!(next.zeros, expected_q.zeros, "{what}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_fused_layer_refuses_buffers_too_small() {
+        let layer = Linear::F32(Dense::new(vec![0.0; 6], vec![0.0; 2], 2, 3).unwrap());
+        let mut out = vec![0f32; 3];
+        let err = layer
+            .forward_fused(
+                Input::f32(&[0.0; 6]),
+                2,
+                &mut out,
+                Epilogue::Gelu,
+                None,
+                &mut Scratch::default(),
+                false,
+            )
+            .unwrap_err();
+        assert!(err.contains("room for 4 outputs"), "{err}");
+        let int8 = Linear::Int8(QLinear::new(&[0; 6], vec![1.0; 2], vec![0.0; 2], 2, 3).unwrap());
+        let err = int8
+            .forward(&[0.0; 3], 2, &mut [0.0; 4], &mut Scratch::default(), false)
+            .unwrap_err();
+        assert!(err.contains("needs 6 inputs"), "{err}");
     }
 
     #[test]

@@ -209,6 +209,41 @@ fn the_int8_encoder_stays_close_to_f32_and_reads_back_as_written() {
     );
 }
 
+/// Each mix of int8 and f32 layers (every kind alone left in f32, so each fused hand-over meets
+/// an f32 neighbour) gives the same logits on one thread as on several, each sequence's own
+/// whatever chunk it falls in, and stays close to the f32 model.
+#[test]
+fn mixed_precisions_give_the_same_logits_on_one_thread_and_on_several() {
+    let cfg = config();
+    let (_, map) = model(8, &cfg);
+    let f32_model = Encoder::new(&cfg, &spec(), FEATURES, &map).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    // More pairs than one chunk holds, on either pool.
+    let p = pairs(&mut rng, 37);
+    let reference = f32_model.forward(&seqs(&p), None).unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let three = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    for f32_kind in LayerKind::ALL {
+        let kinds: Vec<LayerKind> = LayerKind::ALL
+            .into_iter()
+            .filter(|k| *k != f32_kind)
+            .collect();
+        let q = quantize(&map, &cfg, &kinds).unwrap();
+        let model = Encoder::new(&cfg, &spec(), FEATURES, &q).unwrap();
+        let a = one.install(|| model.forward(&seqs(&p), None).unwrap());
+        let b = three.install(|| model.forward(&seqs(&p), None).unwrap());
+        assert_eq!(a, b, "{f32_kind:?} in f32");
+        let change = mean_change(&reference, &a);
+        assert!(change < 0.02, "{f32_kind:?} in f32: {change}");
+    }
+}
+
 #[test]
 fn pruning_a_head_gives_what_masking_it_gives_and_the_candle_model_loads_it() {
     let cfg = config();
