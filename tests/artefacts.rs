@@ -158,7 +158,7 @@ fn a_comment_or_layout_edit_keeps_the_policy_hash() {
         c.lowered.labeling.policy.hash
     );
     // The pipeline is not the policy: how a teacher trains changes the plan, not the policy.
-    let retrained = original.replace("epochs 5, lr 0.001", "epochs 6, lr 0.001");
+    let retrained = original.replace("epochs 12, lr 0.001", "epochs 13, lr 0.001");
     assert_ne!(original, retrained, "the pipeline's teacher moved");
     std::fs::write(&path, &retrained).expect("write");
     let d = compile_file(&path, &Options::default()).expect("compiles");
