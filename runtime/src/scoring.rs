@@ -10,6 +10,7 @@ use crate::teach::features::Row;
 use crate::teach::task::{Logits, Tokens};
 use crate::teach::{ModelCard, POSITION_BIAS, read_card};
 use jiff::Timestamp;
+use rayon::prelude::*;
 use rubric_ml::checkpoint::{self, WEIGHTS};
 use rubric_ml::model::BertConfig;
 use rubric_ml::quant::encoder::{Encoder, Sequence};
@@ -53,6 +54,9 @@ pub struct Prediction {
     /// The click probability.
     pub click: Option<f64>,
 }
+
+/// A pair's two texts (query side, candidate side) and its numeric features.
+type Encoded = ((String, String), Vec<f32>);
 
 /// A model ready to score pairs.
 pub struct Scorer {
@@ -180,30 +184,24 @@ impl Scorer {
     /// (naming the field), and the others are scored.
     pub fn score(&self, pairs: &[(Value, Option<Timestamp>)]) -> Vec<Result<Prediction, String>> {
         let mut out: Vec<Result<Prediction, String>> = Vec::with_capacity(pairs.len());
+        let roles: Vec<&str> = self.card.roles.iter().map(String::as_str).collect();
         for chunk in pairs.chunks(CHUNK) {
-            let mut texts = Vec::new();
-            let mut features = Vec::new();
-            let mut slots = Vec::new();
-            for (pair, ts) in chunk {
-                let encoded = texts_by_role(
-                    &self
-                        .card
-                        .roles
-                        .iter()
-                        .map(String::as_str)
-                        .collect::<Vec<_>>(),
-                    &self.fields,
-                    pair,
-                )
-                .map_err(|e| e.to_string())
-                .and_then(|t| {
+            // Each pair's texts and features, on rayon's threads (a served request's hundred
+            // candidates are the model thread's work between forward passes).
+            let encoded: Vec<Result<Encoded, String>> = chunk
+                .par_iter()
+                .map(|(pair, ts)| {
+                    let t = texts_by_role(&roles, &self.fields, pair).map_err(|e| e.to_string())?;
                     let mut f = Vec::with_capacity(self.card.features.width());
-                    self.card
-                        .features
-                        .encode(&Row { pair, ts: *ts }, &mut f)
-                        .map(|()| (t, f))
-                });
-                match encoded {
+                    self.card.features.encode(&Row { pair, ts: *ts }, &mut f)?;
+                    Ok((t, f))
+                })
+                .collect();
+            let mut texts = Vec::with_capacity(chunk.len());
+            let mut features = Vec::with_capacity(chunk.len());
+            let mut slots = Vec::with_capacity(chunk.len());
+            for e in encoded {
+                match e {
                     Ok((t, f)) => {
                         slots.push(out.len());
                         texts.push(t);

@@ -4,6 +4,7 @@
 //! hour it serves.
 
 use super::EXIT_USAGE;
+use rayon::prelude::*;
 use rubric_runtime::scoring::{Precision, Scorer};
 use rubric_serve::{ModelInfo, PairRequest, Prediction, Ranker, ServeConfig};
 use std::net::SocketAddr;
@@ -61,17 +62,22 @@ impl Ranker for FolderRanker {
 
     fn score(&self, pairs: &[PairRequest]) -> Vec<Result<Prediction, String>> {
         let now = jiff::Timestamp::now();
-        let mut times = Vec::with_capacity(pairs.len());
-        let mut built = Vec::with_capacity(pairs.len());
-        for p in pairs {
-            let time = match p.time.as_deref().map(str::parse::<jiff::Timestamp>) {
-                Some(Ok(t)) => Ok(t),
-                Some(Err(e)) => Err(format!("`time`: {e}")),
-                None => Ok(now),
-            };
-            times.push(time.clone().map(|_| ()));
-            built.push((self.scorer.pair(&p.query, &p.candidate), time.ok()));
-        }
+        // Each pair's records and time, on rayon's threads: the query's record is copied into
+        // every pair, a hundred times a ranking.
+        let (times, built): (Vec<Result<(), String>>, Vec<_>) = pairs
+            .par_iter()
+            .map(|p| {
+                let time = match p.time.as_deref().map(str::parse::<jiff::Timestamp>) {
+                    Some(Ok(t)) => Ok(t),
+                    Some(Err(e)) => Err(format!("`time`: {e}")),
+                    None => Ok(now),
+                };
+                (
+                    time.clone().map(|_| ()),
+                    (self.scorer.pair(&p.query, &p.candidate), time.ok()),
+                )
+            })
+            .unzip();
         self.scorer
             .score(&built)
             .into_iter()
