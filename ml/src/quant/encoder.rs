@@ -5,7 +5,7 @@
 //! batch are split over rayon's threads. A head mask removes attention heads without changing
 //! the weights, which is how pruning measures a head's importance.
 
-use super::linear::{Dense, Epilogue, Input, Linear, QLinear, Quantized, Scratch};
+use super::linear::{Dense, Epilogue, Input, Linear, QLinear, Quantized, Scratch, grown};
 use super::weights::{QUANTIZED, SCALE, TensorMap};
 use crate::kernels::{add_layer_norm_rows, gelu_in_place, softmax_numerators};
 use crate::model::{BertConfig, HeadSpec};
@@ -372,10 +372,11 @@ impl Encoder {
         let mut w = WORK
             .with(|cell| cell.borrow_mut().take())
             .unwrap_or_default();
-        // Exactly as long as this chunk needs (`resize` shortens too); every value is written
-        // before it is read.
+        // `x` exactly as long as this chunk needs (`resize` shortens too: its length is the
+        // rows in flight); the other buffers at least as long. Every value is written before
+        // it is read.
         w.x.resize(rows * h, 0.0);
-        w.inner.resize(rows * c.intermediate_size, 0.0);
+        grown(&mut w.inner, rows * c.intermediate_size);
         let out = self.layers_and_heads(seqs, mask, parallel, rows, &mut w);
         WORK.with(|cell| *cell.borrow_mut() = Some(w));
         out
@@ -394,7 +395,7 @@ impl Encoder {
         let mut rows = rows;
         let last = self.layers.len().checked_sub(1);
         if last.is_none() {
-            first_rows(seqs, w, c.hidden_size, c.intermediate_size);
+            first_rows(seqs, w, c.hidden_size);
         }
         let eps = c.layer_norm_eps as f32;
         // Whether `w.qx` holds `w.x`'s bytes (the embeddings' are not fused).
@@ -496,7 +497,7 @@ impl Encoder {
         let (h, hs) = (c.hidden_size, c.head_size());
         let a = layer.heads * hs;
         let rows = w.x.len() / h;
-        w.qkv.resize(rows * 3 * a, 0.0);
+        grown(&mut w.qkv, rows * 3 * a);
         let input = Input {
             rows: &w.x,
             quantized: x_quantized.then_some(&w.qx),
@@ -512,17 +513,19 @@ impl Encoder {
             parallel,
         )?;
         // Every head writes its own columns; a masked head's stay 0.
+        let out_rows = if first_only { seqs.len() } else { rows };
         if keep.is_some() {
             w.context.clear();
+            w.context.resize(out_rows * a, 0.0);
+        } else {
+            grown(&mut w.context, out_rows * a);
         }
-        let out_rows = if first_only { seqs.len() } else { rows };
-        w.context.resize(out_rows * a, 0.0);
         let scale = 1.0 / (hs as f32).sqrt();
         let mut start = 0;
         for (i, s) in seqs.iter().enumerate() {
             let t = s.ids.len();
             let (queries, at) = if first_only { (1, i) } else { (t, start) };
-            w.scores.resize(queries * t, 0.0);
+            grown(&mut w.scores, queries * t);
             let block = &w.qkv[start * 3 * a..(start + t) * 3 * a];
             for head in 0..layer.heads {
                 if keep.is_some_and(|k| !k[head]) {
@@ -542,9 +545,10 @@ impl Encoder {
                     row_stride: 1,
                     col_stride: 3 * a,
                 };
-                matmul(&mut w.scores, t, q, kt, false)?;
-                w.sums.resize(queries, 0.0);
-                softmax_numerators(&mut w.scores, t, scale, &mut w.sums);
+                let scores = &mut w.scores[..queries * t];
+                matmul(scores, t, q, kt, false)?;
+                let sums = grown(&mut w.sums, queries);
+                softmax_numerators(scores, t, scale, sums);
                 let v = View {
                     data: &block[2 * a + head * hs..],
                     rows: t,
@@ -553,9 +557,15 @@ impl Encoder {
                     col_stride: 1,
                 };
                 let context = &mut w.context[at * a + head * hs..];
-                matmul(context, a, View::rows(&w.scores, queries, t), v, false)?;
+                matmul(
+                    context,
+                    a,
+                    View::rows(&w.scores[..queries * t], queries, t),
+                    v,
+                    false,
+                )?;
                 // Softmax's division, over the head's outputs rather than its weights.
-                for (row, &sum) in context.chunks_mut(a).zip(&w.sums) {
+                for (row, &sum) in context.chunks_mut(a).zip(&w.sums[..queries]) {
                     let inv = 1.0 / sum;
                     for v in &mut row[..hs] {
                         *v *= inv;
@@ -565,7 +575,7 @@ impl Encoder {
             start += t;
         }
         if first_only {
-            first_rows(seqs, w, h, c.intermediate_size);
+            first_rows(seqs, w, h);
         }
         let intermediate_int8 = layer.intermediate.is_int8();
         layer.output.forward_fused(
@@ -628,9 +638,8 @@ impl Encoder {
     }
 }
 
-/// Keeps each sequence's first row of `w.x`, in order, and sizes `w.x` and `w.inner` for one
-/// row a sequence.
-fn first_rows(seqs: &[Sequence<'_>], w: &mut Work, h: usize, inner: usize) {
+/// Keeps each sequence's first row of `w.x`, in order, and sizes `w.x` for one row a sequence.
+fn first_rows(seqs: &[Sequence<'_>], w: &mut Work, h: usize) {
     let mut start = 0;
     for (i, s) in seqs.iter().enumerate() {
         // `start >= i`: each row moves down or stays, after the rows before it.
@@ -639,7 +648,6 @@ fn first_rows(seqs: &[Sequence<'_>], w: &mut Work, h: usize, inner: usize) {
     }
     let b = seqs.len();
     w.x.truncate(b * h);
-    w.inner.truncate(b * inner);
 }
 
 impl Norm {

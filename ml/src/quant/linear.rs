@@ -208,14 +208,14 @@ impl QLinear {
             }
         };
         if let Some(next) = next.as_deref_mut() {
-            next.values.resize(m * n, 0);
-            next.scales.resize(m, 0.0);
-            next.zeros.resize(m, 0);
+            grown(&mut next.values, m * n);
+            grown(&mut next.scales, m);
+            grown(&mut next.zeros, m);
         }
         let block = if parallel { m.max(1) } else { FUSED_ROWS };
         for start in (0..m).step_by(block) {
             let rows = block.min(m - start);
-            acc.resize(rows * n, 0);
+            let acc = grown(acc, rows * n);
             let a = &q.values[start * k..(start + rows) * k];
             if parallel {
                 par_gemm(a, rows, &self.weights, acc)?;
@@ -224,10 +224,7 @@ impl QLinear {
             }
             let out = &mut out[start * n..(start + rows) * n];
             let target = match epilogue {
-                Epilogue::AddNorm { .. } => {
-                    product.resize(rows * n, 0.0);
-                    product.as_mut_slice()
-                }
+                Epilogue::AddNorm { .. } => grown(product, rows * n),
                 _ => &mut *out,
             };
             dequantize(
@@ -240,7 +237,7 @@ impl QLinear {
                 n,
                 target,
             );
-            epilogue.apply(out, product);
+            epilogue.apply(out, &product[..]);
             if let Some(next) = next.as_deref_mut() {
                 quantize_into(
                     out,
@@ -254,6 +251,15 @@ impl QLinear {
         }
         Ok(())
     }
+}
+
+/// The first `len` values of `v`, grown (never shrunk) to hold them: buffers reused across
+/// layers of different widths are zeroed once, not at every change of width.
+pub(crate) fn grown<T: Clone + Default>(v: &mut Vec<T>, len: usize) -> &mut [T] {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
+    &mut v[..len]
 }
 
 /// Checks that `x` holds `m` rows of `k` and `out` `m` rows of `n`.
@@ -490,10 +496,7 @@ impl Linear {
             (Linear::Int8(q), _) => {
                 return q.forward_fused(x, m, out, epilogue, next, scratch, parallel);
             }
-            (_, Epilogue::AddNorm { .. }) => {
-                scratch.product.resize(m * n, 0.0);
-                into(&mut scratch.product)?;
-            }
+            (_, Epilogue::AddNorm { .. }) => into(grown(&mut scratch.product, m * n))?,
             _ => into(out)?,
         }
         let out = &mut out[..m * n];
