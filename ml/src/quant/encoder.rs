@@ -337,17 +337,12 @@ impl Encoder {
         }
         // About two chunks a thread, so sequences of unequal lengths even out, and at most
         // `MAX_CHUNK` sequences a chunk, so a chunk's buffers stay in cache (on one thread
-        // too: a whole batch at once is slower).
+        // too, where rayon runs the chunks in turn: a whole batch at once is slower).
         let size = seqs.len().div_ceil(threads * 2).clamp(1, MAX_CHUNK);
-        let parts = if threads == 1 {
-            seqs.chunks(size)
-                .map(|c| self.chunk(c, mask, false))
-                .collect::<Result<Vec<Logits>, String>>()?
-        } else {
-            seqs.par_chunks(size)
-                .map(|c| self.chunk(c, mask, false))
-                .collect::<Result<Vec<Logits>, String>>()?
-        };
+        let parts = seqs
+            .par_chunks(size)
+            .map(|c| self.chunk(c, mask, false))
+            .collect::<Result<Vec<Logits>, String>>()?;
         let mut out = Logits::default();
         for p in parts {
             out.rows += p.rows;
