@@ -7,5 +7,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Before any thread: training frees and allocates megabytes at every step.
+    rubric_ml::alloc::keep_freed_memory();
     cmd::run(cmd::Cli::parse())
 }

@@ -8,7 +8,8 @@
 //! `LAYERSxHIDDEN[hHEADS]` (say `6x384h12`; heads default to hidden / 64, at least 4). The default
 //! runs `6x384h12 4x256h4 2x128h4`. The environment sets the rest: `SHAPES` (the shapes, when no
 //! argument gives them), `STEPS` (timed steps, 10), `WARMUP` (2), `BATCH` (32), `SEQ` (128),
-//! `VOCAB` (8192), `RAYON_NUM_THREADS` (the threads, all cores by default). Each shape prints one
+//! `VOCAB` (8192), `RAYON_NUM_THREADS` (the threads, all cores by default), `KEEP_FREED_MEMORY`
+//! (1, as the `rubric` binary; 0 for glibc's defaults). Each shape prints one
 //! line: `candle shape=6x384 batch=32 seq=128 train_pairs_per_s=... forward_pairs_per_s=...
 //! heads=12`.
 
@@ -187,6 +188,9 @@ fn measure(shape: Shape, s: &Settings) -> Res<(f64, f64)> {
 }
 
 fn main() -> Res<()> {
+    // As the `rubric` binary does, unless `KEEP_FREED_MEMORY=0` (glibc's defaults, to compare).
+    let keep_freed =
+        env_usize("KEEP_FREED_MEMORY", 1)? != 0 && rubric_ml::alloc::keep_freed_memory();
     // `cargo bench` passes `--bench`; anything starting with `-` is not a shape.
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -216,7 +220,7 @@ fn main() -> Res<()> {
         vocab: env_usize("VOCAB", 8192)?.max(1),
     };
     println!(
-        "candle threads={} (RAYON_NUM_THREADS={}) steps={} warmup={}",
+        "candle threads={} (RAYON_NUM_THREADS={}) steps={} warmup={} keep_freed_memory={keep_freed}",
         candle_core::utils::get_num_threads(),
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into()),
         settings.steps,

@@ -2,6 +2,7 @@
 //! the metrics that training, distillation, evaluation and monitoring share; models, teachers,
 //! distillation, int8 quantization and serving join it.
 
+pub mod alloc;
 pub mod checkpoint;
 pub mod device;
 pub mod kernels;
