@@ -4,10 +4,10 @@
 //! with numeric features joined before the heads) and the feature model (an MLP over numeric
 //! and categorical features, for click logs that carry no text, such as the Open Bandit sample).
 
-use super::bert::{Bert, BertConfig, Pass, linear};
+use super::bert::{Bert, BertConfig, Linear, Pass, linear};
 use crate::kernels::Kernels;
 use candle_core::{D, Module, Result, Tensor, bail};
-use candle_nn::{Embedding, Init, Linear, VarBuilder};
+use candle_nn::{Embedding, Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 /// The targets a model has heads for, in a fixed order.
