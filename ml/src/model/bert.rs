@@ -1,13 +1,13 @@
 //! A trainable BERT-family encoder, shaped like candle's own models (a serde `Config`,
 //! `new(cfg, vb)` with Hugging Face's parameter names, `forward`) but built for training: the
-//! fused kernels with their own backward (`kernels.rs`), and dropout that really drops, from a
-//! seeded generator. A Hugging Face BERT checkpoint (`config.json`, `model.safetensors`) loads
+//! fused kernels with their own backward (`kernels/`: attention, dropout, GELU, layer norm and
+//! the bias), and dropout that really drops, from a seeded generator. A Hugging Face BERT checkpoint (`config.json`, `model.safetensors`) loads
 //! into it by name, and what it saves reads back in the same layout.
 
-use crate::kernels::Kernels;
+use crate::kernels::{self, AttentionDropout, Kernels};
 use candle_core::{Module, Result, Tensor, bail};
 use candle_nn::{Embedding, Init, VarBuilder};
-use rand::Rng;
+use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -249,13 +249,26 @@ impl Pass<'_> {
         }
     }
 
-    /// Inverted dropout: each element kept with probability 1 − p and scaled by 1 / (1 − p).
+    /// A seed for dropout that runs outside the graph (the fused attention's), drawn from the
+    /// pass's generator; none in evaluation.
+    pub fn seed(&mut self) -> Option<u64> {
+        match self {
+            Pass::Eval => None,
+            Pass::Train(rng) => Some(rng.next_u64()),
+        }
+    }
+
+    /// Inverted dropout: each element kept with probability 1 − p and scaled by 1 / (1 − p);
+    /// the fused kernel where it runs, its mask drawn from one seed of the pass's generator.
     pub fn dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor> {
         let Pass::Train(rng) = self else {
             return Ok(x.clone());
         };
         if p <= 0.0 {
             return Ok(x.clone());
+        }
+        if Kernels::for_tensor(x) == Kernels::Fused {
+            return kernels::dropout(x, p as f32, rng.next_u64());
         }
         let scale = (1.0 / (1.0 - p)) as f32;
         let mask: Vec<f32> = (0..x.elem_count())
@@ -434,20 +447,48 @@ impl Attention {
             .contiguous()
     }
 
-    /// `mask`: `[batch, 1, 1, len]`, 0 for tokens and a large negative number for padding.
-    fn forward(&self, x: &Tensor, mask: &Tensor, pass: &mut Pass) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
-        let q = self.split(&self.query.forward(x)?)?;
-        let k = self.split(&self.key.forward(x)?)?;
-        let v = self.split(&self.value.forward(x)?)?;
+    /// The attention of [`kernels::attention`] composed of candle's differentiable ops (the
+    /// reference, and the path on devices the fused kernel does not run on).
+    fn composed(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: &Tensor,
+        pass: &mut Pass,
+    ) -> Result<Tensor> {
+        let (b, t, _) = q.dims3()?;
+        let (q, k, v) = (self.split(q)?, self.split(k)?, self.split(v)?);
         let scores = (q.matmul(&k.t()?)? / (self.head_size as f64).sqrt())?.broadcast_add(mask)?;
         let probs = Kernels::for_tensor(&scores).softmax_last_dim(&scores)?;
         let probs = pass.dropout(&probs, self.attention_dropout)?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((
+        probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((
             b,
             t,
             self.heads * self.head_size,
-        ))?;
+        ))
+    }
+
+    /// `mask`: `[batch, 1, 1, len]`, 0 for tokens and a large negative number for padding.
+    fn forward(&self, x: &Tensor, mask: &Tensor, pass: &mut Pass) -> Result<Tensor> {
+        let (q, k, v) = (
+            self.query.forward(x)?,
+            self.key.forward(x)?,
+            self.value.forward(x)?,
+        );
+        let context = match Kernels::for_tensor(x) {
+            Kernels::Fused => {
+                let dropout = match pass.seed() {
+                    Some(seed) if self.attention_dropout > 0.0 => Some(AttentionDropout {
+                        p: self.attention_dropout as f32,
+                        seed,
+                    }),
+                    _ => None,
+                };
+                kernels::attention(&q, &k, &v, mask, self.heads, dropout)?
+            }
+            Kernels::Composed => self.composed(&q, &k, &v, mask, pass)?,
+        };
         let out = pass.dropout(&self.output.forward(&context)?, self.dropout)?;
         self.norm.forward(&(out + x)?)
     }

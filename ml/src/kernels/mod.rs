@@ -1,4 +1,5 @@
-//! Fused kernels for training on candle: GELU, softmax over the last dimension and layer norm,
+//! Fused kernels for training on candle: GELU, softmax over the last dimension, layer norm, the
+//! bias of a linear layer, multi-head attention (`attention.rs`) and dropout (`dropout.rs`),
 //! each a candle custom op **with its own backward**. candle's fused softmax and layer norm have
 //! no backward and silently stop gradients (only the layers after them train), and its composed
 //! GELU and softmax are several times slower than PyTorch's (STACK_NOTES.md). Each forward here
@@ -14,6 +15,11 @@ use candle_core::{
     bail,
 };
 use rayon::prelude::*;
+
+mod attention;
+mod dropout;
+pub use attention::{AttentionDropout, attention};
+pub use dropout::{dropout, dropout_kept};
 
 /// Which implementation a model's layers use: the fused kernels (CPU, f32) or candle's
 /// differentiable composition (any device and dtype; the reference the kernels are checked
@@ -1014,6 +1020,180 @@ mod tests {
                 &mut rng,
             );
         }
+    }
+
+    /// Attention composed of candle's ops: heads split by transposing, scores scaled and masked,
+    /// softmax, the weights times `kept` (`[batch, heads, len, len]`) where given, the values'
+    /// product, heads joined.
+    fn attention_composed(
+        t: &[Tensor],
+        mask: &Tensor,
+        heads: usize,
+        kept: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (b, len, width) = t[0].dims3()?;
+        let hs = width / heads;
+        let split = |x: &Tensor| -> Result<Tensor> {
+            x.reshape((b, len, heads, hs))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let (q, k, v) = (split(&t[0])?, split(&t[1])?, split(&t[2])?);
+        let scores = (q.matmul(&k.t()?)? / (hs as f64).sqrt())?
+            .broadcast_add(&mask.reshape((b, 1, 1, len))?)?;
+        let mut weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        if let Some(kept) = kept {
+            weights = (weights * kept)?;
+        }
+        weights
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, len, width))
+    }
+
+    /// Random attention shapes (batch, len, heads, head size) with odd sizes, one larger, and a
+    /// mask that pads the end of some sequences (each keeps at least one token).
+    fn attention_cases(rng: &mut ChaCha8Rng) -> Vec<(Vec<usize>, Tensor)> {
+        let mut dims: Vec<Vec<usize>> = (0..16)
+            .map(|_| {
+                vec![
+                    rng.random_range(1..=3),
+                    rng.random_range(1..=9),
+                    rng.random_range(1..=3),
+                    rng.random_range(1..=8),
+                ]
+            })
+            .collect();
+        dims.push(vec![2, 37, 2, 16]);
+        dims.into_iter()
+            .map(|d| {
+                let (b, len) = (d[0], d[1]);
+                let mut mask = vec![0f32; b * len];
+                for row in mask.chunks_mut(len) {
+                    let tokens = rng.random_range(1..=len);
+                    row[tokens..].fill(-1e4);
+                }
+                (d, Tensor::from_vec(mask, (b, len), &Device::Cpu).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn attention_agrees_with_the_composition_forward_and_backward() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        for (d, mask) in attention_cases(&mut rng) {
+            let (b, len, heads, hs) = (d[0], d[1], d[2], d[3]);
+            let inputs: Vec<Tensor> = (0..3)
+                .map(|_| random(&mut rng, &[b, len, heads * hs], 2.0))
+                .collect();
+            agree(
+                "attention",
+                &inputs,
+                |t| attention(&t[0], &t[1], &t[2], &mask, heads, None),
+                |t| attention_composed(t, &mask, heads, None),
+                &mut rng,
+            );
+        }
+    }
+
+    /// With dropout, the fused op drops the weights `dropout_kept` names (one stream per
+    /// sequence and head) and scales the rest: the composition given that mask agrees.
+    #[test]
+    fn attention_with_dropout_agrees_with_the_composition_given_its_mask() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let p = 0.3f32;
+        for (d, mask) in attention_cases(&mut rng) {
+            let (b, len, heads, hs) = (d[0], d[1], d[2], d[3]);
+            let seed = rng.random::<u64>();
+            let kept: Vec<f32> = (0..b * heads)
+                .flat_map(|stream| dropout_kept(seed, stream as u64, len * len, p))
+                .map(|keep| if keep { 1.0 / (1.0 - p) } else { 0.0 })
+                .collect();
+            let kept = Tensor::from_vec(kept, (b, heads, len, len), &Device::Cpu).unwrap();
+            let inputs: Vec<Tensor> = (0..3)
+                .map(|_| random(&mut rng, &[b, len, heads * hs], 2.0))
+                .collect();
+            let dropout = Some(AttentionDropout { p, seed });
+            agree(
+                "attention with dropout",
+                &inputs,
+                |t| attention(&t[0], &t[1], &t[2], &mask, heads, dropout),
+                |t| attention_composed(t, &mask, heads, Some(&kept)),
+                &mut rng,
+            );
+        }
+    }
+
+    /// The fused dropout multiplies by the mask `dropout_kept` draws, one stream per 16,384
+    /// elements, forward and backward: shapes below and across a stream's end.
+    #[test]
+    fn dropout_agrees_with_a_multiplication_by_its_mask() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let p = 0.25f32;
+        let mut all = shapes(&mut rng);
+        all.push(vec![3, 100, 70]);
+        for dims in all {
+            let n: usize = dims.iter().product();
+            let seed = rng.random::<u64>();
+            let mask: Vec<f32> = (0..n.div_ceil(16_384))
+                .flat_map(|stream| dropout_kept(seed, stream as u64, 16_384, p))
+                .take(n)
+                .map(|keep| if keep { 1.0 / (1.0 - p) } else { 0.0 })
+                .collect();
+            let mask = Tensor::from_vec(mask, dims.as_slice(), &Device::Cpu).unwrap();
+            let x = random(&mut rng, &dims, 3.0);
+            agree(
+                "dropout",
+                &[x],
+                |t| dropout(&t[0], p, seed),
+                |t| &t[0] * &mask,
+                &mut rng,
+            );
+        }
+        let x = random(&mut rng, &[4, 5], 1.0);
+        assert_eq!(
+            dropout(&x, 0.0, 1).unwrap().to_vec2::<f32>().unwrap(),
+            x.to_vec2::<f32>().unwrap()
+        );
+        let err = dropout(&x, 1.0, 1).unwrap_err().to_string();
+        assert!(err.contains("dropout") && err.contains("[0, 1)"), "{err}");
+    }
+
+    #[test]
+    fn dropout_keeps_one_minus_p_and_each_stream_draws_its_own() {
+        let kept = dropout_kept(9, 0, 200_000, 0.1);
+        let share = kept.iter().filter(|&&k| k).count() as f64 / kept.len() as f64;
+        assert!((share - 0.9).abs() < 0.003, "{share}");
+        assert_eq!(kept, dropout_kept(9, 0, 200_000, 0.1));
+        assert_ne!(kept[..64], dropout_kept(9, 1, 64, 0.1)[..]);
+        assert!(dropout_kept(9, 0, 1000, 0.0).iter().all(|&k| k));
+    }
+
+    #[test]
+    fn attention_refuses_shapes_that_do_not_fit_with_a_clear_error() {
+        let dev = Device::Cpu;
+        let q = Tensor::zeros((2, 3, 8), DType::F32, &dev).unwrap();
+        let mask = Tensor::zeros((2, 3), DType::F32, &dev).unwrap();
+        let short = Tensor::zeros((2, 3, 6), DType::F32, &dev).unwrap();
+        let err = attention(&q, &short, &q, &mask, 2, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("keys") && err.contains("[2, 3, 6]"), "{err}");
+        let err = attention(&q, &q, &q, &mask, 3, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("8 columns") && err.contains("3 heads"),
+            "{err}"
+        );
+        let err = attention(&q, &q, &q, &q, 2, None).unwrap_err().to_string();
+        assert!(err.contains("mask"), "{err}");
+        let dropout = Some(AttentionDropout { p: 1.0, seed: 0 });
+        let err = attention(&q, &q, &q, &mask, 2, dropout)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dropout") && err.contains('1'), "{err}");
     }
 
     #[test]
