@@ -18,6 +18,7 @@ mod tests {
     use candle_core::{DType, Device, Tensor, Var};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+    use std::collections::HashMap;
 
     fn spec() -> HeadSpec {
         HeadSpec {
@@ -135,6 +136,103 @@ mod tests {
             );
         }
         assert_every_parameter_gets_a_gradient(&params, &loss(&out, &mut rng));
+    }
+
+    /// The fused kernels (f32 on the CPU) against candle's composition (which f64 takes) in
+    /// one pair encoder: the same weights give the same outputs and the same gradients.
+    #[test]
+    fn the_fused_encoder_agrees_with_the_composed_one_forward_and_backward() {
+        // BERT's initialization (standard deviation 0.02) leaves attention nearly uniform, so
+        // weights four times as large, for attention that depends on its queries and keys.
+        let drawn = Params::seeded(3);
+        encoder(&drawn, 5);
+        let large: HashMap<String, Tensor> = drawn
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| (n, (t * 4.0).unwrap()))
+            .collect();
+        let wide: HashMap<String, Tensor> = large
+            .iter()
+            .map(|(n, t)| (n.clone(), t.to_dtype(DType::F64).unwrap()))
+            .collect();
+        let params = Params::starting_from(0, large);
+        let fused = encoder(&params, 5);
+        let params64 = Params::starting_from(0, wide);
+        let composed = PairEncoder::new(
+            &tiny(),
+            5,
+            &spec(),
+            params64.builder(DType::F64, &Device::Cpu),
+        )
+        .unwrap();
+        assert!(params64.unused_initial().is_empty());
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let batch = pair_batch(&mut rng, 5);
+        let batch64 = PairBatch {
+            features: batch
+                .features
+                .as_ref()
+                .map(|f| f.to_dtype(DType::F64).unwrap()),
+            ids: batch.ids.clone(),
+            types: batch.types.clone(),
+            mask: batch.mask.clone(),
+        };
+        let a = fused.forward(&batch, &mut Pass::Eval).unwrap();
+        let b = composed.forward(&batch64, &mut Pass::Eval).unwrap();
+        let weights = |t: &Tensor| {
+            let n = t.elem_count();
+            Tensor::from_vec(
+                (0..n)
+                    .map(|i| 0.5 + i as f64 / n as f64)
+                    .collect::<Vec<_>>(),
+                t.shape(),
+                &Device::Cpu,
+            )
+            .unwrap()
+        };
+        let (mut loss_a, mut loss_b) = (None::<Tensor>, None::<Tensor>);
+        for (x, y) in [
+            (&a.score_logits, &b.score_logits),
+            (&a.grade_logits, &b.grade_logits),
+            (&a.click_logit, &b.click_logit),
+        ] {
+            let (x, y) = (x.as_ref().unwrap(), y.as_ref().unwrap());
+            let x64 = x.to_dtype(DType::F64).unwrap();
+            let diff = (&x64 - y).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(diff.to_scalar::<f64>().unwrap() < 1e-4, "{diff}");
+            let w = weights(y);
+            let la = (x * w.to_dtype(DType::F32).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let lb = (y * &w).unwrap().sum_all().unwrap();
+            loss_a = Some(loss_a.map_or(la.clone(), |l| (l + la).unwrap()));
+            loss_b = Some(loss_b.map_or(lb.clone(), |l| (l + lb).unwrap()));
+        }
+        let ga = loss_a.unwrap().backward().unwrap();
+        let gb = loss_b.unwrap().backward().unwrap();
+        let vars64: HashMap<String, Var> = params64.named().into_iter().collect();
+        for (name, var) in params.named() {
+            let da = ga
+                .get(var.as_tensor())
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap();
+            let db = gb.get(vars64[&name].as_tensor()).unwrap();
+            let scale = db
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap();
+            let diff = (&da - db).unwrap().abs().unwrap().max_all().unwrap();
+            let diff = diff.to_scalar::<f64>().unwrap();
+            // The key's bias moves every score of a query alike, which softmax ignores.
+            let invariant = name.ends_with("attention.self.key.bias");
+            assert!(invariant || scale > 1e-3, "{name}: a gradient of {scale}");
+            assert!(diff <= 1e-4 * scale.max(1.0), "{name}: {diff} of {scale}");
+        }
     }
 
     #[test]
