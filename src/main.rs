@@ -7,7 +7,11 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // Before any thread: training frees and allocates megabytes at every step.
-    rubric_ml::alloc::keep_freed_memory();
+    // How freed memory is kept and candle's elementwise threads.
+    // SAFETY: the first statement of `main`: no other thread runs yet.
+    #[allow(unsafe_code)]
+    unsafe {
+        rubric_ml::process::prepare()
+    };
     cmd::run(cmd::Cli::parse())
 }

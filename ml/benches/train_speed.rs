@@ -9,7 +9,8 @@
 //! runs `6x384h12 4x256h4 2x128h4`. The environment sets the rest: `SHAPES` (the shapes, when no
 //! argument gives them), `STEPS` (timed steps, 10), `WARMUP` (2), `BATCH` (32), `SEQ` (128),
 //! `VOCAB` (8192), `RAYON_NUM_THREADS` (the threads, all cores by default), `KEEP_FREED_MEMORY`
-//! (1, as the `rubric` binary; 0 for glibc's defaults). Each shape prints one
+//! (1, as the `rubric` binary; 0 for glibc's defaults), `CANDLE_NUM_THREADS` (candle's own
+//! elementwise threads: 1, as the `rubric` binary sets it, unless given). Each shape prints one
 //! line: `candle shape=6x384 batch=32 seq=128 train_pairs_per_s=... forward_pairs_per_s=...
 //! heads=12`.
 
@@ -188,9 +189,15 @@ fn measure(shape: Shape, s: &Settings) -> Res<(f64, f64)> {
 }
 
 fn main() -> Res<()> {
-    // As the `rubric` binary does, unless `KEEP_FREED_MEMORY=0` (glibc's defaults, to compare).
+    // As the `rubric` binary does (`process::prepare`), unless `KEEP_FREED_MEMORY=0` (glibc's
+    // defaults) or `CANDLE_NUM_THREADS` is set, to compare.
     let keep_freed =
-        env_usize("KEEP_FREED_MEMORY", 1)? != 0 && rubric_ml::alloc::keep_freed_memory();
+        env_usize("KEEP_FREED_MEMORY", 1)? != 0 && rubric_ml::process::keep_freed_memory();
+    // SAFETY: no other thread runs yet.
+    #[allow(unsafe_code)]
+    unsafe {
+        rubric_ml::process::serial_candle_elementwise()
+    };
     // `cargo bench` passes `--bench`; anything starting with `-` is not a shape.
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -220,9 +227,10 @@ fn main() -> Res<()> {
         vocab: env_usize("VOCAB", 8192)?.max(1),
     };
     println!(
-        "candle threads={} (RAYON_NUM_THREADS={}) steps={} warmup={} keep_freed_memory={keep_freed}",
+        "candle threads={} (RAYON_NUM_THREADS={}, CANDLE_NUM_THREADS={}) steps={} warmup={} keep_freed_memory={keep_freed}",
         candle_core::utils::get_num_threads(),
         std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "unset".into()),
+        std::env::var("CANDLE_NUM_THREADS").unwrap_or_else(|_| "unset".into()),
         settings.steps,
         settings.warmup
     );

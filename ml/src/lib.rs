@@ -2,7 +2,6 @@
 //! the metrics that training, distillation, evaluation and monitoring share; models, teachers,
 //! distillation, int8 quantization and serving join it.
 
-pub mod alloc;
 pub mod checkpoint;
 pub mod device;
 pub mod kernels;
@@ -10,6 +9,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod params;
+pub mod process;
 pub mod quant;
 pub mod tokenize;
 pub mod train;
