@@ -8,7 +8,7 @@
 //! The forward pass keeps the softmax weights (and the dropout's kept elements) for the
 //! backward pass, which is one op of its own computing the three inputs' gradients.
 
-use super::{dropout_kept, exp, f32s, lanes, output};
+use super::{dropout_kept, f32s, output, softmax_backward_in_place, softmax_in_place};
 use crate::quant::dense::{View, matmul};
 use candle_core::{
     CpuStorage, CustomOp3, DType, Error, Layout, Result, Shape, Storage, Tensor, bail,
@@ -223,14 +223,7 @@ impl CustomOp3 for Attention {
                         for (s, &m) in row.iter_mut().zip(mask) {
                             *s = *s * scale + m;
                         }
-                        let max = lanes(row, f32::NEG_INFINITY, f32::max);
-                        for s in row.iter_mut() {
-                            *s = exp(*s - max);
-                        }
-                        let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
-                        for s in row.iter_mut() {
-                            *s *= inv;
-                        }
+                        softmax_in_place(row);
                     }
                     let applied: &[f32] = match self.dropout {
                         Some(d) => {
@@ -397,10 +390,7 @@ impl CustomOp3 for AttentionBackward {
                     }
                     // Through softmax: dS = W ⊙ (dW − Σ dW ⊙ W), scaled as the scores were.
                     for (d, w) in dw.chunks_mut(t).zip(w.chunks(t)) {
-                        let dot: f32 = d.iter().zip(w).map(|(d, w)| d * w).sum();
-                        for (d, &w) in d.iter_mut().zip(w) {
-                            *d = w * (*d - dot) * scale;
-                        }
+                        softmax_backward_in_place(d, w, scale);
                     }
                     // dQ = dS K; dK = dSᵀ Q.
                     matmul(

@@ -485,14 +485,8 @@ impl CustomOp1 for Softmax {
         y.par_chunks_mut(width)
             .zip(x.par_chunks(width))
             .for_each(|(y, x)| {
-                let max = lanes(x, f32::NEG_INFINITY, f32::max);
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = exp(x - max);
-                }
-                let inv = 1.0 / lanes(y, 0.0, |a, b| a + b);
-                for y in y.iter_mut() {
-                    *y *= inv;
-                }
+                y.copy_from_slice(x);
+                softmax_in_place(y);
             });
         Ok(output(y, layout.shape()))
     }
@@ -519,11 +513,30 @@ impl CustomOp2 for SoftmaxBackward {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         pairwise("softmax-backward", (s1, l1), (s2, l2), None, |out, y, g| {
-            let dot: f32 = y.iter().zip(g).map(|(y, g)| y * g).sum();
-            for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
-                *o = y * (g - dot);
-            }
+            out.copy_from_slice(g);
+            softmax_backward_in_place(out, y, 1.0);
         })
+    }
+}
+
+/// A row's softmax, in place: numerically stable (the row's maximum is subtracted).
+fn softmax_in_place(row: &mut [f32]) {
+    let max = lanes(row, f32::NEG_INFINITY, f32::max);
+    for v in row.iter_mut() {
+        *v = exp(*v - max);
+    }
+    let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// The gradient through a row's softmax, in place of the incoming gradient `g`: `scale · y ⊙
+/// (g − Σ g ⊙ y)`, from the softmax's result `y`.
+fn softmax_backward_in_place(g: &mut [f32], y: &[f32], scale: f32) {
+    let dot: f32 = g.iter().zip(y).map(|(g, y)| g * y).sum();
+    for (g, &y) in g.iter_mut().zip(y) {
+        *g = y * (*g - dot) * scale;
     }
 }
 
