@@ -1,8 +1,9 @@
 //! A trainable BERT-family encoder, shaped like candle's own models (a serde `Config`,
 //! `new(cfg, vb)` with Hugging Face's parameter names, `forward`) but built for training: the
-//! fused kernels with their own backward (`kernels/`: attention, dropout, GELU, layer norm and
-//! the bias), and dropout that really drops, from a seeded generator. A Hugging Face BERT checkpoint (`config.json`, `model.safetensors`) loads
-//! into it by name, and what it saves reads back in the same layout.
+//! fused kernels with their own backward (`kernels/`: attention, dropout that really drops,
+//! GELU, layer norm and the bias), dropout's masks from a seeded generator. A Hugging Face BERT
+//! checkpoint (`config.json`, `model.safetensors`) loads into it by name, and what it saves
+//! reads back in the same layout.
 
 use crate::kernels::{self, AttentionDropout, Kernels};
 use candle_core::{Module, Result, Tensor, bail};
