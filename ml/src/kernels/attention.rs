@@ -8,7 +8,7 @@
 //! The forward pass keeps the softmax weights (and the dropout's kept elements) for the
 //! backward pass, which is one op of its own computing the three inputs' gradients.
 
-use super::{dropout_kept, f32s, output, softmax_backward_in_place, softmax_in_place};
+use super::{f32s, fill_kept, output, softmax_backward_in_place, softmax_in_place};
 use crate::quant::dense::{View, matmul};
 use candle_core::{
     CpuStorage, CustomOp3, DType, Error, Layout, Result, Shape, Storage, Tensor, bail,
@@ -17,8 +17,9 @@ use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
 
 /// Dropout on the attention weights: each weight dropped with probability `p` (the kept ones
-/// scaled by 1 / (1 − p)), the masks drawn from `seed` by [`dropout_kept`], one stream per
-/// sequence and head (stream `sequence × heads + head`), so they do not depend on the threads.
+/// scaled by 1 / (1 − p)), the masks drawn from `seed` as [`super::dropout_kept`] draws them,
+/// one stream per sequence and head (stream `sequence × heads + head`), so they do not depend
+/// on the threads.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionDropout {
     pub p: f32,
@@ -228,11 +229,10 @@ impl CustomOp3 for Attention {
                     let applied: &[f32] = match self.dropout {
                         Some(d) => {
                             let stream = (i * sh.heads + h) as u64;
-                            let draws = dropout_kept(d.seed, stream, t * t, d.p);
                             let kept = &mut kept[h * t * t..(h + 1) * t * t];
-                            kept.copy_from_slice(&draws);
+                            fill_kept(kept, d.seed, stream, d.p);
                             let inv_keep = 1.0 / (1.0 - d.p);
-                            for ((o, &w), &keep) in dropped.iter_mut().zip(w.iter()).zip(&draws) {
+                            for ((o, &w), &keep) in dropped.iter_mut().zip(w.iter()).zip(&*kept) {
                                 *o = if keep { w * inv_keep } else { 0.0 };
                             }
                             &dropped

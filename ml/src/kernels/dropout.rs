@@ -22,7 +22,8 @@ pub fn dropout_kept(seed: u64, stream: u64, n: usize, p: f32) -> Vec<bool> {
     kept
 }
 
-fn fill_kept(kept: &mut [bool], seed: u64, stream: u64, p: f32) {
+/// [`dropout_kept`] into `kept`.
+pub(super) fn fill_kept(kept: &mut [bool], seed: u64, stream: u64, p: f32) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(stream);
     let threshold = (f64::from(p) * 4_294_967_296.0) as u64;
