@@ -8,7 +8,8 @@
 //! The forward pass keeps the softmax weights (and the dropout's kept elements) for the
 //! backward pass, which is one op of its own computing the three inputs' gradients.
 
-use super::{f32s, fill_kept, output, softmax_backward_in_place, softmax_in_place};
+use super::dropout::{apply_kept, check_probability, fill_kept, keep_scale};
+use super::{f32s, output, softmax_backward_in_place, softmax_in_place};
 use crate::quant::dense::{View, matmul};
 use candle_core::{
     CpuStorage, CustomOp3, DType, Error, Layout, Result, Shape, Storage, Tensor, bail,
@@ -58,16 +59,10 @@ pub fn attention(
             mask.dims()
         );
     }
-    let dropout = match dropout {
-        Some(d) if !(0.0..1.0).contains(&d.p) => {
-            bail!(
-                "attention: a dropout probability of {} is not in [0, 1)",
-                d.p
-            )
-        }
-        Some(d) if d.p > 0.0 => Some(d),
-        _ => None,
-    };
+    if let Some(d) = dropout {
+        check_probability("attention", d.p)?;
+    }
+    let dropout = dropout.filter(|d| d.p > 0.0);
     let mask = mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
     let op = Attention {
         shape: Heads {
@@ -231,10 +226,7 @@ impl CustomOp3 for Attention {
                             let stream = (i * sh.heads + h) as u64;
                             let kept = &mut kept[h * t * t..(h + 1) * t * t];
                             fill_kept(kept, d.seed, stream, d.p);
-                            let inv_keep = 1.0 / (1.0 - d.p);
-                            for ((o, &w), &keep) in dropped.iter_mut().zip(w.iter()).zip(&*kept) {
-                                *o = if keep { w * inv_keep } else { 0.0 };
-                            }
+                            apply_kept(&mut dropped, w, kept, keep_scale(d.p));
                             &dropped
                         }
                         None => w,
@@ -359,17 +351,13 @@ impl CustomOp3 for AttentionBackward {
                             let kept = self.saved.kept.get(at..at + t * t).ok_or_else(|| {
                                 Error::Msg(format!("{OP}: the dropout's record is short"))
                             })?;
-                            Some((kept, 1.0 / (1.0 - d.p)))
+                            Some((kept, keep_scale(d.p)))
                         }
                         None => None,
                     };
                     // The weights the values were multiplied by.
                     match kept {
-                        Some((kept, inv)) => {
-                            for ((a, &w), &keep) in applied.iter_mut().zip(w).zip(kept) {
-                                *a = if keep { w * inv } else { 0.0 };
-                            }
-                        }
+                        Some((kept, scale)) => apply_kept(&mut applied, w, kept, scale),
                         None => applied.copy_from_slice(w),
                     }
                     // dV = Aᵀ dC; dA = dC Vᵀ.

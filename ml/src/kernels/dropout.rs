@@ -32,12 +32,30 @@ pub(super) fn fill_kept(kept: &mut [bool], seed: u64, stream: u64, p: f32) {
     }
 }
 
+/// `p` as a dropout probability, or an error naming `op`.
+pub(super) fn check_probability(op: &str, p: f32) -> Result<()> {
+    if !(0.0..1.0).contains(&p) {
+        bail!("{op}: a dropout probability of {p} is not in [0, 1)");
+    }
+    Ok(())
+}
+
+/// The scale of the elements a dropout of probability `p` keeps.
+pub(super) fn keep_scale(p: f32) -> f32 {
+    1.0 / (1.0 - p)
+}
+
+/// `out = x · scale` where `kept`, 0 where dropped: a mask applied to values or to gradients.
+pub(super) fn apply_kept(out: &mut [f32], x: &[f32], kept: &[bool], scale: f32) {
+    for ((o, &x), &keep) in out.iter_mut().zip(x).zip(kept) {
+        *o = if keep { x * scale } else { 0.0 };
+    }
+}
+
 /// Inverted dropout of `x` with probability `p` in [0, 1), its mask drawn from `seed`. f32 on
 /// the CPU.
 pub fn dropout(x: &Tensor, p: f32, seed: u64) -> Result<Tensor> {
-    if !(0.0..1.0).contains(&p) {
-        bail!("dropout: a probability of {p} is not in [0, 1)");
-    }
+    check_probability("dropout", p)?;
     if p == 0.0 {
         return Ok(x.clone());
     }
@@ -62,11 +80,7 @@ impl Mask {
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(STREAM)
             .zip(x.par_chunks(STREAM).zip(self.kept.par_chunks(STREAM)))
-            .for_each(|(y, (x, kept))| {
-                for ((y, &x), &keep) in y.iter_mut().zip(x).zip(kept) {
-                    *y = if keep { x * self.scale } else { 0.0 };
-                }
-            });
+            .for_each(|(y, (x, kept))| apply_kept(y, x, kept, self.scale));
         Ok(y)
     }
 }
@@ -94,7 +108,7 @@ impl CustomOp1 for Dropout {
             .for_each(|(i, kept)| fill_kept(kept, self.seed, i as u64, self.p));
         let mask = Mask {
             kept,
-            scale: 1.0 / (1.0 - self.p),
+            scale: keep_scale(self.p),
         };
         let y = mask.apply("dropout", x)?;
         *self.kept.lock().map_err(|_| poisoned())? = Some(Arc::new(mask));

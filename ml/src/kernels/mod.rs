@@ -19,7 +19,6 @@ use rayon::prelude::*;
 mod attention;
 mod dropout;
 pub use attention::{AttentionDropout, attention};
-use dropout::fill_kept;
 pub use dropout::{dropout, dropout_kept};
 
 /// Which implementation a model's layers use: the fused kernels (CPU, f32) or candle's
