@@ -49,8 +49,8 @@ const TRIM_THRESHOLD: i32 = 1 << 30;
 
 /// Keep freed blocks of up to 32 MiB for reuse instead of returning them to the kernel. Call it
 /// once, at the start of the process (through [`prepare`]). On the 2-core machine of
-/// `BENCHMARKS.md` it made a training step of the example's shapes 30-60 % faster (page faults
-/// and the TLB shootdowns of `munmap` took a quarter of the step). Returns whether the
+/// `BENCHMARKS.md` it made training steps of 2 × 128 and 2 × 256 encoders 16-53 % faster in
+/// alternating runs (page faults and the TLB shootdowns of `munmap` took a quarter of the step). Returns whether the
 /// allocator took both settings; elsewhere than glibc it does nothing and returns false.
 pub fn keep_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

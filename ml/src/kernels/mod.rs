@@ -545,7 +545,7 @@ fn softmax_backward_in_place(g: &mut [f32], y: &[f32], scale: f32) {
 
 /// `x + bias`, the bias added to each row (the last dimension). Its backward sums the incoming
 /// gradient's rows in one pass for the bias: candle's broadcast backward reduces over the leading
-/// dimensions with a strided walk, which took 9 % of a training step at the student's shape.
+/// dimensions with a strided walk, which took 9 % of a training step of a 2 × 128 encoder.
 pub fn add_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let width = x.dim(D::Minus1)?;
     if bias.dims() != [width] {
