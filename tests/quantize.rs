@@ -142,7 +142,15 @@ fn the_student_is_pruned_quantized_measured_and_scores_candidates() {
             .unwrap_or(Value::Object(Default::default())),
         pruning["removed"]
     );
-    assert_eq!(report["layers"].as_array().unwrap().len(), 7);
+    // Every kind of layer, and attention's two products, measured alone.
+    let kinds: Vec<&str> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 8, "{kinds:?}");
+    assert!(kinds.contains(&"attention_products"), "{kinds:?}");
     // The manifest carries the figures evaluation and reports read.
     let manifest = json(&dir.join("manifest.json"));
     for figure in [

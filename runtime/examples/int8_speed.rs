@@ -8,7 +8,7 @@
 //!
 //! ```sh
 //! cargo run --release -p rubric-runtime --example int8_speed -- RUN/stages/distill/KEY/model \
-//!     [--pruned RUN/stages/quantize/KEY/model] [--batches 1,32,100] [--seq 96] [--seconds 3]
+//!     [--pruned RUN/stages/quantize/KEY/model] [--batches 1,32,100] [--seq 96] [--seconds 3] [--only int8,f32]
 //! ```
 
 use rand::{Rng, SeedableRng};
@@ -30,6 +30,8 @@ struct Options {
     batches: Vec<usize>,
     seq: usize,
     seconds: f64,
+    /// The models to time (all when empty).
+    only: Vec<String>,
 }
 
 fn options() -> Result<Options, Failure> {
@@ -40,6 +42,7 @@ fn options() -> Result<Options, Failure> {
         batches: vec![1, 32, 100],
         seq: 96,
         seconds: 3.0,
+        only: Vec::new(),
     };
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or(format!("{a} needs a value"));
@@ -53,12 +56,13 @@ fn options() -> Result<Options, Failure> {
             }
             "--seq" => o.seq = value()?.parse()?,
             "--seconds" => o.seconds = value()?.parse()?,
+            "--only" => o.only = value()?.split(',').map(str::to_string).collect(),
             other if !other.starts_with("--") => o.model = PathBuf::from(other),
             other => return Err(format!("unknown option {other}").into()),
         }
     }
     if o.model.as_os_str().is_empty() {
-        return Err("usage: int8_speed MODEL_DIR [--pruned DIR] [--batches 1,32,100] [--seq 96] [--seconds 3]".into());
+        return Err("usage: int8_speed MODEL_DIR [--pruned DIR] [--batches 1,32,100] [--seq 96] [--seconds 3] [--only f32,int8,candle_q8_0,pruned_f32,pruned_int8]".into());
     }
     Ok(o)
 }
@@ -87,6 +91,9 @@ fn inputs(
 }
 
 fn time(name: &str, encoder: &Encoder, o: &Options) -> Result<(), Failure> {
+    if !o.only.is_empty() && !o.only.iter().any(|n| n == name) {
+        return Ok(());
+    }
     for &batch in &o.batches {
         let data = inputs(batch, o.seq, encoder.config.vocab_size, encoder.features);
         let seqs: Vec<Sequence<'_>> = data

@@ -230,7 +230,10 @@ pub fn quantize(job: &QuantizeJob<'_>, out: &Path) -> Result<QuantizeOutcome, St
     let metadata = crate::compile::deterministic_json(&serde_json::json!({
         "format": INT8_FORMAT,
         "weights": "int8 per output channel (symmetric): NAME.weight.q and NAME.weight.scale",
-        "activations": "u8 per row (asymmetric), quantized at run time",
+        "activations": "u8 per row (asymmetric), quantized at run time; with \
+                        attention_products, each head's queries (u8) and keys (i8) per head, \
+                        values (i8) per column, softmax weights (u8) at \
+                        encoder.layer.L.attention.self.weights.scale",
         "int8_layers": kinds,
     }));
     quantized.write(

@@ -152,7 +152,7 @@ fn fold_lanes(a: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> f32 {
 }
 
 #[inline(always)]
-fn max2(a: f32, b: f32) -> f32 {
+pub(crate) fn max2(a: f32, b: f32) -> f32 {
     if b > a { b } else { a }
 }
 

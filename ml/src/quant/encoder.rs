@@ -5,6 +5,7 @@
 //! batch are split over rayon's threads. A head mask removes attention heads without changing
 //! the weights, which is how pruning measures a head's importance.
 
+use super::attention::{Head, Int8Attention, WEIGHT_SCALE};
 use super::linear::{Dense, Epilogue, Input, Linear, QLinear, Quantized, Scratch, grown};
 use super::weights::{QUANTIZED, SCALE, TensorMap};
 use crate::kernels::{add_layer_norm_rows, gelu_in_place, softmax_numerators};
@@ -58,6 +59,8 @@ struct Layer {
     /// Query, key and value in one `[3 a, h]` layer (a: the kept heads' width).
     qkv: Linear,
     heads: usize,
+    /// The scale of the attention weights' u8 codes, where its two products run in int8.
+    int8_attention: Option<f32>,
     output: Linear,
     attention_norm: Norm,
     intermediate: Linear,
@@ -127,6 +130,24 @@ fn stacked(map: &TensorMap, names: &[String], ns: &[usize], k: usize) -> Result<
     }
 }
 
+/// Layer `l`'s attention-weight scale, where the map has one: between 1/255 (every u8 code
+/// used) and 1.
+fn weight_scale(map: &TensorMap, l: usize) -> Result<Option<f32>, String> {
+    let name = super::attention_weight_scale(l);
+    if !map.tensors.contains_key(&name) {
+        return Ok(None);
+    }
+    let s = map.f32(&name, &[1])?[0];
+    if !(WEIGHT_SCALE..=1.0).contains(&s) {
+        return Err(format!(
+            "`{}`, tensor `{name}`: {s} is outside {WEIGHT_SCALE}..=1 (the u8 codes of weights up \
+             to 1 at that scale)",
+            map.source
+        ));
+    }
+    Ok(Some(s))
+}
+
 fn norm(map: &TensorMap, name: &str, h: usize) -> Result<Norm, String> {
     Ok(Norm {
         weight: map.f32(&format!("{name}.weight"), &[h])?.to_vec(),
@@ -153,6 +174,7 @@ struct Work {
     /// Each attention row's softmax denominator.
     sums: Vec<f32>,
     scratch: Scratch,
+    int8_attention: Int8Attention,
 }
 
 thread_local! {
@@ -208,6 +230,7 @@ impl Encoder {
             layers.push(Layer {
                 qkv: stacked(map, &qkv_names, &[a, a, a], h)?,
                 heads,
+                int8_attention: weight_scale(map, l)?,
                 output: stacked(map, &[format!("{p}.attention.output.dense")], &[h], a)?,
                 attention_norm: norm(map, &format!("{p}.attention.output.LayerNorm"), h)?,
                 intermediate: stacked(map, &[format!("{p}.intermediate.dense")], &[i], h)?,
@@ -266,9 +289,10 @@ impl Encoder {
         matches!(self.words, Words::Int8 { .. })
             || matches!(self.pooler, Linear::Int8(_))
             || self.layers.iter().any(|l| {
-                [&l.qkv, &l.output, &l.intermediate, &l.down]
-                    .iter()
-                    .any(|x| matches!(x, Linear::Int8(_)))
+                l.int8_attention.is_some()
+                    || [&l.qkv, &l.output, &l.intermediate, &l.down]
+                        .iter()
+                        .any(|x| matches!(x, Linear::Int8(_)))
             })
     }
 
@@ -524,6 +548,21 @@ impl Encoder {
             let block = &w.qkv[start * 3 * a..(start + t) * 3 * a];
             for head in 0..layer.heads {
                 if keep.is_some_and(|k| !k[head]) {
+                    continue;
+                }
+                if let Some(weight_scale) = layer.int8_attention {
+                    let h = Head {
+                        block,
+                        stride: 3 * a,
+                        rows: t,
+                        queries,
+                        q: head * hs,
+                        k: a + head * hs,
+                        v: 2 * a + head * hs,
+                        width: hs,
+                    };
+                    let context = &mut w.context[at * a + head * hs..];
+                    w.int8_attention.head(&h, scale, weight_scale, context, a)?;
                     continue;
                 }
                 let q = View {

@@ -39,7 +39,7 @@ const ZERO_LINE: Line = Line([0; LANES * KGROUP]);
 /// lines); panel `p` starts at line `p · 4 · k4` and stores, for each k group `g`, its lines
 /// `v = 0..nv` at `g · nv + v`. Inside a line, channel `j`'s 4 bytes are at `4j..4j + 4`. Zero
 /// padding contributes nothing to any sum.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct PackedWeights {
     n: usize,
     k: usize,
@@ -62,6 +62,14 @@ impl PackedWeights {
     /// Packs row-major `[n, k]` weights; errors on a length other than `n · k`, an empty shape, or
     /// a k above [`MAX_K`] (where i32 sums could overflow).
     pub fn pack(weights: &[i8], n: usize, k: usize) -> Result<PackedWeights, String> {
+        let mut packed = PackedWeights::default();
+        packed.repack(weights, n, k)?;
+        Ok(packed)
+    }
+
+    /// Packs `weights` as [`PackedWeights::pack`] does, into this value's memory (attention
+    /// packs each head's keys and values anew, and keeps one buffer for them).
+    pub fn repack(&mut self, weights: &[i8], n: usize, k: usize) -> Result<(), String> {
         if n == 0 || k == 0 {
             return Err(format!(
                 "weights need at least one output channel and one input, got n = {n}, k = {k}"
@@ -80,24 +88,32 @@ impl PackedWeights {
         }
         let k4 = k.div_ceil(KGROUP);
         let n16 = n.div_ceil(LANES);
-        let mut packed = PackedWeights {
-            n,
-            k,
-            k4,
-            n16,
-            lines: vec![ZERO_LINE; n16 * k4],
-            col_sums: Vec::with_capacity(n),
-        };
+        (self.n, self.k, self.k4, self.n16) = (n, k, k4, n16);
+        self.lines.clear();
+        self.lines.resize(n16 * k4, ZERO_LINE);
+        self.col_sums.clear();
         for (channel, row) in weights.chunks_exact(k).enumerate() {
-            for (g, bytes) in row.chunks(KGROUP).enumerate() {
-                let (line, at) = packed.position(channel, g);
-                packed.lines[line].0[at..at + bytes.len()].copy_from_slice(bytes);
+            // Group g of this channel is at `first + g · step`, bytes `at..at + 4`.
+            let (first, at) = self.position(channel, 0);
+            let step = self.panel_lines(channel / PANEL_COLS);
+            let groups = row.chunks_exact(KGROUP);
+            let rest = groups.remainder();
+            for (g, bytes) in groups.enumerate() {
+                if let (Some(line), Ok(bytes)) = (
+                    self.lines.get_mut(first + g * step),
+                    <[i8; KGROUP]>::try_from(bytes),
+                ) {
+                    line.0[at..at + KGROUP].copy_from_slice(&bytes);
+                }
             }
-            packed
-                .col_sums
-                .push(row.iter().map(|&x| i32::from(x)).sum());
+            if !rest.is_empty()
+                && let Some(line) = self.lines.get_mut(first + (k / KGROUP) * step)
+            {
+                line.0[at..at + rest.len()].copy_from_slice(rest);
+            }
+            self.col_sums.push(row.iter().map(|&x| i32::from(x)).sum());
         }
-        Ok(packed)
+        Ok(())
     }
 
     /// Output channels (rows of the unpacked weights).

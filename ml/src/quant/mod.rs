@@ -1,8 +1,10 @@
 //! int8 inference of the pair encoder: the batched u8×i8 matrix multiply (`gemm`), linear
-//! layers quantized per output channel (`linear`, `weights`), attention-head pruning (`prune`),
+//! layers quantized per output channel (`linear`, `weights`), attention's two products in int8
+//! (`attention`), attention-head pruning (`prune`),
 //! and the plain-Rust encoder (`encoder`) that runs a quantized (or f32) model without
 //! recording a graph.
 
+pub mod attention;
 pub mod dense;
 pub mod encoder;
 pub mod gemm;
@@ -14,7 +16,7 @@ use crate::model::BertConfig;
 use serde::{Deserialize, Serialize};
 use weights::TensorMap;
 
-/// The layers of the encoder that quantization may turn to int8.
+/// The layers of the encoder that quantization may turn to int8, and attention's products.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LayerKind {
@@ -22,6 +24,9 @@ pub enum LayerKind {
     WordEmbeddings,
     /// Each layer's query, key and value (together: they run as one multiply).
     Attention,
+    /// Inside each layer's attention, the scores (queries × keys) and the weighted sum of the
+    /// values: no weights, both sides quantized at run time (see `attention`).
+    AttentionProducts,
     /// Each layer's attention output projection.
     AttentionOutput,
     /// Each layer's feed-forward up-projection (before the GELU).
@@ -36,9 +41,10 @@ pub enum LayerKind {
 }
 
 impl LayerKind {
-    pub const ALL: [LayerKind; 7] = [
+    pub const ALL: [LayerKind; 8] = [
         LayerKind::WordEmbeddings,
         LayerKind::Attention,
+        LayerKind::AttentionProducts,
         LayerKind::AttentionOutput,
         LayerKind::Intermediate,
         LayerKind::Output,
@@ -46,7 +52,7 @@ impl LayerKind {
         LayerKind::Features,
     ];
 
-    /// The weights of this kind in `map`, a model of `config`.
+    /// The weights of this kind in `map`, a model of `config` (none for attention's products).
     pub fn weights(self, config: &BertConfig, map: &TensorMap) -> Vec<String> {
         let per_layer = |parts: &[&str]| -> Vec<String> {
             (0..config.num_hidden_layers)
@@ -64,6 +70,7 @@ impl LayerKind {
                 "attention.self.key",
                 "attention.self.value",
             ]),
+            LayerKind::AttentionProducts => Vec::new(),
             LayerKind::AttentionOutput => per_layer(&["attention.output.dense"]),
             LayerKind::Intermediate => per_layer(&["intermediate.dense"]),
             LayerKind::Output => per_layer(&["output.dense"]),
@@ -77,8 +84,15 @@ impl LayerKind {
     }
 }
 
+/// The name of layer `layer`'s attention-weight scale: the scale of the u8 codes of its softmax
+/// weights, whose presence runs the layer's attention products in int8.
+pub fn attention_weight_scale(layer: usize) -> String {
+    format!("encoder.layer.{layer}.attention.self.weights.scale")
+}
+
 /// The weights of `map` with the layers of `kinds` in int8 (per output channel; the word
-/// embeddings per row). The heads stay f32: a few outputs once a pair.
+/// embeddings per row), and with attention's products in int8 when `kinds` names them (each
+/// layer's [`attention_weight_scale`] added). The heads stay f32: a few outputs once a pair.
 pub fn quantize(
     map: &TensorMap,
     config: &BertConfig,
@@ -88,6 +102,14 @@ pub fn quantize(
     for kind in kinds {
         for name in kind.weights(config, map) {
             out.quantize_rows(&name)?;
+        }
+        if *kind == LayerKind::AttentionProducts {
+            for l in 0..config.num_hidden_layers {
+                out.tensors.insert(
+                    attention_weight_scale(l),
+                    weights::Stored::f32(vec![1], vec![attention::WEIGHT_SCALE]),
+                );
+            }
         }
     }
     Ok(out)
