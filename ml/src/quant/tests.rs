@@ -211,7 +211,10 @@ fn the_int8_encoder_stays_close_to_f32_and_reads_back_as_written() {
 
 /// Each mix of int8 and f32 layers (every kind alone left in f32, so each fused hand-over meets
 /// an f32 neighbour) gives the same logits on one thread as on several, each sequence's own
-/// whatever chunk it falls in, and stays close to the f32 model.
+/// whatever chunk it falls in, and stays close to the f32 model. The same bits where the layer
+/// left in f32 is one a pair (the pooler, the features) or none multiplies (the embeddings);
+/// within 1e-5 where it multiplies a chunk's rows at once: the f32 multiply may round a row
+/// differently with the number of rows beside it (int8 products are exact integers).
 #[test]
 fn mixed_precisions_give_the_same_logits_on_one_thread_and_on_several() {
     let cfg = config();
@@ -238,7 +241,16 @@ fn mixed_precisions_give_the_same_logits_on_one_thread_and_on_several() {
         let model = Encoder::new(&cfg, &spec(), FEATURES, &q).unwrap();
         let a = one.install(|| model.forward(&seqs(&p), None).unwrap());
         let b = three.install(|| model.forward(&seqs(&p), None).unwrap());
-        assert_eq!(a, b, "{f32_kind:?} in f32");
+        match f32_kind {
+            LayerKind::Attention
+            | LayerKind::AttentionOutput
+            | LayerKind::Intermediate
+            | LayerKind::Output => {
+                let diff = worst(&a, &b);
+                assert!(diff <= 1e-5, "{f32_kind:?} in f32: {diff}");
+            }
+            _ => assert_eq!(a, b, "{f32_kind:?} in f32"),
+        }
         let change = mean_change(&reference, &a);
         assert!(change < 0.02, "{f32_kind:?} in f32: {change}");
     }
