@@ -867,6 +867,16 @@ mod tests {
             }
         }
 
+        /// Every key replaced by `f` of itself.
+        fn map_keys(&mut self, f: impl Fn(f32) -> f32) {
+            for r in 0..self.t {
+                let start = r * self.stride + self.offset + self.width;
+                for v in &mut self.block[start..start + self.width] {
+                    *v = f(*v);
+                }
+            }
+        }
+
         fn head(&self, queries: usize) -> Head<'_> {
             Head {
                 block: &self.block,
@@ -976,12 +986,7 @@ mod tests {
         // within the tolerance above shows it is subtracted.
         let mut rng = ChaCha8Rng::seed_from_u64(33);
         let mut c = Case::random(&mut rng, 40, 16, 2.0);
-        for r in 0..c.t {
-            for d in 0..c.width {
-                let v = &mut c.block[r * c.stride + c.offset + c.width + d];
-                *v = v.abs();
-            }
-        }
+        c.map_keys(f32::abs);
         let h = c.head(40);
         let want = exact(&h, 0.25);
         for path in [AttentionPath::Best, AttentionPath::Portable] {
@@ -994,11 +999,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(34);
         let mut c = Case::random(&mut rng, 20, 16, 1.0);
         // Zero keys: every score 0, every weight the same.
-        for r in 0..c.t {
-            for d in 0..c.width {
-                c.block[r * c.stride + c.offset + c.width + d] = 0.0;
-            }
-        }
+        c.map_keys(|_| 0.0);
         let h = c.head(20);
         for path in [AttentionPath::Best, AttentionPath::Portable] {
             let got = run(path, &h, 0.25);
