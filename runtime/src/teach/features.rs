@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use rubric_compiler::lower::plan::Feature;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The most values a string feature keeps (the rest share one slot).
@@ -196,12 +197,18 @@ fn field<'v>(pair: &'v Value, role: &str, field: &str) -> Option<&'v Value> {
         .filter(|v| !v.is_null())
 }
 
-/// A value's text: strings as they are, enum values as written, anything else as JSON.
-fn text_of(v: &Value) -> String {
+/// A value's text: strings as they are (borrowed: a served ranking looks up every pair's
+/// values), enum values as written, anything else as JSON.
+fn text_of(v: &Value) -> Cow<'_, str> {
     match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
     }
+}
+
+/// Where `text` is among the sorted `values`.
+fn position(values: &[String], text: &str) -> Result<usize, usize> {
+    values.binary_search_by(|v| v.as_str().cmp(text))
 }
 
 /// A feature's values: the declared ones (an enum's), or the `keep` most frequent in the
@@ -221,10 +228,10 @@ fn fitted(
         match field(r.pair, role, name) {
             Some(Value::Array(items)) => {
                 for v in items {
-                    *counts.entry(text_of(v)).or_insert(0) += 1;
+                    *counts.entry(text_of(v).into_owned()).or_insert(0) += 1;
                 }
             }
-            Some(v) => *counts.entry(text_of(v)).or_insert(0) += 1,
+            Some(v) => *counts.entry(text_of(v).into_owned()).or_insert(0) += 1,
             None => {}
         }
     }
@@ -342,7 +349,7 @@ impl FeatureEncoder {
         }
     }
 
-    fn compare(&self, c: &Comparison, pair: &Value, out: &mut Vec<f32>) {
+    fn compare<'p>(&self, c: &Comparison, pair: &'p Value, out: &mut Vec<f32>) {
         let (a, b) = (self.value(c.left, pair), self.value(c.right, pair));
         match c.kind {
             CompareKind::Same => {
@@ -350,7 +357,7 @@ impl FeatureEncoder {
                 out.push(f32::from(u8::from(same)));
             }
             CompareKind::Shared => {
-                let set = |v: Option<&Value>| -> std::collections::BTreeSet<String> {
+                let set = |v: Option<&'p Value>| -> std::collections::BTreeSet<Cow<'p, str>> {
                     match v {
                         Some(Value::Array(items)) => items.iter().map(text_of).collect(),
                         _ => Default::default(),
@@ -413,8 +420,7 @@ impl FeatureEncoder {
                     other,
                 } => {
                     if let Some(v) = field(row.pair, role, name) {
-                        let text = text_of(v);
-                        match values.binary_search(&text) {
+                        match position(values, &text_of(v)) {
                             Ok(i) => slots[i] = 1.0,
                             Err(_) if *other => slots[values.len()] = 1.0,
                             Err(_) => {}
@@ -431,7 +437,7 @@ impl FeatureEncoder {
                     Some(Value::Array(items)) => {
                         let mut others = 0usize;
                         for v in items {
-                            match values.binary_search(&text_of(v)) {
+                            match position(values, &text_of(v)) {
                                 Ok(i) => slots[i] = 1.0,
                                 Err(_) => others += 1,
                             }
