@@ -46,6 +46,11 @@ pub struct Args {
 /// A model folder as the service's model.
 struct FolderRanker {
     scorer: Scorer,
+    /// The threads a batch is scored on. The model thread hands each batch to one of them
+    /// (`install`), so the batch's sequential steps run on a pool thread too: scored from the
+    /// model thread itself, the pool's idle threads spun beside it, three busy threads on two
+    /// cores, and one ranking in twenty took twice the median (BENCHMARKS.md).
+    pool: rayon::ThreadPool,
 }
 
 impl Ranker for FolderRanker {
@@ -61,6 +66,12 @@ impl Ranker for FolderRanker {
     }
 
     fn score(&self, pairs: &[PairRequest]) -> Vec<Result<Prediction, String>> {
+        self.pool.install(|| self.score_here(pairs))
+    }
+}
+
+impl FolderRanker {
+    fn score_here(&self, pairs: &[PairRequest]) -> Vec<Result<Prediction, String>> {
         let now = jiff::Timestamp::now();
         // Each pair's records and time, on rayon's threads: the query's record is copied into
         // every pair, a hundred times a ranking.
@@ -119,7 +130,17 @@ pub fn run(args: Args) -> ExitCode {
         request_log: args.request_log,
         ..ServeConfig::default()
     };
-    match rubric_serve::run(Arc::new(FolderRanker { scorer }), config) {
+    let pool = match rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("rubric-score-{i}"))
+        .build()
+    {
+        Ok(pool) => pool,
+        Err(e) => {
+            eprintln!("error: cannot start the scoring threads: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rubric_serve::run(Arc::new(FolderRanker { scorer, pool }), config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
