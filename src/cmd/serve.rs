@@ -49,7 +49,7 @@ struct FolderRanker {
     /// The threads a batch is scored on. The model thread hands each batch to one of them
     /// (`install`), so the batch's sequential steps run on a pool thread too: scored from the
     /// model thread itself, the pool's idle threads spun beside it, three busy threads on two
-    /// cores, and one ranking in twenty took twice the median (BENCHMARKS.md).
+    /// cores, and a ranking's 99th percentile was about twice its median (BENCHMARKS.md).
     pool: rayon::ThreadPool,
 }
 
