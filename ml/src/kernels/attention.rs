@@ -27,11 +27,11 @@ pub struct AttentionDropout {
     pub seed: u64,
 }
 
-/// Self-attention of `q`, `k`, `v` (`[batch, len, heads × head_size]`, the projections as they
-/// come out of their linear layers) with `mask` (`batch × len` values, any shape, added to every
-/// query's score of that key: 0 for a token, a large negative number for padding). Returns the
-/// context, `[batch, len, heads × head_size]`: the heads side by side, as the output projection
-/// reads them. f32 on the CPU.
+/// Self-attention of `q`, `k`, `v` (`[batch, len, heads × head_size]`, or the same rows as
+/// `[batch × len, heads × head_size]`: the projections as they come out of their linear layers)
+/// with `mask` (`batch × len` values, its last dimension `len`, added to every query's score of
+/// that key: 0 for a token, a large negative number for padding). Returns the context in the
+/// queries' shape: the heads side by side, as the output projection reads them. f32 on the CPU.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -40,7 +40,22 @@ pub fn attention(
     heads: usize,
     dropout: Option<AttentionDropout>,
 ) -> Result<Tensor> {
-    let (batch, len, width) = q.dims3()?;
+    let (batch, len, width) = match *q.dims() {
+        [batch, len, width] => (batch, len, width),
+        // Rows of sequences one after the other: the mask's last dimension is their length.
+        [rows, width] => match mask.dims().last() {
+            Some(&len) if len > 0 && rows % len == 0 => (rows / len, len, width),
+            _ => bail!(
+                "attention: {rows} rows of queries are not whole sequences of a mask of shape \
+                 {:?}",
+                mask.dims()
+            ),
+        },
+        _ => bail!(
+            "attention: queries of shape {:?}, not [batch, len, width] or [batch × len, width]",
+            q.dims()
+        ),
+    };
     for (name, t) in [("key", k), ("value", v)] {
         if t.dims() != q.dims() {
             bail!(
@@ -71,6 +86,7 @@ pub fn attention(
             heads,
             head_size: width / heads,
         },
+        dims: q.dims().to_vec(),
         mask,
         dropout,
         saved: Mutex::new(None),
@@ -147,6 +163,8 @@ struct Saved {
 
 struct Attention {
     shape: Heads,
+    /// The queries' dimensions, the context's too.
+    dims: Vec<usize>,
     mask: Vec<f32>,
     dropout: Option<AttentionDropout>,
     saved: Mutex<Option<Arc<Saved>>>,
@@ -247,10 +265,7 @@ impl CustomOp3 for Attention {
             .lock()
             .map_err(|_| Error::Msg("attention: a thread panicked holding its weights".into()))?;
         *saved = Some(Arc::new(Saved { weights, kept }));
-        Ok(output(
-            context,
-            &Shape::from_dims(&[sh.batch, sh.len, sh.width()]),
-        ))
+        Ok(output(context, &Shape::from_dims(&self.dims)))
     }
 
     fn bwd(
@@ -274,6 +289,7 @@ impl CustomOp3 for Attention {
             v,
             &AttentionBackward {
                 shape: self.shape,
+                dims: self.dims.clone(),
                 dropout: self.dropout,
                 saved,
                 grad: grad_res.contiguous()?,
@@ -287,10 +303,12 @@ impl CustomOp3 for Attention {
     }
 }
 
-/// The gradients of the queries, keys and values, `[3, batch, len, heads × head_size]`, from
+/// The gradients of the queries, keys and values, `[3, ...]` of the queries' dimensions, from
 /// the context's gradient and what the forward pass kept.
 struct AttentionBackward {
     shape: Heads,
+    /// The queries' dimensions, each gradient's.
+    dims: Vec<usize>,
     dropout: Option<AttentionDropout>,
     saved: Arc<Saved>,
     grad: Tensor,
@@ -400,9 +418,9 @@ impl CustomOp3 for AttentionBackward {
                 }
                 Ok(())
             })?;
-        Ok(output(
-            out,
-            &Shape::from_dims(&[3, sh.batch, sh.len, sh.width()]),
-        ))
+        let dims: Vec<usize> = std::iter::once(3)
+            .chain(self.dims.iter().copied())
+            .collect();
+        Ok(output(out, &Shape::from_dims(&dims)))
     }
 }

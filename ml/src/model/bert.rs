@@ -327,16 +327,21 @@ impl Linear {
                 x.dims()
             ),
         }
+        // Rows in, rows out: a reshape is a node of the graph whose backward copies the whole
+        // gradient, so the encoder runs on `[rows, hidden]` and none is made for it.
+        let rows_in = x.rank() == 2 && x.is_contiguous();
         let rows = x.elem_count() / inputs.max(1);
-        let y = x
-            .contiguous()?
-            .reshape((rows, inputs))?
-            .matmul(&self.weight.t()?)?;
+        let x = if rows_in {
+            x.clone()
+        } else {
+            x.contiguous()?.reshape((rows, inputs))?
+        };
+        let y = x.matmul(&self.weight.t()?)?;
         let y = match &self.bias {
             Some(bias) => Kernels::for_tensor(&y).add_bias(&y, bias)?,
             None => y,
         };
-        y.reshape(dims)
+        if rows_in { Ok(y) } else { y.reshape(dims) }
     }
 }
 
@@ -458,16 +463,17 @@ impl Attention {
         mask: &Tensor,
         pass: &mut Pass,
     ) -> Result<Tensor> {
-        let (b, t, _) = q.dims3()?;
-        let (q, k, v) = (self.split(q)?, self.split(k)?, self.split(v)?);
+        let (b, _, _, t) = mask.dims4()?;
+        let split = |x: &Tensor| self.split(&x.reshape((b, t, ()))?);
+        let (q, k, v) = (split(q)?, split(k)?, split(v)?);
         let scores = (q.matmul(&k.t()?)? / (self.head_size as f64).sqrt())?.broadcast_add(mask)?;
         let probs = Kernels::for_tensor(&scores).softmax_last_dim(&scores)?;
         let probs = pass.dropout(&probs, self.attention_dropout)?;
-        probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((
-            b,
-            t,
-            self.heads * self.head_size,
-        ))
+        probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b * t, self.heads * self.head_size))
     }
 
     /// `mask`: `[batch, 1, 1, len]`, 0 for tokens and a large negative number for padding.
@@ -581,12 +587,17 @@ impl Bert {
         // 0 where attended, a large negative number at padding, broadcast over heads and queries.
         let mask = ((mask.to_dtype(dtype)?.ones_like()? - mask.to_dtype(dtype)?)? * -1e4)?
             .reshape((b, 1, 1, t))?;
-        let mut x = self.embeddings.forward(ids, types, pass)?;
+        // The layers run on the sequences' rows, `[batch × len, hidden]` (see `Linear`).
+        let h = self.config.hidden_size;
+        let mut x = self
+            .embeddings
+            .forward(ids, types, pass)?
+            .reshape((b * t, h))?;
         for layer in &self.layers {
             x = layer.attention.forward(&x, &mask, &mut pass.reborrow())?;
             x = layer.feed_forward.forward(&x, &mut pass.reborrow())?;
         }
-        Ok(x)
+        x.reshape((b, t, h))
     }
 
     /// The mean of the hidden states over the tokens the mask keeps (sentence-transformers'
