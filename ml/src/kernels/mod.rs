@@ -189,6 +189,25 @@ fn row_sum(x: &[f32]) -> f32 {
     fold_lanes(acc, |a, b| a + b) + rest.iter().sum::<f32>()
 }
 
+/// Σ a ⊙ b over [`LANES`] lanes.
+#[inline(always)]
+fn row_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (ca, cb) in ca.zip(cb) {
+        for ((s, &a), &b) in acc.iter_mut().zip(ca).zip(cb) {
+            *s += a * b;
+        }
+    }
+    fold_lanes(acc, |a, b| a + b) + rest
+}
+
 /// e^x for x ≤ 0 (softmax's shifted scores): [`exp`] without its upper clamp and its branch;
 /// below −87 it gives about 1e−38 rather than 0, nothing beside the row's maximum of 1.
 #[inline(always)]
@@ -381,25 +400,6 @@ fn exp(x: f32) -> f32 {
     if x <= -87.3 { 0.0 } else { p * scale }
 }
 
-/// A reduction of a row over eight lanes, then across them: the compiler may not reorder a
-/// float sum (or max) itself, so a plain fold runs one element at a time.
-#[inline(always)]
-fn lanes(x: &[f32], start: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut acc = [start; 8];
-    let chunks = x.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a = f(*a, v);
-        }
-    }
-    let mut out = acc.into_iter().fold(start, &f);
-    for &v in rest {
-        out = f(out, v);
-    }
-    out
-}
-
 /// The exact GELU, x Φ(x) with Φ the normal distribution function (`erf`), as BERT uses it.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(Gelu)
@@ -417,17 +417,37 @@ impl CustomOp1 for Gelu {
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(4096)
             .zip(x.par_chunks(4096))
-            .for_each(|(y, x)| {
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
-                }
-            });
+            .for_each(|(y, x)| gelu_rows(y, x));
         Ok(output(y, layout.shape()))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
         let grad = arg.apply_op2_no_bwd(&grad_res.contiguous()?, &GeluBackward)?;
         Ok(Some(grad))
+    }
+}
+
+/// `y = GELU(x)`, element by element.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
+fn gelu_rows(y: &mut [f32], x: &[f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
+    }
+}
+
+/// `out = g · d/dx GELU(x)`, element by element.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
+fn gelu_backward_rows(out: &mut [f32], x: &[f32], g: &[f32]) {
+    for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
+        let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
+        let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
+        *o = g * (cdf + x * pdf);
     }
 }
 
@@ -452,13 +472,7 @@ impl CustomOp2 for GeluBackward {
             (s1, l1),
             (s2, l2),
             Some(4096),
-            |out, x, g| {
-                for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
-                    let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
-                    let pdf = FRAC_1_SQRT_2PI * exp(-0.5 * x * x);
-                    *o = g * (cdf + x * pdf);
-                }
-            },
+            gelu_backward_rows,
         )
     }
 }
@@ -520,12 +534,16 @@ impl CustomOp2 for SoftmaxBackward {
 }
 
 /// A row's softmax, in place: numerically stable (the row's maximum is subtracted).
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
 fn softmax_in_place(row: &mut [f32]) {
-    let max = lanes(row, f32::NEG_INFINITY, f32::max);
+    let max = row_max(row);
     for v in row.iter_mut() {
         *v = exp(*v - max);
     }
-    let inv = 1.0 / lanes(row, 0.0, |a, b| a + b);
+    let inv = 1.0 / row_sum(row);
     for v in row.iter_mut() {
         *v *= inv;
     }
@@ -533,8 +551,12 @@ fn softmax_in_place(row: &mut [f32]) {
 
 /// The gradient through a row's softmax, in place of the incoming gradient `g`: `scale · y ⊙
 /// (g − Σ g ⊙ y)`, from the softmax's result `y`.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
 fn softmax_backward_in_place(g: &mut [f32], y: &[f32], scale: f32) {
-    let dot: f32 = g.iter().zip(y).map(|(g, y)| g * y).sum();
+    let dot = row_dot(g, y);
     for (g, &y) in g.iter_mut().zip(y) {
         *g = y * (*g - dot) * scale;
     }
@@ -586,13 +608,7 @@ impl CustomOp2 for AddBias {
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(block)
             .zip(x.par_chunks(block))
-            .for_each(|(y, x)| {
-                for (y, x) in y.chunks_mut(width).zip(x.chunks(width)) {
-                    for ((y, &x), &b) in y.iter_mut().zip(x).zip(bias) {
-                        *y = x + b;
-                    }
-                }
-            });
+            .for_each(|(y, x)| add_bias_rows(y, x, bias));
         Ok(output(y, l1.shape()))
     }
 
@@ -609,6 +625,37 @@ impl CustomOp2 for AddBias {
     }
 }
 
+/// `y = x + bias`, row by row (rows of the bias's width).
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
+fn add_bias_rows(y: &mut [f32], x: &[f32], bias: &[f32]) {
+    for (y, x) in y
+        .chunks_mut(bias.len().max(1))
+        .zip(x.chunks(bias.len().max(1)))
+    {
+        for ((y, &x), &b) in y.iter_mut().zip(x).zip(bias) {
+            *y = x + b;
+        }
+    }
+}
+
+/// Each column's sum over a block of rows of `width`.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
+fn column_sums(g: &[f32], width: usize) -> Vec<f32> {
+    let mut sums = vec![0f32; width];
+    for row in g.chunks(width.max(1)) {
+        for (s, &v) in sums.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+    sums
+}
+
 /// The sum of a tensor's rows: `[..., width]` → `[width]`.
 struct ColumnSums;
 
@@ -622,15 +669,7 @@ impl CustomOp1 for ColumnSums {
         let width = row_width("column-sums", layout.shape())?;
         let partial: Vec<Vec<f32>> = g
             .par_chunks(width * rows_per_block(width))
-            .map(|g| {
-                let mut sums = vec![0f32; width];
-                for row in g.chunks(width) {
-                    for (s, &v) in sums.iter_mut().zip(row) {
-                        *s += v;
-                    }
-                }
-                sums
-            })
+            .map(|g| column_sums(g, width))
             .collect();
         let mut sums = vec![0f32; width];
         for p in partial {
@@ -680,12 +719,103 @@ struct LayerNorm {
     eps: f32,
 }
 
-/// A row's mean and 1 / standard deviation.
+/// A row's mean and 1 / standard deviation, over [`LANES`] lanes.
+#[inline(always)]
 fn moments(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    (mean, 1.0 / (var + eps).sqrt())
+    let mean = row_sum(x) / n;
+    let mut acc = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += (v - mean) * (v - mean);
+        }
+    }
+    let squares =
+        fold_lanes(acc, |a, b| a + b) + rest.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>();
+    (mean, 1.0 / (squares / n + eps).sqrt())
+}
+
+/// Layer norm of each row of `x` (rows of the weight's width) into `y`.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
+fn layer_norm_rows(y: &mut [f32], x: &[f32], w: &[f32], b: &[f32], eps: f32) {
+    let width = w.len().max(1);
+    for (y, x) in y.chunks_mut(width).zip(x.chunks(width)) {
+        let (mean, rstd) = moments(x, eps);
+        for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(w).zip(b) {
+            *y = (x - mean) * rstd * w + b;
+        }
+    }
+}
+
+/// The input's gradient of each row's layer norm (rows of the weight's width), into `out`.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
+fn layer_norm_input_backward_rows(out: &mut [f32], x: &[f32], g: &[f32], w: &[f32], eps: f32) {
+    let width = w.len().max(1);
+    let n = width as f32;
+    for ((out, x), g) in out
+        .chunks_mut(width)
+        .zip(x.chunks(width))
+        .zip(g.chunks(width))
+    {
+        let (mean, rstd) = moments(x, eps);
+        // Σ g ⊙ w and Σ g ⊙ w ⊙ x̂ over [`LANES`] lanes.
+        let (mut sum_g, mut sum_gx) = ([0f32; LANES], [0f32; LANES]);
+        let (cx, cg, cw) = (
+            x.chunks_exact(LANES),
+            g.chunks_exact(LANES),
+            w.chunks_exact(LANES),
+        );
+        let (mut rest_g, mut rest_gx) = (0f32, 0f32);
+        for ((&x, &g), &w) in cx
+            .remainder()
+            .iter()
+            .zip(cg.remainder())
+            .zip(cw.remainder())
+        {
+            rest_g += g * w;
+            rest_gx += g * w * (x - mean) * rstd;
+        }
+        for ((cx, cg), cw) in cx.zip(cg).zip(cw) {
+            for i in 0..LANES {
+                let gw = cg[i] * cw[i];
+                sum_g[i] += gw;
+                sum_gx[i] += gw * (cx[i] - mean) * rstd;
+            }
+        }
+        let add = |a: f32, b: f32| a + b;
+        let mean_g = (fold_lanes(sum_g, add) + rest_g) / n;
+        let mean_gx = (fold_lanes(sum_gx, add) + rest_gx) / n;
+        for (((o, &x), &g), &w) in out.iter_mut().zip(x).zip(g).zip(w) {
+            let xhat = (x - mean) * rstd;
+            *o = rstd * (g * w - mean_g - xhat * mean_gx);
+        }
+    }
+}
+
+/// Σ g ⊙ x̂ and Σ g over a block of rows of `width`, as `[2 × width]`.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
+    "x86_64+avx2+fma"
+))]
+fn layer_norm_param_sums(x: &[f32], g: &[f32], width: usize, eps: f32) -> Vec<f32> {
+    let mut sums = vec![0f32; 2 * width];
+    for (x, g) in x.chunks(width.max(1)).zip(g.chunks(width.max(1))) {
+        let (mean, rstd) = moments(x, eps);
+        let (dw, db) = sums.split_at_mut(width);
+        for (((dw, db), &x), &g) in dw.iter_mut().zip(db.iter_mut()).zip(x).zip(g) {
+            *dw += g * (x - mean) * rstd;
+            *db += g;
+        }
+    }
+    sums
 }
 
 impl CustomOp3 for LayerNorm {
@@ -708,14 +838,10 @@ impl CustomOp3 for LayerNorm {
         let width = row_width("layer-norm", l1.shape())?;
         let eps = self.eps;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(width)
-            .zip(x.par_chunks(width))
-            .for_each(|(y, x)| {
-                let (mean, rstd) = moments(x, eps);
-                for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(w).zip(b) {
-                    *y = (x - mean) * rstd * w + b;
-                }
-            });
+        let block = width * rows_per_block(width);
+        y.par_chunks_mut(block)
+            .zip(x.par_chunks(block))
+            .for_each(|(y, x)| layer_norm_rows(y, x, w, b, eps));
         Ok(output(y, l1.shape()))
     }
 
@@ -763,23 +889,10 @@ impl CustomOp3 for LayerNormInputBackward {
         let width = row_width("layer-norm-input-backward", l1.shape())?;
         let eps = self.eps;
         let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(width)
-            .zip(x.par_chunks(width).zip(g.par_chunks(width)))
-            .for_each(|(out, (x, g))| {
-                let (mean, rstd) = moments(x, eps);
-                let n = width as f32;
-                let (mut sum_g, mut sum_gx) = (0f32, 0f32);
-                for ((&x, &g), &w) in x.iter().zip(g).zip(w) {
-                    let gw = g * w;
-                    sum_g += gw;
-                    sum_gx += gw * (x - mean) * rstd;
-                }
-                let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
-                for (((o, &x), &g), &w) in out.iter_mut().zip(x).zip(g).zip(w) {
-                    let xhat = (x - mean) * rstd;
-                    *o = rstd * (g * w - mean_g - xhat * mean_gx);
-                }
-            });
+        let block = width * rows_per_block(width);
+        out.par_chunks_mut(block)
+            .zip(x.par_chunks(block).zip(g.par_chunks(block)))
+            .for_each(|(out, (x, g))| layer_norm_input_backward_rows(out, x, g, w, eps));
         Ok(output(out, l1.shape()))
     }
 }
@@ -812,18 +925,7 @@ impl CustomOp2 for LayerNormParamBackward {
         let partial: Vec<Vec<f32>> = x
             .par_chunks(width * rows_per_block)
             .zip(g.par_chunks(width * rows_per_block))
-            .map(|(x, g)| {
-                let mut sums = vec![0f32; 2 * width];
-                for (x, g) in x.chunks(width).zip(g.chunks(width)) {
-                    let (mean, rstd) = moments(x, eps);
-                    let (dw, db) = sums.split_at_mut(width);
-                    for (((dw, db), &x), &g) in dw.iter_mut().zip(db.iter_mut()).zip(x).zip(g) {
-                        *dw += g * (x - mean) * rstd;
-                        *db += g;
-                    }
-                }
-                sums
-            })
+            .map(|(x, g)| layer_norm_param_sums(x, g, width, eps))
             .collect();
         let mut sums = vec![0f32; 2 * width];
         for p in partial {
