@@ -327,7 +327,7 @@ fn write_checkpoint(
     }
     std::fs::create_dir_all(&next).map_err(|e| io(&next, e))?;
     candle_core::safetensors::save(&params.tensors(), next.join(WEIGHTS))?;
-    let (_, moments) = optimizer.state();
+    let (_, moments) = optimizer.state()?;
     candle_core::safetensors::save(&moments, next.join(MOMENTS))?;
     let json = serde_json::to_string_pretty(state).map_err(|e| io(&next, e))?;
     std::fs::write(next.join(STATE), json + "\n").map_err(|e| io(&next, e))?;
