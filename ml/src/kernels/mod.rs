@@ -18,8 +18,10 @@ use rayon::prelude::*;
 
 mod attention;
 mod dropout;
+mod linear;
 pub use attention::{AttentionDropout, attention};
 pub use dropout::{dropout, dropout_kept};
+pub use linear::linear;
 
 /// Which implementation a model's layers use: the fused kernels (CPU, f32) or candle's
 /// differentiable composition (any device and dtype; the reference the kernels are checked
@@ -52,6 +54,14 @@ impl Kernels {
         match self {
             Kernels::Fused => softmax_last_dim(x),
             Kernels::Composed => candle_nn::ops::softmax(x, D::Minus1),
+        }
+    }
+
+    /// `x · weightᵀ + bias` over rows `x` (`[rows, in]`, contiguous).
+    pub fn linear(self, x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        match self {
+            Kernels::Fused => linear(x, weight, bias),
+            Kernels::Composed => x.matmul(&weight.t()?)?.broadcast_add(bias),
         }
     }
 
@@ -657,7 +667,7 @@ fn column_sums(g: &[f32], width: usize) -> Vec<f32> {
 }
 
 /// The sum of a tensor's rows: `[..., width]` → `[width]`.
-struct ColumnSums;
+pub(crate) struct ColumnSums;
 
 impl CustomOp1 for ColumnSums {
     fn name(&self) -> &'static str {

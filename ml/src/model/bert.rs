@@ -303,9 +303,10 @@ impl LayerNorm {
 }
 
 /// A linear layer `x Wᵀ + b` over the last dimension, under Hugging Face's names (`weight`
-/// `[out, in]`, `bias`): one matrix product over all the leading dimensions, and the bias added
-/// by the fused kernel, whose backward sums the gradient's rows in one pass (candle-nn's
-/// `Linear` adds it by broadcasting, whose backward was 9 % of a training step).
+/// `[out, in]`, `bias`): one matrix product over all the leading dimensions, the bias written
+/// with it by the fused op ([`kernels::linear`]), whose backward sums the gradient's rows in
+/// one pass (candle-nn's `Linear` adds it by broadcasting, whose backward was 9 % of a training
+/// step) and gives the weight's gradient in its own layout.
 #[derive(Clone, Debug)]
 pub struct Linear {
     weight: Tensor,
@@ -336,10 +337,9 @@ impl Linear {
         } else {
             x.contiguous()?.reshape((rows, inputs))?
         };
-        let y = x.matmul(&self.weight.t()?)?;
         let y = match &self.bias {
-            Some(bias) => Kernels::for_tensor(&y).add_bias(&y, bias)?,
-            None => y,
+            Some(bias) => Kernels::for_tensor(&x).linear(&x, &self.weight, bias)?,
+            None => x.matmul(&self.weight.t()?)?,
         };
         if rows_in { Ok(y) } else { y.reshape(dims) }
     }

@@ -71,6 +71,32 @@ pub fn matmul(
     b: View<'_>,
     accumulate: bool,
 ) -> Result<(), String> {
+    matmul_on(out, out_stride, a, b, accumulate, gemm::Parallelism::None)
+}
+
+/// [`matmul`] on the threads of rayon's pool (one product split over them).
+pub fn par_matmul(
+    out: &mut [f32],
+    out_stride: usize,
+    a: View<'_>,
+    b: View<'_>,
+    accumulate: bool,
+) -> Result<(), String> {
+    let threads = match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    };
+    matmul_on(out, out_stride, a, b, accumulate, threads)
+}
+
+fn matmul_on(
+    out: &mut [f32],
+    out_stride: usize,
+    a: View<'_>,
+    b: View<'_>,
+    accumulate: bool,
+    threads: gemm::Parallelism,
+) -> Result<(), String> {
     if a.cols != b.rows {
         return Err(format!(
             "cannot multiply a {} × {} matrix by a {} × {} one",
@@ -114,7 +140,7 @@ pub fn matmul(
         return Err("a stride is too large".to_string());
     }
     multiply(
-        out, os, a.data, ars, acs, b.data, brs, bcs, m, n, k, accumulate,
+        out, os, a.data, ars, acs, b.data, brs, bcs, m, n, k, accumulate, threads,
     );
     Ok(())
 }
@@ -133,6 +159,7 @@ fn multiply(
     n: usize,
     k: usize,
     accumulate: bool,
+    threads: gemm::Parallelism,
 ) {
     // SAFETY: `matmul` checked that every index the product reads, (m−1)·rs + (k−1)·cs of `a`
     // and (k−1)·rs + (n−1)·cs of `b`, and writes, (m−1)·os + n − 1 of `out`, is inside its
@@ -158,7 +185,7 @@ fn multiply(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            threads,
         );
     }
 }
