@@ -422,11 +422,12 @@ fn the_pruned_model_loads_into_the_training_code_and_scores_as_the_engine_does()
     let q: Value = json(&query);
     for precision in [Precision::F32, Precision::Int8] {
         let scorer = Scorer::load(&model, Some(precision)).unwrap();
-        let pairs: Vec<(Value, Option<jiff::Timestamp>)> = std::fs::read_to_string(&candidates)
+        let records: Vec<Value> = std::fs::read_to_string(&candidates)
             .unwrap()
             .lines()
-            .map(|l| (scorer.pair(&q, &serde_json::from_str(l).unwrap()), None))
+            .map(|l| serde_json::from_str(l).unwrap())
             .collect();
+        let pairs: Vec<_> = records.iter().map(|c| (scorer.pair(&q, c), None)).collect();
         let scored = scorer.score(&pairs);
         assert_eq!(scored.len(), 6);
         assert!(

@@ -10,6 +10,7 @@
 //!     --query Q.json --candidates C.jsonl [--n 100] [--seconds 5] [--caller-thread]
 //! ```
 
+use rubric_runtime::encode::PairOf;
 use rubric_runtime::scoring::Scorer;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -60,7 +61,7 @@ fn main() -> Result<(), Failure> {
     let mut runs = 0;
     while start.elapsed() < budget || runs < 10 {
         let t0 = Instant::now();
-        let pairs: Vec<(Value, Option<jiff::Timestamp>)> = candidates
+        let pairs: Vec<(PairOf<'_>, Option<jiff::Timestamp>)> = candidates
             .iter()
             .map(|c| (scorer.pair(&query, c), None))
             .collect();

@@ -7,6 +7,33 @@ use rubric_compiler::lower::ir::{LabelingProgram, ValueType};
 use serde_json::Value;
 use std::fmt;
 
+/// A pair's records by role's name: a pair object (`{ROLE: record, ...}`, as the data stages
+/// write pairs) or a query's and a candidate's records side by side ([`PairOf`]: a served
+/// ranking shares its query's record among its candidates instead of copying it into each).
+pub trait Records {
+    fn record(&self, role: &str) -> Option<&Value>;
+}
+
+impl Records for Value {
+    fn record(&self, role: &str) -> Option<&Value> {
+        self.get(role)
+    }
+}
+
+/// Two records under their roles' names, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct PairOf<'a> {
+    pub roles: [&'a str; 2],
+    pub records: [&'a Value; 2],
+}
+
+impl Records for PairOf<'_> {
+    fn record(&self, role: &str) -> Option<&Value> {
+        let i = self.roles.iter().position(|r| *r == role)?;
+        self.records.get(i).copied()
+    }
+}
+
 /// One field a model reads: the role (0 the query, 1 the candidate) and the field's name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TextField {
@@ -65,12 +92,12 @@ pub fn pair_texts(
 pub fn texts_by_role(
     roles: &[&str],
     fields: &[TextField],
-    pair: &Value,
+    pair: &(impl Records + ?Sized),
 ) -> Result<(String, String), EncodeError> {
     let mut sides = [String::new(), String::new()];
     for f in fields {
         let role = roles.get(f.role).copied().unwrap_or("?");
-        let Some(record) = pair.get(role).filter(|r| r.is_object()) else {
+        let Some(record) = pair.record(role).filter(|r| r.is_object()) else {
             return Err(EncodeError {
                 field: role.to_string(),
                 message: "the pair has no such record".to_string(),

@@ -4,7 +4,7 @@
 //! each head predicts. Pairs run through the inference encoder (`rubric_ml::quant::encoder`),
 //! in int8 where the folder holds `model.int8.safetensors`, else in f32.
 
-use crate::encode::{TextField, texts_by_role};
+use crate::encode::{PairOf, Records, TextField, texts_by_role};
 use crate::teach::examples::{Example, on_levels};
 use crate::teach::features::Row;
 use crate::teach::task::{Logits, Tokens};
@@ -170,19 +170,21 @@ impl Scorer {
         })
     }
 
-    /// The pair of a query and a candidate, as the policy's records: `{ROLE: record, ...}`.
-    pub fn pair(&self, query: &Value, candidate: &Value) -> Value {
-        let mut pair = serde_json::Map::new();
-        if let [q, c, ..] = self.card.roles.as_slice() {
-            pair.insert(q.clone(), query.clone());
-            pair.insert(c.clone(), candidate.clone());
+    /// The pair of a query and a candidate under the policy's roles, the records borrowed.
+    pub fn pair<'a>(&'a self, query: &'a Value, candidate: &'a Value) -> PairOf<'a> {
+        let role = |i: usize| self.card.roles.get(i).map_or("", String::as_str);
+        PairOf {
+            roles: [role(0), role(1)],
+            records: [query, candidate],
         }
-        Value::Object(pair)
     }
 
     /// Each pair's prediction, in order; a pair that cannot be encoded gets its own error
-    /// (naming the field), and the others are scored.
-    pub fn score(&self, pairs: &[(Value, Option<Timestamp>)]) -> Vec<Result<Prediction, String>> {
+    /// (naming the field), and the others are scored. A pair is a pair object or a [`PairOf`].
+    pub fn score<R: Records + Sync>(
+        &self,
+        pairs: &[(R, Option<Timestamp>)],
+    ) -> Vec<Result<Prediction, String>> {
         let mut out: Vec<Result<Prediction, String>> = Vec::with_capacity(pairs.len());
         let roles: Vec<&str> = self.card.roles.iter().map(String::as_str).collect();
         for chunk in pairs.chunks(CHUNK) {

@@ -5,6 +5,7 @@
 
 use super::{EXIT_PROBLEMS, EXIT_USAGE};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rubric_runtime::encode::PairOf;
 use rubric_runtime::scoring::{Precision, Prediction, Scorer};
 use serde_json::Value;
 use std::io::{BufRead, Write};
@@ -135,7 +136,7 @@ pub fn run(args: Args) -> ExitCode {
     let mut ranked = Vec::with_capacity(candidates.len());
     let mut problems = 0;
     for chunk in candidates.chunks(args.batch as usize) {
-        let pairs: Vec<(Value, Option<jiff::Timestamp>)> = chunk
+        let pairs: Vec<(PairOf<'_>, Option<jiff::Timestamp>)> = chunk
             .iter()
             .map(|(_, c)| (scorer.pair(&query, c), time))
             .collect();

@@ -73,8 +73,7 @@ impl Ranker for FolderRanker {
 impl FolderRanker {
     fn score_here(&self, pairs: &[PairRequest]) -> Vec<Result<Prediction, String>> {
         let now = jiff::Timestamp::now();
-        // Each pair's records and time, on rayon's threads: the query's record is copied into
-        // every pair, a hundred times a ranking.
+        // Each pair's records (borrowed: the query's is shared) and time.
         let (times, built): (Vec<Result<(), String>>, Vec<_>) = pairs
             .par_iter()
             .map(|p| {

@@ -6,6 +6,7 @@
 //! same kind, whether their values are the same (strings, the same enum) or which share of each
 //! side's set the other holds (sets and lists).
 
+use crate::encode::Records;
 use jiff::Timestamp;
 use rubric_compiler::lower::plan::Feature;
 use serde::{Deserialize, Serialize};
@@ -187,12 +188,12 @@ fn comparisons(features: &[Feature]) -> Vec<Comparison> {
 
 /// A pair (and its impression's time, for the click context) to encode.
 pub struct Row<'a> {
-    pub pair: &'a Value,
+    pub pair: &'a (dyn Records + Sync),
     pub ts: Option<Timestamp>,
 }
 
-fn field<'v>(pair: &'v Value, role: &str, field: &str) -> Option<&'v Value> {
-    pair.get(role)
+fn field<'v>(pair: &'v (dyn Records + Sync), role: &str, field: &str) -> Option<&'v Value> {
+    pair.record(role)
         .and_then(|r| r.get(field))
         .filter(|v| !v.is_null())
 }
@@ -324,7 +325,7 @@ impl FeatureEncoder {
     }
 
     /// The value of the field a column reads.
-    fn value<'v>(&self, column: usize, pair: &'v Value) -> Option<&'v Value> {
+    fn value<'v>(&self, column: usize, pair: &'v (dyn Records + Sync)) -> Option<&'v Value> {
         match self.columns.get(column)? {
             Column::OneOf { role, field: f, .. } | Column::AnyOf { role, field: f, .. } => {
                 field(pair, role, f)
@@ -334,7 +335,11 @@ impl FeatureEncoder {
     }
 
     /// A number column's value, fitted spread and scale.
-    fn number(&self, column: usize, pair: &Value) -> Option<(f64, f64, NumberScale)> {
+    fn number(
+        &self,
+        column: usize,
+        pair: &(dyn Records + Sync),
+    ) -> Option<(f64, f64, NumberScale)> {
         match self.columns.get(column)? {
             Column::Number {
                 role,
@@ -349,7 +354,7 @@ impl FeatureEncoder {
         }
     }
 
-    fn compare<'p>(&self, c: &Comparison, pair: &'p Value, out: &mut Vec<f32>) {
+    fn compare<'p>(&self, c: &Comparison, pair: &'p (dyn Records + Sync), out: &mut Vec<f32>) {
         let (a, b) = (self.value(c.left, pair), self.value(c.right, pair));
         match c.kind {
             CompareKind::Same => {
