@@ -7,7 +7,7 @@
 
 use super::wordpiece::FastWordPiece;
 use rayon::prelude::*;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use tokenizers::{
     Encoding, Model, OffsetType, PaddingDirection, PaddingParams, PaddingStrategy, PreTokenizer,
     Token, Tokenizer, TruncationDirection, TruncationStrategy,
@@ -97,7 +97,7 @@ impl PairTokenizer {
         let Some(plan) = &self.plan else {
             return self.library_pairs(pairs);
         };
-        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut index: FxHashMap<&str, usize> = FxHashMap::default();
         let mut texts: Vec<&str> = Vec::new();
         let mut slots = Vec::with_capacity(pairs.len());
         for (q, c) in pairs {
