@@ -1,6 +1,7 @@
-//! Fused kernels for training on candle: GELU, softmax over the last dimension, layer norm, the
-//! bias of a linear layer, multi-head attention (`attention.rs`) and dropout (`dropout.rs`),
-//! each a candle custom op **with its own backward**. candle's fused softmax and layer norm have
+//! Fused kernels for training on candle: GELU, softmax over the last dimension, layer norm, a
+//! linear layer (`linear.rs`) and a bias alone, multi-head attention (`attention.rs`) and
+//! dropout (`dropout.rs`), each a candle custom op **with its own backward**, its loops
+//! compiled for AVX-512 and AVX2 beside the baseline. candle's fused softmax and layer norm have
 //! no backward and silently stop gradients (only the layers after them train), and its composed
 //! GELU and softmax are several times slower than PyTorch's (STACK_NOTES.md). Each forward here
 //! is one pass over the rows; each backward is one fused op of its own (recorded by nobody: the
