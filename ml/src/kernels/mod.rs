@@ -1220,6 +1220,25 @@ mod tests {
                 |t| attention_composed(t, &mask, heads, None),
                 &mut rng,
             );
+            // The same sequences as rows, `[batch × len, width]`, as the encoder passes them.
+            let (rows, width) = (b * len, heads * hs);
+            let as_rows: Vec<Tensor> = inputs
+                .iter()
+                .map(|x| x.reshape((rows, width)).unwrap())
+                .collect();
+            agree(
+                "attention on rows",
+                &as_rows,
+                |t| attention(&t[0], &t[1], &t[2], &mask, heads, None),
+                |t| {
+                    let t: Vec<Tensor> = t
+                        .iter()
+                        .map(|x| x.reshape((b, len, width)))
+                        .collect::<Result<_>>()?;
+                    attention_composed(&t, &mask, heads, None)?.reshape((rows, width))
+                },
+                &mut rng,
+            );
         }
     }
 
@@ -1315,6 +1334,12 @@ mod tests {
         );
         let err = attention(&q, &q, &q, &q, 2, None).unwrap_err().to_string();
         assert!(err.contains("mask"), "{err}");
+        // Rows that are not whole sequences of the mask's length.
+        let rows = Tensor::zeros((7, 8), DType::F32, &dev).unwrap();
+        let err = attention(&rows, &rows, &rows, &mask, 2, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("7 rows") && err.contains("[2, 3]"), "{err}");
         let dropout = Some(AttentionDropout { p: 1.0, seed: 0 });
         let err = attention(&q, &q, &q, &mask, 2, dropout)
             .unwrap_err()
