@@ -200,6 +200,24 @@ fn row_sum(x: &[f32]) -> f32 {
     fold_lanes(acc, |a, b| a + b) + rest.iter().sum::<f32>()
 }
 
+/// A row's mean and 1 / standard deviation, over [`LANES`] lanes.
+#[inline(always)]
+fn moments(x: &[f32], eps: f32) -> (f32, f32) {
+    let n = x.len() as f32;
+    let mean = row_sum(x) / n;
+    let mut acc = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += (v - mean) * (v - mean);
+        }
+    }
+    let squares =
+        fold_lanes(acc, |a, b| a + b) + rest.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>();
+    (mean, 1.0 / (squares / n + eps).sqrt())
+}
+
 /// Σ a ⊙ b over [`LANES`] lanes.
 #[inline(always)]
 fn row_dot(a: &[f32], b: &[f32]) -> f32 {
@@ -301,26 +319,13 @@ pub fn add_layer_norm_rows(
     eps: f32,
 ) {
     let width = weight.len().max(1);
-    let n = width as f32;
     for (r, row) in x.chunks_exact_mut(width).enumerate() {
         if let Some(res) = residual.and_then(|res| res.get(r * width..(r + 1) * width)) {
             for (a, &b) in row.iter_mut().zip(res) {
                 *a += b;
             }
         }
-        let mean = row_sum(row) / n;
-        let mut acc = [0f32; LANES];
-        let chunks = row.chunks_exact(LANES);
-        let rest = chunks.remainder();
-        for c in chunks {
-            for (a, &v) in acc.iter_mut().zip(c) {
-                *a += (v - mean) * (v - mean);
-            }
-        }
-        let var = (fold_lanes(acc, |a, b| a + b)
-            + rest.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>())
-            / n;
-        let rstd = 1.0 / (var + eps).sqrt();
+        let (mean, rstd) = moments(row, eps);
         for ((v, &w), &b) in row.iter_mut().zip(weight).zip(bias) {
             *v = (*v - mean) * rstd * w + b;
         }
@@ -728,24 +733,6 @@ pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64)
 
 struct LayerNorm {
     eps: f32,
-}
-
-/// A row's mean and 1 / standard deviation, over [`LANES`] lanes.
-#[inline(always)]
-fn moments(x: &[f32], eps: f32) -> (f32, f32) {
-    let n = x.len() as f32;
-    let mean = row_sum(x) / n;
-    let mut acc = [0f32; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += (v - mean) * (v - mean);
-        }
-    }
-    let squares =
-        fold_lanes(acc, |a, b| a + b) + rest.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>();
-    (mean, 1.0 / (squares / n + eps).sqrt())
 }
 
 /// Layer norm of each row of `x` (rows of the weight's width) into `y`.
