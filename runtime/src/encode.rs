@@ -177,4 +177,27 @@ mod tests {
         let err = pair_texts(&program, &fields, &edited).unwrap_err();
         assert_eq!(err.field, "candidate.summary");
     }
+
+    /// The two records side by side read as the pair object holding them does, and a role
+    /// neither holds is missing from both.
+    #[test]
+    fn borrowed_records_read_as_the_pair_object() {
+        let program = program();
+        let fields = default_text_fields(&program);
+        let golden = std::fs::read_to_string("../examples/job_match/data/golden.jsonl").unwrap();
+        let pair: Value = serde_json::from_str(golden.lines().next().unwrap()).unwrap();
+        let borrowed = PairOf {
+            roles: ["query", "candidate"],
+            records: [&pair["query"], &pair["candidate"]],
+        };
+        let roles = ["query", "candidate"];
+        assert_eq!(
+            texts_by_role(&roles, &fields, &borrowed).unwrap(),
+            pair_texts(&program, &fields, &pair).unwrap()
+        );
+        assert_eq!(borrowed.record("query"), pair.record("query"));
+        assert!(borrowed.record("employer").is_none() && pair.record("employer").is_none());
+        let err = texts_by_role(&["query", "employer"], &fields, &borrowed).unwrap_err();
+        assert_eq!(err.field, "employer");
+    }
 }

@@ -485,10 +485,30 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    /// What `encoder` makes of `pair` scored with no impression.
+    /// What `encoder` makes of `pair` scored with no impression; the same of its two records
+    /// borrowed side by side (as a served ranking passes them), checked equal.
     fn encoded(encoder: &FeatureEncoder, pair: &Value) -> Vec<f32> {
         let mut out = Vec::new();
         encoder.encode(&Row { pair, ts: None }, &mut out).unwrap();
+        let null = Value::Null;
+        let borrowed = crate::encode::PairOf {
+            roles: ["query", "candidate"],
+            records: [
+                pair.get("query").unwrap_or(&null),
+                pair.get("candidate").unwrap_or(&null),
+            ],
+        };
+        let mut same = Vec::new();
+        encoder
+            .encode(
+                &Row {
+                    pair: &borrowed,
+                    ts: None,
+                },
+                &mut same,
+            )
+            .unwrap();
+        assert_eq!(same, out);
         out
     }
 
