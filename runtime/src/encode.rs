@@ -157,12 +157,17 @@ mod tests {
         );
     }
 
+    /// The example's first golden pair, as the data stages hold it.
+    fn first_golden_pair() -> Value {
+        let golden = std::fs::read_to_string("../examples/job_match/data/golden.jsonl").unwrap();
+        serde_json::from_str(golden.lines().next().unwrap()).unwrap()
+    }
+
     #[test]
     fn a_golden_pair_gives_each_side_its_text() {
         let program = program();
         let fields = default_text_fields(&program);
-        let golden = std::fs::read_to_string("../examples/job_match/data/golden.jsonl").unwrap();
-        let pair: Value = serde_json::from_str(golden.lines().next().unwrap()).unwrap();
+        let pair = first_golden_pair();
         let (query, candidate) = pair_texts(&program, &fields, &pair).unwrap();
         let title = pair["query"]["title"].as_str().unwrap();
         assert!(query.starts_with(title), "{query}");
@@ -184,8 +189,7 @@ mod tests {
     fn borrowed_records_read_as_the_pair_object() {
         let program = program();
         let fields = default_text_fields(&program);
-        let golden = std::fs::read_to_string("../examples/job_match/data/golden.jsonl").unwrap();
-        let pair: Value = serde_json::from_str(golden.lines().next().unwrap()).unwrap();
+        let pair = first_golden_pair();
         let borrowed = PairOf {
             roles: ["query", "candidate"],
             records: [&pair["query"], &pair["candidate"]],
