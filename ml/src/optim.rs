@@ -133,13 +133,14 @@ impl AdamW {
             .collect()
     }
 
-    /// The summed gradient of each variable, in slot order; an error names those without one.
-    fn gradients<'g>(&self, grads: &'g Gradients) -> Result<Vec<&'g Tensor>> {
+    /// The summed gradient of each variable, in slot order, contiguous (the norm and the update
+    /// read it as one slice); an error names those without one.
+    fn gradients(&self, grads: &Gradients) -> Result<Vec<Tensor>> {
         let mut out = Vec::with_capacity(self.slots.len());
         let mut missing = Vec::new();
         for (i, s) in self.slots.iter().enumerate() {
             match grads.sums.get(i).and_then(Option::as_ref) {
-                Some(g) => out.push(g),
+                Some(g) => out.push(g.contiguous()?),
                 None => missing.push(s.name.as_str()),
             }
         }
@@ -215,9 +216,7 @@ impl AdamW {
                         },
                         moments: Mutex::new((m.as_mut_slice(), v.as_mut_slice())),
                     };
-                    slot.var
-                        .as_tensor()
-                        .inplace_op2(&g.contiguous()?, &update)?;
+                    slot.var.as_tensor().inplace_op2(&g, &update)?;
                 }
                 Moments::Tensors { m, v } => {
                     let g = (g * scale)?;
@@ -293,10 +292,9 @@ impl AdamW {
     }
 }
 
-/// Σ x² of a tensor, in f64: on the CPU over its f32 values in blocks summed in order (the same
-/// bits on any number of threads), elsewhere by candle's ops.
+/// Σ x² of a tensor, in f64: on the CPU over a contiguous tensor's f32 values in blocks summed
+/// in order (the same bits on any number of threads), elsewhere by candle's ops.
 fn sum_of_squares(x: &Tensor) -> Result<f64> {
-    let x = x.contiguous()?;
     {
         let (storage, layout) = x.storage_and_layout();
         if let Some(values) = cpu_f32(&storage, layout) {
