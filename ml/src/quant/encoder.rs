@@ -2,8 +2,9 @@
 //! `model::PairEncoder` (embeddings, transformer layers, pooler, feature layers, heads) over
 //! plain buffers, each linear layer f32 or int8 as its weights say. Each sequence runs at its
 //! own length (no padding), several sequences share each matrix multiply, and the sequences of a
-//! batch are split over rayon's threads. A head mask removes attention heads without changing
-//! the weights, which is how pruning measures a head's importance.
+//! batch are split over rayon's threads. Rows that sequences share at their start (a ranking's
+//! query, before each candidate) are embedded and projected once. A head mask removes attention
+//! heads without changing the weights, which is how pruning measures a head's importance.
 
 use super::attention::{Head, Int8Attention, WEIGHT_SCALE};
 use super::linear::{Dense, Epilogue, Input, Linear, QLinear, Quantized, Scratch, grown};
@@ -171,6 +172,10 @@ struct Work {
     /// `inner` quantized, for an int8 down-projection.
     qinner: Quantized,
     scores: Vec<f32>,
+    /// The rows no earlier sequence shares, embedded, and their first query, key and value
+    /// projections (see [`Shared`]).
+    unique_x: Vec<f32>,
+    unique_qkv: Vec<f32>,
     /// Each attention row's softmax denominator.
     sums: Vec<f32>,
     scratch: Scratch,
@@ -410,7 +415,31 @@ impl Encoder {
         w: &mut Work,
     ) -> Result<Logits, String> {
         let c = &self.config;
-        self.embed(seqs, &mut w.x);
+        let shared = Shared::of(seqs);
+        // The first layer's query, key and value rows, where they were projected once for
+        // the rows sequences share.
+        let mut projected = false;
+        match self.layers.first().filter(|_| shared.unique < rows) {
+            Some(first) => {
+                self.embed(seqs, &shared.skip, &mut w.unique_x);
+                let (h, n) = (c.hidden_size, first.qkv.n());
+                grown(&mut w.unique_qkv, shared.unique * n);
+                first.qkv.forward_fused(
+                    Input::f32(&w.unique_x),
+                    shared.unique,
+                    &mut w.unique_qkv,
+                    Epilogue::Plain,
+                    None,
+                    &mut w.scratch,
+                    parallel,
+                )?;
+                shared.expand(seqs, &w.unique_x, h, &mut w.x);
+                grown(&mut w.qkv, rows * n);
+                shared.expand(seqs, &w.unique_qkv, n, &mut w.qkv);
+                projected = true;
+            }
+            None => self.embed(seqs, &[], &mut w.x),
+        }
         let mut rows = rows;
         let last = self.layers.len().checked_sub(1);
         if last.is_none() {
@@ -420,6 +449,9 @@ impl Encoder {
         // Whether `w.qx` holds `w.x`'s bytes (the embeddings' are not fused).
         let mut x_quantized = false;
         for (l, layer) in self.layers.iter().enumerate() {
+            if !(l == 0 && projected) {
+                self.project(layer, w, x_quantized, parallel)?;
+            }
             // The last layer's outputs are read at each sequence's first word piece only (the
             // pooler's): its keys and values need every row, the rest of it those rows alone.
             let first_only = Some(l) == last;
@@ -428,7 +460,7 @@ impl Encoder {
                 layer,
                 mask.and_then(|m| m.get(l)),
                 w,
-                (parallel, first_only, x_quantized),
+                (parallel, first_only),
             )?;
             if first_only {
                 rows = seqs.len();
@@ -466,12 +498,20 @@ impl Encoder {
         self.pool_and_heads(seqs.len(), seqs, &w.x, &mut w.scratch)
     }
 
-    fn embed(&self, seqs: &[Sequence<'_>], x: &mut [f32]) {
+    /// The embeddings of each sequence's rows from position `skip[i]` on (all of them where
+    /// `skip` has no `i`), one after another, into `x` (sized here).
+    fn embed(&self, seqs: &[Sequence<'_>], skip: &[usize], x: &mut Vec<f32>) {
         let h = self.config.hidden_size;
         let eps = self.config.layer_norm_eps as f32;
+        let skip = |i: usize| skip.get(i).copied().unwrap_or(0);
+        let rows: usize = (seqs.iter().enumerate())
+            .map(|(i, s)| s.ids.len().saturating_sub(skip(i)))
+            .sum();
+        x.resize(rows * h, 0.0);
         let mut rows = x.chunks_exact_mut(h);
-        'all: for s in seqs {
-            for (p, (&id, &t)) in s.ids.iter().zip(s.types).enumerate() {
+        'all: for (i, s) in seqs.iter().enumerate() {
+            let pieces = s.ids.iter().zip(s.types).enumerate().skip(skip(i));
+            for (p, (&id, &t)) in pieces {
                 let Some(row) = rows.next() else {
                     break 'all;
                 };
@@ -501,22 +541,17 @@ impl Encoder {
         add_layer_norm_rows(x, None, &norm.weight, &norm.bias, eps);
     }
 
-    /// One layer's attention and its add-and-norm over `w.x`; with `first_only`, for each
-    /// sequence's first row alone, leaving `w.x` (and `w.projected`, `w.inner`) one row a
-    /// sequence.
-    fn attention(
+    /// A layer's query, key and value rows of `w.x`, into `w.qkv` (`x_quantized`: `w.qx`
+    /// holds `w.x`'s bytes).
+    fn project(
         &self,
-        seqs: &[Sequence<'_>],
         layer: &Layer,
-        keep: Option<&Vec<bool>>,
         w: &mut Work,
-        (parallel, first_only, x_quantized): (bool, bool, bool),
+        x_quantized: bool,
+        parallel: bool,
     ) -> Result<(), String> {
-        let c = &self.config;
-        let (h, hs) = (c.hidden_size, c.head_size());
-        let a = layer.heads * hs;
-        let rows = w.x.len() / h;
-        grown(&mut w.qkv, rows * 3 * a);
+        let rows = w.x.len() / self.config.hidden_size;
+        grown(&mut w.qkv, rows * layer.qkv.n());
         let input = Input {
             rows: &w.x,
             quantized: x_quantized.then_some(&w.qx),
@@ -530,7 +565,24 @@ impl Encoder {
             None,
             &mut w.scratch,
             parallel,
-        )?;
+        )
+    }
+
+    /// One layer's attention over `w.qkv` (its query, key and value rows, projected) and its
+    /// add-and-norm over `w.x`; with `first_only`, for each sequence's first row alone, leaving
+    /// `w.x` one row a sequence.
+    fn attention(
+        &self,
+        seqs: &[Sequence<'_>],
+        layer: &Layer,
+        keep: Option<&Vec<bool>>,
+        w: &mut Work,
+        (parallel, first_only): (bool, bool),
+    ) -> Result<(), String> {
+        let c = &self.config;
+        let (h, hs) = (c.hidden_size, c.head_size());
+        let a = layer.heads * hs;
+        let rows = w.x.len() / h;
         // Every head writes its own columns; a masked head's stay 0.
         let out_rows = if first_only { seqs.len() } else { rows };
         if keep.is_some() {
@@ -672,6 +724,71 @@ impl Encoder {
     }
 }
 
+/// The rows each sequence of a chunk shares with an earlier one: the same word pieces and types
+/// from the start, so the same embeddings and the same first query, key and value projections.
+/// A ranking's pairs all begin with its query (cut to a different length beside each
+/// candidate): those rows are computed once a chunk, not once a pair.
+struct Shared {
+    /// Each sequence's earlier sequence and the rows it shares with it (0: none).
+    from: Vec<(usize, usize)>,
+    /// Each sequence's first row computed: the rows it shares.
+    skip: Vec<usize>,
+    /// The rows computed: all but the shared ones.
+    unique: usize,
+}
+
+impl Shared {
+    fn of(seqs: &[Sequence<'_>]) -> Shared {
+        let mut from = Vec::with_capacity(seqs.len());
+        let mut unique = 0;
+        for (i, s) in seqs.iter().enumerate() {
+            let mut best = (i, 0);
+            for (j, earlier) in seqs[..i].iter().enumerate() {
+                let n = s
+                    .ids
+                    .iter()
+                    .zip(s.types)
+                    .zip(earlier.ids.iter().zip(earlier.types))
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                if n > best.1 {
+                    best = (j, n);
+                }
+            }
+            from.push(best);
+            unique += s.ids.len() - best.1;
+        }
+        Shared {
+            skip: from.iter().map(|&(_, n)| n).collect(),
+            from,
+            unique,
+        }
+    }
+
+    /// Rows of `width` computed for the unique rows (`unique`, one after another) spread to
+    /// every row of every sequence (`full`, sized here), the shared ones copied from the
+    /// earlier sequence's.
+    fn expand(&self, seqs: &[Sequence<'_>], unique: &[f32], width: usize, full: &mut Vec<f32>) {
+        let rows: usize = seqs.iter().map(|s| s.ids.len()).sum();
+        full.resize(rows * width, 0.0);
+        let mut starts = Vec::with_capacity(seqs.len());
+        let (mut start, mut at) = (0, 0);
+        for (s, &(j, n)) in seqs.iter().zip(&self.from) {
+            let t = s.ids.len();
+            if n > 0 {
+                // Sequence `j` comes earlier: its rows are in place, before these.
+                let from = starts.get(j).copied().unwrap_or(start);
+                full.copy_within(from * width..(from + n) * width, start * width);
+            }
+            let own = (t - n) * width;
+            full[(start + n) * width..(start + t) * width].copy_from_slice(&unique[at..at + own]);
+            starts.push(start);
+            at += own;
+            start += t;
+        }
+    }
+}
+
 /// Keeps each sequence's first row of `w.x`, in order, and sizes `w.x` for one row a sequence.
 fn first_rows(seqs: &[Sequence<'_>], w: &mut Work, h: usize) {
     let mut start = 0;
@@ -692,5 +809,53 @@ impl Norm {
             bias: &self.bias,
             eps,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sequence_shares_its_longest_common_start_with_an_earlier_one() {
+        let ids: [&[u32]; 4] = [
+            &[1, 7, 8, 2, 5, 2],
+            &[1, 7, 2, 9, 2],
+            &[1, 7, 8, 9, 2, 4, 2],
+            &[3, 2],
+        ];
+        let types: Vec<Vec<u32>> = ids.iter().map(|s| vec![0; s.len()]).collect();
+        let mut seqs: Vec<Sequence<'_>> = ids
+            .iter()
+            .zip(&types)
+            .map(|(ids, types)| Sequence {
+                ids,
+                types,
+                features: &[],
+            })
+            .collect();
+        let shared = Shared::of(&seqs);
+        assert_eq!(shared.from, vec![(0, 0), (0, 2), (0, 3), (3, 0)]);
+        assert_eq!(shared.skip, vec![0, 2, 3, 0]);
+        assert_eq!(shared.unique, 6 + 3 + 4 + 2);
+        // The same pieces of another type are other rows.
+        let other = vec![0, 0, 1, 1, 1, 1, 1];
+        seqs[2].types = &other;
+        assert_eq!(Shared::of(&seqs).from[2], (0, 2));
+
+        // Each sequence's rows (one number a row: its sequence and position) from the unique
+        // ones: the shared ones copied from the earlier sequence's.
+        let shared = Shared::of(&seqs[..3]);
+        let unique: Vec<f32> = [(0, 0..6), (1, 2..5), (2, 2..7)]
+            .into_iter()
+            .flat_map(|(s, positions)| positions.map(move |p| (10 * s + p) as f32))
+            .collect();
+        let mut full = Vec::new();
+        shared.expand(&seqs[..3], &unique, 1, &mut full);
+        let expected = [
+            0., 1., 2., 3., 4., 5., 0., 1., 12., 13., 14., 0., 1., 22., 23., 24., 25., 26.,
+        ];
+        assert_eq!(full, expected);
     }
 }

@@ -84,6 +84,31 @@ fn pairs(rng: &mut ChaCha8Rng, n: usize) -> Pairs {
     p
 }
 
+/// The pairs of one ranking: each begins with the same query, cut to a different length beside
+/// its candidate (as longest-first truncation cuts it): `[CLS] query [SEP] candidate [SEP]`.
+fn ranking(rng: &mut ChaCha8Rng, n: usize) -> Pairs {
+    let query: Vec<u32> = (0..14).map(|_| rng.random_range(3..60)).collect();
+    let mut p = Pairs {
+        ids: vec![],
+        types: vec![],
+        features: vec![],
+    };
+    for _ in 0..n {
+        let (q, c) = (rng.random_range(1..=14), rng.random_range(1..=7));
+        let mut ids = vec![1];
+        ids.extend(&query[..q]);
+        ids.push(2);
+        ids.extend((0..c).map(|_| rng.random_range(3..60)));
+        ids.push(2);
+        p.types
+            .push((0..ids.len()).map(|i| u32::from(i > q + 1)).collect());
+        p.ids.push(ids);
+        p.features
+            .push((0..FEATURES).map(|_| rng.random_range(-1.0..1.0)).collect());
+    }
+    p
+}
+
 fn seqs(p: &Pairs) -> Vec<Sequence<'_>> {
     (0..p.ids.len())
         .map(|i| Sequence {
@@ -146,10 +171,13 @@ fn the_f32_encoder_gives_the_candle_models_outputs_without_padding() {
         let encoder = Encoder::new(&cfg, &spec(), FEATURES, &map).unwrap();
         assert!(!encoder.is_quantized());
         let mut rng = ChaCha8Rng::seed_from_u64(2);
-        for n in [1, 2, 7, 19] {
-            let p = pairs(&mut rng, n);
-            let ours = encoder.forward(&seqs(&p), None).unwrap();
-            let theirs = candle_logits(&candle, &p);
+        let random = [1, 2, 7, 19].map(|n| pairs(&mut rng, n));
+        // A ranking's pairs share their first rows, computed once.
+        let rankings = [2, 7, 19].map(|n| ranking(&mut rng, n));
+        for p in random.iter().chain(&rankings) {
+            let n = p.ids.len();
+            let ours = encoder.forward(&seqs(p), None).unwrap();
+            let theirs = candle_logits(&candle, p);
             assert_eq!(ours.rows, n);
             assert!(
                 worst(&ours, &theirs) < 1e-4,
@@ -207,6 +235,41 @@ fn the_int8_encoder_stays_close_to_f32_and_reads_back_as_written() {
             }
         ) < 1e-5
     );
+}
+
+/// A ranking's pairs, whose first rows the encoder computes once, give what each gives alone, in
+/// f32 and in int8, whatever chunks the threads split them into.
+#[test]
+fn a_rankings_pairs_give_in_a_batch_what_each_gives_alone() {
+    let cfg = config();
+    let (_, map) = model(5, &cfg);
+    let q = quantize(&map, &cfg, &LayerKind::ALL).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let p = ranking(&mut rng, 23);
+    for weights in [&map, &q] {
+        let encoder = Encoder::new(&cfg, &spec(), FEATURES, weights).unwrap();
+        let alone: Vec<Logits> = seqs(&p)
+            .chunks(1)
+            .map(|one| encoder.forward(one, None).unwrap())
+            .collect();
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let batch = pool.install(|| encoder.forward(&seqs(&p), None).unwrap());
+            for (i, one) in alone.iter().enumerate() {
+                let row = Logits {
+                    rows: 1,
+                    scores: batch.scores[i * 2..(i + 1) * 2].to_vec(),
+                    grades: batch.grades[i * 3..(i + 1) * 3].to_vec(),
+                    click: batch.click[i..i + 1].to_vec(),
+                };
+                let diff = worst(one, &row);
+                assert!(diff < 1e-5, "pair {i}, {threads} threads: {diff}");
+            }
+        }
+    }
 }
 
 /// Each mix of int8 and f32 layers (every kind alone left in f32, so each fused hand-over meets
