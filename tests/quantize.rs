@@ -435,5 +435,14 @@ fn the_pruned_model_loads_into_the_training_code_and_scores_as_the_engine_does()
                 .iter()
                 .all(|p| p.as_ref().is_ok_and(|p| (0.0..=1.0).contains(&p.score)))
         );
+        // The same pairs, each with its own copy of the query: the query's feature columns,
+        // encoded once for the ranking, are what each pair's own copy gives.
+        let roles = &scorer.card.roles;
+        let objects: Vec<(Value, _)> = records
+            .iter()
+            .map(|c| (serde_json::json!({&roles[0]: &q, &roles[1]: c}), None))
+            .collect();
+        let alone = scorer.score(&objects);
+        assert_eq!(scored, alone, "{precision:?}");
     }
 }

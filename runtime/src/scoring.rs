@@ -6,7 +6,7 @@
 
 use crate::encode::{PairOf, Records, TextField, texts_by_role};
 use crate::teach::examples::{Example, on_levels};
-use crate::teach::features::Row;
+use crate::teach::features::{RecordColumns, Row};
 use crate::teach::task::{Logits, Tokens};
 use crate::teach::{ModelCard, POSITION_BIAS, read_card};
 use jiff::Timestamp;
@@ -187,15 +187,22 @@ impl Scorer {
     ) -> Vec<Result<Prediction, String>> {
         let mut out: Vec<Result<Prediction, String>> = Vec::with_capacity(pairs.len());
         let roles: Vec<&str> = self.card.roles.iter().map(String::as_str).collect();
+        let features = &self.card.features;
         for chunk in pairs.chunks(CHUNK) {
+            let queries = self.shared_queries(chunk);
             // Each pair's texts and features, on rayon's threads (a served request's hundred
             // candidates are the model thread's work between forward passes).
             let encoded: Vec<Result<Encoded, String>> = chunk
                 .par_iter()
                 .map(|(pair, ts)| {
                     let t = texts_by_role(&roles, &self.fields, pair).map_err(|e| e.to_string())?;
-                    let mut f = Vec::with_capacity(self.card.features.width());
-                    self.card.features.encode(&Row { pair, ts: *ts }, &mut f)?;
+                    let mut f = Vec::with_capacity(features.width());
+                    let query = roles.first().and_then(|role| pair.record(role));
+                    let known = queries
+                        .iter()
+                        .find(|(q, _)| query.is_some_and(|query| std::ptr::eq(*q, query)))
+                        .map(|(_, columns)| columns);
+                    features.encode_with(&Row { pair, ts: *ts }, known, &mut f)?;
                     Ok((t, f))
                 })
                 .collect();
@@ -239,6 +246,34 @@ impl Scorer {
             }
         }
         out
+    }
+
+    /// The query records that several of `pairs` hold (the same record, not an equal one: a
+    /// ranking's candidates share its query's), each with its own feature columns, encoded
+    /// once for all of its pairs. A query whose columns fail is left out: each of its pairs
+    /// reports the error.
+    fn shared_queries<'p, R: Records>(
+        &self,
+        pairs: &'p [(R, Option<Timestamp>)],
+    ) -> Vec<(&'p Value, RecordColumns)> {
+        let Some(role) = self.card.roles.first() else {
+            return Vec::new();
+        };
+        let mut counted: Vec<(&Value, usize)> = Vec::new();
+        for query in pairs.iter().filter_map(|(pair, _)| pair.record(role)) {
+            match counted.iter_mut().find(|(q, _)| std::ptr::eq(*q, query)) {
+                Some((_, n)) => *n += 1,
+                None => counted.push((query, 1)),
+            }
+        }
+        counted
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .filter_map(|(query, _)| {
+                let columns = self.card.features.encode_record(role, query).ok()?;
+                Some((query, columns))
+            })
+            .collect()
     }
 
     fn predict(

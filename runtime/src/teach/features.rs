@@ -110,6 +110,17 @@ fn robust(values: &mut [f64]) -> (f64, f64) {
 }
 
 impl Column {
+    /// The role whose record the column reads; `None` for the impression's time.
+    fn role(&self) -> Option<&str> {
+        match self {
+            Column::Number { role, .. }
+            | Column::Bool { role, .. }
+            | Column::OneOf { role, .. }
+            | Column::AnyOf { role, .. } => Some(role),
+            Column::HourOfDay | Column::DayOfWeek => None,
+        }
+    }
+
     fn width(&self) -> usize {
         match self {
             // A number's value and whether it is missing (an optional field left out).
@@ -390,92 +401,163 @@ impl FeatureEncoder {
     /// Appends a row's numbers to `out`. A value of the wrong type is an error naming the field;
     /// a missing one is zeros.
     pub fn encode(&self, row: &Row<'_>, out: &mut Vec<f32>) -> Result<(), String> {
+        self.encode_with(row, None, out)
+    }
+
+    /// [`encode`](Self::encode), the columns of `known`'s role copied from it: `known` must be
+    /// [`encode_record`](Self::encode_record)'s of the record the row holds in that role.
+    pub fn encode_with(
+        &self,
+        row: &Row<'_>,
+        known: Option<&RecordColumns>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), String> {
+        let mut copied = 0;
         for c in &self.columns {
             let start = out.len();
-            out.resize(start + c.width(), 0.0);
+            let width = c.width();
+            out.resize(start + width, 0.0);
             let slots = &mut out[start..];
-            match c {
-                Column::Number {
-                    role,
-                    field: name,
-                    center,
-                    spread,
-                    scale,
-                } => match field(row.pair, role, name) {
-                    Some(v) => {
-                        let x = v.as_f64().ok_or_else(|| {
-                            format!("`{role}.{name}`: expected a number, found {v}")
-                        })?;
-                        slots[0] = scale.apply((x - center) / spread) as f32;
-                    }
-                    None => slots[1] = 1.0,
-                },
-                Column::Bool { role, field: name } => {
-                    if let Some(v) = field(row.pair, role, name) {
-                        let b = v.as_bool().ok_or_else(|| {
-                            format!("`{role}.{name}`: expected a bool, found {v}")
-                        })?;
-                        slots[0] = f32::from(u8::from(b));
-                    }
+            match known {
+                Some(k) if c.role() == Some(k.role.as_str()) => {
+                    let from = k.slots.get(copied..copied + width).ok_or_else(|| {
+                        format!(
+                            "the `{}` record's columns are fewer than its role's",
+                            k.role
+                        )
+                    })?;
+                    slots.copy_from_slice(from);
+                    copied += width;
                 }
-                Column::OneOf {
-                    role,
-                    field: name,
-                    values,
-                    other,
-                } => {
-                    if let Some(v) = field(row.pair, role, name) {
-                        match position(values, &text_of(v)) {
-                            Ok(i) => slots[i] = 1.0,
-                            Err(_) if *other => slots[values.len()] = 1.0,
-                            Err(_) => {}
-                        }
-                    }
-                }
-                Column::AnyOf {
-                    role,
-                    field: name,
-                    values,
-                    other,
-                } => match field(row.pair, role, name) {
-                    None => {}
-                    Some(Value::Array(items)) => {
-                        let mut others = 0usize;
-                        for v in items {
-                            match position(values, &text_of(v)) {
-                                Ok(i) => slots[i] = 1.0,
-                                Err(_) => others += 1,
-                            }
-                        }
-                        if *other && !items.is_empty() {
-                            slots[values.len()] = others as f32 / items.len() as f32;
-                        }
-                    }
-                    Some(v) => return Err(format!("`{role}.{name}`: expected a list, found {v}")),
-                },
-                Column::HourOfDay | Column::DayOfWeek => {
-                    // A pair scored with no impression (distillation's pairs, a ranking
-                    // request without a time) has no hour: all zeros, as a missing value.
-                    let Some(ts) = row.ts else {
-                        continue;
-                    };
-                    // In UTC: 1970-01-01 was a Thursday (Monday is 0).
-                    let seconds = ts.as_second();
-                    let slot = if matches!(c, Column::HourOfDay) {
-                        seconds.rem_euclid(86_400) / 3_600
-                    } else {
-                        (seconds.div_euclid(86_400) + 3).rem_euclid(7)
-                    } as usize;
-                    if let Some(s) = slots.get_mut(slot) {
-                        *s = 1.0;
-                    }
-                }
+                _ => Self::column(c, row, slots)?,
             }
         }
         for c in &self.comparisons {
             self.compare(c, row.pair, out);
         }
         Ok(())
+    }
+
+    /// The columns of `role` over `record` alone: what a pair that holds `record` in that role
+    /// has in them, computed once for all of those pairs (a ranking's query, for each
+    /// candidate). An error names the field, as [`encode`](Self::encode)'s would.
+    pub fn encode_record(&self, role: &str, record: &Value) -> Result<RecordColumns, String> {
+        let pair = OneRecord { role, record };
+        let row = Row {
+            pair: &pair,
+            ts: None,
+        };
+        let mut slots = Vec::new();
+        for c in self.columns.iter().filter(|c| c.role() == Some(role)) {
+            let start = slots.len();
+            slots.resize(start + c.width(), 0.0);
+            Self::column(c, &row, &mut slots[start..])?;
+        }
+        Ok(RecordColumns {
+            role: role.to_string(),
+            slots,
+        })
+    }
+
+    /// One column's slots (zeros on entry) for a row.
+    fn column(c: &Column, row: &Row<'_>, slots: &mut [f32]) -> Result<(), String> {
+        match c {
+            Column::Number {
+                role,
+                field: name,
+                center,
+                spread,
+                scale,
+            } => match field(row.pair, role, name) {
+                Some(v) => {
+                    let x = v
+                        .as_f64()
+                        .ok_or_else(|| format!("`{role}.{name}`: expected a number, found {v}"))?;
+                    slots[0] = scale.apply((x - center) / spread) as f32;
+                }
+                None => slots[1] = 1.0,
+            },
+            Column::Bool { role, field: name } => {
+                if let Some(v) = field(row.pair, role, name) {
+                    let b = v
+                        .as_bool()
+                        .ok_or_else(|| format!("`{role}.{name}`: expected a bool, found {v}"))?;
+                    slots[0] = f32::from(u8::from(b));
+                }
+            }
+            Column::OneOf {
+                role,
+                field: name,
+                values,
+                other,
+            } => {
+                if let Some(v) = field(row.pair, role, name) {
+                    match position(values, &text_of(v)) {
+                        Ok(i) => slots[i] = 1.0,
+                        Err(_) if *other => slots[values.len()] = 1.0,
+                        Err(_) => {}
+                    }
+                }
+            }
+            Column::AnyOf {
+                role,
+                field: name,
+                values,
+                other,
+            } => match field(row.pair, role, name) {
+                None => {}
+                Some(Value::Array(items)) => {
+                    let mut others = 0usize;
+                    for v in items {
+                        match position(values, &text_of(v)) {
+                            Ok(i) => slots[i] = 1.0,
+                            Err(_) => others += 1,
+                        }
+                    }
+                    if *other && !items.is_empty() {
+                        slots[values.len()] = others as f32 / items.len() as f32;
+                    }
+                }
+                Some(v) => return Err(format!("`{role}.{name}`: expected a list, found {v}")),
+            },
+            Column::HourOfDay | Column::DayOfWeek => {
+                // A pair scored with no impression (distillation's pairs, a ranking
+                // request without a time) has no hour: all zeros, as a missing value.
+                let Some(ts) = row.ts else {
+                    return Ok(());
+                };
+                // In UTC: 1970-01-01 was a Thursday (Monday is 0).
+                let seconds = ts.as_second();
+                let slot = if matches!(c, Column::HourOfDay) {
+                    seconds.rem_euclid(86_400) / 3_600
+                } else {
+                    (seconds.div_euclid(86_400) + 3).rem_euclid(7)
+                } as usize;
+                if let Some(s) = slots.get_mut(slot) {
+                    *s = 1.0;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One record's columns: those of its role, one after another in the columns' order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordColumns {
+    role: String,
+    slots: Vec<f32>,
+}
+
+/// One record under its role, as a pair holding nothing else.
+struct OneRecord<'a> {
+    role: &'a str,
+    record: &'a Value,
+}
+
+impl Records for OneRecord<'_> {
+    fn record(&self, role: &str) -> Option<&Value> {
+        (role == self.role).then_some(self.record)
     }
 }
 
@@ -486,7 +568,8 @@ mod tests {
     use serde_json::json;
 
     /// What `encoder` makes of `pair` scored with no impression; the same of its two records
-    /// borrowed side by side (as a served ranking passes them), checked equal.
+    /// borrowed side by side (as a served ranking passes them), and with either record's
+    /// columns encoded alone beforehand (as a ranking's query's are), checked equal.
     fn encoded(encoder: &FeatureEncoder, pair: &Value) -> Vec<f32> {
         let mut out = Vec::new();
         encoder.encode(&Row { pair, ts: None }, &mut out).unwrap();
@@ -509,6 +592,18 @@ mod tests {
             )
             .unwrap();
         assert_eq!(same, out);
+        for role in ["query", "candidate"] {
+            let known = encoder
+                .encode_record(role, pair.get(role).unwrap_or(&null))
+                .unwrap();
+            let mut same = Vec::new();
+            let row = Row {
+                pair: &borrowed,
+                ts: None,
+            };
+            encoder.encode_with(&row, Some(&known), &mut same).unwrap();
+            assert_eq!(same, out, "{role}'s columns known");
+        }
         out
     }
 
@@ -600,6 +695,10 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.contains("`query.remote`"), "{err}");
+        // Encoded alone beforehand, the record gives the same error.
+        let query = json!({"remote": "yes"});
+        let alone = encoder.encode_record("query", &query).unwrap_err();
+        assert_eq!(alone, err);
         // No impression, no time: the time's slots are zeros.
         let mut timeless = Vec::new();
         encoder
