@@ -283,10 +283,11 @@ fn score_batch(ranker: &dyn Ranker, batch: Vec<Job>, max_pairs: usize, metrics: 
         .model_seconds
         .observe(started.elapsed().as_secs_f64());
     metrics.pairs_scored.inc_by(pairs.len() as u64);
-    drop(pairs);
     let mut results = results.into_iter();
     for (count, reply) in replies {
         // The client may have hung up; its results are dropped.
         let _ = reply.send(results.by_ref().take(count).collect());
     }
+    // The requests' records are freed once every client has its answer, not before.
+    drop(pairs);
 }
