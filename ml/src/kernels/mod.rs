@@ -20,6 +20,10 @@ use rayon::prelude::*;
 mod attention;
 mod dropout;
 mod linear;
+// Intrinsics: `unsafe` by the language, each use's bounds argued beside it.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod rows_x86;
 pub use attention::{AttentionDropout, attention};
 pub use dropout::{dropout, dropout_kept};
 pub use linear::linear;
@@ -306,12 +310,28 @@ pub fn softmax_numerators(x: &mut [f32], width: usize, scale: f32, sums: &mut [f
     }
 }
 
-/// `x + residual`, then layer norm, of each row of the weight's width, in place.
+/// `x + residual`, then layer norm, of each row of the weight's width, in place: by hand on
+/// AVX-512 (`rows_x86`, the same bits), else the loop below.
+pub fn add_layer_norm_rows(
+    x: &mut [f32],
+    residual: Option<&[f32]>,
+    weight: &[f32],
+    bias: &[f32],
+    eps: f32,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if rows_x86::add_layer_norm_rows(x, residual, weight, bias, eps).is_some() {
+        return;
+    }
+    add_layer_norm_rows_portable(x, residual, weight, bias, eps);
+}
+
+/// [`add_layer_norm_rows`]'s loop, for any CPU.
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma",
     "x86_64+avx2+fma"
 ))]
-pub fn add_layer_norm_rows(
+pub fn add_layer_norm_rows_portable(
     x: &mut [f32],
     residual: Option<&[f32]>,
     weight: &[f32],
@@ -1015,6 +1035,44 @@ mod tests {
                 "{name} backward of input {i} {:?}: {err}",
                 v.dims()
             );
+        }
+    }
+
+    /// The AVX-512 add-and-norm gives the portable loop's bits: widths with and without a tail,
+    /// row counts around its blocks of four, with a residual, without, and with one too short
+    /// for some rows (those rows are normalized without it).
+    #[test]
+    fn the_hand_written_layer_norm_gives_the_portable_ones_bits() {
+        #[cfg(target_arch = "x86_64")]
+        if !rows_x86::available() {
+            eprintln!("skipped: this CPU has no AVX-512 F");
+            return;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(31);
+        for width in [1usize, 7, 15, 16, 17, 64, 100, 384] {
+            for rows in [1, 3, 4, 5, 9] {
+                let x: Vec<f32> = (0..rows * width)
+                    .map(|_| rng.random_range(-3.0..5.0))
+                    .collect();
+                let res: Vec<f32> = (0..rows * width)
+                    .map(|_| rng.random_range(-1.0..1.0))
+                    .collect();
+                let w: Vec<f32> = (0..width).map(|_| rng.random_range(0.5..1.5)).collect();
+                let b: Vec<f32> = (0..width).map(|_| rng.random_range(-0.5..0.5)).collect();
+                let short = &res[..(rows * width).saturating_sub(width + 1)];
+                for residual in [None, Some(&res[..]), Some(short)] {
+                    let (mut fast, mut portable) = (x.clone(), x.clone());
+                    add_layer_norm_rows(&mut fast, residual, &w, &b, 1e-12);
+                    add_layer_norm_rows_portable(&mut portable, residual, &w, &b, 1e-12);
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&fast),
+                        bits(&portable),
+                        "{rows} × {width}, residual {:?}",
+                        residual.map(<[f32]>::len)
+                    );
+                }
+            }
         }
     }
 
