@@ -811,6 +811,10 @@ mod x86 {
         Ok(())
     }
 
+    /// Rows quantized side by side: a row's range is a chain of comparisons and two folds,
+    /// then a few scalar steps, which overlap across rows.
+    const QUANTIZE_ROWS: usize = 4;
+
     /// # Safety
     /// `x` and `values` must hold `m · k` values, `scales` and `zeros` `m`, and the CPU must
     /// have AVX-512 F and BW.
@@ -823,6 +827,35 @@ mod x86 {
         scales: &mut [f32],
         zeros: &mut [i32],
     ) {
+        let mut r = 0;
+        while r + QUANTIZE_ROWS <= m {
+            // SAFETY: rows `r..r + QUANTIZE_ROWS` are inside the buffers (caller's contract).
+            unsafe { quantize_block::<QUANTIZE_ROWS>(x, r, k, values, scales, zeros) };
+            r += QUANTIZE_ROWS;
+        }
+        for r in r..m {
+            // SAFETY: row `r` is inside the buffers (caller's contract).
+            unsafe { quantize_block::<1>(x, r, k, values, scales, zeros) };
+        }
+    }
+
+    /// Rows `first..first + R` of [`quantize_avx512`].
+    ///
+    /// # Safety
+    /// Those rows must be inside `x`, `values`, `scales` and `zeros`, and the CPU must have
+    /// AVX-512 F and BW.
+    // Row `k` (`j`) indexes several arrays of the block at once.
+    #[allow(clippy::needless_range_loop)]
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn quantize_block<const R: usize>(
+        x: &[f32],
+        first: usize,
+        k: usize,
+        values: &mut [u8],
+        scales: &mut [f32],
+        zeros: &mut [i32],
+    ) {
         let full = k / LANES;
         let tail = k % LANES;
         let mask = ((1u32 << tail) - 1) as u16;
@@ -830,59 +863,69 @@ mod x86 {
         let round_bits = _mm512_set1_epi32(crate::kernels::ROUND.to_bits() as i32);
         let top = _mm512_set1_ps(255.0);
         let bottom = _mm512_setzero_ps();
-        for r in 0..m {
-            // SAFETY: row `r` is `x[r·k..(r + 1)·k]`, inside `x` (caller's contract).
-            let p = unsafe { x.as_ptr().add(r * k) };
-            // The range always holds 0 (as `kernels::row_range`); masked lanes load 0.
-            let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-            for c in 0..full {
-                // SAFETY: values `c·16..c·16 + 16` of the row.
-                let v = unsafe { _mm512_loadu_ps(p.add(c * LANES)) };
-                lo = _mm512_min_ps(v, lo);
-                hi = _mm512_max_ps(v, hi);
+        // SAFETY (every load and store below): row `first + j` is `x[(first + j)·k..][..k]`
+        // (and so in `values`), inside them (caller's contract); value `c·16 + 16 ≤ k` for
+        // `c < full`, the tail under its mask.
+        let p: [*const f32; R] =
+            std::array::from_fn(|j| unsafe { x.as_ptr().add((first + j) * k) });
+        let q: [*mut u8; R] =
+            std::array::from_fn(|j| unsafe { values.as_mut_ptr().add((first + j) * k) });
+        // The range always holds 0 (as `kernels::row_range`); masked lanes load 0.
+        let (mut lo, mut hi) = ([_mm512_setzero_ps(); R], [_mm512_setzero_ps(); R]);
+        for c in 0..full {
+            for j in 0..R {
+                let v = unsafe { _mm512_loadu_ps(p[j].add(c * LANES)) };
+                lo[j] = _mm512_min_ps(v, lo[j]);
+                hi[j] = _mm512_max_ps(v, hi[j]);
             }
-            if tail > 0 {
-                // SAFETY: the row's last `tail` values, under the mask.
-                let v = unsafe { _mm512_maskz_loadu_ps(mask, p.add(full * LANES)) };
-                lo = _mm512_min_ps(v, lo);
-                hi = _mm512_max_ps(v, hi);
+        }
+        if tail > 0 {
+            for j in 0..R {
+                let v = unsafe { _mm512_maskz_loadu_ps(mask, p[j].add(full * LANES)) };
+                lo[j] = _mm512_min_ps(v, lo[j]);
+                hi[j] = _mm512_max_ps(v, hi[j]);
             }
-            let (lo, hi) = (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
+        }
+        let mut inv = [_mm512_setzero_ps(); R];
+        let mut offset = [_mm512_setzero_ps(); R];
+        for j in 0..R {
+            let (lo, hi) = (_mm512_reduce_min_ps(lo[j]), _mm512_reduce_max_ps(hi[j]));
             let range = hi - lo;
             let scale = if range > 0.0 && range < f32::INFINITY {
                 range / 255.0
             } else {
                 1.0
             };
-            let inv = 1.0 / scale;
-            let zero = ((-lo * inv + 0.5) as i32).clamp(0, 255);
-            scales[r] = scale;
-            zeros[r] = zero;
-            let (inv, offset) = (_mm512_set1_ps(inv), _mm512_set1_ps(zero as f32));
-            // y = v·inv + z, clamped to [0, 255] (NaN to 0), rounded to nearest even.
-            let quantize = |v: __m512| {
-                let y = _mm512_add_ps(_mm512_mul_ps(v, inv), offset);
-                let y = _mm512_max_ps(_mm512_min_ps(top, y), bottom);
-                _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(y, round)), round_bits)
-            };
-            // SAFETY: row `r` of `values`, inside it (caller's contract).
-            let q = unsafe { values.as_mut_ptr().add(r * k) };
-            for c in 0..full {
-                // SAFETY: values `c·16..c·16 + 16` of the row, read and written.
+            let inverse = 1.0 / scale;
+            let zero = ((-lo * inverse + 0.5) as i32).clamp(0, 255);
+            scales[first + j] = scale;
+            zeros[first + j] = zero;
+            inv[j] = _mm512_set1_ps(inverse);
+            offset[j] = _mm512_set1_ps(zero as f32);
+        }
+        // y = v·inv + z, clamped to [0, 255] (NaN to 0), rounded to nearest even.
+        let quantize = |v: __m512, j: usize| {
+            let y = _mm512_add_ps(_mm512_mul_ps(v, inv[j]), offset[j]);
+            let y = _mm512_max_ps(_mm512_min_ps(top, y), bottom);
+            _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(y, round)), round_bits)
+        };
+        for c in 0..full {
+            for j in 0..R {
                 unsafe {
-                    let v = _mm512_loadu_ps(p.add(c * LANES));
-                    let bytes = _mm512_cvtepi32_epi8(quantize(v));
-                    _mm_storeu_si128(q.add(c * LANES).cast::<__m128i>(), bytes);
+                    let v = _mm512_loadu_ps(p[j].add(c * LANES));
+                    let bytes = _mm512_cvtepi32_epi8(quantize(v, j));
+                    _mm_storeu_si128(q[j].add(c * LANES).cast::<__m128i>(), bytes);
                 }
             }
-            if tail > 0 {
-                // SAFETY: the row's last `tail` values, under the mask.
+        }
+        if tail > 0 {
+            for j in 0..R {
                 unsafe {
-                    let v = _mm512_maskz_loadu_ps(mask, p.add(full * LANES));
+                    let v = _mm512_maskz_loadu_ps(mask, p[j].add(full * LANES));
                     _mm512_mask_cvtepi32_storeu_epi8(
-                        q.add(full * LANES).cast::<i8>(),
+                        q[j].add(full * LANES).cast::<i8>(),
                         mask,
-                        quantize(v),
+                        quantize(v, j),
                     );
                 }
             }
