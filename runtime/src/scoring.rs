@@ -287,12 +287,12 @@ impl Scorer {
         let encoded = self.tokenizer.encode(texts)?;
         let tokens: Vec<(Vec<u32>, Vec<u32>)> = encoded
             .into_iter()
-            .map(|e| {
+            .map(|mut e| {
+                // Padding (where the tokenizer pads) comes last: cut off in place.
                 let n = e.mask.iter().filter(|m| **m == 1).count();
-                (
-                    e.ids.into_iter().take(n).collect(),
-                    e.type_ids.into_iter().take(n).collect(),
-                )
+                e.ids.truncate(n);
+                e.type_ids.truncate(n);
+                (e.ids, e.type_ids)
             })
             .collect();
         let seqs: Vec<Sequence<'_>> = tokens
