@@ -359,15 +359,21 @@ async fn rank(State(app): State<Arc<App>>, body: JsonBody) -> Result<Response, A
         },
     );
     if let Some(log) = &app.log {
-        let pairs = ranked
+        // The answer is written: its ids and predictions move into the log's entry rather than
+        // being copied on the request's path.
+        let (mut ids, mut predictions): (Vec<Value>, Vec<Option<Prediction>>) =
+            (ids, predictions.into_iter().map(Some).collect());
+        let pairs = order
             .iter()
             .enumerate()
-            .map(|(position, &(index, id, prediction))| LoggedPair {
-                candidate_id: id.clone(),
-                index,
-                rank: Some(position + 1),
-                served: position < served,
-                prediction: prediction.clone(),
+            .filter_map(|(position, &index)| {
+                Some(LoggedPair {
+                    candidate_id: std::mem::take(ids.get_mut(index)?),
+                    index,
+                    rank: Some(position + 1),
+                    served: position < served,
+                    prediction: predictions.get_mut(index)?.take()?,
+                })
             })
             .collect();
         log.record(LogEntry {
