@@ -44,23 +44,13 @@ fn fold_sum(a: __m512) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps(d, d, 1)))
 }
 
-/// The tail of a row (its last `width % 16` values) one value at a time, as the portable loop
-/// adds them: in order, after the lanes.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn tail_sum(tail: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    let mut sum = -0.0;
-    for &v in tail {
-        sum += f(v);
-    }
-    sum
-}
-
 /// The rows in flight together: a row's sums and their folds are a chain of dependent
 /// additions (about 120 cycles at 64 wide, twice the time its instructions need); the chains of
 /// four rows overlap.
 const ROWS: usize = 4;
 
+/// # Safety
+/// The CPU has AVX-512 F, `weight` is not empty and `bias` is as long.
 #[target_feature(enable = "avx512f")]
 unsafe fn add_layer_norm_avx512(
     x: &mut [f32],
@@ -76,13 +66,20 @@ unsafe fn add_layer_norm_avx512(
         let here = if rows - r >= ROWS { ROWS } else { 1 };
         let block = &mut x[r * width..(r + here) * width];
         // The residual's rows for these, where it has them all (else each row's own check).
-        let res = residual.and_then(|res| res.get(r * width..(r + here) * width));
+        // (`match`, not `Option::and_then`: a closure is compiled without AVX-512, so a call.)
+        let res = match residual {
+            Some(res) => res.get(r * width..(r + here) * width),
+            None => None,
+        };
         if here == ROWS && (residual.is_none() || res.is_some()) {
             // SAFETY: `block` and `res` hold `ROWS` rows of `width`.
             unsafe { norm_rows::<ROWS>(block, res, weight, bias, eps) };
         } else {
             for (i, row) in block.chunks_exact_mut(width).enumerate() {
-                let res = residual.and_then(|res| res.get((r + i) * width..(r + i + 1) * width));
+                let res = match residual {
+                    Some(res) => res.get((r + i) * width..(r + i + 1) * width),
+                    None => None,
+                };
                 // SAFETY: `row` and `res` hold one row of `width`.
                 unsafe { norm_rows::<1>(row, res, weight, bias, eps) };
             }
@@ -96,7 +93,7 @@ unsafe fn add_layer_norm_avx512(
 /// # Safety
 /// `x` holds `R` rows of `weight.len()` values, `residual` (if any) as many, `bias` as many as
 /// `weight`; the CPU has AVX-512 F.
-// Row `k` (`j`) indexes several arrays of the block at once.
+// Row `k` indexes several arrays of the block at once.
 #[allow(clippy::needless_range_loop)]
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -142,7 +139,7 @@ unsafe fn norm_rows<const R: usize>(
     let mut mean = [0f32; R];
     for k in 0..R {
         let row = &x[k * width..(k + 1) * width];
-        mean[k] = (fold_sum(acc[k]) + tail_sum(&row[tail..], |v| v)) / n;
+        mean[k] = (fold_sum(acc[k]) + row[tail..].iter().sum::<f32>()) / n;
     }
     let m = mean.map(|mean| _mm512_set1_ps(mean));
     let mut acc = [_mm512_setzero_ps(); R];
@@ -156,7 +153,11 @@ unsafe fn norm_rows<const R: usize>(
     for k in 0..R {
         let row = &x[k * width..(k + 1) * width];
         let mean = mean[k];
-        let squares = fold_sum(acc[k]) + tail_sum(&row[tail..], |v| (v - mean) * (v - mean));
+        let squares = fold_sum(acc[k])
+            + row[tail..]
+                .iter()
+                .map(|v| (v - mean) * (v - mean))
+                .sum::<f32>();
         rstd[k] = 1.0 / (squares / n + eps).sqrt();
     }
     let s = rstd.map(|rstd| _mm512_set1_ps(rstd));

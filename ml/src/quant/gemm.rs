@@ -844,7 +844,7 @@ mod x86 {
     /// # Safety
     /// Those rows must be inside `x`, `values`, `scales` and `zeros`, and the CPU must have
     /// AVX-512 F and BW.
-    // Row `k` (`j`) indexes several arrays of the block at once.
+    // Row `j` indexes several arrays of the block at once.
     #[allow(clippy::needless_range_loop)]
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
