@@ -421,7 +421,7 @@ impl Encoder {
         let mut projected = false;
         match self.layers.first().filter(|_| shared.unique < rows) {
             Some(first) => {
-                self.embed(seqs, &shared.skip, &mut w.unique_x);
+                self.embed(seqs, Some(&shared), &mut w.unique_x);
                 let (h, n) = (c.hidden_size, first.qkv.n());
                 grown(&mut w.unique_qkv, shared.unique * n);
                 first.qkv.forward_fused(
@@ -438,7 +438,7 @@ impl Encoder {
                 shared.expand(seqs, &w.unique_qkv, n, &mut w.qkv);
                 projected = true;
             }
-            None => self.embed(seqs, &[], &mut w.x),
+            None => self.embed(seqs, None, &mut w.x),
         }
         let mut rows = rows;
         let last = self.layers.len().checked_sub(1);
@@ -498,12 +498,12 @@ impl Encoder {
         self.pool_and_heads(seqs.len(), seqs, &w.x, &mut w.scratch)
     }
 
-    /// The embeddings of each sequence's rows from position `skip[i]` on (all of them where
-    /// `skip` has no `i`), one after another, into `x` (sized here).
-    fn embed(&self, seqs: &[Sequence<'_>], skip: &[usize], x: &mut Vec<f32>) {
+    /// The embeddings of each sequence's rows, one after another, into `x` (sized here): with
+    /// `shared`, only the rows it computes (each sequence's from the first it does not share).
+    fn embed(&self, seqs: &[Sequence<'_>], shared: Option<&Shared>, x: &mut Vec<f32>) {
         let h = self.config.hidden_size;
         let eps = self.config.layer_norm_eps as f32;
-        let skip = |i: usize| skip.get(i).copied().unwrap_or(0);
+        let skip = |i: usize| shared.and_then(|s| s.from.get(i)).map_or(0, |&(_, n)| n);
         let rows: usize = (seqs.iter().enumerate())
             .map(|(i, s)| s.ids.len().saturating_sub(skip(i)))
             .sum();
@@ -729,10 +729,9 @@ impl Encoder {
 /// A ranking's pairs all begin with its query (cut to a different length beside each
 /// candidate): those rows are computed once a chunk, not once a pair.
 struct Shared {
-    /// Each sequence's earlier sequence and the rows it shares with it (0: none).
+    /// Each sequence's earlier sequence and the rows it shares with it (0: none), which is
+    /// also its first row computed.
     from: Vec<(usize, usize)>,
-    /// Each sequence's first row computed: the rows it shares.
-    skip: Vec<usize>,
     /// The rows computed: all but the shared ones.
     unique: usize,
 }
@@ -758,11 +757,7 @@ impl Shared {
             from.push(best);
             unique += s.ids.len() - best.1;
         }
-        Shared {
-            skip: from.iter().map(|&(_, n)| n).collect(),
-            from,
-            unique,
-        }
+        Shared { from, unique }
     }
 
     /// Rows of `width` computed for the unique rows (`unique`, one after another) spread to
@@ -837,7 +832,6 @@ mod tests {
             .collect();
         let shared = Shared::of(&seqs);
         assert_eq!(shared.from, vec![(0, 0), (0, 2), (0, 3), (3, 0)]);
-        assert_eq!(shared.skip, vec![0, 2, 3, 0]);
         assert_eq!(shared.unique, 6 + 3 + 4 + 2);
         // The same pieces of another type are other rows.
         let other = vec![0, 0, 1, 1, 1, 1, 1];
