@@ -361,8 +361,8 @@ async fn rank(State(app): State<Arc<App>>, body: JsonBody) -> Result<Response, A
     if let Some(log) = &app.log {
         // The answer is written: its ids and predictions move into the log's entry rather than
         // being copied on the request's path.
-        let (mut ids, mut predictions): (Vec<Value>, Vec<Option<Prediction>>) =
-            (ids, predictions.into_iter().map(Some).collect());
+        let mut ids = ids;
+        let mut predictions: Vec<Option<Prediction>> = predictions.into_iter().map(Some).collect();
         let pairs = order
             .iter()
             .enumerate()
