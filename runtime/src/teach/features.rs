@@ -699,6 +699,18 @@ mod tests {
         let query = json!({"remote": "yes"});
         let alone = encoder.encode_record("query", &query).unwrap_err();
         assert_eq!(alone, err);
+        // Columns encoded by another encoder, with fewer of the role's, are refused.
+        let fewer = FeatureEncoder::fit(&features()[..2], &rows)
+            .encode_record("query", &pairs[0]["query"])
+            .unwrap();
+        let row = Row {
+            pair: &pairs[0],
+            ts: None,
+        };
+        let err = encoder
+            .encode_with(&row, Some(&fewer), &mut Vec::new())
+            .unwrap_err();
+        assert!(err.contains("fewer"), "{err}");
         // No impression, no time: the time's slots are zeros.
         let mut timeless = Vec::new();
         encoder
